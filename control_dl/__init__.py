@@ -1,0 +1,34 @@
+"""control_dl: training neural networks as optimal control problems.
+
+import control_dl as cdl
+problem = cdl.load_problem("ring", dim=3, n_steps=20)
+result = cdl.solve(problem, cdl.load_solver("ipopt-lbfgs"))
+"""
+
+__version__ = "0.1.0"
+
+from . import backends as backends
+from . import plotting as plotting
+from ._errors import SpecError as SpecError
+from .problems import Bottleneck as Bottleneck
+from .problems import Constraints as Constraints
+from .problems import Control as Control
+from .problems import Cost as Cost
+from .problems import Dataset as Dataset
+from .problems import Inside as Inside
+from .problems import Outside as Outside
+from .problems import PiecewiseConstant as PiecewiseConstant
+from .problems import PiecewiseLinear as PiecewiseLinear
+from .problems import Spectral as Spectral
+from .problems import TimeInvariant as TimeInvariant
+from .problems import TrainingProblem as TrainingProblem
+from .problems import VectorField as VectorField
+from .problems import datasets as datasets
+from .problems.spec import list_problems as list_problems
+from .problems.spec import load_problem as load_problem
+from .problems.spec import problem_from_spec as problem_from_spec
+from .result import Result as Result
+from .solvers import Direct as Direct
+from .solvers import list_solvers as list_solvers
+from .solvers import load_solver as load_solver
+from .solvers import solve as solve

@@ -1,0 +1,176 @@
+"""The ``control-dl`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ._errors import SpecError
+from ._toml import tomllib
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """Parse ``key=value``; the value is read as a TOML value (numbers, booleans, strings, lists).
+
+    Parameters
+    ----------
+    text : str
+        One ``--set`` argument.
+
+    Returns
+    -------
+    tuple
+        ``(key, value)``; a value that is not valid TOML is kept as a string.
+    """
+    if "=" not in text:
+        raise SpecError(f"--set {text!r}: expected key=value")
+    key, raw = (part.strip() for part in text.split("=", 1))
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key, value
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from .problems.spec import list_problems
+    from .solvers import list_solvers
+
+    print("problems:", ", ".join(list_problems()))
+    print("solvers: ", ", ".join(list_solvers()))
+    return 0
+
+
+def write_standard_figures(problem: Any, result: Any, out: Path) -> list[Path]:
+    """Write convergence, decision-boundary (2-D classification) and trajectory (d ≥ 2) PNGs.
+
+    Parameters
+    ----------
+    problem : TrainingProblem
+        The problem.
+    result : Result
+        Its solve.
+    out : Path
+        Folder for the PNGs.
+
+    Returns
+    -------
+    list of Path
+        Files written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from . import plotting
+
+    figures = {"convergence": lambda ax: plotting.convergence([result], ax=ax)}
+    if problem.data.n_in == 2 and problem.data.task != "regression":
+        figures["decision_boundary"] = lambda ax: plotting.decision_boundary(problem, result, ax=ax)
+    written = []
+    for name, draw in figures.items():
+        fig, ax = plt.subplots(figsize=(6, 4.8))
+        draw(ax)
+        written.append(_save(fig, out / f"{name}.png"))
+    if problem.dim >= 2:
+        fig = plt.figure(figsize=(6, 5))
+        plotting.trajectories(problem, result, ax=fig.add_subplot(111, projection="3d" if problem.dim >= 3 else None))
+        written.append(_save(fig, out / "trajectories.png"))
+    return written
+
+
+def _save(fig: Any, path: Path) -> Path:
+    import io
+
+    import matplotlib.pyplot as plt
+
+    from .result import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def _cmd_solve(args: argparse.Namespace) -> int:
+    from .problems.spec import load_problem
+    from .result import atomic_write_bytes
+    from .solvers import load_solver, solve
+
+    problem = load_problem(args.problem, **dict(parse_assignment(s) for s in args.set))
+    solver = load_solver(args.solver, **dict(parse_assignment(s) for s in args.option))
+    result = solve(problem, solver, seed=args.seed, progress=not args.no_progress)
+    out = Path(args.out)
+    result.save(out / "result.npz")
+    write_standard_figures(problem, result, out)
+    summary = {
+        k: getattr(result, k)
+        for k in (
+            "solver",
+            "status",
+            "message",
+            "objective",
+            "loss",
+            "accuracy",
+            "test_accuracy",
+            "iterations",
+            "wall_time",
+        )
+    }
+    atomic_write_bytes(out / "summary.json", json.dumps(summary, indent=2).encode())
+    print(result.summary())
+    return 0 if result.status in ("converged", "max_iter") else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``control-dl``.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        Parser with the sub-commands.
+    """
+    parser = argparse.ArgumentParser(prog="control-dl", description="Train neural networks by optimal control.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list named problems and solver presets").set_defaults(func=_cmd_list)
+    solve = sub.add_parser("solve", help="solve one problem, write result.npz, summary.json and figures")
+    solve.add_argument("problem", help="problem name or TOML path")
+    solve.add_argument("--solver", default="ipopt-lbfgs", help="solver preset name or TOML path")
+    solve.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a problem key")
+    solve.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="override a solver option")
+    solve.add_argument("--seed", type=int, default=0, help="seed of the initial guess")
+    solve.add_argument("--out", default="runs/solve", help="output folder")
+    solve.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    solve.set_defaults(func=_cmd_solve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit code: 0 on success, 1 when a solve did not succeed, 2 on bad input.
+    """
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SpecError as exc:
+        print(f"control-dl: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

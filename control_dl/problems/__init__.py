@@ -1,0 +1,17 @@
+"""What to solve: datasets, vector fields, controls, integrators, costs and the training problem."""
+
+from . import datasets as datasets
+from .controls import Control as Control
+from .controls import PiecewiseConstant as PiecewiseConstant
+from .controls import PiecewiseLinear as PiecewiseLinear
+from .controls import Spectral as Spectral
+from .controls import TimeInvariant as TimeInvariant
+from .costs import Constraints as Constraints
+from .costs import Cost as Cost
+from .datasets import Dataset as Dataset
+from .fields import Bottleneck as Bottleneck
+from .fields import Inside as Inside
+from .fields import Outside as Outside
+from .fields import VectorField as VectorField
+from .integrators import Integrator as Integrator
+from .training import TrainingProblem as TrainingProblem

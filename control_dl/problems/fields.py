@@ -1,0 +1,173 @@
+r"""Vector fields f(x, θ) of the neural ODE x' = f(x, θ(t)).
+
+Each field is written once against an ``ops`` namespace (see :mod:`control_dl.backends`) and acts
+on a ``d × S`` batch of states, one column per sample. Parameters arrive reshaped to the shapes
+declared by :meth:`VectorField.param_shapes`, a 1-D shape ``(n,)`` as an ``n × 1`` column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from .._errors import spec_error
+
+#: Lipschitz constants of the activations (used by the invertibility certificate).
+ACTIVATION_LIPSCHITZ = {"tanh": 1.0, "sigmoid": 0.25, "softplus": 1.0, "relu": 1.0, "identity": 1.0}
+ACTIVATIONS = tuple(ACTIVATION_LIPSCHITZ)
+
+
+def activate(name: str, z: Any, ops: Any) -> Any:
+    """Apply the activation σ called ``name`` elementwise.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`ACTIVATIONS`.
+    z : array
+        Pre-activation, any shape.
+    ops : namespace
+        The backend namespace.
+
+    Returns
+    -------
+    array
+        σ(z), same shape as ``z``.
+    """
+    if name == "identity":
+        return z
+    return getattr(ops, name)(z)
+
+
+def check_activation(name: str) -> str:
+    """Return ``name`` if it is a known activation, else raise SpecError.
+
+    Parameters
+    ----------
+    name : str
+        Candidate activation name.
+
+    Returns
+    -------
+    str
+        ``name`` unchanged.
+    """
+    if name not in ACTIVATION_LIPSCHITZ:
+        raise spec_error("activation", name, f"must be one of {list(ACTIVATIONS)}")
+    return name
+
+
+@runtime_checkable
+class VectorField(Protocol):
+    """The extension point for user-defined dynamics.
+
+    A vector field declares the shapes of its parameters θ for a state dimension ``d`` and
+    evaluates f(x, θ) on a ``d × S`` batch through the given ``ops`` namespace. Anything that
+    implements these two methods runs in every backend and every solver.
+    """
+
+    def param_shapes(self, dim: int) -> dict[str, tuple[int, ...]]:
+        """Shapes of the parameters θ for state dimension ``dim``."""
+        ...
+
+    def __call__(self, x: Any, params: dict[str, Any], ops: Any) -> Any:
+        """Evaluate f(x, θ) on the ``d × S`` batch ``x``."""
+        ...
+
+
+@dataclass(frozen=True)
+class _Activated:
+    activation: str = "tanh"
+
+    def __post_init__(self) -> None:
+        check_activation(self.activation)
+
+    @property
+    def lipschitz(self) -> float:
+        """Lipschitz constant of σ."""
+        return ACTIVATION_LIPSCHITZ[self.activation]
+
+
+@dataclass(frozen=True)
+class Inside(_Activated):
+    r"""f(x, θ) = σ(A x + b), θ = (A ∈ R^{d×d}, b ∈ R^d): the activation *inside*.
+
+    Parameters
+    ----------
+    activation : str
+        Elementwise σ, one of tanh, sigmoid, softplus, relu, identity.
+    """
+
+    def param_shapes(self, dim: int) -> dict[str, tuple[int, ...]]:
+        """Return ``{"A": (d, d), "b": (d,)}``."""
+        return {"A": (dim, dim), "b": (dim,)}
+
+    def __call__(self, x: Any, params: dict[str, Any], ops: Any) -> Any:
+        """Return σ(A x + b)."""
+        return activate(self.activation, ops.matmul(params["A"], x) + params["b"], ops)
+
+    def lipschitz_sq_bound(self, params: dict[str, Any], ops: Any) -> Any:
+        """Smooth upper bound of Lip_x(f)²: Lip(σ)² ‖A‖_F² (since ‖A‖₂ ≤ ‖A‖_F)."""
+        return self.lipschitz**2 * ops.sum(params["A"] * params["A"])
+
+
+@dataclass(frozen=True)
+class Outside(_Activated):
+    r"""f(x, θ) = W σ(x) + b, θ = (W ∈ R^{d×d}, b ∈ R^d): the activation *outside*.
+
+    Parameters
+    ----------
+    activation : str
+        Elementwise σ, one of tanh, sigmoid, softplus, relu, identity.
+    """
+
+    def param_shapes(self, dim: int) -> dict[str, tuple[int, ...]]:
+        """Return ``{"W": (d, d), "b": (d,)}``."""
+        return {"W": (dim, dim), "b": (dim,)}
+
+    def __call__(self, x: Any, params: dict[str, Any], ops: Any) -> Any:
+        """Return W σ(x) + b."""
+        return ops.matmul(params["W"], activate(self.activation, x, ops)) + params["b"]
+
+    def lipschitz_sq_bound(self, params: dict[str, Any], ops: Any) -> Any:
+        """Smooth upper bound of Lip_x(f)²: Lip(σ)² ‖W‖_F²."""
+        return self.lipschitz**2 * ops.sum(params["W"] * params["W"])
+
+
+@dataclass(frozen=True)
+class Bottleneck(_Activated):
+    r"""f(x, θ) = W σ(A x + b), A ∈ R^{m×d}, b ∈ R^m, W ∈ R^{d×m}: a width-m hidden layer.
+
+    With ``m < d`` the field is degenerate in Kuntz's sense: f is constant along ker A.
+
+    Parameters
+    ----------
+    activation : str
+        Elementwise σ.
+    width : int
+        Hidden width m ≥ 1.
+    """
+
+    width: int = 4
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if isinstance(self.width, bool) or not isinstance(self.width, int) or self.width < 1:
+            raise spec_error("width", self.width, "must be an integer >= 1")
+
+    def param_shapes(self, dim: int) -> dict[str, tuple[int, ...]]:
+        """Return ``{"A": (m, d), "b": (m,), "W": (d, m)}``."""
+        m = self.width
+        return {"A": (m, dim), "b": (m,), "W": (dim, m)}
+
+    def __call__(self, x: Any, params: dict[str, Any], ops: Any) -> Any:
+        """Return W σ(A x + b)."""
+        hidden = activate(self.activation, ops.matmul(params["A"], x) + params["b"], ops)
+        return ops.matmul(params["W"], hidden)
+
+    def lipschitz_sq_bound(self, params: dict[str, Any], ops: Any) -> Any:
+        """Smooth upper bound of Lip_x(f)²: Lip(σ)² ‖W‖_F² ‖A‖_F²."""
+        return self.lipschitz**2 * ops.sum(params["W"] * params["W"]) * ops.sum(params["A"] * params["A"])
+
+
+FIELDS = {"inside": Inside, "outside": Outside, "bottleneck": Bottleneck}

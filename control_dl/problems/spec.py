@@ -1,0 +1,240 @@
+"""Problem specifications: TOML documents ↔ :class:`TrainingProblem` objects.
+
+A spec has the sections ``[data]``, ``[model]``, ``[control]``, ``[cost]``, ``[constraints]``
+(plus top-level ``name`` and ``description``). Every leaf key is unique across sections, so an
+override names the leaf alone: ``load_problem("ring", dim=3, n_steps=20)``. Unknown keys, wrong
+types and out-of-range values raise :class:`~control_dl.SpecError` naming the key and the value.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+from typing import Any
+
+from .._catalog import list_names, resolve
+from .._errors import SpecError, spec_error
+from .._toml import read_toml
+from .controls import CONTROLS
+from .costs import Constraints, Cost
+from .datasets import DATASETS
+from .fields import FIELDS
+from .training import TrainingProblem
+
+#: leaf key -> (section, type). ``float`` accepts ints; ``None`` values mean "not set".
+SCHEMA: dict[str, tuple[str, type]] = {
+    "dataset": ("data", str),
+    "n_samples": ("data", int),
+    "noise": ("data", float),
+    "seed": ("data", int),
+    "n_test": ("data", int),
+    "n_in": ("data", int),
+    "model": ("model", str),
+    "dim": ("model", int),
+    "field": ("model", str),
+    "activation": ("model", str),
+    "width": ("model", int),
+    "lift": ("model", str),
+    "control": ("control", str),
+    "n_steps": ("control", int),
+    "horizon": ("control", float),
+    "integrator": ("control", str),
+    "n_nodes": ("control", int),
+    "n_modes": ("control", int),
+    "basis": ("control", str),
+    "loss": ("cost", str),
+    "l2": ("cost", float),
+    "h1": ("cost", float),
+    "l1": ("cost", float),
+    "l1_eps": ("cost", float),
+    "turnpike": ("cost", float),
+    "tracking": ("cost", float),
+    "tracking_target": ("cost", float),
+    "theta_max": ("constraints", float),
+    "lipschitz": ("constraints", float),
+}
+SECTIONS = ("data", "model", "control", "cost", "constraints")
+TOP_LEVEL = ("name", "description")
+
+
+def _check_type(key: str, value: Any) -> Any:
+    kind = SCHEMA[key][1]
+    if value is None:
+        return None
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise spec_error(key, value, "must be a number")
+        if not math.isfinite(value):
+            raise spec_error(key, value, "must be finite (no NaN/inf)")
+        return float(value)
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise spec_error(key, value, "must be an integer")
+    if kind is str and not isinstance(value, str):
+        raise spec_error(key, value, "must be a string")
+    return value
+
+
+def normalise(doc: dict[str, Any], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Validate the structure of a spec document and apply overrides by leaf name.
+
+    Parameters
+    ----------
+    doc : dict
+        Parsed TOML.
+    overrides : dict, optional
+        Leaf key → value.
+
+    Returns
+    -------
+    dict
+        A new, type-checked spec with every section present.
+
+    Raises
+    ------
+    SpecError
+        On an unknown section or key, or a value of the wrong type.
+    """
+    if not isinstance(doc, dict):
+        raise SpecError(f"spec must be a table, got {type(doc).__name__}")
+    spec: dict[str, Any] = {section: {} for section in SECTIONS}
+    for key, value in doc.items():
+        if key in TOP_LEVEL:
+            if not isinstance(value, str):
+                raise spec_error(key, value, "must be a string")
+            spec[key] = value
+        elif key in SECTIONS:
+            if not isinstance(value, dict):
+                raise spec_error(key, value, "must be a table of keys")
+            for leaf, leaf_value in value.items():
+                if leaf not in SCHEMA or SCHEMA[leaf][0] != key:
+                    valid = sorted(k for k, (s, _) in SCHEMA.items() if s == key)
+                    raise spec_error(f"{key}.{leaf}", leaf_value, f"unknown key; valid keys in [{key}]: {valid}")
+                spec[key][leaf] = _check_type(leaf, copy.deepcopy(leaf_value))
+        else:
+            raise spec_error(key, value, f"unknown section; valid: {list(SECTIONS) + list(TOP_LEVEL)}")
+    for leaf, value in (overrides or {}).items():
+        if leaf not in SCHEMA:
+            raise spec_error(leaf, value, f"unknown key; valid keys: {sorted(SCHEMA)}")
+        spec[SCHEMA[leaf][0]][leaf] = _check_type(leaf, value)
+    return spec
+
+
+def _pick(section: dict[str, Any], keys: tuple[str, ...], owner: str) -> dict[str, Any]:
+    extra = sorted(set(section) - set(keys))
+    if extra:
+        raise spec_error(extra[0], section[extra[0]], f"does not apply to {owner}; it takes {list(keys)}")
+    return {k: section[k] for k in keys if section.get(k) is not None}
+
+
+def build_problem(spec: dict[str, Any]) -> TrainingProblem:
+    """Build a :class:`TrainingProblem` from a normalised spec.
+
+    Parameters
+    ----------
+    spec : dict
+        Output of :func:`normalise`.
+
+    Returns
+    -------
+    TrainingProblem
+        The problem, with ``spec`` attached.
+    """
+    data = dict(spec["data"])
+    name = data.pop("dataset", None)
+    if name not in DATASETS:
+        raise spec_error("dataset", name, f"must be one of {sorted(DATASETS)}")
+    data_keys = ("n_samples", "noise", "seed", "n_test") + (("n_in",) if name == "spheres" else ())
+    dataset = DATASETS[name](**_pick(data, data_keys, f"dataset {name!r}"))
+
+    model = dict(spec["model"])
+    kind = model.pop("model", "resnet")
+    if kind != "resnet":
+        raise spec_error("model", kind, "must be 'resnet'")
+    field_name = model.pop("field", "inside")
+    if field_name not in FIELDS:
+        raise spec_error("field", field_name, f"must be one of {sorted(FIELDS)}")
+    field_keys = ("activation", "width") if field_name == "bottleneck" else ("activation",)
+    field = FIELDS[field_name](
+        **_pick({k: model.pop(k) for k in list(model) if k not in ("dim", "lift")}, field_keys, f"field {field_name!r}")
+    )
+
+    control_spec = dict(spec["control"])
+    horizon = control_spec.pop("horizon", 1.0)
+    integrator = control_spec.pop("integrator", "euler")
+    control_name = control_spec.pop("control", "piecewise_constant")
+    if control_name not in CONTROLS:
+        raise spec_error("control", control_name, f"must be one of {sorted(CONTROLS)}")
+    control_keys = {
+        "piecewise_constant": ("n_steps",),
+        "time_invariant": ("n_steps",),
+        "piecewise_linear": ("n_steps", "n_nodes"),
+        "spectral": ("n_steps", "n_modes", "basis"),
+    }[control_name]
+    control = CONTROLS[control_name](**_pick(control_spec, control_keys, f"control {control_name!r}"))
+
+    return TrainingProblem(
+        data=dataset,
+        field=field,
+        dim=model.get("dim"),
+        control=control,
+        horizon=horizon,
+        integrator=integrator,
+        cost=Cost(**{k: v for k, v in spec["cost"].items() if v is not None}),
+        constraints=Constraints(**spec["constraints"]),
+        lift=model.get("lift", "pad"),
+        spec=spec,
+    )
+
+
+def load_problem(name_or_path: str | Path, **overrides: Any) -> TrainingProblem:
+    """Load a named problem (``problems/*.toml``) or a TOML file, with overrides by leaf key.
+
+    Parameters
+    ----------
+    name_or_path : str or Path
+        Catalog name (see :func:`list_problems`) or path to a TOML spec.
+    **overrides
+        Leaf keys of the spec, e.g. ``dim=3, n_steps=20, l2=1e-3``.
+
+    Returns
+    -------
+    TrainingProblem
+        The problem.
+
+    Raises
+    ------
+    SpecError
+        On an unknown name or key, a wrong type or an out-of-range value.
+    """
+    path = resolve("problems", name_or_path)
+    return problem_from_spec(read_toml(path), **overrides)
+
+
+def problem_from_spec(doc: dict[str, Any], **overrides: Any) -> TrainingProblem:
+    """Build a problem from an in-memory spec document (the TOML structure as a dict).
+
+    Parameters
+    ----------
+    doc : dict
+        Spec with sections data/model/control/cost/constraints.
+    **overrides
+        Leaf keys to replace.
+
+    Returns
+    -------
+    TrainingProblem
+        The problem.
+    """
+    return build_problem(normalise(doc, overrides))
+
+
+def list_problems() -> list[str]:
+    """Names of the problems in the catalog.
+
+    Returns
+    -------
+    list of str
+        Sorted names usable with :func:`load_problem`.
+    """
+    return list_names("problems")

@@ -1,0 +1,537 @@
+r"""The training optimal control problem, written once against ``ops``.
+
+    minimise_{θ(·), P, c, (L, l)}  J(θ) = (1/S) Σ_i ℓ(P x_i(T) + c, y_i) + R(θ) + running terms
+    subject to  x_i(0) = λ1(x_i),   x_{k+1} = Φ_h(x_k, θ(t_k + c_s h))   (Euler: x_k + h f(x_k, θ_k))
+
+The same code evaluates J in numpy, CasADi and torch: see :class:`TrainingProblem`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from .._errors import spec_error
+from ..backends import get_ops, numpy_ops
+from .controls import Control, PiecewiseConstant
+from .costs import Constraints, Cost, encode_targets, loss_per_sample, predict_labels
+from .datasets import Dataset
+from .fields import Inside, VectorField
+from .integrators import Integrator, get_integrator
+from .layout import Layout
+
+
+@dataclass(frozen=True, eq=False)
+class TrainingProblem:
+    """A neural-ODE training problem: data, model, control, cost and constraints.
+
+    Parameters
+    ----------
+    data : Dataset
+        Training and test data.
+    field : VectorField
+        The dynamics f(x, θ) (default :class:`Inside` with tanh).
+    dim : int, optional
+        State dimension d ≥ n_in (default n_in). d > n_in is the augmented case: λ1 pads with zeros.
+    control : Control
+        θ(t) parametrisation and integration grid (default ``PiecewiseConstant(20)``).
+    horizon : float
+        Final time T > 0.
+    integrator : {"euler", "rk4"}
+        Time stepping (Euler is the ResNet).
+    cost : Cost
+        Loss and weights.
+    constraints : Constraints
+        Bounds and the invertibility constraint (enforced by the solvers).
+    lift : {"pad", "affine"}
+        λ1: fixed zero padding, or trainable affine map L x + l.
+    spec : dict, optional
+        The specification this problem was built from (set by :func:`load_problem`, stored in
+        results so they can be reloaded with their problem).
+    """
+
+    data: Dataset
+    field: VectorField = dataclass_field(default_factory=Inside)
+    dim: int | None = None
+    control: Control = dataclass_field(default_factory=PiecewiseConstant)
+    horizon: float = 1.0
+    integrator: str = "euler"
+    cost: Cost = dataclass_field(default_factory=Cost)
+    constraints: Constraints = dataclass_field(default_factory=Constraints)
+    lift: str = "pad"
+    spec: dict | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.data, Dataset):
+            raise spec_error("data", type(self.data).__name__, "must be a control_dl Dataset")
+        if not isinstance(self.field, VectorField):
+            raise spec_error("field", type(self.field).__name__, "must implement param_shapes() and __call__()")
+        if not isinstance(self.control, Control):
+            raise spec_error("control", type(self.control).__name__, "must be a control_dl Control")
+        dim = self.data.n_in if self.dim is None else self.dim
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < self.data.n_in:
+            raise spec_error("dim", dim, f"must be an integer >= the input dimension {self.data.n_in}")
+        object.__setattr__(self, "dim", int(dim))
+        horizon = self.horizon
+        if isinstance(horizon, bool) or not isinstance(horizon, (int, float)) or not (0 < horizon < np.inf):
+            raise spec_error("horizon", horizon, "must be a finite number > 0")
+        object.__setattr__(self, "horizon", float(horizon))
+        get_integrator(self.integrator)
+        if self.lift not in ("pad", "affine"):
+            raise spec_error("lift", self.lift, "must be 'pad' or 'affine'")
+        encode_targets(self.data.task, self.cost.loss, self.data.y_train, self.data.n_classes)
+
+    # ----------------------------------------------------------------------------- structure
+    @cached_property
+    def layout(self) -> Layout:
+        """Offsets of the blocks of w (see :mod:`control_dl.problems.layout`)."""
+        return Layout(
+            theta_shapes=dict(self.field.param_shapes(self.dim)),
+            n_coeffs=self.control.n_coeffs,
+            dim=self.dim,
+            n_in=self.data.n_in,
+            n_out=self.targets.shape[0],
+            affine_lift=self.lift == "affine",
+        )
+
+    @cached_property
+    def targets(self) -> np.ndarray:
+        """Training targets encoded for the loss, ``n_out × S``."""
+        return encode_targets(self.data.task, self.cost.loss, self.data.y_train, self.data.n_classes)
+
+    @cached_property
+    def test_targets(self) -> np.ndarray:
+        """Test targets encoded for the loss."""
+        return encode_targets(self.data.task, self.cost.loss, self.data.y_test, self.data.n_classes)
+
+    @property
+    def scheme(self) -> Integrator:
+        """The integrator object."""
+        return get_integrator(self.integrator)
+
+    @property
+    def n_steps(self) -> int:
+        """Number N of integration steps (layers)."""
+        return self.control.n_steps
+
+    @property
+    def step_size(self) -> float:
+        """h = T / N."""
+        return self.horizon / self.n_steps
+
+    @property
+    def times(self) -> np.ndarray:
+        """Grid t_k = k h, k = 0..N."""
+        return np.linspace(0.0, self.horizon, self.n_steps + 1)
+
+    @property
+    def n_params(self) -> int:
+        """Length of the decision vector w."""
+        return self.layout.n_params
+
+    @cached_property
+    def stage_weights(self) -> np.ndarray:
+        """Basis weights at every integrator node, shape ``(N, n_nodes, n_coeffs)``."""
+        nodes = self.scheme.nodes
+        return np.array([[self.control.stage_basis(k, c, self.horizon) for c in nodes] for k in range(self.n_steps)])
+
+    # ----------------------------------------------------------------------- model, written once
+    def theta_vector(self, w: Any, weights: np.ndarray, ops: Any) -> Any:
+        """θ = Σ_j weights_j C_j for basis weights at one time (only non-zero terms are formed).
+
+        Parameters
+        ----------
+        w : array
+            Decision vector (any backend).
+        weights : ndarray
+            Basis weights, shape ``(n_coeffs,)``.
+        ops : namespace
+            Backend.
+
+        Returns
+        -------
+        array
+            θ, a flat vector of p entries.
+        """
+        terms = [(float(a), j) for j, a in enumerate(weights) if a != 0.0]
+        if len(terms) == 1 and terms[0][0] == 1.0:
+            return self.layout.coefficient(w, terms[0][1])
+        total = 0.0 * self.layout.coefficient(w, 0)
+        for a, j in terms:
+            total = total + a * self.layout.coefficient(w, j)
+        return total
+
+    def rhs(self, x: Any, theta: Any, ops: Any) -> Any:
+        """f(x, θ) for a flat θ: unpack by the field's shapes and evaluate the field."""
+        return self.field(x, self.layout.unpack(theta, self.layout.theta_shapes, ops), ops)
+
+    def step(self, x: Any, thetas: list[Any], ops: Any) -> Any:
+        """One integrator step x_{k+1} = Φ_h(x_k, θ at the nodes)."""
+        return self.scheme.step(lambda z, th: self.rhs(z, th, ops), x, thetas, self.step_size)
+
+    def lift_states(self, x: Any, lift: dict[str, Any], ops: Any) -> Any:
+        """λ1: zero-pad ``n_in × S`` inputs to ``d × S``, or apply L x + l."""
+        if lift:
+            return ops.matmul(lift["L"], x) + lift["l"]
+        if self.dim == self.data.n_in:
+            return x
+        return ops.vstack([x, ops.zeros((self.dim - self.data.n_in, x.shape[1]))])
+
+    def readout(self, x: Any, readout: dict[str, Any], ops: Any) -> Any:
+        """λ2(x) = P x + c."""
+        return ops.matmul(readout["P"], x) + readout["c"]
+
+    def terminal_loss(self, x: Any, target: Any, readout: dict[str, Any], ops: Any) -> Any:
+        """Σ_i ℓ(λ2(x_i), y_i) over the columns (sum, not mean)."""
+        return ops.sum(loss_per_sample(self.cost.loss, self.readout(x, readout, ops), target, ops))
+
+    def running_cost(self, x: Any, target: Any, readout: dict[str, Any], ops: Any) -> Any:
+        """Σ_i [κ ℓ(λ2(x_i), y_i) + η ‖x_i − x̄‖²] over the columns (sum, not mean)."""
+        total = 0.0
+        if self.cost.turnpike > 0:
+            total = total + self.cost.turnpike * self.terminal_loss(x, target, readout, ops)
+        if self.cost.tracking > 0:
+            gap = x - self.cost.tracking_target
+            total = total + self.cost.tracking * ops.sum(gap * gap)
+        return total
+
+    def regulariser(self, w: Any, ops: Any) -> Any:
+        r"""R(θ) = α ‖C R_0ᵀ‖² + β ‖C R_1ᵀ‖² + γ h Σ_k Σ (√(θ(t_{k+½})² + ε²) − ε).
+
+        Parameters
+        ----------
+        w : array
+            Decision vector.
+        ops : namespace
+            Backend.
+
+        Returns
+        -------
+        scalar
+            The regularisation value.
+        """
+        cost, lay = self.cost, self.layout
+        coeffs = ops.reshape(w[: lay.n_theta], (lay.p, lay.n_coeffs))
+        total = 0.0
+        for weight, factor in ((cost.l2, self._l2_factor), (cost.h1, self._h1_factor)):
+            if weight > 0 and factor.shape[0] > 0:
+                m = ops.matmul(coeffs, ops.asarray(factor.T))
+                total = total + weight * ops.sum(m * m)
+        if cost.l1 > 0:
+            theta_mid = ops.matmul(coeffs, ops.asarray(self._midpoint_basis.T))
+            eps = cost.l1_eps
+            total = total + cost.l1 * self.step_size * ops.sum(ops.sqrt(theta_mid * theta_mid + eps**2) - eps)
+        return total
+
+    @cached_property
+    def _l2_factor(self) -> np.ndarray:
+        return self.control.l2_factor(self.horizon)
+
+    @cached_property
+    def _h1_factor(self) -> np.ndarray:
+        return self.control.h1_factor(self.horizon)
+
+    @cached_property
+    def _midpoint_basis(self) -> np.ndarray:
+        return np.array([self.control.stage_basis(k, 0.5, self.horizon) for k in range(self.n_steps)])
+
+    def step_lipschitz_sq(self, w: Any, ops: Any) -> list[Any]:
+        """(h · Lip_x f(·, θ))² bounds at every distinct integrator node of every step.
+
+        ``h·Lip < 1`` at every step makes each Euler step x ↦ x + h f(x, θ) invertible (a
+        homeomorphism, Behrmann et al.). Needs ``field.lipschitz_sq_bound``.
+
+        Parameters
+        ----------
+        w : array
+            Decision vector.
+        ops : namespace
+            Backend.
+
+        Returns
+        -------
+        list
+            One scalar per (step, node).
+        """
+        bound = getattr(self.field, "lipschitz_sq_bound", None)
+        if bound is None:
+            raise spec_error(
+                "lipschitz",
+                self.constraints.lipschitz,
+                f"field {type(self.field).__name__} has no lipschitz_sq_bound()",
+            )
+        h2 = self.step_size**2
+        return [
+            h2 * bound(self.layout.unpack(theta, self.layout.theta_shapes, ops), ops)
+            for k in range(self.n_steps)
+            for theta in self.stage_thetas(w, k, ops)
+        ]
+
+    def stage_thetas(self, w: Any, k: int, ops: Any) -> list[Any]:
+        """θ at each integrator node of step k."""
+        return [self.theta_vector(w, wts, ops) for wts in self.stage_weights[k]]
+
+    def trajectory(self, w: Any, x: Any, ops: Any) -> Iterator[Any]:
+        """Yield x_0 = λ1(x), x_1, …, x_N for a batch of inputs (the ResNet forward pass)."""
+        state = self.lift_states(x, self.layout.lift(w, ops), ops)
+        yield state
+        for k in range(self.n_steps):
+            state = self.step(state, self.stage_thetas(w, k, ops), ops)
+            yield state
+
+    def objective_terms(self, w: Any, x: Any, target: Any, ops: Any) -> tuple[Any, Any]:
+        """(J, training loss) on the batch (x, target), in any backend with batch broadcasting.
+
+        The running terms use the right-endpoint rule h Σ_{k=1}^{N}.
+        """
+        readout = self.layout.readout(w, ops)
+        n = x.shape[1]
+        running = 0.0
+        for k, state in enumerate(self.trajectory(w, x, ops)):
+            if k > 0 and self.cost.has_running_cost:
+                running = running + self.step_size * self.running_cost(state, target, readout, ops)
+        loss = self.terminal_loss(state, target, readout, ops) / n
+        return loss + running / n + self.regulariser(w, ops), loss
+
+    # ----------------------------------------------------------------------------- public API
+    def initial_guess(self, seed: int = 0, scale: float = 1.0) -> np.ndarray:
+        """A random starting point w (float64, reproducible).
+
+        θ coefficients ~ N(0, (scale/√d)²), P ~ N(0, 1/d), c = 0; a trainable lift starts at the
+        zero-padding embedding.
+
+        Parameters
+        ----------
+        seed : int
+            Seed of a local generator (global numpy state is untouched).
+        scale : float
+            Multiplies the standard deviation of θ.
+
+        Returns
+        -------
+        ndarray
+            w of length :attr:`n_params`.
+        """
+        rng = np.random.default_rng(seed)
+        lay = self.layout
+        theta = rng.normal(0.0, scale / np.sqrt(self.dim), lay.n_theta)
+        readout = np.r_[rng.normal(0.0, 1.0 / np.sqrt(self.dim), lay.n_out * self.dim), np.zeros(lay.n_out)]
+        lift = np.r_[np.eye(self.dim, self.data.n_in).ravel(order="F"), np.zeros(self.dim)] if lay.affine_lift else []
+        return np.r_[theta, readout, lift].astype(np.float64)
+
+    def check_w(self, w: Any) -> np.ndarray:
+        """Return w as a float64 vector, or raise ValueError naming its bad length/values.
+
+        Parameters
+        ----------
+        w : array_like
+            Candidate decision vector.
+
+        Returns
+        -------
+        ndarray
+            The vector.
+        """
+        arr = np.asarray(w, dtype=np.float64).ravel()
+        if arr.shape != (self.n_params,):
+            raise ValueError(f"w has {arr.size} entries, this problem has n_params={self.n_params}")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError("w contains NaN or inf")
+        return arr
+
+    def objective(self, w: Any, backend: str = "numpy") -> float:
+        """J(w) on the training data.
+
+        Parameters
+        ----------
+        w : array_like
+            Decision vector.
+        backend : {"numpy", "casadi", "torch"}
+            Which implementation evaluates it (they agree to rounding).
+
+        Returns
+        -------
+        float
+            The objective.
+        """
+        return self.objective_and_loss(w, backend)[0]
+
+    def objective_and_loss(self, w: Any, backend: str = "numpy") -> tuple[float, float]:
+        """(J(w), training loss) in the chosen backend.
+
+        Parameters
+        ----------
+        w : array_like
+            Decision vector.
+        backend : {"numpy", "casadi", "torch"}
+            Implementation.
+
+        Returns
+        -------
+        tuple of float
+            Objective and the mean terminal loss.
+        """
+        w = self.check_w(w)
+        if backend == "casadi":
+            j, loss = self.casadi.objective(w, self.data.x_train, self.targets)
+            return float(j), float(loss)
+        ops = get_ops(backend)
+        j, loss = self.objective_terms(ops.asarray(w), ops.asarray(self.data.x_train), ops.asarray(self.targets), ops)
+        return float(j), float(loss)
+
+    def gradient(self, w: Any, backend: str = "casadi") -> np.ndarray:
+        """∇_w J(w) by automatic differentiation.
+
+        Parameters
+        ----------
+        w : array_like
+            Decision vector.
+        backend : {"casadi", "torch"}
+            Which AD engine.
+
+        Returns
+        -------
+        ndarray
+            The gradient, same length as w.
+        """
+        w = self.check_w(w)
+        if backend == "casadi":
+            return self.casadi.objective_gradient(w, self.data.x_train, self.targets)[1]
+        if backend == "torch":
+            ops = get_ops("torch")
+            wt = ops.asarray(w).requires_grad_(True)
+            j, _ = self.objective_terms(wt, ops.asarray(self.data.x_train), ops.asarray(self.targets), ops)
+            j.backward()
+            return wt.grad.detach().numpy().copy()
+        raise ValueError(f"backend={backend!r}: gradients come from 'casadi' or 'torch'")
+
+    @cached_property
+    def casadi(self) -> Any:
+        """The compiled CasADi model (per-sample Functions mapped over samples)."""
+        from .compiled import CasadiModel
+
+        return CasadiModel(self)
+
+    def forward(self, w: Any, X: np.ndarray | None = None) -> np.ndarray:
+        """States x_0, …, x_N of the inputs X (default: the training inputs).
+
+        Parameters
+        ----------
+        w : array_like
+            Decision vector.
+        X : ndarray, optional
+            Inputs, ``n_in × S``.
+
+        Returns
+        -------
+        ndarray
+            States, shape ``(N + 1, d, S)``.
+        """
+        w = self.check_w(w)
+        x = self._inputs(X)
+        return np.stack(list(self.trajectory(w, x, numpy_ops)))
+
+    def predict(self, w: Any, X: np.ndarray | None = None) -> np.ndarray:
+        """Readout λ2(x(T)) for inputs X, ``n_out × S``.
+
+        Parameters
+        ----------
+        w : array_like
+            Decision vector.
+        X : ndarray, optional
+            Inputs, ``n_in × S`` (default: training inputs).
+
+        Returns
+        -------
+        ndarray
+            Predictions (logits for classification losses).
+        """
+        w = self.check_w(w)
+        x_final = self.forward(w, X)[-1]
+        return self.readout(x_final, self.layout.readout(w, numpy_ops), numpy_ops)
+
+    def accuracy(self, w: Any, split: str = "train") -> float | None:
+        """Classification accuracy on ``split`` ("train" or "test"); None for regression.
+
+        Parameters
+        ----------
+        w : array_like
+            Decision vector.
+        split : {"train", "test"}
+            Which data.
+
+        Returns
+        -------
+        float or None
+            Fraction of correctly classified points.
+        """
+        if self.data.task == "regression":
+            return None
+        if split not in ("train", "test"):
+            raise ValueError(f"split={split!r} must be 'train' or 'test'")
+        x, y = getattr(self.data, f"x_{split}"), getattr(self.data, f"y_{split}")
+        labels = predict_labels(self.data.task, self.cost.loss, self.predict(w, x))
+        return float(np.mean(labels == y))
+
+    def unflatten(self, w: Any) -> dict[str, Any]:
+        """Name every block of w.
+
+        Parameters
+        ----------
+        w : array_like
+            Decision vector.
+
+        Returns
+        -------
+        dict
+            ``{"theta": [dict per coefficient C_j], "readout": {"P", "c"}, "lift": {"L", "l"} or {}}``
+            with arrays in their declared shapes.
+        """
+        w = self.check_w(w)
+        lay = self.layout
+
+        def named(block: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+            return {k: v.reshape(shapes[k]) for k, v in block.items()}
+
+        theta = [
+            named(lay.unpack(lay.coefficient(w, j), lay.theta_shapes, numpy_ops), lay.theta_shapes)
+            for j in range(lay.n_coeffs)
+        ]
+        return {
+            "theta": theta,
+            "readout": named(lay.readout(w, numpy_ops), lay.readout_shapes),
+            "lift": named(lay.lift(w, numpy_ops), lay.lift_shapes),
+        }
+
+    def theta(self, w: Any, t: Any) -> np.ndarray:
+        """θ(t) as flat vectors, shape ``(len(t), p)``.
+
+        Parameters
+        ----------
+        w : array_like
+            Decision vector.
+        t : array_like
+            Times in [0, T].
+
+        Returns
+        -------
+        ndarray
+            One θ per time.
+        """
+        w = self.check_w(w)
+        lay = self.layout
+        coeffs = w[: lay.n_theta].reshape((lay.p, lay.n_coeffs), order="F")
+        return (coeffs @ self.control.basis_at(np.atleast_1d(np.asarray(t, dtype=float)), self.horizon).T).T
+
+    def _inputs(self, X: np.ndarray | None) -> np.ndarray:
+        if X is None:
+            return self.data.x_train
+        x = np.asarray(X, dtype=float)
+        if x.ndim != 2 or x.shape[0] != self.data.n_in:
+            raise ValueError(f"X has shape {x.shape}; expected n_in × S with n_in={self.data.n_in}")
+        return x
