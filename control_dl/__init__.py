@@ -10,6 +10,8 @@ __version__ = "0.1.0"
 from . import backends as backends
 from . import plotting as plotting
 from ._errors import SpecError as SpecError
+from .experiments import CompareTable as CompareTable
+from .experiments import compare as compare
 from .problems import Bottleneck as Bottleneck
 from .problems import Constraints as Constraints
 from .problems import Control as Control

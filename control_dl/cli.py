@@ -128,6 +128,36 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     return 0 if result.status in ("converged", "max_iter") else 1
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .experiments import compare
+    from .plotting import compare_curves
+    from .problems.spec import load_problem
+    from .result import atomic_write_bytes
+
+    problem = load_problem(args.problem, **dict(parse_assignment(s) for s in args.set))
+    solvers = [name.strip() for name in args.solvers.split(",") if name.strip()]
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        raise SpecError(f"--seeds {args.seeds!r}: expected comma-separated integers, e.g. 0,1,2") from None
+    table = compare(problem, solvers, seeds=seeds, target=args.target, progress=not args.no_progress)
+    out = Path(args.out)
+    atomic_write_bytes(out / "compare.json", table.to_json().encode())
+    atomic_write_bytes(out / "compare.csv", table.to_csv().encode())
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    compare_curves(table, axes=axes)
+    fig.suptitle(f"{args.problem}: solvers compared")
+    _save(fig, out / "compare.png")
+    print(table.to_markdown())
+    print(f"wrote {out / 'compare.json'}, compare.csv, compare.png")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``control-dl``.
 
@@ -148,6 +178,15 @@ def build_parser() -> argparse.ArgumentParser:
     solve.add_argument("--out", default="runs/solve", help="output folder")
     solve.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     solve.set_defaults(func=_cmd_solve)
+    comp = sub.add_parser("compare", help="run several solvers from the same starts; table, JSON, CSV, figure")
+    comp.add_argument("problem", help="problem name or TOML path")
+    comp.add_argument("--solvers", required=True, help="comma-separated solver presets, e.g. ipopt-lbfgs,adam")
+    comp.add_argument("--seeds", default="0", help="comma-separated seeds of the initial guesses")
+    comp.add_argument("--target", type=float, default=None, help="training-loss target for time-to-target")
+    comp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a problem key")
+    comp.add_argument("--out", default="runs/compare", help="output folder")
+    comp.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    comp.set_defaults(func=_cmd_compare)
     return parser
 
 

@@ -1,5 +1,6 @@
 """Figures from a Result: each function takes ``ax=None`` and returns the matplotlib Axes."""
 
 from ._boundary import decision_boundary as decision_boundary
+from ._compare import compare_curves as compare_curves
 from ._convergence import convergence as convergence
 from ._trajectories import trajectories as trajectories
