@@ -12,7 +12,7 @@ import io
 import json
 import math
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,7 +143,7 @@ class CompareTable:
 
 def compare(
     problem: TrainingProblem,
-    solvers: Sequence[str | Solver],
+    solvers: Sequence[str | Solver] | Mapping[str, str | Solver],
     seeds: Sequence[int] = (0,),
     target: float | None = None,
     progress: bool = False,
@@ -154,9 +154,9 @@ def compare(
     ----------
     problem : TrainingProblem
         The one problem all solvers solve.
-    solvers : sequence of str or Solver
-        Preset names or TOML paths (see :func:`~control_dl.list_solvers`), or solver objects.
-        All names are resolved before anything runs.
+    solvers : sequence of str or Solver, or mapping of label to str or Solver
+        Preset names or TOML paths (see :func:`~control_dl.list_solvers`), or solver objects
+        (labelled by name, or by the keys of a mapping). All names are resolved before anything runs.
     seeds : sequence of int
         Seeds of the initial guesses (each solver runs once per seed).
     target : float, optional
@@ -197,16 +197,18 @@ def compare(
 
 
 # ------------------------------------------------------------------------------------- internals
-def _resolve(solvers: Sequence[str | Solver]) -> list[tuple[str, Solver]]:
+def _resolve(solvers: Sequence[str | Solver] | Mapping[str, str | Solver]) -> list[tuple[str, Solver]]:
     """(unique label, solver object) pairs; names and TOML paths (labelled by stem) are loaded."""
+    items = list(solvers.items()) if isinstance(solvers, Mapping) else [(None, item) for item in solvers]
     labelled, seen = [], Counter()
-    for item in solvers:
+    for given, item in items:
         if isinstance(item, str):
             solver, label = load_solver(item), Path(item).stem if item.endswith(".toml") else item
         elif isinstance(item, Solver):
             solver, label = item, item.name
         else:
             raise spec_error("solvers", item, "entries must be preset names or solver objects")
+        label = label if given is None else str(given)
         seen[label] += 1
         labelled.append((label if seen[label] == 1 else f"{label}#{seen[label]}", solver))
     return labelled

@@ -58,7 +58,7 @@ def compare_curves(table: Any, axes: Any = None) -> Any:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     n_seeds = len(table.seeds)
-    ax_time.set_title(f"objective vs wall time ({n_seeds} seed{'s' if n_seeds > 1 else ''}: median, min–max)")
+    ax_time.set_title("objective vs wall time" + (f" ({n_seeds} seeds: median, min–max)" if n_seeds > 1 else ""))
     ax_iter.set_title("objective vs iteration")
     return np.asarray(axes)
 
