@@ -20,7 +20,7 @@ import time
 import control_dl as cdl
 
 #: problem name -> training-loss target of time-to-target
-TARGETS = {"ring": 1e-2, "spiral": 0.1, "sin": 1e-2}
+TARGETS = {"ring": 1e-2, "spiral": 0.1, "sin": 1e-3}
 DEFAULT_SOLVERS = ["ipopt-lbfgs", "lbfgsb", "emsa", "adam", "torch-lbfgs", "sgd"]
 
 

@@ -182,6 +182,7 @@ def compare(
     seeds = tuple(seeds)
     if not seeds or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0 for s in seeds):
         raise spec_error("seeds", seeds, "must be a non-empty list of integers >= 0")
+    seeds = tuple(int(s) for s in seeds)
     if target is not None and (isinstance(target, bool) or not isinstance(target, (int, float)) or target < 0):
         raise spec_error("target", target, "must be a number >= 0")
     labelled = _resolve(solvers)
@@ -189,9 +190,9 @@ def compare(
     runs = []
     for label, solver in labelled:
         for seed in seeds:
-            result = solve(problem, solver, seed=int(seed), progress=progress)
+            result = solve(problem, solver, seed=seed, progress=progress)
             results[label].append(result)
-            runs.append({"solver": label, "seed": int(seed), "status": result.status, **_run_values(result, target)})
+            runs.append({"solver": label, "seed": seed, "status": result.status, **_run_values(result, target)})
     rows = [_aggregate(label, [r for r in runs if r["solver"] == label], target) for label, _ in labelled]
     return CompareTable(rows, runs, results, target, seeds, problem.spec)
 
