@@ -1,16 +1,18 @@
 r"""Gradients of J in torch: autograd through the whole forward pass, or the costate backward pass.
 
 The adjoint (costate) pass of Pontryagin's principle computes the same ∇_w J one step at a time.
-With the step map x_{k+1} = Φ_h(x_k, θ_k) and the Hamiltonian H_k = p_{k+1}·Φ_h(x_k, θ_k) − h L(x_k)
-(L the running cost), the costates run backwards from the terminal loss Φ:
+With the step map x_{k+1} = Φ_h(x_k, θ_k), the terminal loss ℓ_T(x) = (1/S) Σ_i ℓ(λ2(x_i), y_i), the
+running cost L and the Hamiltonian H_k = p_{k+1}·Φ_h(x_k, θ_k) + h L(x_k), the costates run backwards:
 
-    p_N = −∇_x Φ(x_N) − h ∇_x L(x_N),      p_k = ∇_x H_k = (∂Φ_h/∂x_k)ᵀ p_{k+1} − h ∇_x L(x_k),
-    ∇_θ J = −Σ_k ∇_θ H_k = −Σ_k (∂Φ_h/∂θ_k)ᵀ p_{k+1}.
+    p_N = ∇_x ℓ_T(x_N) + h ∇_x L(x_N),     p_k = ∇_x H_k = (∂Φ_h/∂x_k)ᵀ p_{k+1} + h ∇_x L(x_k)  (k ≥ 1),
+    ∇_θ J = Σ_k ∇_θ H_k + ∇_θ R = Σ_k (∂Φ_h/∂θ_k)ᵀ p_{k+1} + ∇_θ R.
 
-Signs are kept positive here (λ_k = −p_k). For Euler, p_k = p_{k+1} + h ∂_x(p_{k+1}·f(x_k, θ_k)) is
-the costate ODE p' = −∂H/∂x integrated backwards by the same scheme; for RK4 the recursion is RK4's
-symplectic partner (Hager 2000; Sanz-Serna 2016), so the gradient is exact for every integrator.
-Only one step's autograd graph is alive at a time (the forward states are stored, not the graph).
+(This is the minimisation sign convention; the maximised Hamiltonian of MSA uses −p.) For Euler,
+p_k = p_{k+1} + h ∂_x(p_{k+1}·f(x_k, θ_k)) is the costate ODE p' = −∂H/∂x stepped backwards by the same
+scheme; for RK4 the recursion is RK4's symplectic partner (Hager 2000; Sanz-Serna 2016), so the gradient
+is exact for every integrator and control. Only one step's autograd graph is alive at a time (the
+forward states are stored, not the graph). The readout P, c and a trainable lift λ1 get their
+gradients from ℓ_T, L and p_0.
 """
 
 from __future__ import annotations
