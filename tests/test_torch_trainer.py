@@ -10,8 +10,10 @@ import control_dl as cdl
 torch = pytest.importorskip("torch")
 
 
-def test_first_sgd_step_uses_the_casadi_gradient(small_ring: cdl.TrainingProblem) -> None:
+@pytest.mark.parametrize("overrides", [{}, {"loss": "logistic", "turnpike": 0.2, "integrator": "rk4"}])
+def test_first_sgd_step_uses_the_casadi_gradient(overrides: dict) -> None:
     # plain SGD: w1 = w0 - lr * g, so (w0 - w1) / lr is the gradient the trainer used
+    small_ring = cdl.load_problem("ring", n_samples=40, dim=3, n_steps=5, **overrides)
     w0 = small_ring.initial_guess(3)
     for adjoint in (False, True):
         trainer = cdl.TorchTrainer(optimizer="sgd", lr=0.5, epochs=1, adjoint=adjoint)
