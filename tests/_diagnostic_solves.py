@@ -27,9 +27,10 @@ def square_1d(dim: int, invertible: bool, n_steps: int = 10, horizon: float = 1.
 
 @cache
 def ring(dim: int) -> tuple:
-    """Ring, 100 points, 10 invertible steps on [0, 2]."""
-    problem = cdl.load_problem("ring", dim=dim, n_steps=10, horizon=2.0, n_samples=100, lipschitz=0.9)
-    return problem, cdl.solve(problem, exact(200 if dim == 2 else 100), progress=False)
+    """Ring on [0, 2] with invertible steps (h·Lip f ≤ 0.9): d = 2 (100 points, 10 steps) or d = 3 (60, 5)."""
+    n_samples, n_steps, max_iter = (100, 10, 200) if dim == 2 else (60, 5, 60)
+    problem = cdl.load_problem("ring", dim=dim, n_steps=n_steps, horizon=2.0, n_samples=n_samples, lipschitz=0.9)
+    return problem, cdl.solve(problem, exact(max_iter), progress=False)
 
 
 def isotonic_floor(x: np.ndarray, y: np.ndarray) -> float:

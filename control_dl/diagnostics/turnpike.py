@@ -177,6 +177,25 @@ class TurnpikeSweep:
             ],
         }
 
+    def table(self) -> str:
+        """A plain-text table: T, status, loss, μ, R², second/first-half ratio, collapse distance.
+
+        Returns
+        -------
+        str
+            One row per horizon; the collapse column compares a horizon with the next longer one.
+        """
+        rows = [f"{'T':>8} {'status':>10} {'loss':>10} {'mu':>8} {'R2':>6} {'half_ratio':>10} {'collapse':>9}"]
+        collapse = [f"{c:9.3f}" for c in self.collapse] + [f"{'-':>9}"]
+        for horizon, report, status, loss, col in zip(
+            self.horizons, self.reports, self.statuses, self.losses, collapse, strict=True
+        ):
+            rows.append(
+                f"{horizon:8.3g} {status:>10} {loss:10.3e} {report.rate:8.3f} {report.fit_r2:6.2f} "
+                f"{report.half_ratio:10.3f} {col}"
+            )
+        return "\n".join(rows)
+
 
 def _profile_distance(short: TurnpikeReport, long: TurnpikeReport) -> float:
     """Relative L2 distance of two ‖θ(t)‖ profiles on [0, T_short / 2]."""
