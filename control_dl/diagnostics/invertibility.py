@@ -163,10 +163,12 @@ def invert(
     for k in range(problem.n_steps - 1, -1, -1):
         thetas = problem.stage_thetas(w, k, numpy_ops)
         x, iterations, change = x_next.copy(), 0, np.inf
-        while iterations < max_iter and change > tol and np.isfinite(change):
+        while iterations < max_iter:
             update = x_next - (problem.step(x, thetas, numpy_ops) - x)
             change = float(np.max(np.abs(update - x)))
             x, iterations = update, iterations + 1
+            if change <= tol or not np.isfinite(change):
+                break
         converged &= change <= tol
         most = max(most, iterations)
         residual = max(residual, float(np.max(np.abs(problem.step(x, thetas, numpy_ops) - x_next))))
