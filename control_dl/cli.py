@@ -139,7 +139,9 @@ def _cmd_turnpike(args: argparse.Namespace) -> int:
         raise SpecError(f"--horizons {args.horizons!r}: expected comma-separated numbers, e.g. 1,2,4") from None
     problem = load_problem(args.problem, **dict(parse_assignment(s) for s in args.set))
     solver = load_solver(args.solver, **dict(parse_assignment(s) for s in args.option))
-    sweep = turnpike_sweep(problem, solver, horizons, seed=args.seed, progress=not args.no_progress)
+    sweep = turnpike_sweep(
+        problem, solver, horizons, seed=args.seed, progress=not args.no_progress, keep_step=not args.keep_n
+    )
     print(sweep.table())
     write_turnpike_outputs(sweep, Path(args.out))
     return 0 if all(s in ("converged", "max_iter") for s in sweep.statuses) else 1
@@ -201,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     turn.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a problem key")
     turn.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="override a solver option")
     turn.add_argument("--seed", type=int, default=0, help="seed of the initial guesses")
+    turn.add_argument("--keep-n", action="store_true", help="keep N steps for every T (default: keep h)")
     turn.add_argument("--out", default="runs/turnpike", help="output folder")
     turn.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     turn.set_defaults(func=_cmd_turnpike)

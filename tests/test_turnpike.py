@@ -50,6 +50,9 @@ def test_sweep_rebuilds_the_horizon_from_spec_and_python():
         sweep = D.turnpike_sweep(problem, solver, [2.0, 1.0])
         assert sweep.horizons == (1.0, 2.0)
         assert [r.t[-1] for r in sweep.reports] == [1.0, 2.0]
+        assert [len(r.t) for r in sweep.reports] == [5, 9]  # h = 1/4 kept
+        fixed_n = D.turnpike_sweep(problem, solver, [2.0], keep_step=False)
+        assert len(fixed_n.reports[0].t) == 5
         assert sweep.collapse.shape == (1,)
         json.dumps(sweep.to_dict())
         assert len(sweep.table().splitlines()) == 3

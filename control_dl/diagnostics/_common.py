@@ -30,10 +30,11 @@ def weights_of(problem: TrainingProblem, result: Any) -> np.ndarray:
 
 
 def with_overrides(problem: TrainingProblem, **changes: Any) -> TrainingProblem:
-    """The same problem with spec leaves changed (e.g. ``horizon=4.0``).
+    """The same problem with spec leaves changed (e.g. ``horizon=4.0, n_steps=80``).
 
     A problem loaded from a spec is rebuilt through :func:`problem_from_spec` so its stored spec stays
-    true; a problem built in Python is copied with :func:`dataclasses.replace` (``horizon`` only).
+    true; a problem built in Python is copied with :func:`dataclasses.replace` (``horizon`` and
+    ``n_steps`` only).
 
     Parameters
     ----------
@@ -49,10 +50,13 @@ def with_overrides(problem: TrainingProblem, **changes: Any) -> TrainingProblem:
     """
     if problem.spec is not None:
         return problem_from_spec(problem.spec, **changes)
-    unknown = sorted(set(changes) - {"horizon"})
+    unknown = sorted(set(changes) - {"horizon", "n_steps"})
     if unknown:
-        raise ValueError(f"cannot override {unknown} on a problem without a spec; only 'horizon'")
-    return dataclasses.replace(problem, **changes)
+        raise ValueError(f"cannot override {unknown} on a problem without a spec; only 'horizon' and 'n_steps'")
+    fields = {"horizon": changes["horizon"]} if "horizon" in changes else {}
+    if "n_steps" in changes:
+        fields["control"] = dataclasses.replace(problem.control, n_steps=changes["n_steps"])
+    return dataclasses.replace(problem, **fields)
 
 
 def require_scalar_output(problem: TrainingProblem, what: str) -> None:

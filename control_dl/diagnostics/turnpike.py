@@ -206,14 +206,20 @@ def _profile_distance(short: TurnpikeReport, long: TurnpikeReport) -> float:
 
 
 def turnpike_sweep(
-    problem: TrainingProblem, solver: Any, horizons: Any, seed: int = 0, progress: bool = False
+    problem: TrainingProblem,
+    solver: Any,
+    horizons: Any,
+    seed: int = 0,
+    progress: bool = False,
+    keep_step: bool = True,
 ) -> TurnpikeSweep:
-    """Solve ``problem`` for each horizon T (same number of steps N) and compare the profiles.
+    """Solve ``problem`` for each horizon T and compare the profiles.
 
     Parameters
     ----------
     problem : TrainingProblem
-        The problem; only its horizon changes (rebuilt from its spec when it has one).
+        The problem; its horizon (and step count) change, everything else stays (rebuilt from its
+        spec when it has one).
     solver : Solver
         How to solve each.
     horizons : sequence of float
@@ -222,6 +228,9 @@ def turnpike_sweep(
         Seed of every initial guess.
     progress : bool
         Show the solvers' progress bars.
+    keep_step : bool
+        Keep the step size h of ``problem`` (N_T = max(1, round(T / h))), so profiles compare the
+        same dynamics; False keeps N and lets h = T / N grow with T.
 
     Returns
     -------
@@ -233,7 +242,8 @@ def turnpike_sweep(
         raise ValueError("horizons is empty; give at least one T > 0")
     reports, statuses, losses = [], [], []
     for horizon in values:
-        variant = with_overrides(problem, horizon=horizon)
+        n_steps = max(1, round(horizon / problem.step_size)) if keep_step else problem.n_steps
+        variant = with_overrides(problem, horizon=horizon, n_steps=n_steps)
         result = solve(variant, solver, seed=seed, progress=progress)
         reports.append(turnpike(variant, result))
         statuses.append(result.status)
