@@ -24,7 +24,7 @@ def test_grad_h_is_the_per_step_gradient_of_j(overrides):
     np.testing.assert_allclose(report.grad_h_norm, np.linalg.norm(grad, axis=1) / problem.step_size, rtol=1e-9)
 
 
-def test_costate_is_minus_s_times_dj_dx0(small_sin):
+def test_costate_is_minus_s_times_dj_dx0():
     # p_0 = −S ∂J/∂x_0; x_0 = x_in for d = n_in, so perturb the training inputs
     problem = cdl.load_problem("sin", n_samples=8, dim=1, n_steps=4, turnpike=0.3)
     w = problem.initial_guess(2)
