@@ -86,3 +86,20 @@ def test_ring_in_3d_encloses_the_inner_disk():
 def test_topology_needs_two_inputs(small_sin):
     with pytest.raises(ValueError, match="n_in=2"):
         D.decision_region_topology(small_sin, small_sin.initial_guess())
+
+
+@pytest.mark.parametrize(
+    ("field", "norm"),
+    [
+        (cdl.Outside(activation="sigmoid"), lambda b: 0.25 * np.linalg.norm(b["W"], 2)),
+        (cdl.Bottleneck(width=2), lambda b: np.linalg.norm(b["W"], 2) * np.linalg.norm(b["A"], 2)),
+    ],
+)
+def test_certificate_of_other_fields_is_below_the_solvers_frobenius_bound(field, norm):
+    problem = cdl.TrainingProblem(data=cdl.datasets.ring(10), dim=3, field=field, control=cdl.PiecewiseConstant(3))
+    w = problem.initial_guess(5)
+    report = D.invertibility(problem, w)
+    expected = [problem.step_size * norm(b) for b in problem.unflatten(w)["theta"]]
+    np.testing.assert_allclose(report.step_constants, expected, rtol=1e-12)
+    frobenius = np.sqrt(problem.step_lipschitz_sq(w, cdl.backends.numpy_ops))
+    assert np.all(report.step_constants <= frobenius + 1e-15)
