@@ -222,4 +222,9 @@ def set_state_labels(ax: Any, three_d: bool) -> None:
     ax.set_xlabel("$x_1$")
     ax.set_ylabel("$x_2$")
     if three_d:
+        from matplotlib.ticker import MaxNLocator
+
         ax.set_zlabel("$x_3$")
+        for axis in (ax.xaxis, ax.yaxis, ax.zaxis):
+            axis.set_major_locator(MaxNLocator(4))
+        ax.tick_params(labelsize=7, pad=0)

@@ -83,7 +83,7 @@ def layers(
     if fig is None:
         import matplotlib.pyplot as plt
 
-        fig = plt.figure(figsize=(3.6 * len(ks), 3.8 if three_d else 3.6), layout="constrained")
+        fig = plt.figure(figsize=((4.0 if three_d else 3.6) * len(ks), 3.8 if three_d else 3.6), layout="constrained")
     states = problem.forward(result.w)
     idx = sample_index(states.shape[2], max_points)
     colors, color_kw = point_colors(problem, idx)
