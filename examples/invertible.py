@@ -51,9 +51,10 @@ for row, (name, problem) in zip(axes, problems.items(), strict=True):
     back = np.stack([inverse(problem, res.w, line) for line in image])
     error = float(np.max(np.abs(back - lines)))
     print(f"{name}: {res.summary()}; max inverse error on the grid {error:.2e}")
-    plotting.grid_deformation(problem, res, ax=row[0], layer=0, n_lines=9).set_title(f"{name}: input grid")
-    plotting.grid_deformation(problem, res, ax=row[1], n_lines=9).set_title(f"{name}: image x(T)")
+    plotting.grid_deformation(problem, res, ax=row[0], layer=0, n_lines=9).set_title(f"{name}: input grid", fontsize=10)
+    plotting.grid_deformation(problem, res, ax=row[1], n_lines=9).set_title(f"{name}: image x(T)", fontsize=10)
     for line in back:
         row[2].plot(line[0], line[1], color="0.4", lw=0.8)
-    row[2].set(xlabel="$x_1$", ylabel="$x_2$", aspect="equal", title=f"{name}: inverse of the image, error {error:.1e}")
+    row[2].set(xlabel="$x_1$", ylabel="$x_2$", aspect="equal")
+    row[2].set_title(f"{name}: inverse of the image, max error {error:.1e}", fontsize=10)
 save(fig, out / "invertible.png")

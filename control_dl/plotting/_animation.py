@@ -83,7 +83,7 @@ def animate_flow(
     low, high = shown.min(axis=(0, 2)), shown.max(axis=(0, 2))
     margin = 0.08 * np.maximum(high - low, 1e-9)
 
-    fig = plt.figure(figsize=(5, 4.6))
+    fig = plt.figure(figsize=(5, 4.6), layout="constrained")
     ax = fig.add_subplot(111, projection="3d" if three_d else None)
 
     def draw(j: int) -> list[Any]:

@@ -75,6 +75,8 @@ def grid_deformation(
         ax.view_init(elev=VIEW[0], azim=VIEW[1])
     else:
         ax.set_aspect("equal", adjustable="datalim")
-    ax.set_title(f"{problem.data.name}, d = {problem.dim}: input grid after layer {k} (t = {problem.times[k]:.2f})")
+    ax.set_title(
+        f"{problem.data.name}, d = {problem.dim}: input grid after layer {k} (t = {problem.times[k]:.2f})", fontsize=10
+    )
     ax.legend(fontsize=8, loc="upper right")
     return ax

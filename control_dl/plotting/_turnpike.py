@@ -15,7 +15,7 @@ from ._common import new_axes
 QUANTITIES = {
     "theta": (r"$\|\theta(t)\|$", "size of the control θ(t)"),
     "state": (r"RMS $\|x_i(t) - \bar{x}\|$", "distance of the states to x̄"),
-    "error": (r"$\frac{1}{S}\sum_i \ell(\lambda_2(x_i(t)), y_i)$", "training error read out at time t"),
+    "error": (r"mean loss $\ell(\lambda_2(x_i(t)), y_i)$", "training error read out at time t"),
 }
 
 
