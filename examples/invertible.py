@@ -15,7 +15,6 @@ from _shared import save, setup
 import control_dl as cdl
 from control_dl import plotting
 from control_dl.backends import numpy_ops
-from control_dl.plotting._common import flow_lines, grid_lines
 
 small, out = setup("invertible", __doc__)
 
@@ -46,8 +45,8 @@ results = {name: cdl.solve(p, solver, seed=0, progress=False) for name, p in pro
 fig, axes = plt.subplots(2, 3, figsize=(14, 9), layout="constrained")
 for row, (name, problem) in zip(axes, problems.items(), strict=True):
     res = results[name]
-    lines = grid_lines(problem, n_lines=9, resolution=60)
-    image = flow_lines(problem, res.w, lines)[-1]  # (lines, d, points)
+    lines = plotting.grid_lines(problem, n_lines=9, resolution=60)
+    image = plotting.flow_lines(problem, res.w, lines)[-1]  # (lines, d, points)
     back = np.stack([inverse(problem, res.w, line) for line in image])
     error = float(np.max(np.abs(back - lines)))
     print(f"{name}: {res.summary()}; max inverse error on the grid {error:.2e}")

@@ -2,6 +2,8 @@
 
 from ._animation import animate_flow as animate_flow
 from ._boundary import decision_boundary as decision_boundary
+from ._common import flow_lines as flow_lines
+from ._common import grid_lines as grid_lines
 from ._convergence import convergence as convergence
 from ._grid import grid_deformation as grid_deformation
 from ._heatmap import theta_heatmap as theta_heatmap

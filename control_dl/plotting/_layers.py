@@ -106,7 +106,7 @@ def layers(
         ax.set_title(f"layer {k} (t = {problem.times[k]:.2f})", fontsize=10)
         if three_d:
             ax.view_init(elev=VIEW[0], azim=VIEW[1])
-        else:
+        elif np.max(high - low) < 4 * np.min(high - low):  # equal scales unless the cloud is a thin curve
             ax.set_aspect("equal", adjustable="box")
         axes.append(ax)
     if problem.data.task == "regression":
