@@ -26,7 +26,7 @@ from .datasets import Dataset
 from .feedforward import FeedForward
 from .fields import Inside, VectorField
 from .integrators import Integrator, get_integrator
-from .layout import Layout, LayerLayout
+from .layout import LayerLayout, Layout
 
 
 @dataclass(frozen=True, eq=False)
