@@ -5,8 +5,8 @@ Kuntz classifies feed-forward networks with full-rank weight matrices by their w
 - non-augmented: w_0 ≥ w_1 ≥ … ≥ w_L (the input-output map Φ has no critical point);
 - augmented: the widest layer is wider than w_0, widths rise to it and fall after it (Φ is Morse
   for almost all weights: every critical point is non-degenerate);
-- bottleneck: some layer w_B is narrower than a layer before and a layer after it (critical
-  points, if any, are degenerate when w_B = 1).
+- bottleneck: some layer w_B is a valley, widths falling to it from a wider layer and rising
+  after it to a wider one (critical points, if any, are degenerate when w_B = 1).
 
 :func:`layer_ranks` measures "losing information" (Andreu): the singular values of every weight
 matrix A_k and of every layer map's Jacobian ∂x_{k+1}/∂x_k at each training sample. A layer whose
@@ -42,7 +42,7 @@ class FeedForwardClass:
     widest : int
         Index of the (first) widest layer.
     bottlenecks : tuple of int
-        Indices B of layers narrower than a layer before and a layer after them.
+        Indices B of the valleys: the nearest different width on either side is larger.
     """
 
     kind: str
@@ -70,8 +70,7 @@ def classify_feedforward(problem: TrainingProblem | Sequence[int]) -> FeedForwar
         widths = problem.model.widths
     else:
         widths = check_widths(list(problem))
-    n = len(widths)
-    bottlenecks = tuple(b for b in range(1, n - 1) if max(widths[:b]) > widths[b] < max(widths[b + 1 :]))
+    bottlenecks = tuple(b for b in range(1, len(widths) - 1) if _is_valley(widths, b))
     widest = int(np.argmax(widths))
     if bottlenecks:
         kind = "bottleneck"
@@ -80,6 +79,13 @@ def classify_feedforward(problem: TrainingProblem | Sequence[int]) -> FeedForwar
     else:
         kind = "non-augmented"
     return FeedForwardClass(kind=kind, widths=tuple(widths), widest=widest, bottlenecks=bottlenecks)
+
+
+def _is_valley(widths: Sequence[int], b: int) -> bool:
+    """Whether the nearest different width on each side of layer b is larger (a local minimum)."""
+    left = [w for w in widths[:b][::-1] if w != widths[b]]
+    right = [w for w in widths[b + 1 :] if w != widths[b]]
+    return bool(left and right and left[0] > widths[b] and right[0] > widths[b])
 
 
 @dataclass(frozen=True)
