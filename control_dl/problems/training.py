@@ -224,7 +224,7 @@ class TrainingProblem:
         """f(x, θ) for a flat θ: unpack by the field's shapes and evaluate the field."""
         return self.field(x, self.layout.unpack(theta, self.layout.theta_shapes, ops), ops)
 
-    def step(self, x: Any, thetas: list[Any], ops: Any, k: int = 0) -> Any:
+    def step(self, x: Any, thetas: list[Any], ops: Any, k: int | None = None) -> Any:
         """One step x_{k+1} = Φ_h(x_k, θ at the nodes); layer k's map for a feed-forward model.
 
         Parameters
@@ -235,8 +235,8 @@ class TrainingProblem:
             θ at the integrator nodes of step k (:meth:`stage_thetas`).
         ops : namespace
             Backend.
-        k : int
-            Step index (needed by a feed-forward model, whose layers differ in shape).
+        k : int, optional
+            Step index: required by a feed-forward model (its layers differ), ignored by a flow.
 
         Returns
         -------
@@ -244,6 +244,8 @@ class TrainingProblem:
             x_{k+1}.
         """
         if self.model is not None:
+            if k is None:
+                raise ValueError("a FeedForward problem needs the layer index: step(x, thetas, ops, k)")
             return self.model(k, x, self.layout.unpack(thetas[0], self.layout.layer_shapes[k], ops), ops)
         return self.scheme.step(lambda z, th: self.rhs(z, th, ops), x, thetas, self.step_size)
 
