@@ -28,11 +28,12 @@ import control_dl as cdl  # noqa: E402
 
 SMALL = os.environ.get("CONTROL_DL_SMALL") == "1"
 N_SAMPLES, N_STEPS, MAX_ITER = (100, 5, 80) if SMALL else (400, 10, 400)
+MLP_LAYERS = 5  # deeper width-2 tanh MLPs mostly stop at the constant net (all layers collapsed)
 RTOL = 1e-2
 
 # --- models: the same data, three architectures ---------------------------------------------------
 MODELS = {
-    "mlp-2d": {"model": "mlp", "widths": [2] * N_STEPS + [1]},  # width-2 MLP, N_STEPS layers
+    "mlp-2d": {"model": "mlp", "widths": [2] * MLP_LAYERS + [1]},  # width-2 MLP
     "resnet-2d": {"dim": 2, "n_steps": N_STEPS},  # non-augmented ResNet
     "resnet-3d": {"dim": 3, "n_steps": N_STEPS},  # augmented ResNet
 }
@@ -69,19 +70,19 @@ def plot_layers(problem: cdl.TrainingProblem, result: cdl.Result, path: Path, ti
     plt.close(fig)
 
 
-def plot_singular_values(reports: dict[str, cdl.diagnostics.LayerRanks], path: Path) -> None:
-    """Median (over the data) of every Jacobian singular value, layer by layer, per model."""
+def plot_singular_values(reports: dict[str, tuple[cdl.diagnostics.LayerRanks, int]], path: Path) -> None:
+    """Median (over the data) of every Jacobian singular value of the hidden layers, per model."""
     fig, axes = plt.subplots(1, len(reports), figsize=(4.2 * len(reports), 3.4), sharey=True)
-    for ax, (name, rep) in zip(axes, reports.items(), strict=True):
-        medians = np.array([np.median(sv, axis=0) for sv in rep.jacobian_singular_values[:-1]])
+    for ax, (name, (rep, n_hidden)) in zip(axes, reports.items(), strict=True):
+        medians = np.array([np.median(sv, axis=0) for sv in rep.jacobian_singular_values[:n_hidden]])
         for j in range(medians.shape[1]):
             ax.semilogy(np.arange(medians.shape[0]), medians[:, j], marker="o", label=f"σ_{j + 1}")
-        ax.axhline(RTOL * medians.max(), color="grey", ls=":", lw=0.8, label="collapse level")
+        ax.axhline(RTOL * medians.max(), color="grey", ls=":", lw=0.8, label="10⁻² · largest")
         ax.set_title(name)
         ax.set_xlabel("layer k")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
-    axes[0].set_ylabel("median singular value of ∂x_{k+1}/∂x_k")
+    axes[0].set_ylabel("median singular value of the layer Jacobian")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -117,7 +118,7 @@ def main() -> None:
                 }
             )
             if seed == 0:
-                first_reports[name] = rep
+                first_reports[name] = (rep, len(hidden))
                 plot_layers(problem, result, out / f"layers_{name}.png", f"{name}: ring, seed 0")
     plot_singular_values(first_reports, out / "singular_values.png")
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
