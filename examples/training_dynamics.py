@@ -56,7 +56,7 @@ def main() -> None:
     for ax, (name, solver) in zip(axes[0], SOLVERS.items(), strict=True):
         result = cdl.solve(PROBLEM, solver, seed=0, progress=False)
         result.save(out / name / "result.npz")
-        cdl.plotting.training_heatmap(PROBLEM, result, ax=ax)
+        cdl.plotting.training_heatmap(PROBLEM, result, ax=ax, log=True)
         dyn = cdl.diagnostics.training_dynamics(PROBLEM, result)
         half = next(i for i, d in enumerate(dyn.distance) if d <= 0.5 * dyn.distance[0])
         print(

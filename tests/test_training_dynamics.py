@@ -90,3 +90,6 @@ def test_heatmap_renders_with_labels_and_a_colour_bar(run, request) -> None:
     assert "‖θ(t, τ)‖" in labels and "loss" in labels  # colour bar and the loss panel
     assert len(ax.figure.axes) == 3
     plt.close(ax.figure)
+    ax = cdl.plotting.training_heatmap(problem, result, log=True)
+    assert ax.collections[0].norm.__class__.__name__ == "LogNorm"
+    plt.close(ax.figure)

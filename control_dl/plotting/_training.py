@@ -9,7 +9,7 @@ import numpy as np
 from ._common import new_axes
 
 
-def training_heatmap(problem: Any, result: Any, ax: Any = None) -> Any:
+def training_heatmap(problem: Any, result: Any, ax: Any = None, log: bool = False) -> Any:
     """‖θ(t, τ)‖ over layer time t (vertical) and training iteration τ (horizontal), loss above.
 
     The colour is the norm of θ at the midpoint of every step (layer) for every snapshot of a solve
@@ -25,12 +25,15 @@ def training_heatmap(problem: Any, result: Any, ax: Any = None) -> Any:
         A result with snapshots.
     ax : matplotlib Axes, optional
         Where to draw the heat map (the loss panel and the colour bar are split off it).
+    log : bool
+        Logarithmic colour scale (keeps the structure visible when a few iterates spike).
 
     Returns
     -------
     matplotlib Axes
         The heat-map axes.
     """
+    from matplotlib.colors import LogNorm
     from mpl_toolkits.axes_grid1 import make_axes_locatable
 
     from ..diagnostics.training_dynamics import training_dynamics
@@ -39,7 +42,8 @@ def training_heatmap(problem: Any, result: Any, ax: Any = None) -> Any:
     ax = new_axes(ax)
     taus = dyn.iterations.astype(float)
     tau_edges = _edges(taus)
-    mesh = ax.pcolormesh(tau_edges, problem.times, dyn.theta_norm.T, shading="flat", cmap="viridis")
+    norm = LogNorm() if log and np.all(dyn.theta_norm > 0) else None
+    mesh = ax.pcolormesh(tau_edges, problem.times, dyn.theta_norm.T, shading="flat", cmap="viridis", norm=norm)
     ax.set_xlabel("training iteration τ")
     ax.set_ylabel("layer time t")
     divider = make_axes_locatable(ax)
