@@ -146,6 +146,7 @@ def test_non_augmented_mlp_has_no_critical_point() -> None:
     grad, _ = _input_output_map(problem, result.w)
     _, norms = _grid_gradients(grad, box=1.5)
     assert norms.min() > 1e-4 * norms.max()  # bounded away from 0 on the dense grid
+    assert cdl.diagnostics.critical_points(problem, result).points == ()
 
 
 def test_augmented_mlp_on_circle_has_a_nondegenerate_critical_point_inside() -> None:
@@ -163,6 +164,8 @@ def test_augmented_mlp_on_circle_has_a_nondegenerate_critical_point_inside() -> 
     assert np.linalg.norm(x) < 0.75
     eigenvalues = np.abs(np.linalg.eigvalsh(np.asarray(hess(x))))
     assert eigenvalues.min() > 1e-3 * eigenvalues.max()  # non-degenerate
+    found = cdl.diagnostics.critical_points(problem, result).points
+    assert any(not c.degenerate and np.linalg.norm(c.x - x) < 1e-6 for c in found)
 
 
 def test_bottleneck_mlp_has_only_degenerate_critical_points() -> None:
@@ -174,6 +177,7 @@ def test_bottleneck_mlp_has_only_degenerate_critical_points() -> None:
     for point in np.array(np.meshgrid(g1, g1)).reshape(2, -1).T:
         eigenvalues = np.abs(np.linalg.eigvalsh(np.asarray(hess(point))))
         assert eigenvalues.min() <= 1e-12 * (1.0 + eigenvalues.max())  # rank ≤ 1 everywhere
+    assert all(c.degenerate for c in cdl.diagnostics.critical_points(problem, result).points)
     # a constructed bottleneck net with critical points: Φ(x) = tanh(tanh(x1)+½) + tanh(½−tanh(x1))
     w = np.r_[[1.0, 0.0, 0.0], [1.0, -1.0, 0.5, 0.5], [1.0, 1.0, 0.0]]
     grad, hess = _input_output_map(problem, w)
@@ -227,3 +231,13 @@ def test_layer_ranks_of_a_resnet_step() -> None:
     np.testing.assert_allclose(ranks.weight_singular_values[1]["A"], np.linalg.svd(theta["A"], compute_uv=False))
     with pytest.raises(ValueError, match="FeedForward"):
         cdl.diagnostics.classify_feedforward(problem)
+
+
+def test_classify_dispatches_to_feedforward_nets() -> None:
+    assert cdl.diagnostics.classify(_mlp((2, 1, 2, 1))).label == "bottleneck"
+    assert cdl.diagnostics.classify(_mlp((2, 8, 1))).label == "augmented"
+    problem = _mlp((2, 2, 1))
+    assert cdl.diagnostics.classify(problem).label == "non-augmented"
+    singular = np.r_[[1.0, 2.0, 2.0, 4.0], [0.0, 0.0], [1.0, 1.0, 0.0]]  # A_0 = [[1, 2], [2, 4]]
+    label = cdl.diagnostics.classify(problem, singular)
+    assert label.label == "degenerate" and "A_0" in label.reason
