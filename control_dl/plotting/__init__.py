@@ -11,6 +11,7 @@ from ._layers import layers as layers
 from ._morse import morse_contours as morse_contours
 from ._one_d import regression_fit as regression_fit
 from ._one_d import time_paths as time_paths
+from ._training import training_heatmap as training_heatmap
 from ._trajectories import trajectories as trajectories
 from ._turnpike import turnpike as turnpike
 from ._turnpike import turnpike_series as turnpike_series
