@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -26,7 +27,7 @@ import numpy as np  # noqa: E402
 
 import control_dl as cdl  # noqa: E402
 
-SMALL = os.environ.get("CONTROL_DL_SMALL") == "1"
+SMALL = os.environ.get("CONTROL_DL_SMALL", "") not in ("", "0") or "--small" in sys.argv
 N_SAMPLES, N_STEPS, MAX_ITER = (100, 5, 80) if SMALL else (400, 10, 400)
 MLP_LAYERS = 5  # deeper width-2 tanh MLPs mostly stop at the constant net (all layers collapsed)
 RTOL = 1e-2
@@ -91,8 +92,9 @@ def plot_singular_values(reports: dict[str, tuple[cdl.diagnostics.LayerRanks, in
 # --- run -------------------------------------------------------------------------------------------
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--small", action="store_true", help="CI-sized run (also CONTROL_DL_SMALL=1)")
     parser.add_argument("--out", default="runs/examples/mlp_vs_resnet")
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=2 if SMALL else 5)
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

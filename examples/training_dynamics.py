@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -21,7 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 import control_dl as cdl  # noqa: E402
 
-SMALL = os.environ.get("CONTROL_DL_SMALL") == "1"
+SMALL = os.environ.get("CONTROL_DL_SMALL", "") not in ("", "0") or "--small" in sys.argv
 
 # --- model: the ring lifted to 3-D, a ResNet of N layers ------------------------------------------
 PROBLEM = cdl.load_problem("ring", dim=3, n_samples=100 if SMALL else 400, n_steps=10 if SMALL else 20)
@@ -49,6 +50,7 @@ SOLVERS = {name: _load(name, options) for name, options in CANDIDATES.items() if
 # --- run -------------------------------------------------------------------------------------------
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--small", action="store_true", help="CI-sized run (also CONTROL_DL_SMALL=1)")
     parser.add_argument("--out", default="runs/examples/training_dynamics")
     args = parser.parse_args()
     out = Path(args.out)

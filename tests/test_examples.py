@@ -29,6 +29,8 @@ OUTPUTS = {
     "square_1d": ["square_1d.png", "layers_d2.png"],
     "morse": ["morse.png"],
     "invertible": ["invertible.png"],
+    "mlp_vs_resnet": ["singular_values.png", "layers_mlp-2d.png", "layers_resnet-3d.png"],
+    "training_dynamics": ["heatmaps.png"],
 }
 
 
