@@ -106,6 +106,12 @@ def test_bad_options_name_the_field(options: dict) -> None:
         cdl.TorchTrainer(**options)
 
 
+def test_learning_rate_defaults_per_optimizer() -> None:
+    assert cdl.TorchTrainer(optimizer="lbfgs").lr == 1.0
+    assert cdl.TorchTrainer(optimizer="adam").lr == 1e-2
+    assert cdl.TorchTrainer(optimizer="sgd", lr=0.3).lr == 0.3
+
+
 def test_presets_load() -> None:
     for name, optimizer in (("adam", "adam"), ("sgd", "sgd"), ("torch-lbfgs", "lbfgs")):
         solver = cdl.load_solver(name, epochs=3)

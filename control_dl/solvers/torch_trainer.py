@@ -21,6 +21,8 @@ from ..result import Result
 from .adjoint import adjoint_objective_and_gradient, backprop_objective_and_gradient
 from .base import Recorder, check_choice, check_positive_float, check_positive_int, make_result
 
+#: Learning rate when none is given.
+DEFAULT_LR = {"adam": 1e-2, "sgd": 1e-2, "lbfgs": 1.0}
 #: Most function evaluations in one strong-Wolfe line search (torch's default max_ls).
 LINE_SEARCH_EVALS = 25
 #: L-BFGS stops as converged when |J_k − J_{k−1}| ≤ this × max(1, |J_k|).
@@ -39,8 +41,9 @@ class TorchTrainer:
     ----------
     optimizer : {"adam", "sgd", "lbfgs"}
         ``torch.optim.Adam``, ``torch.optim.SGD`` or ``torch.optim.LBFGS(line_search_fn="strong_wolfe")``.
-    lr : float
-        Learning rate (for L-BFGS the initial step length, 1 is the natural choice).
+    lr : float, optional
+        Learning rate; for L-BFGS the initial step length of the line search. Default: 1e-2 for
+        Adam and SGD, 1 for L-BFGS (set in the object, so results record the value used).
     momentum : float
         SGD momentum (ignored by the other optimizers).
     epochs : int
@@ -60,7 +63,7 @@ class TorchTrainer:
     """
 
     optimizer: str = "adam"
-    lr: float = 1e-2
+    lr: float | None = None
     momentum: float = 0.0
     epochs: int = 1000
     batch_size: int | None = None
@@ -74,6 +77,8 @@ class TorchTrainer:
 
     def __post_init__(self) -> None:
         check_choice("optimizer", self.optimizer, ("adam", "sgd", "lbfgs"))
+        if self.lr is None:
+            object.__setattr__(self, "lr", DEFAULT_LR[self.optimizer])
         check_positive_float("lr", self.lr)
         check_positive_float("momentum", self.momentum, allow_zero=True)
         check_positive_int("epochs", self.epochs, 0)
@@ -204,7 +209,7 @@ class TorchTrainer:
                 self._full_step(problem, opt, w, j, grad, full, ops)
             else:
                 for idx in torch.randperm(n_samples, generator=generator).split(batch):
-                    _, _, w.grad = self._evaluate(problem, w, (full[0][:, idx], full[1][:, idx]), ops)
+                    w.grad = self._evaluate(problem, w, (full[0][:, idx], full[1][:, idx]), ops)[2]
                     opt.step()
         return make_result(problem, self, last_w, status, message, recorder, iterations)
 
