@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 import control_dl as cdl
 from control_dl.backends import get_ops
 from control_dl.solvers._hamiltonian import PontryaginFunctions

@@ -58,7 +58,9 @@ class InnerProblem:
         Penalty ρ ≥ 0.
     """
 
-    def __init__(self, shared: Any, states: np.ndarray, costates: np.ndarray, qs: np.ndarray, c0: np.ndarray, rho: float):
+    def __init__(
+        self, shared: Any, states: np.ndarray, costates: np.ndarray, qs: np.ndarray, c0: np.ndarray, rho: float
+    ):
         self.shared = shared
         s = states.shape[2]
         self.scale = 1.0 / s

@@ -160,7 +160,14 @@ class MSA:
             residual = float(inner.block_norms(start.grad).max())
             readout_norm = float(np.linalg.norm(grad[n_theta:]))
             recorder.log(
-                it, w, objective, loss, pmp_residual=residual, readout_grad_norm=readout_norm, rho=rho, accepted=accepted
+                it,
+                w,
+                objective,
+                loss,
+                pmp_residual=residual,
+                readout_grad_norm=readout_norm,
+                rho=rho,
+                accepted=accepted,
             )
             if not (math.isfinite(objective) and math.isfinite(residual)):
                 status, message = "diverged", f"non-finite objective or residual at iteration {it}"
