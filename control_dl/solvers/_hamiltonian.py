@@ -20,6 +20,8 @@ Discrete PMP for x_{k+1} = F(x_k, Θ_k) (one Euler or RK4 step, ``problem.casadi
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from typing import TYPE_CHECKING
 
 import casadi as ca
@@ -65,6 +67,7 @@ class PontryaginFunctions:
             "running_grad", [x, y, w_readout], [ca.gradient(model.running(x, y, w_readout), x)]
         )
         self.sweep = self._build_sweep()
+        self.readout_objective = self._build_readout_objective()
         xn = ca.SX.sym("x_next", problem.dim)
         q = ca.SX.sym("q", problem.dim)
         rho = ca.SX.sym("rho")
@@ -111,6 +114,22 @@ class PontryaginFunctions:
             ["w", "x_in", "y"],
             ["X", "P", "Q"],
         )
+
+    def _build_readout_objective(self) -> ca.Function:
+        """(w_readout, X, y) -> (J − R, ∇_{w_readout}): the cost of fixed states X (``d × S·(N+1)``) as a
+        function of the readout (P, c) only."""
+        problem, model, lay = self.problem, self.problem.casadi, self.problem.layout
+        s, n = self.n_samples, self.problem.n_steps
+        w_readout = ca.MX.sym("w_readout", model.terminal.size1_in(2))
+        states = ca.MX.sym("X", problem.dim, s * (n + 1))
+        y = ca.MX.sym("y", lay.n_out, s)
+        terminal = model.terminal.map("terminal_map", "serial", s, [2], [0])
+        j = terminal(states[:, n * s :], y, w_readout) / s
+        if problem.cost.has_running_cost:
+            running = model.running.map("running_map", "serial", s, [2], [0])
+            for k in range(1, n + 1):
+                j += problem.step_size / s * running(states[:, k * s : (k + 1) * s], y, w_readout)
+        return ca.Function("readout_objective", [w_readout, states, y], [j, ca.gradient(j, w_readout)])
 
     def states_costates(self, w: np.ndarray, x_in: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
         """Forward states, backward costates and q_k as arrays.
@@ -169,7 +188,7 @@ def regulariser_functions(problem: TrainingProblem, n_blocks: int) -> tuple[ca.F
 def maybe_jit(f: ca.Function, jit: bool) -> ca.Function:
     """``f`` JIT-compiled to native code (CasADi ``jit`` with the "shell" compiler, -O3), or ``f`` itself.
 
-    Compilation happens in a temporary directory (nothing is written to the working directory);
+    Compilation happens in a fresh temporary directory (nothing is written to the working directory);
     if no C compiler is available the interpreted Function is returned and a warning is logged.
 
     Parameters
@@ -186,7 +205,12 @@ def maybe_jit(f: ca.Function, jit: bool) -> ca.Function:
     """
     if not jit:
         return f
-    options = {"jit": True, "compiler": "shell", "jit_options": {"flags": ["-O3"], "verbose": False}}
+    directory = tempfile.mkdtemp(prefix="control_dl_jit_") + os.sep
+    options = {
+        "jit": True,
+        "compiler": "shell",
+        "jit_options": {"flags": ["-O3"], "verbose": False, "directory": directory},
+    }
     try:
         args = f.sx_in() if f.is_a("SXFunction") else f.mx_in()
         return ca.Function(f"{f.name()}_jit", args, f.call(args), f.name_in(), f.name_out(), options)

@@ -180,8 +180,7 @@ class MSA:
             it += 1
             candidate = w.copy()
             candidate[:n_theta], value = self._maximise(inner, start, problem)
-            candidate = _readout_step(problem, candidate, x_in, y, self.inner_iters)
-            j_new = problem.casadi.objective(candidate, x_in, y)[0] if np.all(np.isfinite(candidate)) else math.nan
+            candidate, j_new = _readout_step(problem, shared, candidate, x_in, y, self.inner_iters)
             accepted = not self.adapt_rho or (math.isfinite(j_new) and j_new <= j_batch)
             if accepted:
                 w = candidate
@@ -206,13 +205,21 @@ class MSA:
         return inner.ipopt(self.inner_iters)
 
 
-def _readout_step(problem: TrainingProblem, w: np.ndarray, x_in: np.ndarray, y: np.ndarray, iters: int) -> np.ndarray:
-    """L-BFGS-B on J over the readout (P, c) and a trainable lift, θ fixed.
+def _readout_step(
+    problem: TrainingProblem, shared: MSAFunctions, w: np.ndarray, x_in: np.ndarray, y: np.ndarray, iters: int
+) -> tuple[np.ndarray, float]:
+    """L-BFGS-B on J over the readout (P, c) and a trainable lift, θ fixed; returns (w, J(w)).
+
+    With the fixed zero-padding lift the states do not depend on the readout: one forward pass,
+    then L-BFGS-B on the cost of those states as a function of (P, c) only. A trainable lift moves
+    the states, so J and its gradient come from the full model.
 
     Parameters
     ----------
     problem : TrainingProblem
         The problem.
+    shared : MSAFunctions
+        Compiled Functions of this solve.
     w : ndarray
         Decision vector with the new θ.
     x_in, y : ndarray
@@ -222,20 +229,31 @@ def _readout_step(problem: TrainingProblem, w: np.ndarray, x_in: np.ndarray, y: 
 
     Returns
     -------
-    ndarray
-        w with the readout/lift block updated (unchanged if J is not finite there).
+    tuple
+        w with the readout (and lift) block updated, and J on the batch there (NaN if not finite).
     """
     n_theta = problem.layout.n_theta
+    if not np.all(np.isfinite(w)):
+        return w, math.nan
+    if problem.layout.affine_lift:
 
-    def fun(z: np.ndarray) -> tuple[float, np.ndarray]:
-        full = np.concatenate([w[:n_theta], z])
-        j, g = problem.casadi.objective_gradient(full, x_in, y)
-        return j, g[n_theta:]
+        def fun(z: np.ndarray) -> tuple[float, np.ndarray]:
+            j, g = problem.casadi.objective_gradient(np.concatenate([w[:n_theta], z]), x_in, y)
+            return j, g[n_theta:]
 
-    if not np.all(np.isfinite(w)) or not math.isfinite(fun(w[n_theta:])[0]):
-        return w
+        offset = 0.0
+    else:
+        states = np.concatenate(list(shared.pf.states_costates(w, x_in, y)[0]), axis=1)
+
+        def fun(z: np.ndarray) -> tuple[float, np.ndarray]:
+            j, g = shared.pf.readout_objective(z, states, y)
+            return float(j), np.asarray(g, dtype=float).ravel()
+
+        offset = float(shared.reg_vg(w[:n_theta])[0])
+    if not math.isfinite(fun(w[n_theta:])[0]):
+        return w, math.nan
     res = optimize.minimize(fun, w[n_theta:], jac=True, method="L-BFGS-B", options={"maxiter": iters})
-    return np.concatenate([w[:n_theta], res.x])
+    return np.concatenate([w[:n_theta], res.x]), float(res.fun) + offset
 
 
 class _BatchSampler:
