@@ -138,6 +138,8 @@ def test_presets_and_option_validation() -> None:
             cdl.MSA(**bad)
     with pytest.raises(cdl.SpecError, match="inner"):
         cdl.solve(cdl.load_problem("ring", n_samples=10, lipschitz=0.5), cdl.MSA(inner="newton"), progress=False)
+    with pytest.raises(cdl.SpecError, match="model"):
+        cdl.solve(cdl.load_problem("ring", n_samples=10, model="mlp", widths=[2, 4, 1]), cdl.MSA(), progress=False)
 
 
 def test_mini_batches_run_and_record_the_full_objective() -> None:

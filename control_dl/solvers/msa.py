@@ -134,6 +134,10 @@ class MSA:
             ``converged`` (PMP residual ≤ tol), ``max_iter`` or ``diverged``; history entries carry
             ``pmp_residual``, ``readout_grad_norm``, ``rho`` and ``accepted``.
         """
+        if problem.model is not None:
+            raise spec_error(
+                "model", "mlp", "MSA trains flows (model='resnet'); feed-forward layers change the state size"
+            )
         if problem.constraints.lipschitz is not None and self.inner != "ipopt":
             raise spec_error("inner", self.inner, "the Lipschitz constraint needs inner='ipopt'")
         # the inner problems are many tiny dense matrices: BLAS threads only cost (restored on exit)
