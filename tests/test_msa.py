@@ -110,7 +110,8 @@ def test_step_control_catches_increases_of_plain_msa() -> None:
     controlled = cdl.solve(problem, cdl.MSA(rho=0.0, inner="newton", max_iter=15, jit=False), progress=False)
     objective = np.array([h["objective"] for h in controlled.history])
     assert np.all(np.diff(objective) <= 0)
-    assert any(h["accepted"] == 0 for h in controlled.history), "the step control should have rejected a step"
+    caught = [h for h in controlled.history if h["accepted"] == 0 or h["step"] < 1]
+    assert caught, "the step control should have shortened or rejected a step"
 
 
 @pytest.mark.parametrize("inner", ["lbfgsb", "ipopt"])

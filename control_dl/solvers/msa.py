@@ -17,10 +17,12 @@ Li, Chen, Tai & E (2018), "Maximum principle based algorithms for deep learning"
    step on J (``inner_iters`` iterations) with θ fixed at its new value.
 
 Step control (beyond the paper; the successive quadratic Hamiltonian idea of Hofmann & Borzì,
-with ρ acting as a proximal trust region): an update that does not decrease J is rejected and
-ρ ← max(ρ·rho_factor, rho_min). An accepted update is rated by r = (decrease of J) / (increase of
-H̃ found by the inner solve): r < 0.1 grows ρ the same way, r > 0.5 shrinks it,
-ρ ← max(ρ / rho_factor, min(ρ₀, rho_min)). ``adapt_rho=False`` gives the raw method of the paper.
+with ρ acting as a proximal trust region): the update θ⁰ + α(θ_new − θ⁰) is tried for α = 1, ½, ¼
+(each with its readout step) and the first α that does not increase J is taken; if none does, the
+update is rejected. ρ grows, ρ ← max(ρ·rho_factor, rho_min), after a rejection, after α < 1, and
+when the accepted decrease of J is below 0.1 × the increase of H̃ found by the inner solve; it
+shrinks, ρ ← max(ρ / rho_factor, min(ρ₀, rho_min)), when that ratio exceeds 0.5.
+``adapt_rho=False`` gives the raw method of the paper (α = 1, ρ fixed, every update accepted).
 
 The PMP residual of w is max_j ‖∂H/∂C_j‖ over the coefficient vectors (= max_k ‖∂H_k/∂θ_k‖ for a
 ResNet), which equals max_j ‖∇_{C_j} J‖ since ∂H/∂θ = −∇_θ J at the current iterate.
@@ -132,7 +134,8 @@ class MSA:
         -------
         Result
             ``converged`` (PMP residual ≤ tol), ``max_iter`` or ``diverged``; history entries carry
-            ``pmp_residual``, ``readout_grad_norm``, ``rho`` and ``accepted``.
+            ``pmp_residual``, ``readout_grad_norm``, ``rho``, ``accepted`` and ``step`` (the line-search α
+            of the update that led to the iterate).
         """
         if problem.model is not None:
             raise spec_error(
@@ -151,7 +154,7 @@ class MSA:
         sampler = _BatchSampler(n_total, n_batch, self.seed)
         recorder = Recorder(problem, self.max_iter, progress, self.record_every, desc=self.name)
         n_theta = problem.layout.n_theta
-        w, rho, accepted = w0.copy(), float(self.rho), True
+        w, rho, accepted, step = w0.copy(), float(self.rho), True, 1.0
         status, message, it = "max_iter", f"reached max_iter={self.max_iter}", 0
         while True:
             if accepted or sampler.n_batch < sampler.n_total:  # after a rejection w and the batch are unchanged
@@ -172,6 +175,7 @@ class MSA:
                 readout_grad_norm=readout_norm,
                 rho=rho,
                 accepted=accepted,
+                step=step,
             )
             if not (math.isfinite(objective) and math.isfinite(residual)):
                 status, message = "diverged", f"non-finite objective or residual at iteration {it}"
@@ -182,15 +186,36 @@ class MSA:
             if it >= self.max_iter:
                 break
             it += 1
-            candidate = w.copy()
-            candidate[:n_theta], value = self._maximise(inner, start, problem)
-            candidate, j_new = _readout_step(problem, shared, candidate, x_in, y, self.inner_iters)
+            c_new, value = self._maximise(inner, start, problem)
+            candidate, j_new, step = self._line_search(problem, shared, w, c_new, x_in, y, j_batch)
             accepted = not self.adapt_rho or (math.isfinite(j_new) and j_new <= j_batch)
             if accepted:
                 w = candidate
             if self.adapt_rho:
-                rho = self._next_rho(rho, accepted, (j_batch - j_new) / max(start.values.sum() - value, 1e-300))
+                ratio = (j_batch - j_new) / max(start.values.sum() - value, 1e-300) if step == 1.0 else 0.0
+                rho = self._next_rho(rho, accepted, ratio)
         return make_result(problem, self, w, status, message, recorder, it)
+
+    def _line_search(
+        self,
+        problem: TrainingProblem,
+        shared: MSAFunctions,
+        w: np.ndarray,
+        c_new: np.ndarray,
+        x_in: np.ndarray,
+        y: np.ndarray,
+        j_old: float,
+    ) -> tuple[np.ndarray, float, float]:
+        """θ = θ⁰ + α (θ_new − θ⁰) for α = 1, ½, ¼ (only α = 1 without step control), each with the
+        readout step; the first α that does not increase J wins. Returns (w, J(w), α)."""
+        n_theta = problem.layout.n_theta
+        for alpha in (1.0, 0.5, 0.25) if self.adapt_rho else (1.0,):
+            candidate = w.copy()
+            candidate[:n_theta] = w[:n_theta] + alpha * (c_new - w[:n_theta])
+            candidate, j_new = _readout_step(problem, shared, candidate, x_in, y, self.inner_iters)
+            if math.isfinite(j_new) and j_new <= j_old:
+                break
+        return candidate, j_new, alpha
 
     def _next_rho(self, rho: float, accepted: bool, ratio: float) -> float:
         """Trust-region style update from ratio = actual decrease of J / decrease of −H̃."""
@@ -247,7 +272,7 @@ def _readout_step(
 
         offset = 0.0
     else:
-        states = np.concatenate(list(shared.pf.states_costates(w, x_in, y)[0]), axis=1)
+        states = np.asarray(shared.pf.forward(w, x_in))
 
         def fun(z: np.ndarray) -> tuple[float, np.ndarray]:
             j, g = shared.pf.readout_objective(z, states, y)
