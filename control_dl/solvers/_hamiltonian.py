@@ -19,9 +19,12 @@ Discrete PMP for x_{k+1} = F(x_k, Θ_k) (one Euler or RK4 step, ``problem.casadi
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import subprocess
 import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import casadi as ca
@@ -188,11 +191,29 @@ def regulariser_functions(problem: TrainingProblem, n_blocks: int) -> tuple[ca.F
     )
 
 
-def maybe_jit(f: ca.Function, jit: bool) -> ca.Function:
-    """``f`` JIT-compiled to native code (CasADi ``jit`` with the "shell" compiler, -O3), or ``f`` itself.
+def jit_cache_dir() -> Path:
+    """Where compiled Functions are cached: ``$CONTROL_DL_CACHE`` or ``$XDG_CACHE_HOME/control_dl`` (default
+    ``~/.cache/control_dl``), subfolder ``jit``.
 
-    Compilation happens in a fresh temporary directory (nothing is written to the working directory);
-    if no C compiler is available the interpreted Function is returned and a warning is logged.
+    Returns
+    -------
+    Path
+        The cache directory (not created here).
+    """
+    root = (
+        os.environ.get("CONTROL_DL_CACHE")
+        or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "control_dl"
+    )
+    return Path(root) / "jit"
+
+
+def maybe_jit(f: ca.Function, jit: bool) -> ca.Function:
+    """``f`` compiled to native code (C code generation, ``$CC -O3``, cached by a hash of the code), or ``f``.
+
+    The generated C source is hashed; the shared library ``<name>_<hash>.so`` is built once in
+    :func:`jit_cache_dir` (in a temporary file, then renamed, so concurrent processes are safe) and
+    loaded with ``casadi.external``. Nothing is written to the working directory. Without a working
+    C compiler the interpreted Function is returned and a warning is logged.
 
     Parameters
     ----------
@@ -208,15 +229,25 @@ def maybe_jit(f: ca.Function, jit: bool) -> ca.Function:
     """
     if not jit:
         return f
-    directory = tempfile.mkdtemp(prefix="control_dl_jit_") + os.sep
-    options = {
-        "jit": True,
-        "compiler": "shell",
-        "jit_options": {"flags": ["-O3"], "verbose": False, "directory": directory},
-    }
+    generator = ca.CodeGenerator(f"{f.name()}.c", {"with_header": False})
+    generator.add(f)
+    code = generator.dump()
+    key = hashlib.sha256(code.encode()).hexdigest()[:20]
+    library = jit_cache_dir() / f"{f.name()}_{key}.so"
     try:
-        args = f.sx_in() if f.is_a("SXFunction") else f.mx_in()
-        return ca.Function(f"{f.name()}_jit", args, f.call(args), f.name_in(), f.name_out(), options)
-    except RuntimeError as exc:  # no compiler on this machine
-        logger.warning("JIT compilation of %s failed, using the interpreted Function: %s", f.name(), exc)
+        if not library.exists():
+            library.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=library.parent) as tmp:
+                source, built = Path(tmp) / f"{f.name()}.c", Path(tmp) / "lib.so"
+                source.write_text(code)
+                compiler = os.environ.get("CC", "gcc")
+                subprocess.run(
+                    [compiler, "-O3", "-fPIC", "-shared", str(source), "-o", str(built), "-lm"],
+                    check=True,
+                    capture_output=True,
+                )
+                os.replace(built, library)
+        return ca.external(f.name(), str(library))
+    except (OSError, subprocess.CalledProcessError, RuntimeError) as exc:  # no compiler, read-only cache, ...
+        logger.warning("compiling %s failed, using the interpreted Function: %s", f.name(), exc)
         return f
