@@ -115,8 +115,8 @@ class MSA:
 
     @property
     def name(self) -> str:
-        """``msa-<inner>`` for ρ = 0, ``emsa-<inner>`` otherwise."""
-        return f"{'emsa' if self.rho > 0 else 'msa'}-{self.inner}"
+        """``msa-<inner>`` for ρ = 0, ``emsa-<inner>`` otherwise; ``-raw`` without step control."""
+        return f"{'emsa' if self.rho > 0 else 'msa'}-{self.inner}{'' if self.adapt_rho else '-raw'}"
 
     def run(self, problem: TrainingProblem, w0: np.ndarray, progress: bool) -> Result:
         """Train by successive approximations from w0.
