@@ -148,3 +148,22 @@ def test_mini_batches_run_and_record_the_full_objective() -> None:
     result = cdl.solve(problem, cdl.MSA(rho=1.0, inner="newton", batch_size=16, max_iter=4, jit=False), progress=False)
     assert result.status == "max_iter" and len(result.history) == 5
     assert result.history[0]["objective"] == pytest.approx(problem.objective(problem.initial_guess(0)))
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides"),
+    [
+        ("ring", {"field": "outside", "activation": "softplus"}),
+        ("ring", {"field": "bottleneck", "width": 2, "integrator": "rk4"}),
+        ("ring", {"loss": "logistic", "turnpike": 0.2, "tracking": 0.1, "h1": 1e-2, "l1": 1e-3}),
+        ("ring", {"lift": "affine", "dim": 3}),
+        ("ring", {"control": "piecewise_linear", "n_nodes": 3}),
+        ("spiral", {"loss": "cross_entropy", "activation": "sigmoid"}),
+    ],
+)
+def test_emsa_descends_on_every_model_variant(name: str, overrides: dict) -> None:
+    problem = cdl.load_problem(name, n_samples=24, n_steps=4, **overrides)
+    result = cdl.solve(problem, cdl.load_solver("emsa", max_iter=4, jit=False), progress=False)
+    objective = np.array([h["objective"] for h in result.history])
+    assert result.status == "max_iter" and np.all(np.isfinite(objective))
+    assert np.all(np.diff(objective) <= 0) and objective[-1] < objective[0]
