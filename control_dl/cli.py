@@ -128,6 +128,27 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     return 0 if result.status in ("converged", "max_iter") else 1
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .experiments import run_sweep
+    from .experiments.store import runs_table
+
+    scheduler = "local" if args.dask else args.scheduler
+    rows = run_sweep(args.spec, args.out, args.workers, scheduler, args.timeout, progress=not args.no_progress)
+    print(runs_table(rows))
+    failed = sum(row["status"] == "failed" for row in rows)
+    print(f"{len(rows)} runs in {args.out}, {failed} failed")
+    return 1 if failed else 0
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    from .experiments import load_runs
+    from .experiments.store import runs_table
+
+    rows = load_runs(args.dir, dict(parse_assignment(w) for w in args.where), args.status)
+    print(runs_table(rows))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``control-dl``.
 
@@ -148,6 +169,21 @@ def build_parser() -> argparse.ArgumentParser:
     solve.add_argument("--out", default="runs/solve", help="output folder")
     solve.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     solve.set_defaults(func=_cmd_solve)
+    sweep = sub.add_parser("sweep", help="run a sweep (grid × seeds) into a results folder; resumes")
+    sweep.add_argument("spec", help="sweep TOML file")
+    sweep.add_argument("--out", required=True, help="results folder (index.sqlite + runs/)")
+    sweep.add_argument("--workers", type=int, default=1, help="worker processes")
+    where = sweep.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler, e.g. tcp://host:8786")
+    where.add_argument("--dask", action="store_true", help="run on a local Dask cluster of --workers processes")
+    sweep.add_argument("--timeout", type=float, default=None, metavar="S", help="seconds per run")
+    sweep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    sweep.set_defaults(func=_cmd_sweep)
+    runs = sub.add_parser("runs", help="list the runs of a results folder")
+    runs.add_argument("dir", help="results folder of a sweep")
+    runs.add_argument("--where", action="append", default=[], metavar="KEY=VALUE", help="filter on a parameter")
+    runs.add_argument("--status", default=None, help="keep runs with this status")
+    runs.set_defaults(func=_cmd_runs)
     return parser
 
 

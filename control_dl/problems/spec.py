@@ -55,6 +55,8 @@ SCHEMA: dict[str, tuple[str, type]] = {
     "lipschitz": ("constraints", float),
 }
 SECTIONS = ("data", "model", "control", "cost", "constraints")
+#: integer sizes (every int key but ``seed``) must stay below this: larger ones cannot index an array
+MAX_SIZE = 2**31
 TOP_LEVEL = ("name", "description")
 
 
@@ -70,6 +72,8 @@ def _check_type(key: str, value: Any) -> Any:
         return float(value)
     if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
         raise spec_error(key, value, "must be an integer")
+    if kind is int and key != "seed" and abs(value) >= MAX_SIZE:
+        raise spec_error(key, value, f"must be an integer below {MAX_SIZE}")
     if kind is str and not isinstance(value, str):
         raise spec_error(key, value, "must be a string")
     return value
