@@ -104,9 +104,21 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     from .solvers import load_solver, solve
 
     problem = load_problem(args.problem, **dict(parse_assignment(s) for s in args.set))
-    solver = load_solver(args.solver, **dict(parse_assignment(s) for s in args.option))
-    result = solve(problem, solver, seed=args.seed, progress=not args.no_progress)
+    options = dict(parse_assignment(s) for s in args.option)
     out = Path(args.out)
+    checkpoint = out / "checkpoint.npz"
+    if args.checkpoint_every:
+        options.update(checkpoint=str(checkpoint), checkpoint_every=args.checkpoint_every)
+    solver = load_solver(args.solver, **options)
+    w0 = None
+    if args.resume and checkpoint.is_file():
+        from .solvers.checkpoint import checkpoint_iteration, load_checkpoint
+
+        w0 = load_checkpoint(checkpoint, problem)
+        print(f"resuming from {checkpoint} (iteration {checkpoint_iteration(checkpoint)})")
+    elif args.resume:
+        print(f"no checkpoint at {checkpoint}: starting from the initial guess")
+    result = solve(problem, solver, w0=w0, seed=args.seed, progress=not args.no_progress)
     result.save(out / "result.npz")
     write_standard_figures(problem, result, out)
     summary = {
@@ -168,6 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
     solve.add_argument("--seed", type=int, default=0, help="seed of the initial guess")
     solve.add_argument("--out", default="runs/solve", help="output folder")
     solve.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    solve.add_argument(
+        "--checkpoint-every", type=int, default=0, metavar="K", help="save w to OUT/checkpoint.npz every K iterations"
+    )
+    solve.add_argument("--resume", action="store_true", help="start from OUT/checkpoint.npz if it exists")
     solve.set_defaults(func=_cmd_solve)
     sweep = sub.add_parser("sweep", help="run a sweep (grid × seeds) into a results folder; resumes")
     sweep.add_argument("spec", help="sweep TOML file")
