@@ -230,3 +230,49 @@ def test_bad_arguments_and_a_busy_folder(tmp_path: Path) -> None:
         run_sweep(doc, tmp_path, timeout=-1)
     with RunStore(tmp_path, writable=True), pytest.raises(cdl.SpecError, match="another sweep"):
         RunStore(tmp_path, writable=True)
+
+
+class CrashingExecutor:
+    """Runs calls inline, except that a call of the run ``culprit`` breaks every call in flight with it."""
+
+    loses_inflight_on_abort = True
+
+    def __init__(self, culprit: str, capacity: int = 2) -> None:
+        self.culprit, self.capacity, self.restarts = culprit, capacity, 0
+        self.batch: list = []
+
+    def submit(self, fn, params, result_path, relative):  # noqa: ANN001, ANN201
+        import concurrent.futures as cf
+
+        from control_dl.experiments.sweep import run_id
+
+        future = cf.Future()
+        self.batch.append(future)
+        if run_id(params) == self.culprit:
+            from concurrent.futures.process import BrokenProcessPool
+
+            for f in self.batch:
+                if not f.done():
+                    f.set_exception(BrokenProcessPool("a worker died"))
+        else:
+            future.set_result({"status": "converged", "objective": 1.0, "result_path": None})
+        return future
+
+    def restart(self) -> None:
+        self.restarts += 1
+        self.batch = []
+
+
+def test_a_run_that_kills_its_worker_is_isolated_and_recorded(tmp_path: Path) -> None:
+    from tqdm import tqdm
+
+    from control_dl.experiments.runner import _loop
+
+    runs = load_sweep({"problem": {"name": "ring"}, "solver": {"preset": "ipopt-lbfgs"}, "seeds": [0, 1, 2, 3]}).runs()
+    executor = CrashingExecutor(culprit=runs[1].run_id)
+    with RunStore(tmp_path, writable=True) as store, tqdm(disable=True) as bar:
+        _loop(runs, store, executor, None, bar)
+        rows = by_id(store.rows())
+    assert rows[runs[1].run_id]["status"] == "failed" and "died" in rows[runs[1].run_id]["message"]
+    assert all(rows[r.run_id]["status"] == "converged" for r in runs if r is not runs[1])
+    assert executor.restarts == 2

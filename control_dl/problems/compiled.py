@@ -93,7 +93,7 @@ class CasadiModel:
         states = self.trajectory_expr(w, x)
         running = 0
         if p.cost.has_running_cost:
-            run = self._mapped(self.running, n, [1, 2], [0])
+            run = self._mapped(self.running, n, [2], [0])
             for state in states[1:]:
                 running += p.step_size * run(state, y, w_readout)
         loss = self._mapped(self.terminal, n, [2], [0])(states[-1], y, w_readout) / n

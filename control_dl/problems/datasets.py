@@ -13,6 +13,8 @@ import numpy as np
 
 from .._errors import SpecError, spec_error
 
+__all__ = ["DATASETS", "TASKS", "Dataset", "circle", "ring", "sin", "spheres", "spiral", "square_1d", "xor"]
+
 TASKS = ("binary", "multiclass", "regression")
 #: class labels must be below this (one-hot targets have a row per class)
 MAX_CLASSES = 10_000

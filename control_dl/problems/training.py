@@ -288,6 +288,22 @@ class TrainingProblem:
         """(J, training loss) on the batch (x, target), in any backend with batch broadcasting.
 
         The running terms use the right-endpoint rule h Σ_{k=1}^{N}.
+
+        Parameters
+        ----------
+        w : array
+            Decision vector (numpy array, torch tensor; CasADi goes through :attr:`casadi`).
+        x : array
+            Inputs, ``n_in × S``.
+        target : array
+            Encoded targets, ``n_out × S``.
+        ops : namespace
+            Backend of ``w`` and ``x``.
+
+        Returns
+        -------
+        tuple
+            ``(J, loss)`` as backend scalars (differentiable in torch).
         """
         readout = self.layout.readout(w, ops)
         n = x.shape[1]
