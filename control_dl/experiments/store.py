@@ -129,7 +129,7 @@ class RunStore:
             The run.
         outcome : dict
             ``status``, the metrics, ``message``, ``error`` and ``result_path`` (relative to DIR
-            or None), as returned by the worker.
+            or None), as the worker reports them.
         """
         if self._lock is None:
             raise SpecError("this RunStore was opened read-only")
