@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
+import logging
 import math
 import time
 from concurrent.futures.process import BrokenProcessPool
@@ -22,6 +23,8 @@ from ._task import execute_run
 from .executors import make_executor
 from .store import RunStore
 from .sweep import Run, SweepSpec, load_sweep
+
+logger = logging.getLogger(__name__)
 
 
 def run_sweep(
@@ -71,6 +74,7 @@ def run_sweep(
         store.remove_temporaries()
         finished = store.finished()
         todo = [run for run in runs if run.run_id not in finished]
+        logger.info("sweep %r: %d runs, %d to do, results in %s", spec.name, len(runs), len(todo), out)
         with tqdm(total=len(runs), initial=len(runs) - len(todo), disable=not progress, desc=spec.name) as bar:
             if todo:
                 _execute(todo, store, workers, scheduler, timeout, bar)
@@ -122,6 +126,7 @@ def _loop(runs: list[Run], store: RunStore, executor: Any, timeout: float | None
             try:
                 record(run, future.result())
             except BrokenProcessPool:
+                logger.warning("a worker process died while running %s", run.run_id)
                 broken = True
                 if run.run_id in suspects:
                     record(run, _failure("worker process died (twice)"))
@@ -135,6 +140,7 @@ def _loop(runs: list[Run], store: RunStore, executor: Any, timeout: float | None
         for future in expired:
             record(inflight.pop(future)[0], _failure(f"timeout: ran over {timeout} s"))
         if expired:
+            logger.warning("%d run(s) over the %s s timeout: stopping their worker(s)", len(expired), timeout)
             executor.abort(expired)
         if (expired and executor.loses_inflight_on_abort) or broken:
             if broken and not expired:
