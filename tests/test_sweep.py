@@ -213,6 +213,10 @@ def test_grid_over_problems_solvers_and_prefixed_keys() -> None:
         ({"problem": {"name": "ring"}, "solver": {"preset": "ipopt-lbfgs"}, "seeds": [-1]}, "seeds"),
         ({"problem": {"name": "ring"}, "solver": {"preset": "ipopt-lbfgs"}, "seeds": []}, "seeds"),
         ({"problem": {"name": "nowhere"}, "solver": {"preset": "ipopt-lbfgs"}}, "nowhere"),
+        (
+            {"problem": {"name": "ring"}, "solver": {"preset": "ipopt-lbfgs"}, "grid": {"problem": [["ring"]]}},
+            "problem",
+        ),
         ({"problem": {"name": "ring", "path": "x.toml"}, "solver": {"preset": "ipopt-lbfgs"}}, "exactly one"),
         ({"problem": {"name": "ring"}, "solver": {"preset": "ipopt-lbfgs"}, "extra": 1}, "extra"),
     ],

@@ -26,6 +26,7 @@ seed; its id is a hash of them, so the same run always has the same id (resume, 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
@@ -182,20 +183,20 @@ class SweepSpec:
         """
         keys = list(self.grid)
         runs: dict[str, Run] = {}
+        read = functools.cache(lambda kind, name: read_toml(resolve(kind, name)))
         for values in itertools.product(*(self.grid[k] for k in keys)):
             point = dict(zip(keys, values, strict=True))
-            problem_spec, solver = self._resolve(point)
+            problem_spec, solver = self._resolve(point, read)
             for seed in self.seeds:
                 params = json.loads(canonical_json({"problem": problem_spec, "solver": solver, "seed": seed}))
                 rid = run_id(params)
                 runs.setdefault(rid, Run(rid, params, {**point, "seed": seed}))
         return list(runs.values())
 
-    def _resolve(self, point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        problem_name = point.get("problem", self.problem)
-        preset = point.get("solver", self.solver)
-        problem_doc = read_toml(resolve("problems", _as_name("problem", problem_name)))
-        solver_doc = read_toml(resolve("solvers", _as_name("solver", preset)))
+    def _resolve(self, point: dict[str, Any], read: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        preset = _as_name("solver", point.get("solver", self.solver))
+        problem_doc = read("problems", _as_name("problem", point.get("problem", self.problem)))
+        solver_doc = dict(read("solvers", preset))
         solver_doc.pop("description", None)
         kind = solver_doc.pop("solver", None)
         if kind not in SOLVER_KINDS:
@@ -262,16 +263,18 @@ def load_sweep(source: str | Path | dict[str, Any]) -> SweepSpec:
         raise spec_error(unknown[0], doc[unknown[0]], f"unknown sweep key; valid: {list(TOP_KEYS)}")
     problem = _table(doc, "problem", ("name", "path"))
     solver = _table(doc, "solver", ("preset", "path"))
-    grid = dict(doc.get("grid", {})) if isinstance(doc.get("grid", {}), dict) else doc["grid"]
+    grid = doc.get("grid", {})
+    if not isinstance(grid, dict):
+        raise spec_error("grid", grid, "must be a table of key = [values]")
+    grid = {
+        k: [_relative(v, base) for v in vs] if k in ("problem", "solver") and isinstance(vs, list) else vs
+        for k, vs in grid.items()
+    }
     seeds = doc.get("seeds", [0])
-    if isinstance(grid, dict) and "seeds" in grid:
+    if "seeds" in grid:
         if "seeds" in doc:
             raise spec_error("grid.seeds", grid["seeds"], "seeds are given twice (top level and [grid])")
         seeds = grid.pop("seeds")
-    if isinstance(grid, dict):
-        for key in ("problem", "solver"):
-            if isinstance(grid.get(key), list):
-                grid[key] = [_relative(v, base) for v in grid[key]]
     return SweepSpec(
         problem=_relative(problem.pop("_source"), base),
         solver=_relative(solver.pop("_source"), base),
