@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import control_dl as cdl
 from control_dl.cli import main
@@ -280,3 +282,35 @@ def test_a_run_that_kills_its_worker_is_isolated_and_recorded(tmp_path: Path) ->
     assert rows[runs[1].run_id]["status"] == "failed" and "died" in rows[runs[1].run_id]["message"]
     assert all(rows[r.run_id]["status"] == "converged" for r in runs if r is not runs[1])
     assert executor.restarts == 2
+
+
+values = st.one_of(
+    st.integers(-3, 40),
+    st.floats(allow_nan=True),
+    st.booleans(),
+    st.sampled_from(["ring", "xor", "ipopt-lbfgs", "lbfgs", "x.toml", ""]),
+    st.none(),
+)
+tables = st.dictionaries(
+    st.sampled_from(
+        ["name", "path", "preset", "dim", "n_steps", "max_iter", "hessian", "seed", "problem", "solver", "zz"]
+    ),
+    st.one_of(values, st.lists(values, max_size=3)),
+    max_size=4,
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    doc=st.dictionaries(
+        st.sampled_from(["problem", "solver", "grid", "seeds", "name", "other"]),
+        st.one_of(values, tables, st.lists(values, max_size=3)),
+        max_size=5,
+    )
+)
+def test_random_sweep_documents_expand_or_raise_spec_error(doc: dict) -> None:
+    try:
+        runs = load_sweep(doc).runs()
+    except cdl.SpecError:
+        return
+    assert runs and all(len(r.run_id) == 16 for r in runs)
