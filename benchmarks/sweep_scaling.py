@@ -1,8 +1,9 @@
 """Parallel efficiency of a sweep: the same runs on 1 and on 2 worker processes.
 
 Prints JSON: wall time of each sweep (pool start-up included), speed-up t1/t2, parallel efficiency
-speed-up/2, the summed per-run solve time, and the machine's load average (other processes on a
-shared machine lower the speed-up). Goal: speed-up ≥ 1.8 on 2 idle cores.
+speed-up/2, the summed per-run solve time, the CPU time the workers got (cpu_share: the fraction of
+the worker-seconds they actually ran; below 1 means other processes took the cores) and the load
+average. Goal: speed-up ≥ 1.8 on 2 idle cores.
 
     python benchmarks/sweep_scaling.py [--runs 16] [--n-samples 200]
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import tempfile
 import time
 
@@ -28,11 +30,15 @@ def sweep(n_runs: int, n_samples: int) -> dict:
     }
 
 
-def timed(spec: dict, workers: int) -> tuple[float, list[dict]]:
+def timed(spec: dict, workers: int) -> tuple[float, float, list[dict]]:
+    """Wall time, CPU time of the worker processes (reaped children) and the rows of one sweep."""
     with tempfile.TemporaryDirectory() as out:
+        cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         rows = run_sweep(spec, out, workers=workers, progress=False)
-        return time.perf_counter() - start, rows
+        wall = time.perf_counter() - start
+        cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return wall, (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime), rows
 
 
 def main() -> None:
@@ -42,8 +48,8 @@ def main() -> None:
     args = parser.parse_args()
     spec = sweep(args.runs, args.n_samples)
     load_before = os.getloadavg()[0]
-    t1, rows1 = timed(spec, 1)
-    t2, rows2 = timed(spec, 2)
+    t1, cpu1, rows1 = timed(spec, 1)
+    t2, cpu2, rows2 = timed(spec, 2)
     same = {r["run_id"]: r["objective"] for r in rows1} == {r["run_id"]: r["objective"] for r in rows2}
     print(
         json.dumps(
@@ -58,6 +64,11 @@ def main() -> None:
                 "wall_2_workers_s": round(t2, 3),
                 "sum_solve_time_1_worker_s": round(sum(r["wall_time"] for r in rows1), 3),
                 "sum_solve_time_2_workers_s": round(sum(r["wall_time"] for r in rows2), 3),
+                "worker_cpu_1_worker_s": round(cpu1, 3),
+                "worker_cpu_2_workers_s": round(cpu2, 3),
+                # share of the available worker-seconds the workers got the CPU (1.0 on idle cores)
+                "cpu_share_1_worker": round(cpu1 / t1, 3),
+                "cpu_share_2_workers": round(cpu2 / (2 * t2), 3),
                 "speedup": round(t1 / t2, 3),
                 "parallel_efficiency": round(t1 / t2 / 2, 3),
                 "same_objectives": same,
