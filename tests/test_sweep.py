@@ -175,6 +175,8 @@ def test_cli_runs_filters_and_sweep_resumes(spec_path: Path, reference: tuple, c
     assert main(["sweep", str(spec_path), "--out", out, "--no-progress"]) == 1  # resumed: nothing runs; 4 failed
     assert "12 runs" in capsys.readouterr().out
     assert len(load_runs(out, where={"problem.seed": 0, "l2": 0.001})) == 6
+    with pytest.raises(cdl.SpecError, match="no run has this parameter"):
+        load_runs(out, where={"dimension": 3})
 
 
 def test_run_ids_are_stable_and_follow_the_parameters(spec_path: Path) -> None:

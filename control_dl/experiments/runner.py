@@ -57,7 +57,7 @@ def run_sweep(
     Returns
     -------
     list of dict
-        One index row per run of this sweep (see :func:`load_runs`).
+        One index row per run of this sweep, in grid order (see :func:`load_runs`).
 
     Raises
     ------
@@ -78,8 +78,8 @@ def run_sweep(
         with tqdm(total=len(runs), initial=len(runs) - len(todo), disable=not progress, desc=spec.name) as bar:
             if todo:
                 _execute(todo, store, workers, scheduler, timeout, bar)
-        ids = {run.run_id for run in runs}
-        return [row for row in store.rows() if row["run_id"] in ids]
+        rows = {row["run_id"]: row for row in store.rows()}
+        return [rows[run.run_id] for run in runs if run.run_id in rows]
 
 
 def _execute(runs: list[Run], store: RunStore, workers: int, scheduler: Any, timeout: float | None, bar: Any) -> None:

@@ -153,7 +153,7 @@ class RunStore:
         ----------
         where : dict, optional
             Key → value that the run's parameters must match (keys as in :func:`flat_params`:
-            ``dim``, ``max_iter``, ``seed``, ``problem.seed``, ...).
+            ``dim``, ``max_iter``, ``seed``, ``problem.seed``, ...); a key no run has is a SpecError.
         status : str, optional
             Keep only rows with this status.
 
@@ -164,15 +164,22 @@ class RunStore:
             (absolute), ``params`` (dict), ``point`` (dict of grid values) and the point's keys.
         """
         query = "SELECT * FROM runs" + (" WHERE status = ?" if status else "") + " ORDER BY finished_at, run_id"
-        out = []
+        out, known = [], set()
         for record in self.db.execute(query, (status,) if status else ()):
             row = dict(record)
             row["params"], row["point"] = json.loads(row["params"]), json.loads(row["point"])
-            if where and not _matches(flat_params(row["params"]), where):
+            flat = flat_params(row["params"])
+            known.update(flat)
+            if where and not _matches(flat, where):
                 continue
             if row["result_path"]:
                 row["result_path"] = str(self.root / row["result_path"])
             out.append({**row, **{k: v for k, v in row["point"].items() if k not in row}})
+        unknown = sorted(set(where or ()) - known)
+        if known and unknown:
+            raise spec_error(
+                f"where {unknown[0]}", where[unknown[0]], f"no run has this parameter; known: {sorted(known)}"
+            )
         return out
 
 
