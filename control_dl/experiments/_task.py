@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import traceback
 from typing import Any
 
@@ -12,7 +13,7 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 def init_worker(barrier: Any = None) -> None:
     """Initialise a worker process: one thread per process, then wait for the other workers.
 
-    Runs in the worker (never in the caller's process). Thread variables cover libraries loaded
+    Runs in the worker process only (never in the caller's). Thread variables cover libraries loaded
     later (torch, a BLAS not loaded yet); ``threadpoolctl``, if installed, limits a BLAS already
     loaded; torch, if imported, gets one intra-op thread.
 
@@ -33,6 +34,11 @@ def init_worker(barrier: Any = None) -> None:
 
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
+    # progress bars are off in workers; a thread lock keeps tqdm from creating a named semaphore that a
+    # worker killed on timeout would leak
+    from tqdm.std import tqdm
+
+    tqdm.set_lock(threading.RLock())
     if barrier is not None:
         try:
             barrier.wait(timeout=120)

@@ -10,7 +10,6 @@ worker's other tasks itself).
 from __future__ import annotations
 
 import concurrent.futures as cf
-import gc
 import logging
 import multiprocessing
 from collections.abc import Callable
@@ -90,8 +89,6 @@ class ProcessExecutor:
             for process in list(getattr(self.pool, "_processes", {}).values()):
                 process.kill()
         self.pool.shutdown(wait=True, cancel_futures=True)
-        del self.pool
-        gc.collect()  # release the dead pool's semaphores now (else the resource tracker warns at exit)
 
     def close(self, kill: bool = False) -> None:
         """Shut the pool down.
