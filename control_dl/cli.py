@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = sub.add_parser("sweep", help="run a sweep (grid × seeds) into a results folder; resumes")
     sweep.add_argument("spec", help="sweep TOML file")
     sweep.add_argument("--out", required=True, help="results folder (index.sqlite + runs/)")
-    sweep.add_argument("--workers", type=int, default=1, help="worker processes")
+    sweep.add_argument("--workers", type=int, default=1, help="worker processes (local pool or --dask cluster)")
     where = sweep.add_mutually_exclusive_group()
     where.add_argument("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler, e.g. tcp://host:8786")
     where.add_argument("--dask", action="store_true", help="run on a local Dask cluster of --workers processes")
