@@ -8,6 +8,7 @@ result = cdl.solve(problem, cdl.load_solver("ipopt-lbfgs"))
 __version__ = "0.1.0"
 
 from . import backends as backends
+from . import diagnostics as diagnostics
 from . import experiments as experiments
 from . import plotting as plotting
 from ._errors import SpecError as SpecError
