@@ -316,3 +316,8 @@ def test_random_sweep_documents_expand_or_raise_spec_error(doc: dict) -> None:
     except cdl.SpecError:
         return
     assert runs and all(len(r.run_id) == 16 for r in runs)
+
+
+def test_example_sweep_file_expands() -> None:
+    runs = load_sweep(ROOT / "examples" / "sweep_ring.toml").runs()
+    assert len(runs) == 18 and {r.point["n_steps"] for r in runs} == {5, 10, 20}
