@@ -5,7 +5,7 @@ speed-up/2, the summed per-run solve time, the CPU time the workers got (cpu_sha
 the worker-seconds they actually ran; below 1 means other processes took the cores) and the load
 average. Goal: speed-up ≥ 1.8 on 2 idle cores.
 
-    python benchmarks/sweep_scaling.py [--runs 16] [--n-samples 200]
+    python benchmarks/sweep_scaling.py [--runs 16] [--n-samples 400]
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def timed(spec: dict, workers: int) -> tuple[float, float, list[dict]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=16)
-    parser.add_argument("--n-samples", type=int, default=200)
+    parser.add_argument("--n-samples", type=int, default=400)
     args = parser.parse_args()
     spec = sweep(args.runs, args.n_samples)
     load_before = os.getloadavg()[0]
@@ -64,6 +64,8 @@ def main() -> None:
                 "wall_2_workers_s": round(t2, 3),
                 "sum_solve_time_1_worker_s": round(sum(r["wall_time"] for r in rows1), 3),
                 "sum_solve_time_2_workers_s": round(sum(r["wall_time"] for r in rows2), 3),
+                # pool start-up, pickling, saving and indexing: what does not shrink with more workers
+                "overhead_1_worker_s": round(t1 - sum(r["wall_time"] for r in rows1), 3),
                 "worker_cpu_1_worker_s": round(cpu1, 3),
                 "worker_cpu_2_workers_s": round(cpu2, 3),
                 # share of the available worker-seconds the workers got the CPU (1.0 on idle cores)
