@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -154,6 +155,41 @@ def test_sigkill_mid_sweep_then_resume(tmp_path: Path) -> None:
     files = sorted(p.name for p in (out / "runs").iterdir())
     assert files == sorted(f"{rid}.npz" for rid in ids)  # no temporary or half-written file
     assert all(cdl.Result.load(r["result_path"]).status == r["status"] for r in rows)
+
+
+LONG_SWEEP = """
+import sys
+from control_dl.experiments import run_sweep
+
+if __name__ == "__main__":
+    spec = {"problem": {"name": "ring", "n_steps": 4}, "solver": {"preset": "ipopt-lbfgs"}, "seeds": [0, 1, 2]}
+    run_sweep({**spec, "problem": {**spec["problem"], "n_samples": 20000}}, sys.argv[1], workers=2, progress=False)
+"""
+
+
+def test_workers_exit_when_the_sweep_process_is_killed_alone(tmp_path: Path) -> None:
+    psutil = pytest.importorskip("psutil")
+    script = tmp_path / "sweep.py"
+    script.write_text(LONG_SWEEP)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "out")], start_new_session=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        workers: list = []
+        while time.monotonic() < deadline and len(workers) < 2:
+            time.sleep(0.1)
+            workers = [c for c in psutil.Process(proc.pid).children() if "spawn_main" in " ".join(c.cmdline())]
+        assert len(workers) == 2
+        time.sleep(1.0)  # the workers are busy with their first run
+        os.kill(proc.pid, signal.SIGKILL)  # the parent only: no process group kill
+        proc.wait()
+        _, alive = psutil.wait_procs(workers, timeout=15)
+        assert not alive, "worker processes outlived the killed sweep"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def test_a_run_over_the_timeout_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:

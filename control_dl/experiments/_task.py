@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.connection
 import os
 import threading
 import traceback
@@ -10,7 +12,7 @@ from typing import Any
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
 
 
-def init_worker(barrier: Any = None) -> None:
+def init_worker(barrier: Any = None, watch_parent: bool = False) -> None:
     """Initialise a worker process: one thread per process, then wait for the other workers.
 
     Runs in the worker process only (never in the caller's). Thread variables cover libraries loaded
@@ -21,6 +23,9 @@ def init_worker(barrier: Any = None) -> None:
     ----------
     barrier : multiprocessing.Barrier, optional
         Passed by the process pool so that every worker is up before the first deadline starts.
+    watch_parent : bool
+        Exit as soon as the parent process dies (a pool worker would otherwise wait forever for
+        work from a sweep killed with SIGKILL).
     """
     for name in THREAD_VARIABLES:
         os.environ[name] = "1"
@@ -39,11 +44,20 @@ def init_worker(barrier: Any = None) -> None:
     from tqdm.std import tqdm
 
     tqdm.set_lock(threading.RLock())
+    parent = multiprocessing.parent_process()
+    if watch_parent and parent is not None:
+        threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True, name="watch-parent").start()
     if barrier is not None:
         try:
             barrier.wait(timeout=120)
         except Exception:  # a broken barrier only costs start-up time
             pass
+
+
+def _exit_with(sentinel: int) -> None:
+    """Block until the parent process is gone, then end this worker at once."""
+    multiprocessing.connection.wait([sentinel])
+    os._exit(1)
 
 
 def ready() -> int:

@@ -42,7 +42,7 @@ class ProcessExecutor:
     def _start(self) -> None:
         barrier = self._context.Barrier(self.capacity)
         self.pool = ProcessPoolExecutor(
-            self.capacity, mp_context=self._context, initializer=init_worker, initargs=(barrier,)
+            self.capacity, mp_context=self._context, initializer=init_worker, initargs=(barrier, True)
         )
         # one no-op per worker: returns once every process has started and imported control_dl,
         # so start-up time never counts against a run's timeout
