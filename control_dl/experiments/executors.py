@@ -159,13 +159,14 @@ class DaskExecutor:
 
         def transfer(done: Any) -> None:
             self._dask.pop(future, None)
-            if done.status == "finished":
-                future.set_result(done.result())
-            elif done.status == "cancelled":
+            if done.status == "cancelled":
                 future.cancel()
                 future.set_running_or_notify_cancel()
-            else:
-                future.set_exception(done.exception())
+                return
+            try:  # fetching the value can fail too (its worker lost): the sweep must still hear of it
+                future.set_result(done.result())
+            except BaseException as exc:
+                future.set_exception(exc)
 
         task.add_done_callback(transfer)
         return future
