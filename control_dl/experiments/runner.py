@@ -124,17 +124,18 @@ def _loop(runs: list[Run], store: RunStore, executor: Any, timeout: float | None
         for future in done:
             run, _ = inflight.pop(future)
             try:
-                record(run, future.result())
+                outcome = future.result()
             except BrokenProcessPool:
                 logger.warning("a worker process died while running %s", run.run_id)
                 broken = True
-                if run.run_id in suspects:
-                    record(run, _failure("worker process died (twice)"))
-                else:
+                if run.run_id not in suspects:
                     suspects.add(run.run_id)
                     queue.appendleft(run)
-            except BaseException as exc:  # the executor's own failure (e.g. a Dask worker killed repeatedly)
-                record(run, _failure(f"{type(exc).__name__}: {exc}"))
+                    continue
+                outcome = _failure("worker process died (twice)")
+            except Exception as exc:  # the executor's own failure (e.g. a Dask worker killed repeatedly)
+                outcome = _failure(f"{type(exc).__name__}: {exc}")
+            record(run, outcome)
         now = time.monotonic()
         expired = [f for f, (_, d) in inflight.items() if d <= now]
         for future in expired:
