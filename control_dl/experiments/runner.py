@@ -114,7 +114,7 @@ def _loop(runs: list[Run], store: RunStore, executor: Any, timeout: float | None
     while queue or inflight:
         while can_submit():
             run = queue.popleft()
-            relative = f"runs/{run.run_id}.npz"
+            relative = store.result_file(run.run_id)
             future = executor.submit(execute_run, run.params, str(store.root / relative), relative)
             inflight[future] = (run, time.monotonic() + timeout if timeout else math.inf)
         deadline = min(d for _, d in inflight.values())

@@ -81,8 +81,9 @@ class RunStore:
             self._lock.close()
             self._lock = None
 
-    def result_path(self, rid: str) -> Path:
-        """Where the Result of run ``rid`` lives.
+    @staticmethod
+    def result_file(rid: str) -> str:
+        """Where the Result of run ``rid`` lives, relative to the sweep folder (as the index stores it).
 
         Parameters
         ----------
@@ -91,10 +92,10 @@ class RunStore:
 
         Returns
         -------
-        Path
-            ``DIR/runs/<rid>.npz``.
+        str
+            ``runs/<rid>.npz``.
         """
-        return self.root / "runs" / f"{rid}.npz"
+        return f"runs/{rid}.npz"
 
     def finished(self) -> set[str]:
         """Ids of runs that need not run again: indexed and with their Result file on disk.
