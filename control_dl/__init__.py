@@ -17,6 +17,7 @@ from .problems import Constraints as Constraints
 from .problems import Control as Control
 from .problems import Cost as Cost
 from .problems import Dataset as Dataset
+from .problems import FeedForward as FeedForward
 from .problems import Inside as Inside
 from .problems import Outside as Outside
 from .problems import PiecewiseConstant as PiecewiseConstant

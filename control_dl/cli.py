@@ -45,7 +45,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def write_standard_figures(problem: Any, result: Any, out: Path) -> list[Path]:
-    """Write convergence, decision-boundary (2-D classification) and trajectory (d ≥ 2) PNGs.
+    """Write the standard PNGs: convergence, θ(t) heat map, decision boundary (2-D classification),
+    trajectories (d ≥ 2) and grid deformation (2-D inputs, d ≥ 2).
 
     Parameters
     ----------
@@ -68,7 +69,10 @@ def write_standard_figures(problem: Any, result: Any, out: Path) -> list[Path]:
 
     from . import plotting
 
-    figures = {"convergence": lambda ax: plotting.convergence([result], ax=ax)}
+    figures = {
+        "convergence": lambda ax: plotting.convergence([result], ax=ax),
+        "theta_heatmap": lambda ax: plotting.theta_heatmap(problem, result, ax=ax),
+    }
     if problem.data.n_in == 2 and problem.data.task != "regression":
         figures["decision_boundary"] = lambda ax: plotting.decision_boundary(problem, result, ax=ax)
     written = []
@@ -80,6 +84,12 @@ def write_standard_figures(problem: Any, result: Any, out: Path) -> list[Path]:
         fig = plt.figure(figsize=(6, 5))
         plotting.trajectories(problem, result, ax=fig.add_subplot(111, projection="3d" if problem.dim >= 3 else None))
         written.append(_save(fig, out / "trajectories.png"))
+    if problem.dim >= 2 and problem.data.n_in == 2:
+        fig = plt.figure(figsize=(6, 5))
+        plotting.grid_deformation(
+            problem, result, ax=fig.add_subplot(111, projection="3d" if problem.dim >= 3 else None)
+        )
+        written.append(_save(fig, out / "grid_deformation.png"))
     return written
 
 

@@ -55,6 +55,9 @@ def plausible(key: str) -> st.SearchStrategy:
         upper = 6 if key in ("n_steps", "n_modes", "n_nodes") else 30
         huge = st.sampled_from([2**31, 2**63, 2**70, -(2**70)])
         return st.one_of(st.integers(min_value=-3, max_value=upper), huge)
+    if key == "widths":  # often [n_in = 2, ..., n_out = 1] as the ring data needs, to reach the sizes
+        width = st.one_of(st.integers(min_value=-1, max_value=6), st.sampled_from([2**31, 2**70]))
+        return st.one_of(st.lists(width, max_size=5), st.lists(width, max_size=3).map(lambda m: [2, *m, 1]))
     if kind is float:
         return st.one_of(
             st.floats(min_value=-2.0, max_value=2.0),
@@ -71,6 +74,8 @@ def _small(key: str, value: object) -> object:
     """Keep sizes that the spec accepts small enough to build quickly (huge ones must be refused)."""
     if key in SMALL_INTS and isinstance(value, int) and 30 < value < 2**31:
         return 30 if key in ("n_samples", "n_test") else 6
+    if key == "widths" and isinstance(value, list):
+        return [_small("width", v) for v in value]
     return value
 
 
@@ -111,11 +116,19 @@ def test_problem_from_random_documents_is_valid_or_spec_error(doc: dict) -> None
     _check_problem(problem)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
-@given(key=st.sampled_from(sorted(SCHEMA) + ["bogus", ""]), data=st.data())
+@pytest.mark.parametrize("key", [*sorted(SCHEMA), "bogus"])
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
 def test_overrides_are_valid_or_spec_error(key: str, data: st.DataObject) -> None:
     value = _small(key, data.draw(leaf_value(key) if key in SCHEMA else junk))
-    base = {"data": {"dataset": "ring", "n_samples": 20}, "model": {"dim": 3}, "control": {"n_steps": 3}}
+    base = data.draw(
+        st.sampled_from(
+            [
+                {"data": {"dataset": "ring", "n_samples": 20}, "model": {"dim": 3}, "control": {"n_steps": 3}},
+                {"data": {"dataset": "ring", "n_samples": 20}, "model": {"model": "mlp", "widths": [2, 3, 1]}},
+            ]
+        )
+    )
     try:
         problem = cdl.problem_from_spec(base, **{key: value})
     except cdl.SpecError:
@@ -141,6 +154,7 @@ def test_fuzz_found_cases() -> None:
         {"data": {"dataset": "ring", "n_samples": 10}, "model": {"dim": 2**70}},
         {"data": {"dataset": "ring", "n_samples": 10}, "control": {"n_steps": 2**70}},
         {"data": {"dataset": "ring", "n_samples": 10}, "model": {"field": "bottleneck", "width": 2**40}},
+        {"data": {"dataset": "ring", "n_samples": 10}, "model": {"model": "mlp", "widths": [2, 2**31, 1]}},
     ]
     for doc in cases:
         with pytest.raises(cdl.SpecError):

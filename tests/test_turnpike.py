@@ -75,7 +75,7 @@ def test_turnpike_cli_writes_json_and_png(tmp_path, capsys):
 def test_turnpike_claim_on_ring():
     # Esteve et al.: with the running training loss (κ = 1) θ(t) collapses after a short transient;
     # without it (κ = 0) nothing pushes θ to 0 early and the profile stays spread over [0, T].
-    # Also run by examples/turnpike.py (≈ 30 s on 2 busy cores).
+    # Also run by examples/turnpike_claim.py (≈ 30 s on 2 busy cores).
     reports = {}
     for kappa in (1.0, 0.0):
         problem = cdl.load_problem("ring", dim=3, horizon=10.0, n_steps=50, l2=1e-2, turnpike=kappa, n_samples=50)
