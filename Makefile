@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# the CPU wheel first: a bare `torch` requirement would pull a multi-GB CUDA build
 	$(PY) -m pip install --quiet torch==$(TORCH_VERSION)
-	$(PY) -m pip install --quiet -e '.[torch,dev]'
+	$(PY) -m pip install --quiet -e '.[torch,dev,dask]'
 	touch $@
 
 demo: $(VENV)/.installed
@@ -25,7 +25,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 
 # the seed experiments (examples/*.py), each writing PNGs/GIFs under runs/examples/<name>/
-EXAMPLES := ring_dimensions spiral regularisation initialisations turnpike turnpike_claim square_1d morse invertible mlp_vs_resnet training_dynamics
+EXAMPLES := ring_dimensions spiral regularisation initialisations turnpike turnpike_claim square_1d morse invertible mlp_vs_resnet training_dynamics emsa_sin
 
 examples: $(VENV)/.installed
 	for e in $(EXAMPLES); do $(PY) examples/$$e.py || exit 1; done

@@ -9,6 +9,7 @@ __version__ = "0.1.0"
 
 from . import backends as backends
 from . import diagnostics as diagnostics
+from . import experiments as experiments
 from . import plotting as plotting
 from ._errors import SpecError as SpecError
 from .experiments import CompareTable as CompareTable
@@ -32,6 +33,7 @@ from .problems.spec import list_problems as list_problems
 from .problems.spec import load_problem as load_problem
 from .problems.spec import problem_from_spec as problem_from_spec
 from .result import Result as Result
+from .solvers import MSA as MSA
 from .solvers import Direct as Direct
 from .solvers import TorchTrainer as TorchTrainer
 from .solvers import list_solvers as list_solvers

@@ -6,4 +6,5 @@ from .base import solve as solve
 from .catalog import list_solvers as list_solvers
 from .catalog import load_solver as load_solver
 from .direct import Direct as Direct
+from .msa import MSA as MSA
 from .torch_trainer import TorchTrainer as TorchTrainer

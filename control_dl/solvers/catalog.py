@@ -22,10 +22,11 @@ from .._catalog import list_names, resolve
 from .._errors import SpecError, spec_error
 from .._toml import read_toml
 from .direct import Direct
+from .msa import MSA
 from .torch_trainer import TorchTrainer
 
 #: solver kind -> class
-SOLVER_KINDS: dict[str, type] = {"direct": Direct, "torch": TorchTrainer}
+SOLVER_KINDS: dict[str, type] = {"direct": Direct, "msa": MSA, "torch": TorchTrainer}
 
 
 def solver_from_options(kind: str, options: dict[str, Any]) -> Any:

@@ -21,6 +21,7 @@ from ..backends import casadi_ops
 from ..problems.training import TrainingProblem
 from ..result import Result
 from .base import Recorder, check_choice, check_positive_float, check_positive_int, make_result
+from .checkpoint import check_checkpoint
 
 #: IPOPT return_status -> Result.status
 IPOPT_STATUS = {
@@ -92,6 +93,10 @@ class Direct:
         Further IPOPT options, passed through unchanged (they override the defaults above).
     record_every : int
         Snapshot w every this many iterations (0: never).
+    checkpoint : str, optional
+        File to which w is saved every ``checkpoint_every`` iterations (resume with ``--resume``).
+    checkpoint_every : int
+        Checkpoint interval K (0: never).
     """
 
     transcription: str = "single_shooting"
@@ -102,6 +107,8 @@ class Direct:
     verbose: bool = False
     ipopt_options: dict[str, Any] = dataclass_field(default_factory=dict)
     record_every: int = 0
+    checkpoint: str | None = None
+    checkpoint_every: int = 0
 
     kind = "direct"
 
@@ -112,6 +119,7 @@ class Direct:
         check_positive_int("max_iter", self.max_iter, 0)
         check_positive_float("tol", self.tol)
         check_positive_int("record_every", self.record_every, 0)
+        check_checkpoint(self.checkpoint, self.checkpoint_every)
         if not isinstance(self.verbose, bool):
             raise spec_error("verbose", self.verbose, "must be true or false")
         if not isinstance(self.ipopt_options, dict):
@@ -193,7 +201,15 @@ class Direct:
             Status from IPOPT's return status.
         """
         nlp, bounds = self.build_nlp(problem)
-        recorder = Recorder(problem, self.max_iter, progress, self.record_every, desc=self.name)
+        recorder = Recorder(
+            problem,
+            self.max_iter,
+            progress,
+            self.record_every,
+            desc=self.name,
+            checkpoint=self.checkpoint,
+            checkpoint_every=self.checkpoint_every,
+        )
 
         def on_iterate(x: np.ndarray, _f: float) -> None:
             # IPOPT's f may belong to a trial point; evaluate J at the accepted iterate x itself
