@@ -27,7 +27,7 @@ PROBLEMS = {"ring-3d": cdl.load_problem("ring", dim=3), "ring-2d": cdl.load_prob
 # budgets are trimmed so the whole demo runs in under two minutes on two cores
 SOLVERS = {"ipopt-lbfgs": cdl.load_solver("ipopt-lbfgs", max_iter=300)}
 if "emsa" in cdl.list_solvers():
-    SOLVERS["emsa"] = cdl.load_solver("emsa")
+    SOLVERS["emsa"] = cdl.load_solver("emsa", max_iter=250)
 SOLVERS["adam"] = cdl.load_solver("adam", epochs=600, lr=0.02)
 SOLVERS["torch-lbfgs"] = cdl.load_solver("torch-lbfgs", epochs=300)
 TARGET_LOSS = 1e-2
