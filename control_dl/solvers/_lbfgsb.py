@@ -1,0 +1,177 @@
+r"""``Direct(nlp="lbfgsb")``: scipy's L-BFGS-B over the JIT-compiled CasADi objective and gradient.
+
+Single shooting: minimise J(w) subject to the box |θ| ≤ M (``theta_max``) only. One compiled
+Function ``(w, x, y) -> (J, loss, ∇_w J)`` (per-sample step Functions mapped over the S columns and
+folded over the N steps, see :class:`~control_dl.problems.compiled.CasadiModel`) is evaluated per
+line-search trial; it is compiled once and cached on disk (:mod:`._jit`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import casadi as ca
+import numpy as np
+from scipy.optimize import Bounds, minimize
+from threadpoolctl import threadpool_limits
+
+from .._errors import spec_error
+from ..backends import casadi_ops
+from ..problems.costs import predict_labels
+from ..problems.training import TrainingProblem
+from ..result import Result
+from ._jit import compile_function
+from .base import Recorder, make_result
+
+if TYPE_CHECKING:
+    from .direct import Direct
+
+
+def theta_bounds(problem: TrainingProblem) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper bounds of w: ±M on the θ coefficients when ``theta_max = M``, else ±∞.
+
+    Parameters
+    ----------
+    problem : TrainingProblem
+        The problem (its ``constraints.theta_max``).
+
+    Returns
+    -------
+    tuple of ndarray
+        ``(lbx, ubx)``, each of length ``n_params``.
+    """
+    lbx = np.full(problem.n_params, -np.inf)
+    ubx = np.full(problem.n_params, np.inf)
+    if problem.constraints.theta_max is not None:
+        lbx[: problem.layout.n_theta] = -problem.constraints.theta_max
+        ubx[: problem.layout.n_theta] = problem.constraints.theta_max
+    return lbx, ubx
+
+
+def objective_loss_gradient(model: Any, n_samples: int) -> ca.Function:
+    """``(w, x, y) -> (J, loss, ∇_w J, Ŷ)`` for batches of ``n_samples`` columns (not compiled).
+
+    Ŷ = λ2(x_N) are the predictions (``n_out × S``), so accuracies cost nothing extra.
+
+    Parameters
+    ----------
+    model : CasadiModel
+        The problem's CasADi view.
+    n_samples : int
+        Batch size S.
+
+    Returns
+    -------
+    casadi.Function
+        The Function, named ``objective_loss_gradient``.
+    """
+    lay = model.problem.layout
+    w = ca.MX.sym("w", lay.n_params)
+    x = ca.MX.sym("x", lay.n_in, n_samples)
+    y = ca.MX.sym("y", lay.n_out, n_samples)
+    j, loss = model.objective_expr(w, x, y)
+    states = model.trajectory_expr(w, x)
+    n_readout = lay.n_out * (lay.dim + 1)
+    readout = lay.unpack(w[lay.n_theta : lay.n_theta + n_readout], lay.readout_shapes, casadi_ops)
+    predictions = ca.mtimes(readout["P"], states[-1]) + ca.repmat(readout["c"], 1, n_samples)
+    return ca.Function(
+        "objective_loss_gradient",
+        [w, x, y],
+        [j, loss, ca.gradient(j, w), predictions],
+        ["w", "x", "y"],
+        ["J", "loss", "g", "yhat"],
+    )
+
+
+#: scipy L-BFGS-B ``status`` -> Result.status (2 = the line search could not make progress)
+LBFGSB_STATUS = {0: "converged", 1: "max_iter", 2: "failed"}
+
+
+def run_lbfgsb(solver: Direct, problem: TrainingProblem, w0: np.ndarray, progress: bool) -> Result:
+    """Minimise J with L-BFGS-B from w0 (see the module docstring).
+
+    Parameters
+    ----------
+    solver : Direct
+        Options (``max_iter``, ``tol`` as ``gtol`` and ``ftol``, ``lbfgsb_options``, ``jit``,
+        ``target_loss``, ``n_samples``).
+    problem : TrainingProblem
+        The problem; its lipschitz constraint cannot be enforced here (SpecError).
+    w0 : ndarray
+        Initial decision vector.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    Result
+        Status from scipy's result (or "converged" when ``target_loss`` was reached); ``history``
+        has one entry per L-BFGS-B iteration with ``grad_norm`` (‖∇J‖_∞); ``message`` says what JIT
+        compilation cost (``wall_time`` includes it).
+    """
+    if problem.constraints.lipschitz is not None:
+        raise spec_error("nlp", "lbfgsb", "cannot enforce the lipschitz constraint; use nlp='ipopt'")
+    recorder = Recorder(problem, solver.max_iter, progress, solver.record_every, desc=solver.name)
+    x_batch, y_batch = solver.batch(problem)
+    function = objective_loss_gradient(solver.casadi_model(problem), x_batch.shape[1])
+    jit_note = "not compiled"
+    if solver.jit:
+        function, info = compile_function(function)
+        if info["compiled"]:
+            jit_note = "JIT cache hit" if info["cache_hit"] else f"JIT compiled in {info['compile_time']:.2f} s"
+    x_dm, y_dm = ca.DM(x_batch), ca.DM(y_batch)
+    labels = problem.data.y_train if x_batch.shape[1] == problem.data.x_train.shape[1] else None
+    classify = problem.data.task != "regression" and labels is not None
+    evaluated: dict[bytes, tuple[float, float, dict[str, float]]] = {}
+    reached = False
+
+    def fun(w: np.ndarray) -> tuple[float, np.ndarray]:
+        j, loss, g, yhat = function(w, x_dm, y_dm)
+        grad = np.asarray(g, dtype=float).ravel()
+        extra = {"grad_norm": float(np.max(np.abs(grad), initial=0.0))}
+        if classify:
+            predicted = predict_labels(problem.data.task, problem.cost.loss, np.asarray(yhat, dtype=float))
+            extra["accuracy"] = float(np.mean(predicted == labels))
+        if len(evaluated) > 32:
+            evaluated.clear()
+        evaluated[w.tobytes()] = (float(j), float(loss), extra)
+        return float(j), grad
+
+    def log(w: np.ndarray) -> None:
+        nonlocal reached
+        key = w.tobytes()
+        if key not in evaluated:
+            fun(w)
+        j, loss, extra = evaluated[key]
+        recorder.log(len(recorder.history), w, j, loss, **extra)
+        if solver.target_loss is not None and loss <= solver.target_loss:
+            reached = True
+            raise StopIteration
+
+    def callback(intermediate_result: Any) -> None:
+        log(np.asarray(intermediate_result.x, dtype=float))
+
+    options = {"maxiter": solver.max_iter, "gtol": solver.tol, "ftol": solver.tol, "maxfun": 20 * solver.max_iter + 100}
+    options.update(solver.lbfgsb_options)
+    lbx, ubx = theta_bounds(problem)
+    w_start = np.clip(w0, lbx, ubx)
+    try:
+        log(w_start)
+    except StopIteration:
+        return make_result(problem, solver, w_start, "converged", "target loss reached at w0", recorder, 0)
+    try:
+        # scipy's L-BFGS-B calls BLAS on tiny vectors: threads only add overhead (4x on 2 cores)
+        with threadpool_limits(limits=1, user_api="blas"):
+            res = minimize(
+                fun, w_start, jac=True, method="L-BFGS-B", bounds=Bounds(lbx, ubx), callback=callback, options=options
+            )
+    except (RuntimeError, ValueError, FloatingPointError) as exc:
+        return make_result(problem, solver, w_start, "failed", f"L-BFGS-B error: {exc}", recorder, 0)
+    iterations = len(recorder.history) - 1
+    if reached:
+        status, message = "converged", f"target loss {solver.target_loss:g} reached"
+    else:
+        status = LBFGSB_STATUS.get(int(res.status), "failed")
+        message = f"L-BFGS-B: {res.message}"
+    w = np.asarray(res.x, dtype=float)
+    return make_result(problem, solver, w, status, f"{message} ({jit_note})", recorder, iterations)
