@@ -266,7 +266,7 @@ def collocation(
     return _finish(model, w, y, states, ca.vertcat(*variables), np.concatenate(z0), equations)
 
 
-def gauss_newton_hessian(tr: Transcription, model) -> ca.Function:
+def gauss_newton_hessian(tr: Transcription, model, damping: float = 0.0) -> ca.Function:
     r"""``hess_lag`` for IPOPT: (generalised) Gauss-Newton on the loss, exact on the rest.
 
     ∇²L ≈ σ_f [(1/S) Σ_i J_iᵀ ∇²_ŷ ℓ(Ŷ_i, y_i) J_i + ∇² rest] + ∇²(λ_gᵀ g), with J_i = ∂Ŷ_i/∂z.
@@ -280,6 +280,8 @@ def gauss_newton_hessian(tr: Transcription, model) -> ca.Function:
         The NLP.
     model : CasadiModel
         The problem's CasADi view.
+    damping : float
+        μ: adds σ_f μ I (Levenberg-Marquardt) to the Gauss-Newton term.
 
     Returns
     -------
@@ -298,7 +300,7 @@ def gauss_newton_hessian(tr: Transcription, model) -> ca.Function:
             h_gn += ca.mtimes([jac[a::n_out, :].T, ca.diag(weights), jac[b::n_out, :]])
     lagrangian_rest = lam_f * tr.rest + (ca.dot(lam_g, tr.g) if tr.g.shape[0] else 0)
     h_rest = ca.hessian(lagrangian_rest, tr.z)[0]
-    hessian = lam_f * h_gn / n + h_rest
+    hessian = lam_f * (h_gn / n + damping * ca.DM.eye(tr.z.shape[0])) + h_rest
     return ca.Function(
         "hess_lag",
         [tr.z, ca.MX.sym("p", 0), lam_f, lam_g],

@@ -119,6 +119,9 @@ class Direct:
         Fit on this many training samples (evenly spaced indices) instead of all S.
     parallelization : {"serial", "thread", "openmp"}
         How CasADi's ``map`` evaluates the samples.
+    gauss_newton_damping : float
+        μ ≥ 0 added as μ·I to the Gauss-Newton Hessian (Levenberg-Marquardt). GN is PSD but often
+        near-singular (e.g. an unregularised readout); IPOPT then takes huge steps, which μ damps.
     """
 
     transcription: str = "single_shooting"
@@ -136,6 +139,7 @@ class Direct:
     target_loss: float | None = None
     subsample: int | None = None
     parallelization: str = "serial"
+    gauss_newton_damping: float = 0.0
 
     kind = "direct"
 
@@ -157,6 +161,7 @@ class Direct:
             raise spec_error("collocation_degree", self.collocation_degree, "must be 1, 2, 3 or 4")
         check_choice("collocation_scheme", self.collocation_scheme, ("legendre", "radau"))
         check_choice("parallelization", self.parallelization, ("serial", "thread", "openmp"))
+        check_positive_float("gauss_newton_damping", self.gauss_newton_damping, allow_zero=True)
         if self.target_loss is not None:
             check_positive_float("target_loss", self.target_loss, allow_zero=True)
         if self.subsample is not None:
@@ -288,7 +293,9 @@ class Direct:
             "iteration_callback": _IterationCallback(tr.z.shape[0], tr.g.shape[0], on_iterate),
         }
         if self.hessian == "gauss-newton":
-            options["hess_lag"] = transcriptions.gauss_newton_hessian(tr, self.casadi_model(problem))
+            options["hess_lag"] = transcriptions.gauss_newton_hessian(
+                tr, self.casadi_model(problem), self.gauss_newton_damping
+            )
         bounds = {"lbx": tr.lbz, "ubx": tr.ubz, "lbg": tr.lbg, "ubg": tr.ubg}
         nlp = {"x": tr.z, "f": tr.objective, "g": tr.g}
         try:
