@@ -202,6 +202,8 @@ def test_bad_options_name_the_field():
         cdl.Direct(transcription="collocation", collocation_degree=5)
     with pytest.raises(cdl.SpecError, match="transcription"):
         cdl.Direct(nlp="lbfgsb", transcription="multiple_shooting")
+    with pytest.raises(cdl.SpecError, match="parallelization"):
+        cdl.Direct(nlp="lbfgsb", parallelization="thread")
 
 
 def test_presets_load():
@@ -211,7 +213,7 @@ def test_presets_load():
 
 
 def test_subsample_and_thread_map(small_ring):
-    solver = cdl.Direct(nlp="lbfgsb", subsample=10, parallelization="thread", max_iter=30)
+    solver = cdl.Direct(nlp="lbfgsb", subsample=10, parallelization="thread", jit=False, max_iter=30)
     x, _ = solver.batch(small_ring)
     assert x.shape[1] == 10
     result = cdl.solve(small_ring, solver, progress=False)

@@ -16,36 +16,15 @@ from scipy.optimize import Bounds, minimize
 from threadpoolctl import threadpool_limits
 
 from .._errors import spec_error
-from ..backends import casadi_ops
 from ..problems.costs import predict_labels
 from ..problems.training import TrainingProblem
 from ..result import Result
 from ._jit import compile_function
+from ._transcriptions import objective_terms, theta_bounds
 from .base import Recorder, make_result
 
 if TYPE_CHECKING:
     from .direct import Direct
-
-
-def theta_bounds(problem: TrainingProblem) -> tuple[np.ndarray, np.ndarray]:
-    """Lower and upper bounds of w: ±M on the θ coefficients when ``theta_max = M``, else ±∞.
-
-    Parameters
-    ----------
-    problem : TrainingProblem
-        The problem (its ``constraints.theta_max``).
-
-    Returns
-    -------
-    tuple of ndarray
-        ``(lbx, ubx)``, each of length ``n_params``.
-    """
-    lbx = np.full(problem.n_params, -np.inf)
-    ubx = np.full(problem.n_params, np.inf)
-    if problem.constraints.theta_max is not None:
-        lbx[: problem.layout.n_theta] = -problem.constraints.theta_max
-        ubx[: problem.layout.n_theta] = problem.constraints.theta_max
-    return lbx, ubx
 
 
 def objective_loss_gradient(model: Any, n_samples: int) -> ca.Function:
@@ -69,11 +48,8 @@ def objective_loss_gradient(model: Any, n_samples: int) -> ca.Function:
     w = ca.MX.sym("w", lay.n_params)
     x = ca.MX.sym("x", lay.n_in, n_samples)
     y = ca.MX.sym("y", lay.n_out, n_samples)
-    j, loss = model.objective_expr(w, x, y)
-    states = model.trajectory_expr(w, x)
-    n_readout = lay.n_out * (lay.dim + 1)
-    readout = lay.unpack(w[lay.n_theta : lay.n_theta + n_readout], lay.readout_shapes, casadi_ops)
-    predictions = ca.mtimes(readout["P"], states[-1]) + ca.repmat(readout["c"], 1, n_samples)
+    predictions, loss, rest = objective_terms(model, w, model.trajectory_expr(w, x), y)
+    j = loss + rest
     return ca.Function(
         "objective_loss_gradient",
         [w, x, y],

@@ -24,7 +24,6 @@ import numpy as np
 
 from ..backends import casadi_ops
 from ..problems.costs import loss_per_sample
-from ._lbfgsb import theta_bounds
 
 #: transcription name -> short label used in solver names
 SHORT = {"single_shooting": "ss", "multiple_shooting": "ms", "collocation": "col"}
@@ -75,6 +74,27 @@ class Transcription:
         return self.loss + self.rest
 
 
+def theta_bounds(problem) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper bounds of w: ±M on the θ coefficients when ``theta_max = M``, else ±∞.
+
+    Parameters
+    ----------
+    problem : TrainingProblem
+        The problem (its ``constraints.theta_max``).
+
+    Returns
+    -------
+    tuple of ndarray
+        ``(lbx, ubx)``, each of length ``n_params``.
+    """
+    lbx = np.full(problem.n_params, -np.inf)
+    ubx = np.full(problem.n_params, np.inf)
+    if problem.constraints.theta_max is not None:
+        lbx[: problem.layout.n_theta] = -problem.constraints.theta_max
+        ubx[: problem.layout.n_theta] = problem.constraints.theta_max
+    return lbx, ubx
+
+
 class _SampleFunctions:
     """Per-sample SX Functions beyond :class:`CasadiModel`'s: rhs, readout, loss and its Hessian."""
 
@@ -98,10 +118,26 @@ def _mapped(model, f: ca.Function, n: int, reduce_in: list[int], reduce_out: lis
     return f.map(f"{f.name()}_map{n}", model.parallelization, n, reduce_in, reduce_out)
 
 
-def _finish(model, w: ca.MX, y: np.ndarray, states: list[ca.MX], z: ca.MX, z0, g_extra: list[ca.MX]) -> Transcription:
-    """Objective terms from the states [X_0..X_N], constraints and bounds (shared by all transcriptions)."""
+def objective_terms(model, w: ca.MX, states: list[ca.MX], y) -> tuple[ca.MX, ca.MX, ca.MX]:
+    """Ŷ = λ2(X_N), the mean terminal loss and the rest of J, from the states [X_0..X_N].
+
+    Parameters
+    ----------
+    model : CasadiModel
+        The problem's CasADi view.
+    w : casadi.MX
+        Network parameters.
+    states : list of casadi.MX
+        X_0..X_N, each ``d × S``.
+    y : casadi.MX or casadi.DM
+        Encoded targets ``n_out × S``.
+
+    Returns
+    -------
+    tuple of casadi.MX
+        ``(predictions, loss, rest)`` with J = loss + rest.
+    """
     problem, lay = model.problem, model.problem.layout
-    y = ca.DM(y)
     n = y.shape[1]
     fns = _SampleFunctions(model)
     n_readout = lay.n_out * (lay.dim + 1)
@@ -113,6 +149,14 @@ def _finish(model, w: ca.MX, y: np.ndarray, states: list[ca.MX], z: ca.MX, z0, g
         run = _mapped(model, model.running, n, [1, 2], [0])
         for state in states[1:]:
             rest = rest + problem.step_size * run(state, y, w_readout) / n
+    return predictions, loss, rest
+
+
+def _finish(model, w: ca.MX, y: np.ndarray, states: list[ca.MX], z: ca.MX, z0, g_extra: list[ca.MX]) -> Transcription:
+    """Objective terms, constraints and bounds (shared by all transcriptions)."""
+    problem, lay = model.problem, model.problem.layout
+    y = ca.DM(y)
+    predictions, loss, rest = objective_terms(model, w, states, y)
     lbw, ubw = theta_bounds(problem)
     n_extra = z.shape[0] - lay.n_params
     lbz = np.r_[lbw, np.full(n_extra, -np.inf)]
