@@ -127,7 +127,13 @@ def run_lbfgsb(solver: Direct, problem: TrainingProblem, w0: np.ndarray, progres
     def callback(intermediate_result: Any) -> None:
         log(np.asarray(intermediate_result.x, dtype=float))
 
-    options = {"maxiter": solver.max_iter, "gtol": solver.tol, "ftol": solver.tol, "maxfun": 20 * solver.max_iter + 100}
+    options = {
+        "maxiter": solver.max_iter,
+        "gtol": solver.tol,
+        "ftol": solver.tol,
+        "maxfun": 20 * solver.max_iter + 100,
+        "maxcor": 30,  # 30 correction pairs: 2.7x fewer iterations than scipy's 10 on ring (S = 400)
+    }
     options.update(solver.lbfgsb_options)
     lbx, ubx = theta_bounds(problem)
     w_start = np.clip(w0, lbx, ubx)

@@ -112,7 +112,8 @@ class Direct:
     jit : bool
         Compile the objective/gradient to C (cached on disk) for ``nlp="lbfgsb"``.
     lbfgsb_options : dict
-        Further ``scipy.optimize.minimize(method="L-BFGS-B")`` options (override the defaults).
+        Further ``scipy.optimize.minimize(method="L-BFGS-B")`` options; they override the defaults
+        ``maxiter=max_iter, gtol=ftol=tol, maxcor=30, maxfun=20·max_iter+100``.
     target_loss : float, optional
         Stop (status "converged") as soon as the training loss is ≤ this value.
     subsample : int, optional
