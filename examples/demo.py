@@ -15,7 +15,10 @@ from control_dl.cli import write_standard_figures
 PROBLEMS = {"ring-3d": cdl.load_problem("ring", dim=3), "ring-2d": cdl.load_problem("ring", dim=2)}
 
 # --- solvers: the CasADi direct method (later issues add E-MSA and torch here) -----------------
-SOLVERS = {"ipopt-lbfgs": cdl.load_solver("ipopt-lbfgs", max_iter=300)}
+SOLVERS = {
+    "lbfgsb": cdl.load_solver("lbfgsb", max_iter=1000),  # JIT-compiled CasADi + scipy L-BFGS-B: the fast route
+    "ipopt-lbfgs": cdl.load_solver("ipopt-lbfgs", max_iter=300),
+}
 
 
 # --- run ----------------------------------------------------------------------------------------
