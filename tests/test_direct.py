@@ -97,7 +97,10 @@ def test_lbfgsb_target_loss_and_warm_start(small_ring):
 @pytest.mark.parametrize("integrator", ["euler", "rk4"])
 def test_multiple_shooting_is_consistent_with_simulation(control, integrator):
     """At z0 (states = forward pass of w) the continuity constraints vanish and J equals the simulated J."""
-    problem = cdl.load_problem("ring", n_samples=6, dim=3, n_steps=3, control=control, integrator=integrator)
+    lift = "affine" if control == "spectral" else "pad"  # a trainable λ1 too
+    problem = cdl.load_problem(
+        "ring", n_samples=6, dim=3, n_steps=3, control=control, integrator=integrator, lift=lift, turnpike=0.1
+    )
     w = problem.initial_guess(0)
     x, y = problem.data.x_train, problem.targets
     tr = transcriptions.multiple_shooting(problem.casadi, x, y, w)
