@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TORCH_VERSION := 2.13.0
 
-.PHONY: demo test lint examples clean
+.PHONY: demo test lint examples gallery clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,16 @@ test: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# the seed experiments (examples/*.py), each writing PNGs/GIFs under runs/examples/<name>/
+EXAMPLES := ring_dimensions spiral regularisation initialisations turnpike turnpike_claim square_1d morse invertible mlp_vs_resnet training_dynamics
+
+examples: $(VENV)/.installed
+	for e in $(EXAMPLES); do $(PY) examples/$$e.py || exit 1; done
+
+# README gallery: rerun the examples it shows and shrink their figures into docs/gallery/
+gallery: $(VENV)/.installed
+	$(PY) examples/make_gallery.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

@@ -8,6 +8,7 @@ result = cdl.solve(problem, cdl.load_solver("ipopt-lbfgs"))
 __version__ = "0.1.0"
 
 from . import backends as backends
+from . import diagnostics as diagnostics
 from . import plotting as plotting
 from ._errors import SpecError as SpecError
 from .problems import Bottleneck as Bottleneck
@@ -15,6 +16,7 @@ from .problems import Constraints as Constraints
 from .problems import Control as Control
 from .problems import Cost as Cost
 from .problems import Dataset as Dataset
+from .problems import FeedForward as FeedForward
 from .problems import Inside as Inside
 from .problems import Outside as Outside
 from .problems import PiecewiseConstant as PiecewiseConstant

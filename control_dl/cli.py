@@ -45,7 +45,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def write_standard_figures(problem: Any, result: Any, out: Path) -> list[Path]:
-    """Write convergence, decision-boundary (2-D classification) and trajectory (d ≥ 2) PNGs.
+    """Write the standard PNGs: convergence, θ(t) heat map, decision boundary (2-D classification),
+    trajectories (d ≥ 2) and grid deformation (2-D inputs, d ≥ 2).
 
     Parameters
     ----------
@@ -68,7 +69,10 @@ def write_standard_figures(problem: Any, result: Any, out: Path) -> list[Path]:
 
     from . import plotting
 
-    figures = {"convergence": lambda ax: plotting.convergence([result], ax=ax)}
+    figures = {
+        "convergence": lambda ax: plotting.convergence([result], ax=ax),
+        "theta_heatmap": lambda ax: plotting.theta_heatmap(problem, result, ax=ax),
+    }
     if problem.data.n_in == 2 and problem.data.task != "regression":
         figures["decision_boundary"] = lambda ax: plotting.decision_boundary(problem, result, ax=ax)
     written = []
@@ -80,6 +84,12 @@ def write_standard_figures(problem: Any, result: Any, out: Path) -> list[Path]:
         fig = plt.figure(figsize=(6, 5))
         plotting.trajectories(problem, result, ax=fig.add_subplot(111, projection="3d" if problem.dim >= 3 else None))
         written.append(_save(fig, out / "trajectories.png"))
+    if problem.dim >= 2 and problem.data.n_in == 2:
+        fig = plt.figure(figsize=(6, 5))
+        plotting.grid_deformation(
+            problem, result, ax=fig.add_subplot(111, projection="3d" if problem.dim >= 3 else None)
+        )
+        written.append(_save(fig, out / "grid_deformation.png"))
     return written
 
 
@@ -128,6 +138,54 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     return 0 if result.status in ("converged", "max_iter") else 1
 
 
+def _cmd_turnpike(args: argparse.Namespace) -> int:
+    from .diagnostics.turnpike import turnpike_sweep
+    from .problems.spec import load_problem
+    from .solvers import load_solver
+
+    try:
+        horizons = [float(h) for h in args.horizons.split(",") if h.strip()]
+    except ValueError:
+        raise SpecError(f"--horizons {args.horizons!r}: expected comma-separated numbers, e.g. 1,2,4") from None
+    problem = load_problem(args.problem, **dict(parse_assignment(s) for s in args.set))
+    solver = load_solver(args.solver, **dict(parse_assignment(s) for s in args.option))
+    sweep = turnpike_sweep(
+        problem, solver, horizons, seed=args.seed, progress=not args.no_progress, keep_step=not args.keep_n
+    )
+    print(sweep.table())
+    write_turnpike_outputs(sweep, Path(args.out))
+    return 0 if all(s in ("converged", "max_iter") for s in sweep.statuses) else 1
+
+
+def write_turnpike_outputs(sweep: Any, out: Path) -> list[Path]:
+    """Write ``turnpike.json`` (summary and profiles) and ``turnpike.png`` (‖θ(t)‖ per horizon).
+
+    Parameters
+    ----------
+    sweep : TurnpikeSweep
+        Output of :func:`control_dl.diagnostics.turnpike_sweep`.
+    out : Path
+        Folder.
+
+    Returns
+    -------
+    list of Path
+        Files written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .diagnostics.turnpike import plot_turnpike
+    from .result import atomic_write_bytes
+
+    atomic_write_bytes(out / "turnpike.json", json.dumps(sweep.to_dict(), indent=2).encode())
+    fig, ax = plt.subplots(figsize=(6, 4.8))
+    plot_turnpike(sweep, ax=ax)
+    return [out / "turnpike.json", _save(fig, out / "turnpike.png")]
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``control-dl``.
 
@@ -148,6 +206,17 @@ def build_parser() -> argparse.ArgumentParser:
     solve.add_argument("--out", default="runs/solve", help="output folder")
     solve.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     solve.set_defaults(func=_cmd_solve)
+    turn = sub.add_parser("turnpike", help="solve for several horizons T, print the turnpike table, write JSON + PNG")
+    turn.add_argument("problem", help="problem name or TOML path")
+    turn.add_argument("--horizons", default="1,2,4,8,16", help="comma-separated horizons T")
+    turn.add_argument("--solver", default="ipopt-lbfgs", help="solver preset name or TOML path")
+    turn.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a problem key")
+    turn.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="override a solver option")
+    turn.add_argument("--seed", type=int, default=0, help="seed of the initial guesses")
+    turn.add_argument("--keep-n", action="store_true", help="keep N steps for every T (default: keep h)")
+    turn.add_argument("--out", default="runs/turnpike", help="output folder")
+    turn.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    turn.set_defaults(func=_cmd_turnpike)
     return parser
 
 

@@ -40,8 +40,9 @@ def package_versions() -> dict[str, str]:
         "casadi": casadi.__version__,
     }
     versions["python"] = sys.version.split()[0]
-    if "torch" in sys.modules:
-        versions["torch"] = sys.modules["torch"].__version__
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        versions["torch"] = torch.__version__
     return versions
 
 

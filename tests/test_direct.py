@@ -1,4 +1,5 @@
-"""Direct methods: transcriptions agree, Gauss-Newton = exact, constraints hold, failures are statuses."""
+"""Direct methods: IPOPT trains and respects constraints; transcriptions agree, Gauss-Newton = exact,
+L-BFGS-B over JIT code; failures are statuses."""
 
 from __future__ import annotations
 
@@ -16,6 +17,71 @@ from control_dl.solvers import _transcriptions as transcriptions
 def _jit_cache(tmp_path_factory, monkeypatch):
     """JIT libraries go to a per-session temporary cache, never to the user's cache or the cwd."""
     monkeypatch.setenv("CONTROL_DL_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+def test_ring_in_3d_is_separated():
+    problem = cdl.load_problem("ring", dim=3)
+    result = cdl.solve(problem, cdl.load_solver("ipopt-lbfgs", max_iter=150), progress=False)
+    assert result.accuracy >= 0.99
+    assert result.status in ("converged", "max_iter")
+    assert result.objective == pytest.approx(problem.objective(result.w))
+    assert result.history[0]["objective"] == pytest.approx(problem.objective(problem.initial_guess(0)))
+    assert {"iter", "time", "objective", "loss", "accuracy"} <= set(result.history[-1])
+
+
+def test_exact_hessian_converges_on_a_tiny_regression(small_sin):
+    result = cdl.solve(small_sin, cdl.Direct(hessian="exact", max_iter=500), progress=False)
+    assert result.status == "converged"
+    # first-order optimality checked independently of IPOPT, with the torch gradient
+    assert np.linalg.norm(small_sin.gradient(result.w, "torch")) < 1e-6
+
+
+def test_max_iter_is_reported_not_hidden(small_ring):
+    result = cdl.solve(small_ring, cdl.Direct(hessian="lbfgs", max_iter=2), progress=False)
+    assert result.status == "max_iter"
+    assert "Maximum_Iterations_Exceeded" in result.message
+
+
+def test_user_ipopt_option_is_the_one_used(small_ring):
+    solver = cdl.Direct(hessian="lbfgs", max_iter=50, ipopt_options={"max_iter": 3})
+    result = cdl.solve(small_ring, solver, progress=False)
+    assert result.iterations == 3 and result.status == "max_iter"
+
+
+def test_bad_ipopt_option_is_a_failed_status(small_ring):
+    result = cdl.solve(small_ring, cdl.Direct(ipopt_options={"no_such_option": 1}), progress=False)
+    assert result.status == "failed"
+    np.testing.assert_array_equal(result.w, small_ring.initial_guess(0))
+
+
+def test_theta_bounds_hold(small_ring):
+    problem = cdl.load_problem("ring", n_samples=40, dim=3, n_steps=5, theta_max=0.1)
+    result = cdl.solve(problem, cdl.Direct(hessian="lbfgs", max_iter=150), progress=False)
+    theta = result.w[: problem.layout.n_theta]
+    assert np.max(np.abs(theta)) <= 0.1 + 1e-8
+    assert np.max(np.abs(theta)) > 0.099  # the bound is active: the unconstrained fit wants more
+
+
+def test_lipschitz_constraint_certifies_each_step():
+    problem = cdl.load_problem("ring", n_samples=40, dim=3, n_steps=5, lipschitz=0.5, l2=0.0)
+    result = cdl.solve(problem, cdl.Direct(hessian="lbfgs", max_iter=600), progress=False)
+    assert result.accuracy > 0.9
+    h = problem.step_size
+    for theta in problem.unflatten(result.w)["theta"]:
+        assert h * np.linalg.norm(theta["A"], 2) <= 0.5 + 1e-7
+
+
+def test_warm_start_from_a_result(small_ring):
+    first = cdl.solve(small_ring, cdl.Direct(hessian="lbfgs", max_iter=20), progress=False)
+    second = cdl.solve(small_ring, cdl.Direct(hessian="lbfgs", max_iter=5), w0=first, progress=False)
+    assert second.history[0]["objective"] == pytest.approx(first.objective)
+
+
+def test_solve_rejects_wrong_types(small_ring):
+    with pytest.raises(TypeError, match="solver"):
+        cdl.solve(small_ring, "ipopt-lbfgs")
+    with pytest.raises(ValueError, match="n_params"):
+        cdl.solve(small_ring, cdl.Direct(), w0=np.zeros(2))
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +194,20 @@ def test_collocation_states_converge_to_the_flow():
     assert np.log2(errors[0] / errors[1]) > 3.5  # degree-2 Gauss-Legendre has order 4
 
 
+def test_feed_forward_multiple_shooting_and_lbfgsb():
+    """An MLP (state width changes per layer): multiple shooting is consistent, L-BFGS-B trains it,
+    collocation (which needs a flow) is refused naming the field."""
+    problem = cdl.load_problem("circle", model="mlp", widths=[2, 5, 3, 1], n_samples=10)
+    w = problem.initial_guess(0)
+    tr = transcriptions.multiple_shooting(problem.casadi, problem.data.x_train, problem.targets, w)
+    j, g = ca.Function("f", [tr.z], [tr.objective, tr.g])(tr.z0)
+    assert float(j) == pytest.approx(problem.objective(w), rel=1e-12) and np.max(np.abs(np.asarray(g))) < 1e-12
+    result = cdl.solve(problem, cdl.Direct(nlp="lbfgsb", max_iter=50), progress=False)
+    assert result.objective < problem.objective(w)
+    with pytest.raises(cdl.SpecError, match="transcription"):
+        cdl.solve(problem, cdl.Direct(transcription="collocation"), progress=False)
+
+
 @pytest.mark.parametrize("control", ["piecewise_constant", "piecewise_linear", "spectral"])
 @pytest.mark.parametrize("scheme", ["legendre", "radau"])
 def test_collocation_builds_for_every_control(control, scheme):
@@ -189,7 +269,7 @@ def test_evaluation_failure_is_a_status():
     assert result.status in ("failed", "diverged")
 
 
-def test_user_ipopt_option_is_the_one_used(small_ring):
+def test_user_ipopt_option_overrides_the_default(small_ring):
     solver = cdl.Direct(max_iter=500, ipopt_options={"max_iter": 2})
     assert solver.solver_options()["max_iter"] == 2
     result = cdl.solve(small_ring, solver, progress=False)

@@ -33,7 +33,7 @@ class TorchOps:
 
     @staticmethod
     def softplus(z):
-        return torch.clamp_min(z, 0.0) + torch.log1p(torch.exp(-torch.abs(z)))
+        return torch.logaddexp(z, torch.zeros_like(z))
 
     @staticmethod
     def relu(z):

@@ -54,6 +54,6 @@ def decision_boundary(problem: Any, result: Any, ax: Any = None, resolution: int
     ax.set_xlabel("$x_1$")
     ax.set_ylabel("$x_2$")
     acc = "" if result.accuracy is None else f" (train acc {result.accuracy:.3f})"
-    ax.set_title(f"{problem.data.name}, d = {problem.dim}: decision boundary{acc}")
+    ax.set_title(f"{problem.data.name}, d = {problem.dim}: decision boundary{acc}", fontsize=10)
     ax.set_aspect("equal")
     return ax

@@ -46,5 +46,7 @@ def trajectories(problem: Any, result: Any, ax: Any = None, max_points: int = 20
     if three_d:
         ax.set_zlabel("$x_3$")
     ax.set_title(f"{problem.data.name}: trajectories through {problem.n_steps} layers (d = {problem.dim})")
-    ax.legend(loc="best", fontsize=8)
+    legend = ax.legend(loc="best", fontsize=8)
+    for handle in legend.legend_handles:  # marker shape only: colours stand for classes
+        handle.set_color("0.3")
     return ax

@@ -9,6 +9,7 @@ from .controls import TimeInvariant as TimeInvariant
 from .costs import Constraints as Constraints
 from .costs import Cost as Cost
 from .datasets import Dataset as Dataset
+from .feedforward import FeedForward as FeedForward
 from .fields import Bottleneck as Bottleneck
 from .fields import Inside as Inside
 from .fields import Outside as Outside

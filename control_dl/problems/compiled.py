@@ -10,6 +10,9 @@ Per-sample Functions (all column vectors):
 - ``step(x_k, Θ_k) -> x_{k+1}`` with Θ_k the θ vectors at the integrator nodes stacked,
 - ``terminal(x_N, y, w_readout) -> ℓ(λ2(x_N), y)``,
 - ``running(x_k, y, w_readout) -> κ ℓ(λ2(x_k), y) + η ‖x_k − x̄‖²``.
+
+A feed-forward model has one step Function per layer (``layer_steps[k](x_k, θ_k)``, the shapes
+differ per layer) and ``step`` is None; :meth:`CasadiModel.step_at` gives either.
 """
 
 from __future__ import annotations
@@ -41,18 +44,27 @@ class CasadiModel:
         self.parallelization = parallelization
         self._functions: dict[int, tuple[ca.Function, ca.Function]] = {}
         lay = problem.layout
-        n_nodes = len(problem.scheme.nodes)
-        x = ca.SX.sym("x", problem.dim)
+        dims = problem.state_dims
+        x = ca.SX.sym("x", dims[-1])
         x_in = ca.SX.sym("x_in", lay.n_in)
         y = ca.SX.sym("y", lay.n_out)
-        thetas = ca.SX.sym("Theta", lay.p * n_nodes)
-        n_readout = lay.n_out * (lay.dim + 1)
-        w_readout = ca.SX.sym("w_readout", n_readout)
-        w_lift = ca.SX.sym("w_lift", lay.n_params - lay.n_theta - n_readout)
-        stage = [thetas[i * lay.p : (i + 1) * lay.p] for i in range(n_nodes)]
+        w_readout = ca.SX.sym("w_readout", lay.n_readout)
+        w_lift = ca.SX.sym("w_lift", lay.n_params - lay.n_theta - lay.n_readout)
         readout = lay.unpack(w_readout, lay.readout_shapes, ops)
         lift = lay.unpack(w_lift, lay.lift_shapes, ops)
-        self.step = ca.Function("step", [x, thetas], [problem.step(x, stage, ops)], ["x", "Theta"], ["x_next"])
+        self.step: ca.Function | None = None
+        self.layer_steps: list[ca.Function] | None = None
+        if problem.model is None:
+            n_nodes = len(problem.scheme.nodes)
+            thetas = ca.SX.sym("Theta", lay.p * n_nodes)
+            stage = [thetas[i * lay.p : (i + 1) * lay.p] for i in range(n_nodes)]
+            self.step = ca.Function("step", [x, thetas], [problem.step(x, stage, ops)], ["x", "Theta"], ["x_next"])
+        else:
+            self.layer_steps = []
+            for k, size in enumerate(lay.sizes):
+                x_k, theta_k = ca.SX.sym("x", dims[k]), ca.SX.sym("Theta", size)
+                x_next = problem.step(x_k, [theta_k], ops, k)
+                self.layer_steps.append(ca.Function(f"layer{k}", [x_k, theta_k], [x_next], ["x", "Theta"], ["x_next"]))
         self.lift = ca.Function(
             "lift", [x_in, w_lift], [problem.lift_states(x_in, lift, ops)], ["x_in", "w_lift"], ["x0"]
         )
@@ -70,6 +82,21 @@ class CasadiModel:
     def _mapped(self, f: ca.Function, n: int, reduce_in: list[int], reduce_out: list[int]) -> ca.Function:
         return f.map(f"{f.name()}_map{n}", self.parallelization, n, reduce_in, reduce_out)
 
+    def step_at(self, k: int) -> ca.Function:
+        """The per-sample step Function of step (layer) k: ``(x_k, Θ_k) -> x_{k+1}``.
+
+        Parameters
+        ----------
+        k : int
+            Step index.
+
+        Returns
+        -------
+        casadi.Function
+            ``step`` for a flow, ``layer_steps[k]`` for a feed-forward model.
+        """
+        return self.step if self.layer_steps is None else self.layer_steps[k]
+
     def stage_vector(self, w: ca.MX, k: int) -> ca.MX:
         """Θ_k: θ at the integrator nodes of step k, stacked (MX)."""
         return ca.vertcat(*self.problem.stage_thetas(w, k, ops))
@@ -78,22 +105,24 @@ class CasadiModel:
         """[X_0, …, X_N] as MX for a symbolic batch x (``n_in × S``)."""
         p, lay = self.problem, self.problem.layout
         n = x.shape[1]
-        n_readout = lay.n_out * (lay.dim + 1)
-        states = [self._mapped(self.lift, n, [1], [])(x, w[lay.n_theta + n_readout :])]
-        step = self._mapped(self.step, n, [1], [])
+        states = [self._mapped(self.lift, n, [1], [])(x, w[lay.n_theta + lay.n_readout :])]
+        mapped: dict[str, ca.Function] = {}
         for k in range(p.n_steps):
-            states.append(step(states[-1], self.stage_vector(w, k)))
+            f = self.step_at(k)
+            if f.name() not in mapped:
+                mapped[f.name()] = self._mapped(f, n, [1], [])
+            states.append(mapped[f.name()](states[-1], self.stage_vector(w, k)))
         return states
 
     def objective_expr(self, w: ca.MX, x: ca.MX, y: ca.MX) -> tuple[ca.MX, ca.MX]:
         """(J, loss) as MX expressions of w and the batch (x, y)."""
         p, lay = self.problem, self.problem.layout
         n = x.shape[1]
-        w_readout = w[lay.n_theta : lay.n_theta + lay.n_out * (lay.dim + 1)]
+        w_readout = w[lay.n_theta : lay.n_theta + lay.n_readout]
         states = self.trajectory_expr(w, x)
         running = 0
         if p.cost.has_running_cost:
-            run = self._mapped(self.running, n, [1, 2], [0])
+            run = self._mapped(self.running, n, [2], [0])
             for state in states[1:]:
                 running += p.step_size * run(state, y, w_readout)
         loss = self._mapped(self.terminal, n, [2], [0])(states[-1], y, w_readout) / n

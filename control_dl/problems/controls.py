@@ -34,11 +34,10 @@ def _gram_factor(gram: np.ndarray) -> np.ndarray:
     return np.sqrt(eigval[keep])[:, None] * eigvec[:, keep].T
 
 
-@dataclass(frozen=True)
 class Control(ABC):
-    """Base class of θ(t) parametrisations; ``n_steps`` is the integration grid."""
+    """Base class of θ(t) parametrisations; every subclass has ``n_steps``, the integration grid."""
 
-    n_steps: int = 20
+    n_steps: int
 
     def __post_init__(self) -> None:
         _check_int("n_steps", self.n_steps, 1)
@@ -118,6 +117,8 @@ class PiecewiseConstant(Control):
         Number of steps (layers) N.
     """
 
+    n_steps: int = 20
+
     @property
     def n_coeffs(self) -> int:
         """N coefficient vectors, one per layer."""
@@ -155,6 +156,7 @@ class PiecewiseLinear(Control):
     """
 
     n_nodes: int = 5
+    n_steps: int = 20
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -182,7 +184,15 @@ class PiecewiseLinear(Control):
 
 @dataclass(frozen=True)
 class TimeInvariant(Control):
-    """One θ for all t: a weight-tied ResNet / autonomous neural ODE."""
+    """One θ for all t: a weight-tied ResNet / autonomous neural ODE.
+
+    Parameters
+    ----------
+    n_steps : int
+        Integration steps.
+    """
+
+    n_steps: int = 20
 
     @property
     def n_coeffs(self) -> int:
@@ -214,6 +224,7 @@ class Spectral(Control):
 
     basis: str = "legendre"
     n_modes: int = 4
+    n_steps: int = 20
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -14,6 +14,7 @@ import numpy as np
 from .._errors import spec_error
 
 TASKS = ("binary", "multiclass", "regression")
+__all__ = ["DATASETS", "TASKS", "Dataset", "circle", "ring", "sin", "spheres", "spiral", "square_1d", "xor"]
 
 
 @dataclass(frozen=True, eq=False)

@@ -7,11 +7,15 @@ All decision variables flatten to one float64 vector, in this order:
    flattened column-major;
 2. the readout λ2(x) = P x + c: P ∈ R^{n_out×d} (column-major), then c ∈ R^{n_out};
 3. if the lift is trainable, λ1(x) = L x + l: L ∈ R^{d×n_in} (column-major), then l ∈ R^d.
+
+A feed-forward model (:class:`~control_dl.problems.feedforward.FeedForward`) has the
+:class:`LayerLayout` instead: θ_0, …, θ_{L-1} one after another, θ_k = (A_k column-major, b_k), its
+length p_k depending on k; no readout (λ2 is the identity) and no lift.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -81,6 +85,11 @@ class Layout:
         return {"L": (self.dim, self.n_in), "l": (self.dim,)} if self.affine_lift else {}
 
     @property
+    def n_readout(self) -> int:
+        """Entries of w that belong to the readout (P, c)."""
+        return self.n_out * (self.dim + 1)
+
+    @property
     def n_params(self) -> int:
         """Length of w."""
         extra = self.readout_shapes | self.lift_shapes
@@ -107,12 +116,7 @@ class Layout:
         dict
             Name → ``rows × cols`` matrix.
         """
-        out, start = {}, 0
-        for name, shape in shapes.items():
-            n = _size(shape)
-            out[name] = ops.reshape(vec[start : start + n], as_matrix_shape(shape))
-            start += n
-        return out
+        return unpack_blocks(vec, shapes, ops)
 
     def readout(self, w: Any, ops: Any) -> dict[str, Any]:
         """P and c from w."""
@@ -124,3 +128,116 @@ class Layout:
         """L and l from w (empty dict for the fixed padding)."""
         start = self.n_theta + self.n_out * (self.dim + 1)
         return self.unpack(w[start : self.n_params], self.lift_shapes, ops)
+
+
+def unpack_blocks(vec: Any, shapes: dict[str, tuple[int, ...]], ops: Any) -> dict[str, Any]:
+    """Reshape a flat vector into named matrices (1-D shapes as columns, matrices column-major).
+
+    Parameters
+    ----------
+    vec : array
+        Flat block of w.
+    shapes : dict
+        Names and declared shapes, in layout order.
+    ops : namespace
+        Backend.
+
+    Returns
+    -------
+    dict
+        Name → ``rows × cols`` matrix.
+    """
+    out, start = {}, 0
+    for name, shape in shapes.items():
+        n = _size(shape)
+        out[name] = ops.reshape(vec[start : start + n], as_matrix_shape(shape))
+        start += n
+    return out
+
+
+@dataclass(frozen=True)
+class LayerLayout:
+    """Offsets of the per-layer blocks θ_k = (A_k, b_k) of a feed-forward model's w.
+
+    Mirrors :class:`Layout` where the notions carry over: ``coefficient(w, k)`` is θ_k, ``n_coeffs``
+    the number of layers L, ``p`` the largest p_k; the readout and lift blocks are empty.
+
+    Parameters
+    ----------
+    layer_shapes : tuple of dict
+        Parameter shapes of every layer.
+    dim : int
+        Largest width (the dimension the padded states of ``forward`` use).
+    n_in, n_out : int
+        Input and output widths w_0 and w_L.
+    """
+
+    layer_shapes: tuple[dict[str, tuple[int, ...]], ...]
+    dim: int
+    n_in: int
+    n_out: int
+    affine_lift: bool = False
+    readout_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    lift_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    n_readout: int = 0
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """p_k, the number of entries of θ_k."""
+        return tuple(sum(_size(s) for s in shapes.values()) for shapes in self.layer_shapes)
+
+    @property
+    def offsets(self) -> tuple[int, ...]:
+        """Start of θ_k in w, k = 0..L (the last entry is n_theta)."""
+        return tuple(int(v) for v in np.concatenate([[0], np.cumsum(self.sizes)]))
+
+    @property
+    def n_coeffs(self) -> int:
+        """Number of layers L."""
+        return len(self.layer_shapes)
+
+    @property
+    def p(self) -> int:
+        """Largest p_k (θ(t) is zero-padded to this length)."""
+        return max(self.sizes)
+
+    @property
+    def n_theta(self) -> int:
+        """Entries of w that belong to θ (all layers)."""
+        return self.offsets[-1]
+
+    @property
+    def n_params(self) -> int:
+        """Length of w (= n_theta: no readout, no lift)."""
+        return self.n_theta
+
+    def coefficient(self, w: Any, k: int) -> Any:
+        """Slice θ_k out of w (any backend)."""
+        return w[self.offsets[k] : self.offsets[k + 1]]
+
+    def unpack(self, vec: Any, shapes: dict[str, tuple[int, ...]], ops: Any) -> dict[str, Any]:
+        """Reshape a flat vector into named matrices (see :func:`unpack_blocks`).
+
+        Parameters
+        ----------
+        vec : array
+            Flat block of w.
+        shapes : dict
+            Names and declared shapes.
+        ops : namespace
+            Backend.
+
+        Returns
+        -------
+        dict
+            Name → ``rows × cols`` matrix.
+        """
+        return unpack_blocks(vec, shapes, ops)
+
+    def readout(self, w: Any, ops: Any) -> dict[str, Any]:
+        """Empty: λ2 is the identity."""
+        return {}
+
+    def lift(self, w: Any, ops: Any) -> dict[str, Any]:
+        """Empty: λ1 is the identity."""
+        return {}

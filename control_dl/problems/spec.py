@@ -19,6 +19,7 @@ from .._toml import read_toml
 from .controls import CONTROLS
 from .costs import Constraints, Cost
 from .datasets import DATASETS
+from .feedforward import FeedForward
 from .fields import FIELDS
 from .training import TrainingProblem
 
@@ -35,6 +36,7 @@ SCHEMA: dict[str, tuple[str, type]] = {
     "field": ("model", str),
     "activation": ("model", str),
     "width": ("model", int),
+    "widths": ("model", list),
     "lift": ("model", str),
     "control": ("control", str),
     "n_steps": ("control", int),
@@ -55,6 +57,21 @@ SCHEMA: dict[str, tuple[str, type]] = {
     "lipschitz": ("constraints", float),
 }
 SECTIONS = ("data", "model", "control", "cost", "constraints")
+#: keys that describe the flow of a ResNet; a ``model = "mlp"`` spec ignores them when they come from
+#: the file and rejects them as overrides (an explicit option never vanishes silently).
+RESNET_ONLY = (
+    "dim",
+    "field",
+    "width",
+    "lift",
+    "control",
+    "n_steps",
+    "horizon",
+    "integrator",
+    "n_nodes",
+    "n_modes",
+    "basis",
+)
 TOP_LEVEL = ("name", "description")
 
 
@@ -72,6 +89,10 @@ def _check_type(key: str, value: Any) -> Any:
         raise spec_error(key, value, "must be an integer")
     if kind is str and not isinstance(value, str):
         raise spec_error(key, value, "must be a string")
+    if kind is list:
+        if not isinstance(value, (list, tuple)) or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
+            raise spec_error(key, value, "must be a list of integers")
+        return list(value)
     return value
 
 
@@ -149,8 +170,19 @@ def build_problem(spec: dict[str, Any]) -> TrainingProblem:
 
     model = dict(spec["model"])
     kind = model.pop("model", "resnet")
-    if kind != "resnet":
-        raise spec_error("model", kind, "must be 'resnet'")
+    if kind not in ("resnet", "mlp"):
+        raise spec_error("model", kind, "must be 'resnet' or 'mlp'")
+    cost = Cost(**{k: v for k, v in spec["cost"].items() if v is not None})
+    if kind == "mlp":
+        if model.get("widths") is None:
+            raise spec_error("widths", None, "model = 'mlp' needs widths = [n_in, ..., n_out]")
+        network = FeedForward(widths=model["widths"], activation=model.get("activation") or "tanh")
+        return TrainingProblem(
+            data=dataset, model=network, cost=cost, constraints=Constraints(**spec["constraints"]), spec=spec
+        )
+    if model.get("widths") is not None:
+        raise spec_error("widths", model["widths"], "applies to model = 'mlp' only")
+    model.pop("widths", None)
     field_name = model.pop("field", "inside")
     if field_name not in FIELDS:
         raise spec_error("field", field_name, f"must be one of {sorted(FIELDS)}")
@@ -180,7 +212,7 @@ def build_problem(spec: dict[str, Any]) -> TrainingProblem:
         control=control,
         horizon=horizon,
         integrator=integrator,
-        cost=Cost(**{k: v for k, v in spec["cost"].items() if v is not None}),
+        cost=cost,
         constraints=Constraints(**spec["constraints"]),
         lift=model.get("lift", "pad"),
         spec=spec,
@@ -226,7 +258,12 @@ def problem_from_spec(doc: dict[str, Any], **overrides: Any) -> TrainingProblem:
     TrainingProblem
         The problem.
     """
-    return build_problem(normalise(doc, overrides))
+    spec = normalise(doc, overrides)
+    if spec["model"].get("model") == "mlp":
+        bad = sorted(set(overrides) & set(RESNET_ONLY))
+        if bad:
+            raise spec_error(bad[0], overrides[bad[0]], "does not apply to model = 'mlp' (it takes widths, activation)")
+    return build_problem(spec)
 
 
 def list_problems() -> list[str]:

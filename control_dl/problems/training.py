@@ -3,7 +3,9 @@ r"""The training optimal control problem, written once against ``ops``.
     minimise_{θ(·), P, c, (L, l)}  J(θ) = (1/S) Σ_i ℓ(P x_i(T) + c, y_i) + R(θ) + running terms
     subject to  x_i(0) = λ1(x_i),   x_{k+1} = Φ_h(x_k, θ(t_k + c_s h))   (Euler: x_k + h f(x_k, θ_k))
 
-The same code evaluates J in numpy, CasADi and torch: see :class:`TrainingProblem`.
+The same code evaluates J in numpy, CasADi and torch: see :class:`TrainingProblem`. A feed-forward
+model (``model=FeedForward(widths)``) replaces the flow by the layer maps x_{k+1} = σ(A_k x_k + b_k)
+of :mod:`control_dl.problems.feedforward`; everything below then runs layer by layer.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from ..backends import get_ops, numpy_ops
 from .controls import Control, PiecewiseConstant
 from .costs import Constraints, Cost, encode_targets, loss_per_sample, predict_labels
 from .datasets import Dataset
+from .feedforward import FeedForward
 from .fields import Inside, VectorField
 from .integrators import Integrator, get_integrator
-from .layout import Layout
+from .layout import LayerLayout, Layout
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,6 +56,12 @@ class TrainingProblem:
     spec : dict, optional
         The specification this problem was built from (set by :func:`load_problem`, stored in
         results so they can be reloaded with their problem).
+    model : FeedForward, optional
+        A feed-forward network in place of (field, dim, control, integrator, lift), which must then
+        keep their defaults. Its widths must start at n_in and end at the loss's output size; λ2 is
+        the identity (no P, c in w); ``dim`` becomes the largest width, ``n_steps`` the number of
+        layers L and ``horizon`` L·h. Only the l2 and l1 regularisers apply (α h Σ_k ‖θ_k‖²,
+        γ h Σ_k Σ(√(θ_k² + ε²) − ε)); h1, turnpike, tracking and lipschitz are SpecErrors.
     """
 
     data: Dataset
@@ -65,6 +74,7 @@ class TrainingProblem:
     constraints: Constraints = dataclass_field(default_factory=Constraints)
     lift: str = "pad"
     spec: dict | None = None
+    model: FeedForward | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.data, Dataset):
@@ -85,11 +95,50 @@ class TrainingProblem:
         if self.lift not in ("pad", "affine"):
             raise spec_error("lift", self.lift, "must be 'pad' or 'affine'")
         encode_targets(self.data.task, self.cost.loss, self.data.y_train, self.data.n_classes)
+        if self.model is not None:
+            self._check_feedforward()
+
+    def _check_feedforward(self) -> None:
+        model = self.model
+        if not isinstance(model, FeedForward):
+            raise spec_error("model", type(model).__name__, "must be a control_dl FeedForward")
+        widths = list(model.widths)
+        if widths[0] != self.data.n_in:
+            raise spec_error("widths", widths, f"must start with the input size n_in={self.data.n_in}")
+        n_out = self.targets.shape[0]
+        if widths[-1] != n_out:
+            raise spec_error("widths", widths, f"must end with the output size {n_out} of loss {self.cost.loss!r}")
+        resnet_only = {
+            "field": self.field != Inside(),
+            "control": self.control != PiecewiseConstant(),
+            "integrator": self.integrator != "euler",
+            "lift": self.lift != "pad",
+            "horizon": self.horizon not in (1.0, model.n_layers * model.step),
+        }
+        for name, changed in resnet_only.items():
+            if changed:
+                raise spec_error(name, getattr(self, name), "does not apply to a FeedForward model")
+        if self.dim != self.data.n_in and self.dim != max(widths):
+            raise spec_error("dim", self.dim, "does not apply to a FeedForward model (its widths set it)")
+        for name in ("h1", "turnpike", "tracking"):
+            if getattr(self.cost, name) > 0:
+                raise spec_error(name, getattr(self.cost, name), "is not defined for a FeedForward model")
+        if self.constraints.lipschitz is not None:
+            raise spec_error("lipschitz", self.constraints.lipschitz, "is not defined for a FeedForward model")
+        object.__setattr__(self, "dim", max(widths))
+        object.__setattr__(self, "horizon", model.n_layers * model.step)
 
     # ----------------------------------------------------------------------------- structure
     @cached_property
-    def layout(self) -> Layout:
+    def layout(self) -> Layout | LayerLayout:
         """Offsets of the blocks of w (see :mod:`control_dl.problems.layout`)."""
+        if self.model is not None:
+            return LayerLayout(
+                layer_shapes=tuple(self.model.layer_shapes(k) for k in range(self.model.n_layers)),
+                dim=self.dim,
+                n_in=self.data.n_in,
+                n_out=self.targets.shape[0],
+            )
         return Layout(
             theta_shapes=dict(self.field.param_shapes(self.dim)),
             n_coeffs=self.control.n_coeffs,
@@ -116,13 +165,18 @@ class TrainingProblem:
 
     @property
     def n_steps(self) -> int:
-        """Number N of integration steps (layers)."""
-        return self.control.n_steps
+        """Number N of integration steps (layers; L for a feed-forward model)."""
+        return self.control.n_steps if self.model is None else self.model.n_layers
 
     @property
     def step_size(self) -> float:
-        """h = T / N."""
+        """h = T / N (the FeedForward ``step`` for a feed-forward model)."""
         return self.horizon / self.n_steps
+
+    @property
+    def state_dims(self) -> tuple[int, ...]:
+        """Dimensions of x_0, …, x_N: d every step, or the widths of a feed-forward model."""
+        return (self.dim,) * (self.n_steps + 1) if self.model is None else self.model.widths
 
     @property
     def times(self) -> np.ndarray:
@@ -170,20 +224,44 @@ class TrainingProblem:
         """f(x, θ) for a flat θ: unpack by the field's shapes and evaluate the field."""
         return self.field(x, self.layout.unpack(theta, self.layout.theta_shapes, ops), ops)
 
-    def step(self, x: Any, thetas: list[Any], ops: Any) -> Any:
-        """One integrator step x_{k+1} = Φ_h(x_k, θ at the nodes)."""
+    def step(self, x: Any, thetas: list[Any], ops: Any, k: int | None = None) -> Any:
+        """One step x_{k+1} = Φ_h(x_k, θ at the nodes); layer k's map for a feed-forward model.
+
+        Parameters
+        ----------
+        x : array
+            States x_k, one column per sample.
+        thetas : list
+            θ at the integrator nodes of step k (:meth:`stage_thetas`).
+        ops : namespace
+            Backend.
+        k : int, optional
+            Step index: required by a feed-forward model (its layers differ), ignored by a flow.
+
+        Returns
+        -------
+        array
+            x_{k+1}.
+        """
+        if self.model is not None:
+            if k is None:
+                raise ValueError("a FeedForward problem needs the layer index: step(x, thetas, ops, k)")
+            return self.model(k, x, self.layout.unpack(thetas[0], self.layout.layer_shapes[k], ops), ops)
         return self.scheme.step(lambda z, th: self.rhs(z, th, ops), x, thetas, self.step_size)
 
     def lift_states(self, x: Any, lift: dict[str, Any], ops: Any) -> Any:
-        """λ1: zero-pad ``n_in × S`` inputs to ``d × S``, or apply L x + l."""
+        """λ1: zero-pad ``n_in × S`` inputs to ``d × S``, or apply L x + l (identity for an MLP)."""
         if lift:
             return ops.matmul(lift["L"], x) + lift["l"]
-        if self.dim == self.data.n_in:
+        d0 = self.state_dims[0]
+        if d0 == self.data.n_in:
             return x
-        return ops.vstack([x, ops.zeros((self.dim - self.data.n_in, x.shape[1]))])
+        return ops.vstack([x, ops.zeros((d0 - self.data.n_in, x.shape[1]))])
 
     def readout(self, x: Any, readout: dict[str, Any], ops: Any) -> Any:
-        """λ2(x) = P x + c."""
+        """λ2(x) = P x + c (the identity when the readout is empty, as for a feed-forward model)."""
+        if not readout:
+            return x
         return ops.matmul(readout["P"], x) + readout["c"]
 
     def terminal_loss(self, x: Any, target: Any, readout: dict[str, Any], ops: Any) -> Any:
@@ -216,6 +294,8 @@ class TrainingProblem:
             The regularisation value.
         """
         cost, lay = self.cost, self.layout
+        if self.model is not None:
+            return self._layer_regulariser(w, ops)
         coeffs = ops.reshape(w[: lay.n_theta], (lay.p, lay.n_coeffs))
         total = 0.0
         for weight, factor in ((cost.l2, self._l2_factor), (cost.h1, self._h1_factor)):
@@ -226,6 +306,17 @@ class TrainingProblem:
             theta_mid = ops.matmul(coeffs, ops.asarray(self._midpoint_basis.T))
             eps = cost.l1_eps
             total = total + cost.l1 * self.step_size * ops.sum(ops.sqrt(theta_mid * theta_mid + eps**2) - eps)
+        return total
+
+    def _layer_regulariser(self, w: Any, ops: Any) -> Any:
+        """α h Σ_k ‖θ_k‖² + γ h Σ_k Σ (√(θ_k² + ε²) − ε) for a feed-forward model."""
+        theta = w[: self.layout.n_theta]
+        h, total = self.step_size, 0.0
+        if self.cost.l2 > 0:
+            total = total + self.cost.l2 * h * ops.sum(theta * theta)
+        if self.cost.l1 > 0:
+            eps = self.cost.l1_eps
+            total = total + self.cost.l1 * h * ops.sum(ops.sqrt(theta * theta + eps**2) - eps)
         return total
 
     @cached_property
@@ -273,21 +364,39 @@ class TrainingProblem:
         ]
 
     def stage_thetas(self, w: Any, k: int, ops: Any) -> list[Any]:
-        """θ at each integrator node of step k."""
+        """θ at each integrator node of step k (θ_k alone for a feed-forward model)."""
+        if self.model is not None:
+            return [self.layout.coefficient(w, k)]
         return [self.theta_vector(w, wts, ops) for wts in self.stage_weights[k]]
 
     def trajectory(self, w: Any, x: Any, ops: Any) -> Iterator[Any]:
-        """Yield x_0 = λ1(x), x_1, …, x_N for a batch of inputs (the ResNet forward pass)."""
+        """Yield x_0 = λ1(x), x_1, …, x_N for a batch of inputs (the forward pass)."""
         state = self.lift_states(x, self.layout.lift(w, ops), ops)
         yield state
         for k in range(self.n_steps):
-            state = self.step(state, self.stage_thetas(w, k, ops), ops)
+            state = self.step(state, self.stage_thetas(w, k, ops), ops, k)
             yield state
 
     def objective_terms(self, w: Any, x: Any, target: Any, ops: Any) -> tuple[Any, Any]:
         """(J, training loss) on the batch (x, target), in any backend with batch broadcasting.
 
         The running terms use the right-endpoint rule h Σ_{k=1}^{N}.
+
+        Parameters
+        ----------
+        w : array
+            Decision vector (numpy array, torch tensor; CasADi goes through :attr:`casadi`).
+        x : array
+            Inputs, ``n_in × S``.
+        target : array
+            Encoded targets, ``n_out × S``.
+        ops : namespace
+            Backend of ``w`` and ``x``.
+
+        Returns
+        -------
+        tuple
+            ``(J, loss)`` as backend scalars (differentiable in torch).
         """
         readout = self.layout.readout(w, ops)
         n = x.shape[1]
@@ -303,7 +412,7 @@ class TrainingProblem:
         """A random starting point w (float64, reproducible).
 
         θ coefficients ~ N(0, (scale/√d)²), P ~ N(0, 1/d), c = 0; a trainable lift starts at the
-        zero-padding embedding.
+        zero-padding embedding. A feed-forward model draws θ_k ~ N(0, (scale/√w_k)²).
 
         Parameters
         ----------
@@ -319,6 +428,9 @@ class TrainingProblem:
         """
         rng = np.random.default_rng(seed)
         lay = self.layout
+        if self.model is not None:
+            fan_in = np.repeat(self.model.widths[:-1], lay.sizes)
+            return rng.normal(0.0, 1.0, lay.n_theta) * scale / np.sqrt(fan_in)
         theta = rng.normal(0.0, scale / np.sqrt(self.dim), lay.n_theta)
         readout = np.r_[rng.normal(0.0, 1.0 / np.sqrt(self.dim), lay.n_out * self.dim), np.zeros(lay.n_out)]
         lift = np.r_[np.eye(self.dim, self.data.n_in).ravel(order="F"), np.zeros(self.dim)] if lay.affine_lift else []
@@ -430,11 +542,14 @@ class TrainingProblem:
         Returns
         -------
         ndarray
-            States, shape ``(N + 1, d, S)``.
+            States, shape ``(N + 1, d, S)`` (a feed-forward model's x_k zero-padded to d = max width).
         """
         w = self.check_w(w)
         x = self._inputs(X)
-        return np.stack(list(self.trajectory(w, x, numpy_ops)))
+        states = list(self.trajectory(w, x, numpy_ops))
+        if self.model is not None:
+            states = [np.vstack([s, np.zeros((self.dim - s.shape[0], s.shape[1]))]) for s in states]
+        return np.stack(states)
 
     def predict(self, w: Any, X: np.ndarray | None = None) -> np.ndarray:
         """Readout λ2(x(T)) for inputs X, ``n_out × S``.
@@ -452,7 +567,7 @@ class TrainingProblem:
             Predictions (logits for classification losses).
         """
         w = self.check_w(w)
-        x_final = self.forward(w, X)[-1]
+        *_, x_final = self.trajectory(w, self._inputs(X), numpy_ops)
         return self.readout(x_final, self.layout.readout(w, numpy_ops), numpy_ops)
 
     def accuracy(self, w: Any, split: str = "train") -> float | None:
@@ -498,10 +613,8 @@ class TrainingProblem:
         def named(block: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
             return {k: v.reshape(shapes[k]) for k, v in block.items()}
 
-        theta = [
-            named(lay.unpack(lay.coefficient(w, j), lay.theta_shapes, numpy_ops), lay.theta_shapes)
-            for j in range(lay.n_coeffs)
-        ]
+        shapes = lay.layer_shapes if self.model is not None else [lay.theta_shapes] * lay.n_coeffs
+        theta = [named(lay.unpack(lay.coefficient(w, j), shapes[j], numpy_ops), shapes[j]) for j in range(lay.n_coeffs)]
         return {
             "theta": theta,
             "readout": named(lay.readout(w, numpy_ops), lay.readout_shapes),
@@ -521,10 +634,19 @@ class TrainingProblem:
         Returns
         -------
         ndarray
-            One θ per time.
+            One θ per time. For a feed-forward model θ(t) = θ_k on layer k's interval [k h, (k+1) h),
+            zero-padded to the largest layer's length p (so ‖θ(t)‖ is exact).
         """
         w = self.check_w(w)
         lay = self.layout
+        if self.model is not None:
+            t = np.atleast_1d(np.asarray(t, dtype=float))
+            layers = np.clip(np.floor(t / self.step_size).astype(int), 0, self.n_steps - 1)
+            out = np.zeros((t.size, lay.p))
+            for i, k in enumerate(layers):
+                theta_k = lay.coefficient(w, k)
+                out[i, : theta_k.size] = theta_k
+            return out
         coeffs = w[: lay.n_theta].reshape((lay.p, lay.n_coeffs), order="F")
         return (coeffs @ self.control.basis_at(np.atleast_1d(np.asarray(t, dtype=float)), self.horizon).T).T
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import casadi as ca
 import numpy as np
 
+from .._errors import spec_error
 from ..backends import casadi_ops
 from ..problems.costs import loss_per_sample
 
@@ -101,14 +102,16 @@ class _SampleFunctions:
     def __init__(self, model) -> None:
         problem = model.problem
         lay = problem.layout
-        x = ca.SX.sym("x", problem.dim)
-        theta = ca.SX.sym("theta", lay.p)
+        x = ca.SX.sym("x", problem.state_dims[-1])
         yhat = ca.SX.sym("yhat", lay.n_out)
         y = ca.SX.sym("y", lay.n_out)
-        w_readout = ca.SX.sym("w_readout", lay.n_out * (lay.dim + 1))
+        w_readout = ca.SX.sym("w_readout", lay.n_readout)
         readout = lay.unpack(w_readout, lay.readout_shapes, casadi_ops)
         loss = ca.sum2(loss_per_sample(problem.cost.loss, yhat, y, casadi_ops))
-        self.rhs = ca.Function("rhs", [x, theta], [problem.rhs(x, theta, casadi_ops)])
+        self.rhs: ca.Function | None = None
+        if problem.model is None:  # a flow has a vector field f(x, θ); a feed-forward model does not
+            theta = ca.SX.sym("theta", lay.p)
+            self.rhs = ca.Function("rhs", [x, theta], [problem.rhs(x, theta, casadi_ops)])
         self.readout = ca.Function("readout", [x, w_readout], [problem.readout(x, readout, casadi_ops)])
         self.loss = ca.Function("loss", [yhat, y], [loss])
         self.loss_hessian = ca.Function("loss_hessian", [yhat, y], [ca.hessian(loss, yhat)[0]])
@@ -140,13 +143,12 @@ def objective_terms(model, w: ca.MX, states: list[ca.MX], y) -> tuple[ca.MX, ca.
     problem, lay = model.problem, model.problem.layout
     n = y.shape[1]
     fns = _SampleFunctions(model)
-    n_readout = lay.n_out * (lay.dim + 1)
-    w_readout = w[lay.n_theta : lay.n_theta + n_readout]
+    w_readout = w[lay.n_theta : lay.n_theta + lay.n_readout]
     predictions = _mapped(model, fns.readout, n, [1], [])(states[-1], w_readout)
     loss = _mapped(model, fns.loss, n, [], [0])(predictions, y) / n
     rest = problem.regulariser(w, casadi_ops)
     if problem.cost.has_running_cost:
-        run = _mapped(model, model.running, n, [1, 2], [0])
+        run = _mapped(model, model.running, n, [2], [0])
         for state in states[1:]:
             rest = rest + problem.step_size * run(state, y, w_readout) / n
     return predictions, loss, rest
@@ -176,7 +178,7 @@ def _finish(model, w: ca.MX, y: np.ndarray, states: list[ca.MX], z: ca.MX, z0, g
 def _lifted(model, w: ca.MX, x: np.ndarray) -> ca.MX:
     lay = model.problem.layout
     x = ca.DM(x)
-    return _mapped(model, model.lift, x.shape[1], [1], [])(x, w[lay.n_theta + lay.n_out * (lay.dim + 1) :])
+    return _mapped(model, model.lift, x.shape[1], [1], [])(x, w[lay.n_theta + lay.n_readout :])
 
 
 def single_shooting(model, x: np.ndarray, y: np.ndarray, w0: np.ndarray) -> Transcription:
@@ -221,16 +223,19 @@ def multiple_shooting(model, x: np.ndarray, y: np.ndarray, w0: np.ndarray) -> Tr
     problem = model.problem
     n = x.shape[1]
     w = ca.MX.sym("w", problem.n_params)
-    step = _mapped(model, model.step, n, [1], [])
+    steps: dict[str, ca.Function] = {}
     states = [_lifted(model, w, x)]
     variables, continuity = [w], []
     for k in range(problem.n_steps):
-        x_next = ca.MX.sym(f"X_{k + 1}", problem.dim, n)
+        f = model.step_at(k)  # one Function for a flow, one per layer for a feed-forward model
+        step = steps.setdefault(f.name(), _mapped(model, f, n, [1], []))
+        x_next = ca.MX.sym(f"X_{k + 1}", problem.state_dims[k + 1], n)
         continuity.append(ca.vec(x_next - step(states[-1], model.stage_vector(w, k))))
         variables.append(ca.vec(x_next))
         states.append(x_next)
-    forward = problem.forward(w0, x)
-    z0 = np.concatenate([w0] + [forward[k].ravel(order="F") for k in range(1, problem.n_steps + 1)])
+    forward = problem.forward(w0, x)  # a feed-forward model's states come zero-padded to the max width
+    dims = problem.state_dims
+    z0 = np.concatenate([w0] + [forward[k, : dims[k]].ravel(order="F") for k in range(1, problem.n_steps + 1)])
     return _finish(model, w, y, states, ca.vertcat(*variables), z0, continuity)
 
 
@@ -288,6 +293,8 @@ def collocation(
     """
     problem = model.problem
     n, h = x.shape[1], problem.step_size
+    if problem.model is not None:
+        raise spec_error("transcription", "collocation", "needs a flow x' = f(x, θ); a feed-forward model has none")
     tau, c, d = collocation_coefficients(degree, scheme)
     rhs = _mapped(model, _SampleFunctions(model).rhs, n, [1], [])
     w = ca.MX.sym("w", problem.n_params)

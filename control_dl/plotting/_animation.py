@@ -1,0 +1,117 @@
+"""A GIF of the data points and the input grid moving through the layers."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._common import (
+    VIEW,
+    class_legend,
+    flow_lines,
+    grid_lines,
+    point_colors,
+    resolve_layer,
+    sample_index,
+    set_state_labels,
+)
+
+
+def animate_flow(
+    problem: Any,
+    result: Any,
+    path: str | Path,
+    frames: Sequence[int] | None = None,
+    fps: float = 4.0,
+    max_points: int = 300,
+    grid: bool = True,
+    n_lines: int = 9,
+) -> Path:
+    """Write a GIF whose frame j shows x_i(t_k) for the j-th chosen layer k (and the deformed grid).
+
+    The file is written atomically: to a temporary file in the same folder, then renamed.
+
+    Parameters
+    ----------
+    problem : TrainingProblem
+        A problem with d ≥ 2 (3-D view when d ≥ 3).
+    result : Result
+        A solve.
+    path : str or Path
+        Destination ``.gif``.
+    frames : sequence of int, optional
+        Layers to show, in order (default 0, 1, …, N).
+    fps : float
+        Frames per second.
+    max_points : int
+        Draw at most this many samples.
+    grid : bool
+        Draw the image of a square grid of the input plane (2-D inputs only).
+    n_lines : int
+        Grid lines per direction.
+
+    Returns
+    -------
+    Path
+        The GIF written.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    if problem.dim < 2:
+        raise ValueError(f"animate_flow needs a state dimension d >= 2, this problem has d={problem.dim}")
+    if not (isinstance(fps, (int, float)) and not isinstance(fps, bool) and fps > 0):
+        raise ValueError(f"fps={fps!r} must be a number > 0")
+    ks = list(range(problem.n_steps + 1)) if frames is None else [resolve_layer(problem, k) for k in frames]
+    if not ks:
+        raise ValueError("frames must name at least one layer")
+    path = Path(path)
+    if path.suffix.lower() != ".gif":
+        raise ValueError(f"path={str(path)!r} must end in .gif")
+    three_d = problem.dim >= 3
+    n_axes = 3 if three_d else 2
+    states = problem.forward(result.w)
+    idx = sample_index(states.shape[2], max_points)
+    colors, color_kw = point_colors(problem, idx)
+    lines = flow_lines(problem, result.w, grid_lines(problem, n_lines)) if grid and problem.data.n_in == 2 else None
+    shown = states[np.ix_(ks, range(n_axes), idx)]
+    low, high = shown.min(axis=(0, 2)), shown.max(axis=(0, 2))
+    margin = 0.08 * np.maximum(high - low, 1e-9)
+
+    fig = plt.figure(figsize=(5, 4.6), layout="constrained")
+    ax = fig.add_subplot(111, projection="3d" if three_d else None)
+
+    def draw(j: int) -> list[Any]:
+        k = ks[j]
+        ax.clear()
+        if lines is not None:
+            for line in lines[k]:
+                ax.plot(*line[:n_axes], color="0.6", lw=0.5)
+        ax.scatter(*states[k, :n_axes][:, idx], c=colors, s=9, **color_kw)
+        for a, name in enumerate("xyz"[:n_axes]):
+            getattr(ax, f"set_{name}lim")(low[a] - margin[a], high[a] + margin[a])
+        set_state_labels(ax, three_d)
+        if three_d:
+            ax.view_init(elev=VIEW[0], azim=VIEW[1])
+        class_legend(ax, problem, loc="upper right")
+        ax.set_title(
+            f"{problem.data.name}, d = {problem.dim}: layer {k} / {problem.n_steps} (t = {problem.times[k]:.2f})"
+        )
+        return []
+
+    animation = FuncAnimation(fig, draw, frames=len(ks), blit=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp.gif")
+    os.close(fd)
+    try:
+        animation.save(tmp, writer=PillowWriter(fps=fps))
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        Path(tmp).unlink(missing_ok=True)
+    return path

@@ -1,0 +1,51 @@
+"""The control-dl command line."""
+
+from __future__ import annotations
+
+import json
+
+from control_dl.cli import main, parse_assignment
+
+
+def test_list(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "ring" in out and "ipopt-lbfgs" in out
+
+
+def test_solve_writes_result_summary_and_figures(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(
+        [
+            "solve",
+            "ring",
+            "--set",
+            "n_samples=30",
+            "--set",
+            "n_steps=4",
+            "--option",
+            "max_iter=10",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    assert (out / "result.npz").is_file()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] in ("converged", "max_iter") and summary["iterations"] <= 10
+    for name in ("convergence.png", "decision_boundary.png", "trajectories.png"):
+        assert (out / name).stat().st_size > 1000
+    assert "ipopt-ss-lbfgs" in capsys.readouterr().out
+
+
+def test_bad_key_exits_2_with_the_key(tmp_path, capsys):
+    assert main(["solve", "ring", "--set", "depth=3", "--out", str(tmp_path)]) == 2
+    assert "depth" in capsys.readouterr().err
+
+
+def test_parse_assignment_reads_toml_values():
+    assert parse_assignment("l2=1e-3") == ("l2", 1e-3)
+    assert parse_assignment("dim=3") == ("dim", 3)
+    assert parse_assignment("activation=tanh") == ("activation", "tanh")
+    assert parse_assignment("widths=[2, 4, 1]") == ("widths", [2, 4, 1])

@@ -1,0 +1,201 @@
+"""Every figure renders on a tiny solve and shows what it claims (checked through its artists)."""
+
+from __future__ import annotations
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.collections import PathCollection, QuadMesh
+from PIL import Image
+
+import control_dl as cdl
+from control_dl import plotting
+from control_dl.cli import write_standard_figures
+
+matplotlib.use("Agg")
+
+
+def quick(problem: cdl.TrainingProblem) -> cdl.Result:
+    """A few IPOPT iterations: enough for a Result with history and a non-random w."""
+    return cdl.solve(problem, cdl.Direct(hessian="lbfgs", max_iter=3), seed=0, progress=False)
+
+
+@pytest.fixture(scope="module")
+def ring3():
+    problem = cdl.load_problem("ring", n_samples=30, dim=3, n_steps=4)
+    return problem, quick(problem)
+
+
+@pytest.fixture(scope="module")
+def ring2():
+    problem = cdl.load_problem("ring", n_samples=30, dim=2, n_steps=4)
+    return problem, quick(problem)
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def scatters(ax):
+    return [c for c in ax.collections if isinstance(c, PathCollection)]
+
+
+def has_colorbar(ax) -> bool:
+    return len(ax.figure.axes) > 1
+
+
+@pytest.mark.parametrize("name", ["ring2", "ring3"])
+def test_layers_one_panel_per_layer_with_points_and_grid(name, request):
+    problem, result = request.getfixturevalue(name)
+    axes = plotting.layers(problem, result, layers=[0, 2, -1], n_lines=5)
+    assert len(axes) == 3
+    states = problem.forward(result.w)
+    for ax, k in zip(axes, [0, 2, 4], strict=True):
+        assert ax.get_xlabel() == "$x_1$" and ax.get_ylabel() == "$x_2$"
+        assert f"layer {k}" in ax.get_title()
+        (points,) = scatters(ax)
+        assert len(ax.lines) == 2 * 5  # grid lines
+        if problem.dim == 2:  # the points drawn are the states after k layers
+            np.testing.assert_allclose(points.get_offsets(), states[k].T)
+    assert (axes[0].get_zlabel() == "$x_3$") if problem.dim == 3 else axes[0].name == "rectilinear"
+    assert axes[0].get_legend() is not None  # one entry per class
+    assert len(axes[0].get_legend().get_texts()) == 2
+
+
+def test_layers_rejects_bad_input(ring2):
+    problem, result = ring2
+    with pytest.raises(ValueError, match="layer"):
+        plotting.layers(problem, result, layers=[9])
+    sq = cdl.load_problem("square_1d", n_samples=10, dim=1, n_steps=2)
+    with pytest.raises(ValueError, match="d >= 2"):
+        plotting.layers(sq, quick(sq))
+
+
+def test_grid_deformation_lines_are_images_of_the_input_grid(ring2):
+    problem, result = ring2
+    ax0 = plotting.grid_deformation(problem, result, layer=0, n_lines=4, resolution=7)
+    assert len(ax0.lines) == 8 and ax0.get_xlabel() == "$x_1$"
+    first = ax0.lines[0].get_xydata()
+    assert np.ptp(first[:, 0]) == 0.0  # at layer 0 a line x_1 = const is straight
+    ax = plotting.grid_deformation(problem, result, layer=-1, n_lines=4, resolution=7)
+    image = problem.forward(result.w, first.T)[-1]
+    np.testing.assert_allclose(ax.lines[0].get_xydata(), image.T)
+    assert len(ax.get_legend().get_texts()) == 2
+    assert len(scatters(ax)[0].get_offsets()) == 30
+
+
+def test_grid_deformation_3d(ring3):
+    problem, result = ring3
+    ax = plotting.grid_deformation(problem, result, n_lines=3)
+    assert ax.name == "3d" and ax.get_zlabel() == "$x_3$" and len(ax.lines) == 6
+
+
+def test_turnpike_series_match_the_model(ring3):
+    problem, result = ring3
+    t, theta = plotting.turnpike_series(problem, result, "theta")
+    blocks = problem.unflatten(result.w)["theta"]
+    expected = [np.sqrt(sum(np.sum(v**2) for v in block.values())) for block in blocks]
+    np.testing.assert_allclose(theta, expected)
+    assert np.all((t > 0) & (t < problem.horizon))
+    _, error = plotting.turnpike_series(problem, result, "error")
+    assert error[-1] == pytest.approx(result.loss)  # the readout at T is the training loss
+    _, gap = plotting.turnpike_series(problem, result, "state", target=0.0)
+    x0 = problem.data.x_train
+    assert gap[0] == pytest.approx(np.sqrt(np.mean(np.sum(x0**2, axis=0))))
+    with pytest.raises(ValueError, match="quantity"):
+        plotting.turnpike_series(problem, result, "speed")
+
+
+def test_turnpike_one_line_per_horizon(ring3):
+    problem, result = ring3
+    longer = cdl.load_problem("ring", n_samples=30, dim=3, n_steps=8, horizon=2.0)
+    pairs = [(problem, result), (longer, quick(longer))]
+    for quantity in ("theta", "state", "error"):
+        ax = plotting.turnpike(pairs, quantity)
+        assert len(ax.lines) == 2
+        assert ax.get_xlabel() == "time t (depth)" and ax.get_ylabel()
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == ["T = 1", "T = 2"]
+        assert ax.lines[1].get_xdata().max() > 1.5
+    with pytest.raises(ValueError):
+        plotting.turnpike([])
+
+
+@pytest.mark.parametrize("points", [None, np.array([[0.0, 0.1], [0.2, -0.1], [0.3, 0.3]])])
+def test_morse_contours(ring3, points):
+    problem, result = ring3
+    ax = plotting.morse_contours(problem, result, critical_points=points, resolution=30)
+    assert has_colorbar(ax) and ax.get_xlabel() == "$x_1$" and "augmented" in ax.get_title()
+    assert len(scatters(ax)[0].get_offsets()) == 30
+    if points is None:
+        assert not ax.lines
+    else:
+        (marker,) = ax.lines
+        assert len(marker.get_xdata()) == 3  # (m, 2) input is read as m points
+
+
+def test_morse_contours_needs_scalar_2d_output(small_sin):
+    with pytest.raises(ValueError, match="n_in"):
+        plotting.morse_contours(small_sin, quick(small_sin))
+
+
+def test_theta_heatmap_shows_theta(ring3):
+    problem, result = ring3
+    ax = plotting.theta_heatmap(problem, result)
+    (mesh,) = [c for c in ax.collections if isinstance(c, QuadMesh)]
+    values = mesh.get_array().reshape(problem.layout.p, problem.n_steps)
+    mid = problem.times[:-1] + 0.5 * problem.step_size
+    np.testing.assert_allclose(values, problem.theta(result.w, mid).T)
+    assert has_colorbar(ax) and ax.get_xlabel() and ax.get_ylabel()
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["A 3×3", "b 3"]
+
+
+def test_one_d_figures():
+    problem = cdl.load_problem("square_1d", n_samples=12, dim=2, n_steps=3)
+    result = quick(problem)
+    ax = plotting.time_paths(problem, result, coord=1)
+    assert len(ax.lines) == 12 and has_colorbar(ax) and ax.get_ylabel() == "$x_{2}(t)$"
+    ax = plotting.regression_fit(problem, result)
+    assert len(ax.lines) == 1 and len(scatters(ax)) == 2 and len(ax.get_legend().get_texts()) == 3
+    with pytest.raises(ValueError, match="coord"):
+        plotting.time_paths(problem, result, coord=2)
+
+
+def test_existing_figures_render(ring3):
+    problem, result = ring3
+    assert plotting.decision_boundary(problem, result, resolution=20).get_xlabel() == "$x_1$"
+    assert len(plotting.trajectories(problem, result).lines) == 30
+    assert len(plotting.convergence([result, result]).lines) == 2
+
+
+@pytest.mark.parametrize("frames", [None, [0, 2, 4, 2]])
+def test_animate_flow_writes_gif_with_one_frame_per_layer(ring2, tmp_path, frames):
+    problem, result = ring2
+    path = plotting.animate_flow(problem, result, tmp_path / "flow.gif", frames=frames, fps=5)
+    with Image.open(path) as gif:
+        assert gif.format == "GIF"
+        assert gif.n_frames == (problem.n_steps + 1 if frames is None else len(frames))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["flow.gif"]  # no temporary file left
+
+
+def test_animate_flow_rejects_bad_arguments(ring3, tmp_path):
+    problem, result = ring3
+    with pytest.raises(ValueError, match="gif"):
+        plotting.animate_flow(problem, result, tmp_path / "flow.mp4")
+    with pytest.raises(ValueError, match="fps"):
+        plotting.animate_flow(problem, result, tmp_path / "flow.gif", fps=0)
+    assert not list(tmp_path.iterdir())
+
+
+def test_standard_figures_include_grid_and_heatmap(ring3, tmp_path):
+    problem, result = ring3
+    names = {p.name for p in write_standard_figures(problem, result, tmp_path)}
+    assert names == {
+        "convergence.png",
+        "theta_heatmap.png",
+        "decision_boundary.png",
+        "trajectories.png",
+        "grid_deformation.png",
+    }
