@@ -32,10 +32,10 @@ def read_toml(path: Path) -> dict[str, Any]:
     Raises
     ------
     SpecError
-        If the file is not valid TOML.
+        If the file is not valid TOML (or not UTF-8 text).
     """
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SpecError(f"{path}: invalid TOML: {exc}") from None

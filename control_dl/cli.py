@@ -114,9 +114,21 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     from .solvers import load_solver, solve
 
     problem = load_problem(args.problem, **dict(parse_assignment(s) for s in args.set))
-    solver = load_solver(args.solver, **dict(parse_assignment(s) for s in args.option))
-    result = solve(problem, solver, seed=args.seed, progress=not args.no_progress)
+    options = dict(parse_assignment(s) for s in args.option)
     out = Path(args.out)
+    checkpoint = out / "checkpoint.npz"
+    if args.checkpoint_every:
+        options.update(checkpoint=str(checkpoint), checkpoint_every=args.checkpoint_every)
+    solver = load_solver(args.solver, **options)
+    w0 = None
+    if args.resume and checkpoint.is_file():
+        from .solvers.checkpoint import checkpoint_iteration, load_checkpoint
+
+        w0 = load_checkpoint(checkpoint, problem)
+        print(f"resuming from {checkpoint} (iteration {checkpoint_iteration(checkpoint)})")
+    elif args.resume:
+        print(f"no checkpoint at {checkpoint}: starting from the initial guess")
+    result = solve(problem, solver, w0=w0, seed=args.seed, progress=not args.no_progress)
     result.save(out / "result.npz")
     write_standard_figures(problem, result, out)
     summary = {
@@ -186,6 +198,27 @@ def write_turnpike_outputs(sweep: Any, out: Path) -> list[Path]:
     return [out / "turnpike.json", _save(fig, out / "turnpike.png")]
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .experiments import run_sweep
+    from .experiments.store import runs_table
+
+    scheduler = "local" if args.dask else args.scheduler
+    rows = run_sweep(args.spec, args.out, args.workers, scheduler, args.timeout, progress=not args.no_progress)
+    print(runs_table(rows))
+    failed = sum(row["status"] == "failed" for row in rows)
+    print(f"{len(rows)} runs in {args.out}, {failed} failed")
+    return 1 if failed else 0
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    from .experiments import load_runs
+    from .experiments.store import runs_table
+
+    rows = load_runs(args.dir, dict(parse_assignment(w) for w in args.where), args.status)
+    print(runs_table(rows))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``control-dl``.
 
@@ -205,6 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     solve.add_argument("--seed", type=int, default=0, help="seed of the initial guess")
     solve.add_argument("--out", default="runs/solve", help="output folder")
     solve.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    solve.add_argument(
+        "--checkpoint-every", type=int, default=0, metavar="K", help="save w to OUT/checkpoint.npz every K iterations"
+    )
+    solve.add_argument("--resume", action="store_true", help="start from OUT/checkpoint.npz if it exists")
     solve.set_defaults(func=_cmd_solve)
     turn = sub.add_parser("turnpike", help="solve for several horizons T, print the turnpike table, write JSON + PNG")
     turn.add_argument("problem", help="problem name or TOML path")
@@ -217,6 +254,21 @@ def build_parser() -> argparse.ArgumentParser:
     turn.add_argument("--out", default="runs/turnpike", help="output folder")
     turn.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     turn.set_defaults(func=_cmd_turnpike)
+    sweep = sub.add_parser("sweep", help="run a sweep (grid × seeds) into a results folder; resumes")
+    sweep.add_argument("spec", help="sweep TOML file")
+    sweep.add_argument("--out", required=True, help="results folder (index.sqlite + runs/)")
+    sweep.add_argument("--workers", type=int, default=1, help="worker processes (local pool or --dask cluster)")
+    where = sweep.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler, e.g. tcp://host:8786")
+    where.add_argument("--dask", action="store_true", help="run on a local Dask cluster of --workers processes")
+    sweep.add_argument("--timeout", type=float, default=None, metavar="S", help="seconds per run")
+    sweep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    sweep.set_defaults(func=_cmd_sweep)
+    runs = sub.add_parser("runs", help="list the runs of a results folder")
+    runs.add_argument("dir", help="results folder of a sweep")
+    runs.add_argument("--where", action="append", default=[], metavar="KEY=VALUE", help="filter on a parameter")
+    runs.add_argument("--status", default=None, help="keep runs with this status")
+    runs.set_defaults(func=_cmd_runs)
     return parser
 
 

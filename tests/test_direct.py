@@ -301,3 +301,10 @@ def test_subsample_and_thread_map(small_ring):
     assert x.shape[1] == 10
     result = cdl.solve(small_ring, solver, progress=False)
     assert result.status in ("max_iter", "converged") and np.isfinite(result.objective)
+
+
+def test_lbfgsb_writes_checkpoints(small_ring, tmp_path):
+    path = tmp_path / "w.npz"
+    solver = cdl.Direct(nlp="lbfgsb", max_iter=10, checkpoint=str(path), checkpoint_every=5)
+    cdl.solve(small_ring, solver, progress=False)
+    assert path.exists()

@@ -9,7 +9,7 @@ import control_dl as cdl
 
 def _public_callables():
     seen = set()
-    modules = [cdl, cdl.plotting, cdl.datasets, cdl.backends, cdl.diagnostics]
+    modules = [cdl, cdl.plotting, cdl.datasets, cdl.backends, cdl.diagnostics, cdl.experiments]
     for module in modules:
         for name in getattr(module, "__all__", None) or [n for n in dir(module) if not n.startswith("_")]:
             obj = getattr(module, name)

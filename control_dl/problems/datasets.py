@@ -11,10 +11,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._errors import spec_error
+from .._errors import SpecError, spec_error
+
+__all__ = ["DATASETS", "TASKS", "Dataset", "circle", "ring", "sin", "spheres", "spiral", "square_1d", "xor"]
 
 TASKS = ("binary", "multiclass", "regression")
-__all__ = ["DATASETS", "TASKS", "Dataset", "circle", "ring", "sin", "spheres", "spiral", "square_1d", "xor"]
+#: class labels must be below this (one-hot targets have a row per class)
+MAX_CLASSES = 10_000
+
+
+def _real_array(field: str, value: object) -> np.ndarray:
+    """``value`` as a float64 array, or a SpecError naming the field (strings, ragged lists, complex)."""
+    try:
+        array = np.asarray(value)
+        if np.iscomplexobj(array):
+            raise spec_error(field, "complex values", "data must be real numbers")
+        return np.asarray(array, dtype=float)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, SpecError):
+            raise
+        raise spec_error(field, type(value).__name__, f"must be an array of real numbers ({exc})") from None
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,9 +60,12 @@ class Dataset:
         if self.task not in TASKS:
             raise spec_error("task", self.task, f"must be one of {list(TASKS)}")
         for split in ("train", "test"):
-            x = np.asarray(getattr(self, f"x_{split}"), dtype=float)
-            y = np.asarray(getattr(self, f"y_{split}"))
-            if x.ndim != 2 or x.shape[1] == 0:
+            x = _real_array(f"x_{split}", getattr(self, f"x_{split}"))
+            try:
+                y = np.asarray(getattr(self, f"y_{split}"))
+            except ValueError as exc:
+                raise spec_error(f"y_{split}", "ragged", f"must be an array ({exc})") from None
+            if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
                 raise spec_error(f"x_{split}", x.shape, "must be a non-empty n_in × S matrix")
             if not np.all(np.isfinite(x)):
                 raise spec_error(f"x_{split}", "NaN/inf", "data must be finite")
@@ -59,7 +78,7 @@ class Dataset:
     def _check_targets(self, split: str, y: np.ndarray, n: int) -> np.ndarray:
         field = f"y_{split}"
         if self.task == "regression":
-            y = np.asarray(y, dtype=float)
+            y = _real_array(field, y)
             y = y[None, :] if y.ndim == 1 else y
             if y.ndim != 2 or y.shape[1] != n:
                 raise spec_error(field, y.shape, f"regression targets must be n_out × {n}")
@@ -68,8 +87,8 @@ class Dataset:
             return y
         if y.shape != (n,) or not np.issubdtype(y.dtype, np.number) or not np.all(np.isfinite(y)):
             raise spec_error(field, y.shape, f"labels must be a vector of {n} integers")
-        if np.any(y != np.round(y)) or np.any(y < 0):
-            raise spec_error(field, "non-integer labels", "class labels must be integers >= 0")
+        if np.any(y != np.round(y)) or np.any(y < 0) or np.any(y >= MAX_CLASSES):
+            raise spec_error(field, "labels", f"class labels must be integers in [0, {MAX_CLASSES})")
         y = y.astype(int)
         if self.task == "binary" and np.any(y > 1):
             raise spec_error(field, sorted(set(y.tolist())), "binary labels must be 0 or 1")

@@ -72,6 +72,9 @@ RESNET_ONLY = (
     "n_modes",
     "basis",
 )
+#: integer sizes (every int key but ``seed``, and ``widths`` entries) must stay below this: larger ones
+#: cannot index an array
+MAX_SIZE = 2**31
 TOP_LEVEL = ("name", "description")
 
 
@@ -87,11 +90,15 @@ def _check_type(key: str, value: Any) -> Any:
         return float(value)
     if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
         raise spec_error(key, value, "must be an integer")
+    if kind is int and key != "seed" and abs(value) >= MAX_SIZE:
+        raise spec_error(key, value, f"must be an integer below {MAX_SIZE}")
     if kind is str and not isinstance(value, str):
         raise spec_error(key, value, "must be a string")
     if kind is list:
         if not isinstance(value, (list, tuple)) or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
             raise spec_error(key, value, "must be a list of integers")
+        if any(abs(v) >= MAX_SIZE for v in value):
+            raise spec_error(key, value, f"every entry must be an integer below {MAX_SIZE}")
         return list(value)
     return value
 

@@ -21,7 +21,7 @@ from ..problems.training import TrainingProblem
 from ..result import Result
 from ._jit import compile_function
 from ._transcriptions import objective_terms, theta_bounds
-from .base import Recorder, make_result
+from .base import make_result
 
 if TYPE_CHECKING:
     from .direct import Direct
@@ -87,7 +87,7 @@ def run_lbfgsb(solver: Direct, problem: TrainingProblem, w0: np.ndarray, progres
     """
     if problem.constraints.lipschitz is not None:
         raise spec_error("nlp", "lbfgsb", "cannot enforce the lipschitz constraint; use nlp='ipopt'")
-    recorder = Recorder(problem, solver.max_iter, progress, solver.record_every, desc=solver.name)
+    recorder = solver.recorder(problem, progress)
     x_batch, y_batch = solver.batch(problem)
     function = objective_loss_gradient(solver.casadi_model(problem), x_batch.shape[1])
     jit_note = "not compiled"

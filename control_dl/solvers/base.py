@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -13,6 +14,7 @@ from tqdm.auto import tqdm
 from .._errors import spec_error
 from ..problems.training import TrainingProblem
 from ..result import Result, package_versions
+from .checkpoint import Checkpointer
 
 
 @runtime_checkable
@@ -96,12 +98,26 @@ class Recorder:
         Keep a snapshot of w every this many iterations (0: never).
     desc : str
         Progress bar label.
+    checkpoint : str or Path, optional
+        Write w to this file (atomically) every ``checkpoint_every`` iterations.
+    checkpoint_every : int
+        Checkpoint interval K (0: never).
     """
 
     def __init__(
-        self, problem: TrainingProblem, total: int, progress: bool, record_every: int = 0, desc: str = ""
+        self,
+        problem: TrainingProblem,
+        total: int,
+        progress: bool,
+        record_every: int = 0,
+        desc: str = "",
+        checkpoint: str | Path | None = None,
+        checkpoint_every: int = 0,
     ) -> None:
         self.problem = problem
+        self.checkpointer = (
+            Checkpointer(checkpoint, checkpoint_every, problem) if checkpoint and checkpoint_every else None
+        )
         self.history: list[dict[str, Any]] = []
         self.snapshots: list[tuple[int, float, np.ndarray]] = []
         self.record_every = record_every
@@ -139,6 +155,8 @@ class Recorder:
         self.history.append(entry)
         if self.record_every and iteration % self.record_every == 0:
             self.snapshots.append((int(iteration), now, np.array(w, dtype=float, copy=True)))
+        if self.checkpointer is not None:
+            self.checkpointer(int(iteration), w)
         if iteration > 0:
             self.bar.update(1)
         self.bar.set_postfix(objective=f"{objective:.3e}", refresh=False)

@@ -28,6 +28,7 @@ from ..result import Result
 from . import _transcriptions as transcriptions
 from ._lbfgsb import run_lbfgsb
 from .base import Recorder, check_choice, check_positive_float, check_positive_int, make_result
+from .checkpoint import check_checkpoint
 
 #: IPOPT return_status -> Result.status
 IPOPT_STATUS = {
@@ -122,6 +123,10 @@ class Direct:
         How CasADi's ``map`` evaluates the samples (uncompiled Functions; generated C code is
         serial: its OpenMP variant measured 40x slower than serial on the 2-core machine, and the
         CasADi wheel has no OpenMP).
+    checkpoint : str, optional
+        File to which w is saved every ``checkpoint_every`` iterations (resume with ``--resume``).
+    checkpoint_every : int
+        Checkpoint interval K (0: never).
     gauss_newton_damping : float
         μ ≥ 0 added as μ·I to the Gauss-Newton Hessian (Levenberg-Marquardt). GN is PSD but often
         near-singular (e.g. an unregularised readout); IPOPT then takes huge steps, which μ damps.
@@ -135,6 +140,8 @@ class Direct:
     verbose: bool = False
     ipopt_options: dict[str, Any] = dataclass_field(default_factory=dict)
     record_every: int = 0
+    checkpoint: str | None = None
+    checkpoint_every: int = 0
     collocation_degree: int = 3
     collocation_scheme: str = "legendre"
     jit: bool = True
@@ -159,6 +166,7 @@ class Direct:
         check_positive_int("max_iter", self.max_iter, 0)
         check_positive_float("tol", self.tol)
         check_positive_int("record_every", self.record_every, 0)
+        check_checkpoint(self.checkpoint, self.checkpoint_every)
         check_positive_int("collocation_degree", self.collocation_degree, 1)
         if self.collocation_degree > 4:
             raise spec_error("collocation_degree", self.collocation_degree, "must be 1, 2, 3 or 4")
@@ -240,6 +248,31 @@ class Direct:
         options.update(self.ipopt_options)
         return options
 
+    def recorder(self, problem: TrainingProblem, progress: bool) -> Recorder:
+        """The Recorder of one solve (history, snapshots, checkpoints, progress bar).
+
+        Parameters
+        ----------
+        problem : TrainingProblem
+            The problem.
+        progress : bool
+            Show a progress bar.
+
+        Returns
+        -------
+        Recorder
+            Configured with this solver's ``record_every`` and checkpoint options.
+        """
+        return Recorder(
+            problem,
+            self.max_iter,
+            progress,
+            self.record_every,
+            desc=self.name,
+            checkpoint=self.checkpoint,
+            checkpoint_every=self.checkpoint_every,
+        )
+
     def transcribe(self, problem: TrainingProblem, w0: np.ndarray) -> transcriptions.Transcription:
         """The NLP of this solver's transcription.
 
@@ -281,7 +314,7 @@ class Direct:
         """
         if self.nlp == "lbfgsb":
             return run_lbfgsb(self, problem, w0, progress)
-        recorder = Recorder(problem, self.max_iter, progress, self.record_every, desc=self.name)
+        recorder = self.recorder(problem, progress)
         tr = self.transcribe(problem, w0)
         reached = []
 

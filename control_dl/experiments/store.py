@@ -1,0 +1,267 @@
+"""The results store of a sweep: one Result file per run plus a SQLite index.
+
+Layout of a sweep folder ``DIR``::
+
+    DIR/index.sqlite        one row per run (WAL mode; written only by the sweep's parent process)
+    DIR/runs/<run_id>.npz   the run's Result (written atomically by the worker: temp file + rename)
+    DIR/.lock               held (flock) while a sweep writes to DIR
+
+A row is committed only after its Result file is complete, and each commit is one SQLite
+transaction, so a sweep killed at any moment leaves complete files and a consistent index.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from .._errors import SpecError, spec_error
+from .sweep import Run, flat_params
+
+METRICS = ("objective", "loss", "accuracy", "test_accuracy", "wall_time", "iterations")
+COLUMNS = ("run_id", "status", *METRICS, "message", "error", "result_path", "params", "point", "finished_at")
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    objective REAL, loss REAL, accuracy REAL, test_accuracy REAL, wall_time REAL, iterations INTEGER,
+    message TEXT, error TEXT, result_path TEXT,
+    params TEXT NOT NULL, point TEXT NOT NULL,
+    finished_at REAL NOT NULL
+)
+"""
+
+
+class RunStore:
+    """Read and write the index and result files of one sweep folder.
+
+    Parameters
+    ----------
+    root : str or Path
+        The sweep folder (created if missing when ``writable``).
+    writable : bool
+        Take the folder's lock and allow :meth:`record`; only one writer may hold it.
+
+    Raises
+    ------
+    SpecError
+        If ``writable`` and another process holds the lock, or if not ``writable`` and there is no index.
+    """
+
+    def __init__(self, root: str | Path, writable: bool = False) -> None:
+        self.root = Path(root)
+        self.index = self.root / "index.sqlite"
+        self._lock = None
+        if writable:
+            (self.root / "runs").mkdir(parents=True, exist_ok=True)
+            self._lock = _take_lock(self.root / ".lock")
+        elif not self.index.is_file():
+            raise spec_error("runs", str(self.root), "no index.sqlite here: not a sweep folder")
+        self.db = sqlite3.connect(self.index, timeout=30.0)
+        self.db.row_factory = sqlite3.Row
+        if writable:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute(_SCHEMA)
+            self.db.commit()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the database and release the lock."""
+        self.db.close()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    @staticmethod
+    def result_file(rid: str) -> str:
+        """Where the Result of run ``rid`` lives, relative to the sweep folder (as the index stores it).
+
+        Parameters
+        ----------
+        rid : str
+            Run id.
+
+        Returns
+        -------
+        str
+            ``runs/<rid>.npz``.
+        """
+        return f"runs/{rid}.npz"
+
+    def finished(self) -> set[str]:
+        """Ids of runs that need not run again: indexed and with their Result file on disk.
+
+        Returns
+        -------
+        set of str
+            Run ids.
+        """
+        rows = self.db.execute("SELECT run_id, result_path FROM runs WHERE result_path IS NOT NULL")
+        return {r["run_id"] for r in rows if (self.root / r["result_path"]).is_file()}
+
+    def remove_temporaries(self) -> list[Path]:
+        """Delete temporary files left by an interrupted atomic write (call only while holding the lock).
+
+        Returns
+        -------
+        list of Path
+            Files removed.
+        """
+        stale = list((self.root / "runs").glob(".*.tmp"))
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return stale
+
+    def record(self, run: Run, outcome: dict[str, Any]) -> None:
+        """Insert or replace the row of ``run`` in one transaction.
+
+        Parameters
+        ----------
+        run : Run
+            The run.
+        outcome : dict
+            ``status``, the metrics, ``message``, ``error`` and ``result_path`` (relative to DIR
+            or None), as the worker reports them.
+        """
+        if self._lock is None:
+            raise SpecError("this RunStore was opened read-only")
+        values = {k: outcome.get(k) for k in ("status", *METRICS, "message", "error", "result_path")}
+        for key in METRICS:
+            if isinstance(values[key], float) and not math.isfinite(values[key]):
+                values[key] = None
+        values.update(
+            run_id=run.run_id, params=json.dumps(run.params), point=json.dumps(run.point), finished_at=time.time()
+        )
+        names = ", ".join(values)
+        with self.db:
+            self.db.execute(
+                f"INSERT OR REPLACE INTO runs ({names}) VALUES ({', '.join('?' * len(values))})", list(values.values())
+            )
+
+    def rows(self, where: dict[str, Any] | None = None, status: str | None = None) -> list[dict[str, Any]]:
+        """Rows of the index as dicts, oldest first, optionally filtered.
+
+        Parameters
+        ----------
+        where : dict, optional
+            Key → value that the run's parameters must match (keys as in :func:`flat_params`:
+            ``dim``, ``max_iter``, ``seed``, ``problem.seed``, ...); a key no run has is a SpecError.
+        status : str, optional
+            Keep only rows with this status.
+
+        Returns
+        -------
+        list of dict
+            Each row: ``run_id``, ``status``, metrics, ``message``, ``error``, ``result_path``
+            (absolute), ``params`` (dict), ``point`` (dict of grid values) and the point's keys.
+        """
+        query = "SELECT * FROM runs" + (" WHERE status = ?" if status else "") + " ORDER BY finished_at, run_id"
+        out, known = [], set()
+        for record in self.db.execute(query, (status,) if status else ()):
+            row = dict(record)
+            row["params"], row["point"] = json.loads(row["params"]), json.loads(row["point"])
+            flat = flat_params(row["params"])
+            known.update(flat)
+            if where and not _matches(flat, where):
+                continue
+            if row["result_path"]:
+                row["result_path"] = str(self.root / row["result_path"])
+            out.append({**row, **{k: v for k, v in row["point"].items() if k not in row}})
+        unknown = sorted(set(where or ()) - known)
+        if known and unknown:
+            raise spec_error(
+                f"where {unknown[0]}", where[unknown[0]], f"no run has this parameter; known: {sorted(known)}"
+            )
+        return out
+
+
+def _matches(flat: dict[str, Any], where: dict[str, Any]) -> bool:
+    for key, wanted in where.items():
+        if key not in flat:
+            return False
+        value = flat[key]
+        if isinstance(value, (int, float)) and isinstance(wanted, (int, float)) and not isinstance(value, bool):
+            if float(value) != float(wanted):
+                return False
+        elif value != wanted and str(value) != str(wanted):
+            return False
+    return True
+
+
+def _take_lock(path: Path) -> Any:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - no advisory locks (Windows): one sweep per folder by convention
+        return open(path, "a")  # noqa: SIM115
+    handle = open(path, "a")  # noqa: SIM115
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise SpecError(f"{path.parent}: another sweep is writing to this folder") from None
+    return handle
+
+
+def load_runs(root: str | Path, where: dict[str, Any] | None = None, status: str | None = None) -> list[dict[str, Any]]:
+    """Rows of a sweep folder's index, for analysis (e.g. ``pandas.DataFrame(load_runs(d))``).
+
+    Parameters
+    ----------
+    root : str or Path
+        The sweep folder (``--out`` of ``control-dl sweep``).
+    where : dict, optional
+        Parameter filter, e.g. ``{"dim": 3, "seed": 0}``.
+    status : str, optional
+        Keep only rows with this status.
+
+    Returns
+    -------
+    list of dict
+        See :meth:`RunStore.rows`.
+    """
+    with RunStore(root) as store:
+        return store.rows(where, status)
+
+
+def runs_table(rows: list[dict[str, Any]], max_width: int = 40) -> str:
+    """A plain-text table of rows: id, status, grid values, metrics and message.
+
+    Parameters
+    ----------
+    rows : list of dict
+        Output of :func:`load_runs`.
+    max_width : int
+        Cells are cut to this many characters.
+
+    Returns
+    -------
+    str
+        The table (a header line and one line per row).
+    """
+    point_keys: list[str] = []
+    for row in rows:
+        point_keys += [k for k in row["point"] if k not in point_keys]
+    columns = ["run_id", "status", *point_keys, *METRICS, "message"]
+    cells = [columns] + [
+        [_cell(row.get(c) if c in COLUMNS else row["point"].get(c), max_width) for c in columns] for row in rows
+    ]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in cells)
+
+
+def _cell(value: Any, max_width: int) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    text = str(value).strip().splitlines()[-1] if isinstance(value, str) and value.strip() else str(value)
+    return text if len(text) <= max_width else text[: max_width - 1] + "…"

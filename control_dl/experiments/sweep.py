@@ -1,0 +1,332 @@
+"""Sweep specifications: a base problem and solver, a grid of values and seeds → a list of runs.
+
+A sweep spec is a TOML document::
+
+    name = "ring-depth"
+    seeds = [0, 1, 2]                 # seeds of the initial guess (solve(seed=...))
+
+    [problem]
+    name = "ring"                     # catalog name, or path = "my_problem.toml"
+    n_samples = 200                   # overrides by leaf key, as in load_problem
+
+    [solver]
+    preset = "ipopt-lbfgs"            # catalog name or path
+    max_iter = 100                    # options by name, as in load_solver
+
+    [grid]                            # cartesian product of these lists
+    n_steps = [5, 10, 20]             # a problem key
+    hessian = ["lbfgs", "exact"]      # a solver option
+    problem.seed = [0, 1]             # prefix a key that names both (data seed vs solver option)
+
+``grid.problem = [...]`` and ``grid.solver = [...]`` sweep over catalog problems and presets.
+Each run's parameters are the *full* normalised problem spec, the full solver options and the
+seed; its id is a hash of them, so the same run always has the same id (resume, deduplication).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._catalog import resolve
+from .._errors import SpecError, spec_error
+from .._toml import read_toml
+from ..problems.spec import SCHEMA, SECTIONS, normalise
+from ..solvers.base import solver_spec
+from ..solvers.catalog import SOLVER_KINDS, solver_from_options
+
+TOP_KEYS = ("name", "description", "seeds", "problem", "solver", "grid")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One point of a sweep.
+
+    Attributes
+    ----------
+    run_id : str
+        16 hex digits of the SHA-256 of ``params`` (canonical JSON).
+    params : dict
+        ``{"problem": normalised spec, "solver": {"solver": kind, **options}, "seed": int}``: all a
+        worker needs to rebuild and solve the run, with no file lookups.
+    point : dict
+        The grid values of this run (and ``seed``), for tables and filters.
+    """
+
+    run_id: str
+    params: dict[str, Any]
+    point: dict[str, Any]
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no whitespace (the form that is hashed).
+
+    Parameters
+    ----------
+    value : object
+        JSON-serialisable data.
+
+    Returns
+    -------
+    str
+        Canonical text.
+
+    Raises
+    ------
+    SpecError
+        If a value cannot be written as JSON (e.g. a TOML date).
+    """
+    try:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise SpecError(f"sweep parameters must be JSON numbers, strings, lists or tables: {exc}") from None
+
+
+def run_id(params: dict[str, Any]) -> str:
+    """Stable id of a run: the first 16 hex digits of SHA-256(canonical JSON of params).
+
+    Parameters
+    ----------
+    params : dict
+        Full parameters of the run.
+
+    Returns
+    -------
+    str
+        The id.
+    """
+    return hashlib.sha256(canonical_json(params).encode()).hexdigest()[:16]
+
+
+def _check_seeds(value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list) or not value:
+        raise spec_error("seeds", value, "must be a non-empty list of integers >= 0")
+    for seed in value:
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+            raise spec_error("seeds", value, "must be a non-empty list of integers in [0, 2**32)")
+    return tuple(value)
+
+
+def _flatten_grid(grid: Any) -> dict[str, list[Any]]:
+    """``[grid]`` table → {key: values}; nested ``problem.x`` / ``solver.x`` tables become dotted keys."""
+    if not isinstance(grid, dict):
+        raise spec_error("grid", grid, "must be a table of key = [values]")
+    flat: dict[str, list[Any]] = {}
+    for key, values in grid.items():
+        if key in ("problem", "solver") and isinstance(values, dict):
+            for sub, sub_values in values.items():
+                flat[f"{key}.{sub}"] = sub_values
+        else:
+            flat[key] = values
+    for key, values in flat.items():
+        if not isinstance(values, list) or not values:
+            raise spec_error(f"grid.{key}", values, "must be a non-empty list of values")
+    return flat
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A sweep: base problem and solver, a grid and seeds.
+
+    Parameters
+    ----------
+    problem : str
+        Catalog name or TOML path of the base problem.
+    solver : str
+        Catalog name or TOML path of the base solver preset.
+    problem_overrides : dict
+        Leaf keys applied to the base problem.
+    solver_options : dict
+        Options applied to the base solver.
+    grid : dict
+        Key → list of values; the runs are the cartesian product. Keys are problem leaf keys,
+        solver options, ``problem.<key>`` / ``solver.<key>`` to disambiguate, or ``problem`` /
+        ``solver`` (lists of catalog names or paths).
+    seeds : tuple of int
+        Seeds of the initial guess; every grid point runs once per seed.
+    name : str
+        Label of the sweep.
+    """
+
+    problem: str
+    solver: str
+    problem_overrides: dict[str, Any] = field(default_factory=dict)
+    solver_options: dict[str, Any] = field(default_factory=dict)
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    seeds: tuple[int, ...] = (0,)
+    name: str = "sweep"
+
+    def __post_init__(self) -> None:
+        for key in ("problem", "solver", "name"):
+            if not isinstance(getattr(self, key), str):
+                raise spec_error(key, getattr(self, key), "must be a string")
+        object.__setattr__(self, "grid", _flatten_grid(self.grid))
+        object.__setattr__(self, "seeds", _check_seeds(list(self.seeds)))
+
+    def runs(self) -> list[Run]:
+        """Expand the grid: one :class:`Run` per grid point and seed, validated up front.
+
+        Keys and value types are checked here (an unknown key or a bad option is a SpecError
+        before anything runs); errors that need the data (e.g. ``dim`` below the input
+        dimension) surface when the run is built and are recorded as a failed run.
+
+        Returns
+        -------
+        list of Run
+            In grid order (last key fastest), seeds innermost; duplicates removed.
+        """
+        keys = list(self.grid)
+        runs: dict[str, Run] = {}
+        read = functools.cache(lambda kind, name: read_toml(resolve(kind, name)))
+        for values in itertools.product(*(self.grid[k] for k in keys)):
+            point = dict(zip(keys, values, strict=True))
+            problem_spec, solver = self._resolve(point, read)
+            for seed in self.seeds:
+                params = json.loads(canonical_json({"problem": problem_spec, "solver": solver, "seed": seed}))
+                rid = run_id(params)
+                runs.setdefault(rid, Run(rid, params, {**point, "seed": seed}))
+        return list(runs.values())
+
+    def _resolve(self, point: dict[str, Any], read: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        preset = _as_name("solver", point.get("solver", self.solver))
+        problem_doc = read("problems", _as_name("problem", point.get("problem", self.problem)))
+        solver_doc = dict(read("solvers", preset))
+        solver_doc.pop("description", None)
+        kind = solver_doc.pop("solver", None)
+        if kind not in SOLVER_KINDS:
+            raise spec_error("solver", kind, f"preset {preset!r} must name a kind in {sorted(SOLVER_KINDS)}")
+        option_names = {f.name for f in dataclasses.fields(SOLVER_KINDS[kind])}
+        overrides, options = dict(self.problem_overrides), {**solver_doc, **self.solver_options}
+        for key, value in point.items():
+            if key in ("problem", "solver"):
+                continue
+            target = _route(key, option_names)
+            (overrides if target == "problem" else options)[key.split(".", 1)[-1]] = value
+        spec = normalise(problem_doc, overrides)
+        return spec, solver_spec(solver_from_options(kind, options))
+
+
+def _as_name(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise spec_error(key, value, "must be a catalog name or a TOML path")
+    return value
+
+
+def _route(key: str, option_names: set[str]) -> str:
+    """Whether a grid key addresses the problem or the solver."""
+    prefix, _, leaf = key.partition(".")
+    if leaf and prefix in ("problem", "solver"):
+        return prefix
+    in_problem, in_solver = key in SCHEMA, key in option_names
+    if in_problem and in_solver:
+        raise spec_error(f"grid.{key}", key, "names a problem key and a solver option; write problem.key or solver.key")
+    if not (in_problem or in_solver):
+        raise spec_error(
+            f"grid.{key}", key, f"unknown key; problem keys: {sorted(SCHEMA)}; options: {sorted(option_names)}"
+        )
+    return "problem" if in_problem else "solver"
+
+
+def load_sweep(source: str | Path | dict[str, Any]) -> SweepSpec:
+    """Read a sweep spec from a TOML file (paths inside are relative to it) or a dict.
+
+    Parameters
+    ----------
+    source : str, Path or dict
+        TOML path, or the document itself.
+
+    Returns
+    -------
+    SweepSpec
+        The validated spec.
+
+    Raises
+    ------
+    SpecError
+        On unknown keys, missing sections or values of the wrong type.
+    """
+    if isinstance(source, dict):
+        doc, base = source, Path.cwd()
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise spec_error("sweep", str(source), "no such file")
+        doc, base = read_toml(path), path.parent
+    unknown = sorted(set(doc) - set(TOP_KEYS))
+    if unknown:
+        raise spec_error(unknown[0], doc[unknown[0]], f"unknown sweep key; valid: {list(TOP_KEYS)}")
+    problem = _table(doc, "problem", ("name", "path"))
+    solver = _table(doc, "solver", ("preset", "path"))
+    grid = doc.get("grid", {})
+    if not isinstance(grid, dict):
+        raise spec_error("grid", grid, "must be a table of key = [values]")
+    grid = {
+        k: [_relative(v, base) for v in vs] if k in ("problem", "solver") and isinstance(vs, list) else vs
+        for k, vs in grid.items()
+    }
+    seeds = doc.get("seeds", [0])
+    if "seeds" in grid:
+        if "seeds" in doc:
+            raise spec_error("grid.seeds", grid["seeds"], "seeds are given twice (top level and [grid])")
+        seeds = grid.pop("seeds")
+    return SweepSpec(
+        problem=_relative(problem.pop("_source"), base),
+        solver=_relative(solver.pop("_source"), base),
+        problem_overrides=problem,
+        solver_options=solver,
+        grid=grid,
+        seeds=seeds,
+        name=doc.get("name", "sweep"),
+    )
+
+
+def _table(doc: dict[str, Any], section: str, source_keys: tuple[str, str]) -> dict[str, Any]:
+    table = doc.get(section)
+    if not isinstance(table, dict):
+        raise spec_error(section, table, f"must be a table with {source_keys[0]} = ... or {source_keys[1]} = ...")
+    table = dict(table)
+    given = [k for k in source_keys if k in table]
+    if len(given) != 1:
+        raise spec_error(section, table, f"needs exactly one of {list(source_keys)}")
+    table["_source"] = table.pop(given[0])
+    return table
+
+
+def _relative(value: Any, base: Path) -> Any:
+    """A path-like name (ending in .toml) relative to the sweep file; catalog names unchanged."""
+    if isinstance(value, str) and value.endswith(".toml") and not Path(value).is_absolute():
+        return str(base / value)
+    return value
+
+
+def flat_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Flatten a run's parameters for filtering: ``seed``, ``solver`` (kind), problem leaf keys and
+    solver options by name, plus ``problem.<key>`` / ``solver.<key>`` for every key.
+
+    Parameters
+    ----------
+    params : dict
+        ``Run.params``.
+
+    Returns
+    -------
+    dict
+        Flat key → value (the run seed wins over the data ``seed``, which stays ``problem.seed``).
+    """
+    flat: dict[str, Any] = {"seed": params.get("seed"), "solver": params["solver"].get("solver")}
+    spec = params["problem"]
+    flat["problem"] = spec.get("name")
+    for section in SECTIONS:
+        for key, value in spec.get(section, {}).items():
+            flat[f"problem.{key}"] = value
+            flat.setdefault(key, value)
+    for key, value in params["solver"].items():
+        flat[f"solver.{key}"] = value
+        flat.setdefault(key, value)
+    return flat

@@ -1,0 +1,156 @@
+"""Checkpoints of long solves: the current w every K iterations, written atomically.
+
+A checkpoint is a small ``.npz`` file (w, iteration, a fingerprint of the problem). Any solver
+gets it through :class:`~control_dl.solvers.base.Recorder` (``checkpoint=path,
+checkpoint_every=K``); a solve resumes with ``solve(problem, solver, w0=load_checkpoint(path, problem))``
+(or ``control-dl solve ... --resume``). Resuming restarts the solver's own state (IPOPT's
+multipliers, L-BFGS memory, Adam moments) from w alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .._errors import spec_error
+from ..result import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from ..problems.training import TrainingProblem
+
+
+def check_checkpoint(checkpoint: object, checkpoint_every: object) -> None:
+    """Validate the two checkpoint options of a solver.
+
+    Parameters
+    ----------
+    checkpoint : str or None
+        Checkpoint file.
+    checkpoint_every : int
+        Interval K ≥ 0 (0: never); K > 0 needs a file.
+    """
+    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 0:
+        raise spec_error("checkpoint_every", checkpoint_every, "must be an integer >= 0")
+    if checkpoint is not None and not isinstance(checkpoint, str):
+        raise spec_error("checkpoint", checkpoint, "must be a file path (string)")
+    if checkpoint_every > 0 and not checkpoint:
+        raise spec_error("checkpoint_every", checkpoint_every, "needs checkpoint = 'path/to/file.npz'")
+
+
+def problem_fingerprint(problem: TrainingProblem) -> str:
+    """A short hash of the problem's spec and size, to refuse resuming a different problem.
+
+    Parameters
+    ----------
+    problem : TrainingProblem
+        The problem.
+
+    Returns
+    -------
+    str
+        16 hex digits (the spec is hashed when the problem has one, else only n_params).
+    """
+    text = json.dumps({"spec": problem.spec, "n_params": problem.n_params}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def save_checkpoint(path: str | Path, w: np.ndarray, iteration: int, fingerprint: str) -> None:
+    """Write a checkpoint atomically (a crash leaves the previous checkpoint intact).
+
+    Parameters
+    ----------
+    path : str or Path
+        Destination ``.npz``.
+    w : ndarray
+        Current decision vector.
+    iteration : int
+        Iteration at which w was reached.
+    fingerprint : str
+        :func:`problem_fingerprint` of the problem.
+    """
+    buffer = io.BytesIO()
+    np.savez(buffer, w=np.asarray(w, dtype=float), iteration=int(iteration), fingerprint=np.array(fingerprint))
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_checkpoint(path: str | Path, problem: TrainingProblem) -> np.ndarray:
+    """Read the w of a checkpoint written for ``problem``.
+
+    Parameters
+    ----------
+    path : str or Path
+        Checkpoint file.
+    problem : TrainingProblem
+        The problem being resumed.
+
+    Returns
+    -------
+    ndarray
+        The checkpointed w.
+
+    Raises
+    ------
+    SpecError
+        If the file is missing or unreadable, or was written for another problem.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            w, fingerprint = data["w"].copy(), str(data["fingerprint"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise spec_error("checkpoint", str(path), f"cannot be read: {exc}") from None
+    if fingerprint != problem_fingerprint(problem) or w.shape != (problem.n_params,):
+        raise spec_error("checkpoint", str(path), "was written for a different problem")
+    return w
+
+
+def checkpoint_iteration(path: str | Path) -> int:
+    """The iteration stored in a checkpoint.
+
+    Parameters
+    ----------
+    path : str or Path
+        Checkpoint file.
+
+    Returns
+    -------
+    int
+        Iteration count at which it was written.
+    """
+    with np.load(path, allow_pickle=False) as data:
+        return int(data["iteration"])
+
+
+class Checkpointer:
+    """Saves w every ``every`` iterations (called by the Recorder).
+
+    Parameters
+    ----------
+    path : str or Path
+        Checkpoint file.
+    every : int
+        Interval K ≥ 1 in iterations.
+    problem : TrainingProblem
+        The problem (for the fingerprint).
+    """
+
+    def __init__(self, path: str | Path, every: int, problem: TrainingProblem) -> None:
+        self.path, self.every = Path(path), every
+        self.fingerprint = problem_fingerprint(problem)
+
+    def __call__(self, iteration: int, w: np.ndarray) -> None:
+        """Save w if ``iteration`` is a positive multiple of K and w is finite.
+
+        Parameters
+        ----------
+        iteration : int
+            Current iteration.
+        w : ndarray
+            Current decision vector.
+        """
+        if iteration > 0 and iteration % self.every == 0 and np.all(np.isfinite(w)):
+            save_checkpoint(self.path, w, iteration, self.fingerprint)

@@ -1,0 +1,65 @@
+"""Checkpoints of long solves: written through the Recorder, atomically, and resumable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import control_dl as cdl
+from control_dl.cli import main
+from control_dl.solvers.checkpoint import checkpoint_iteration, load_checkpoint
+
+
+def test_direct_checkpoints_the_iterate_every_k_iterations(small_ring: cdl.TrainingProblem, tmp_path: Path) -> None:
+    path = tmp_path / "ck.npz"
+    solver = cdl.Direct(hessian="lbfgs", max_iter=12, record_every=5, checkpoint=str(path), checkpoint_every=5)
+    result = cdl.solve(small_ring, solver, progress=False)
+    assert result.iterations == 12
+    assert checkpoint_iteration(path) == 10
+    snapshot = dict((i, w) for i, _, w in result.snapshots)[10]
+    np.testing.assert_array_equal(load_checkpoint(path, small_ring), snapshot)
+    assert [p.name for p in tmp_path.iterdir()] == ["ck.npz"]  # no temporary file left behind
+
+
+def test_resuming_starts_from_the_checkpoint(small_ring: cdl.TrainingProblem, tmp_path: Path) -> None:
+    path = tmp_path / "ck.npz"
+    first = cdl.solve(
+        small_ring, cdl.Direct(hessian="lbfgs", max_iter=10, checkpoint=str(path), checkpoint_every=10), progress=False
+    )
+    resumed = cdl.solve(small_ring, cdl.Direct(hessian="lbfgs", max_iter=5), w0=load_checkpoint(path, small_ring))
+    assert resumed.history[0]["objective"] == pytest.approx(first.objective, rel=1e-12)
+    assert resumed.objective <= first.objective
+
+
+def test_a_checkpoint_of_another_problem_is_refused(small_ring: cdl.TrainingProblem, tmp_path: Path) -> None:
+    path = tmp_path / "ck.npz"
+    cdl.solve(small_ring, cdl.Direct(hessian="lbfgs", max_iter=2, checkpoint=str(path), checkpoint_every=1))
+    with pytest.raises(cdl.SpecError, match="different problem"):
+        load_checkpoint(path, cdl.load_problem("ring", n_samples=40, dim=3, n_steps=6))
+    with pytest.raises(cdl.SpecError, match="cannot be read"):
+        load_checkpoint(tmp_path / "missing.npz", small_ring)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"checkpoint_every": 5},
+        {"checkpoint_every": -1, "checkpoint": "x.npz"},
+        {"checkpoint": 3, "checkpoint_every": 1},
+    ],
+)
+def test_bad_checkpoint_options(options: dict) -> None:
+    with pytest.raises(cdl.SpecError, match="checkpoint"):
+        cdl.Direct(**options)
+
+
+def test_cli_solve_resume(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    args = ["solve", "ring", "--set", "n_samples=40", "--set", "n_steps=4", "--option", 'hessian="lbfgs"']
+    args += ["--out", str(tmp_path), "--no-progress", "--option", "max_iter=8"]
+    assert main([*args, "--checkpoint-every", "4"]) == 0
+    assert checkpoint_iteration(tmp_path / "checkpoint.npz") == 8
+    assert main([*args, "--resume"]) == 0
+    assert "resuming from" in capsys.readouterr().out
+    assert main([*args, "--set", "n_steps=5", "--resume"]) == 2  # another problem: refused

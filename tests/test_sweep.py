@@ -1,0 +1,362 @@
+"""Sweeps: same results on 1 or 2 workers and on Dask, resume after SIGKILL, failures and timeouts as data."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import control_dl as cdl
+from control_dl.cli import main
+from control_dl.experiments import RunStore, load_runs, load_sweep, run_sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = """
+name = "tiny"
+seeds = [0, 1]
+
+[problem]
+name = "ring"
+n_samples = 40
+n_steps = 4
+
+[solver]
+preset = "ipopt-lbfgs"
+max_iter = 30
+
+[grid]
+dim = [1, 2, 3]     # dim = 1 < n_in = 2: these runs fail when built
+l2 = [0.0, 1e-3]
+"""
+
+
+@pytest.fixture(scope="module")
+def spec_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("spec") / "tiny.toml"
+    path.write_text(SPEC)
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference(spec_path: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
+    out = tmp_path_factory.mktemp("one_worker")
+    return out, run_sweep(spec_path, out, workers=1, progress=False)
+
+
+def by_id(rows: list[dict]) -> dict[str, dict]:
+    return {row["run_id"]: row for row in rows}
+
+
+def assert_same_runs(rows: list[dict], expected: list[dict]) -> None:
+    """Same run ids, statuses and metrics, and bit-identical w in the Result files."""
+    got, want = by_id(rows), by_id(expected)
+    assert set(got) == set(want)
+    for rid, row in want.items():
+        assert got[rid]["status"] == row["status"]
+        assert got[rid]["objective"] == row["objective"]
+        if row["result_path"]:
+            w_got = cdl.Result.load(got[rid]["result_path"]).w
+            np.testing.assert_array_equal(w_got, cdl.Result.load(row["result_path"]).w)
+
+
+def test_reference_sweep(reference: tuple[Path, list[dict]]) -> None:
+    out, rows = reference
+    assert len(rows) == 12 and len({r["run_id"] for r in rows}) == 12
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert len(failed) == 4 and all(r["dim"] == 1 and "dim=1" in r["error"] for r in failed)
+    assert all(r["result_path"] is None for r in failed)
+    ok = [r for r in rows if r["status"] != "failed"]
+    assert all(r["status"] == "max_iter" and r["iterations"] == 30 and Path(r["result_path"]).is_file() for r in ok)
+    result = cdl.Result.load(ok[0]["result_path"])
+    assert result.objective == ok[0]["objective"] and result.seed == ok[0]["seed"]
+    assert {"numpy", "casadi", "control_dl"} <= set(result.versions)
+    with sqlite3.connect(out / "index.sqlite") as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_two_workers_give_the_same_results(spec_path: Path, reference: tuple, tmp_path: Path) -> None:
+    assert_same_runs(run_sweep(spec_path, tmp_path, workers=2, progress=False), reference[1])
+
+
+def test_dask_local_cluster_gives_the_same_index(spec_path: Path, reference: tuple, tmp_path: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    # a cluster started outside the sweep, reached by its address: the way a real cluster is used
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        rows = run_sweep(spec_path, tmp_path, scheduler=cluster.scheduler_address, progress=False)
+    assert_same_runs(rows, reference[1])
+
+
+def test_rerun_skips_finished_runs(spec_path: Path, reference: tuple) -> None:
+    out, rows = reference
+    again = run_sweep(spec_path, out, workers=1, progress=False)
+    done = {r["run_id"]: r["finished_at"] for r in rows if r["status"] != "failed"}
+    assert {r["run_id"]: r["finished_at"] for r in again if r["run_id"] in done} == done
+    assert len(again) == 12
+
+
+KILLED = {
+    "problem": {"name": "ring", "n_samples": 60, "n_steps": 6},
+    "solver": {"preset": "ipopt-lbfgs", "max_iter": 40},
+    "grid": {"dim": [2, 3, 4], "l2": [0.0, 1e-4, 1e-3]},
+    "seeds": [0, 1],
+}
+KILLED_SWEEP = f"""
+import sys
+from control_dl.experiments import run_sweep
+
+if __name__ == "__main__":  # worker processes are spawned: they import this file
+    run_sweep({KILLED!r}, sys.argv[1], workers=2, progress=False)
+"""
+
+
+def test_sigkill_mid_sweep_then_resume(tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    script = tmp_path / "sweep.py"
+    script.write_text(KILLED_SWEEP)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, str(script), str(out)], start_new_session=True, env=env)
+    count = 0
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (out / "index.sqlite").exists():
+                with sqlite3.connect(f"file:{out / 'index.sqlite'}?mode=ro", uri=True, timeout=5) as db:
+                    try:
+                        count = db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+                    except sqlite3.OperationalError:  # table not created yet
+                        count = 0
+            if count >= 2:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the sweep ended before it could be killed"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert 2 <= count < 18
+    spec = load_sweep(KILLED)
+    before = by_id(load_runs(out))
+    rows = run_sweep(spec, out, workers=2, progress=False)
+    ids = [r["run_id"] for r in rows]
+    assert sorted(ids) == sorted(r.run_id for r in spec.runs()) and len(set(ids)) == 18
+    for rid, row in before.items():  # finished runs were kept, not redone
+        assert by_id(rows)[rid]["finished_at"] == row["finished_at"]
+    with sqlite3.connect(out / "index.sqlite") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    files = sorted(p.name for p in (out / "runs").iterdir())
+    assert files == sorted(f"{rid}.npz" for rid in ids)  # no temporary or half-written file
+    assert all(cdl.Result.load(r["result_path"]).status == r["status"] for r in rows)
+
+
+LONG_SWEEP = """
+import sys
+from control_dl.experiments import run_sweep
+
+if __name__ == "__main__":
+    spec = {"problem": {"name": "ring", "n_steps": 4}, "solver": {"preset": "ipopt-lbfgs"}, "seeds": [0, 1, 2]}
+    run_sweep({**spec, "problem": {**spec["problem"], "n_samples": 20000}}, sys.argv[1], workers=2, progress=False)
+"""
+
+
+def test_workers_exit_when_the_sweep_process_is_killed_alone(tmp_path: Path) -> None:
+    psutil = pytest.importorskip("psutil")
+    script = tmp_path / "sweep.py"
+    script.write_text(LONG_SWEEP)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "out")], start_new_session=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        workers: list = []
+        while time.monotonic() < deadline and len(workers) < 2:
+            time.sleep(0.1)
+            workers = [c for c in psutil.Process(proc.pid).children() if "spawn_main" in " ".join(c.cmdline())]
+        assert len(workers) == 2
+        time.sleep(1.0)  # the workers are busy with their first run
+        os.kill(proc.pid, signal.SIGKILL)  # the parent only: no process group kill
+        proc.wait()
+        _, alive = psutil.wait_procs(workers, timeout=15)
+        assert not alive, "worker processes outlived the killed sweep"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_a_run_over_the_timeout_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    spec = {
+        "problem": {"name": "ring", "n_steps": 4},
+        "solver": {"preset": "ipopt-lbfgs", "max_iter": 30},
+        "grid": {"n_samples": [20000, 40]},  # the first takes a minute, the second a fraction of a second
+    }
+    rows = by_id(run_sweep(spec, tmp_path, workers=1, timeout=3.0, progress=False))
+    slow, fast = (next(r for r in rows.values() if r["point"]["n_samples"] == n) for n in (20000, 40))
+    assert slow["status"] == "failed" and slow["message"].startswith("timeout") and slow["result_path"] is None
+    assert fast["status"] in ("converged", "max_iter") and Path(fast["result_path"]).is_file()
+
+
+def test_cli_runs_filters_and_sweep_resumes(spec_path: Path, reference: tuple, capsys: pytest.CaptureFixture) -> None:
+    out = str(reference[0])
+    assert main(["runs", out, "--where", "dim=3", "--where", "seed=1"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and lines[0].split()[:2] == ["run_id", "status"]
+    assert main(["runs", out, "--status", "failed"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 5
+    assert main(["sweep", str(spec_path), "--out", out, "--no-progress"]) == 1  # resumed: nothing runs; 4 failed
+    assert "12 runs" in capsys.readouterr().out
+    assert len(load_runs(out, where={"problem.seed": 0, "l2": 0.001})) == 6
+    with pytest.raises(cdl.SpecError, match="no run has this parameter"):
+        load_runs(out, where={"dimension": 3})
+
+
+def test_run_ids_are_stable_and_follow_the_parameters(spec_path: Path) -> None:
+    runs = load_sweep(spec_path).runs()
+    assert [r.run_id for r in runs] == [r.run_id for r in load_sweep(spec_path).runs()]
+    doc = {"problem": {"name": "ring", "n_samples": 40}, "solver": {"preset": "ipopt-lbfgs"}}
+    one = load_sweep(doc).runs()
+    same = load_sweep({**doc, "problem": {"name": "ring", "n_samples": 40, "noise": 0.0}}).runs()
+    other = load_sweep({**doc, "problem": {"name": "ring", "n_samples": 41}}).runs()
+    assert one[0].run_id == same[0].run_id != other[0].run_id  # an explicit default is the same run
+
+
+def test_grid_over_problems_solvers_and_prefixed_keys() -> None:
+    base = {"problem": {"name": "ring"}, "solver": {"preset": "ipopt-lbfgs"}}
+    runs = load_sweep({**base, "grid": {"problem": {"seed": [0, 1]}, "solver.tol": [1e-6]}}).runs()
+    assert [r.params["problem"]["data"]["seed"] for r in runs] == [0, 1]
+    assert all(r.params["solver"]["tol"] == 1e-6 and r.params["seed"] == 0 for r in runs)
+    spec = load_sweep({**base, "grid": {"problem": ["ring", "xor"], "solver": ["ipopt-lbfgs", "ipopt-exact"]}})
+    runs = spec.runs()
+    assert len(runs) == 4
+    assert {(r.params["problem"]["name"], r.params["solver"]["hessian"]) for r in runs} == {
+        ("ring", "lbfgs"),
+        ("ring", "exact"),
+        ("xor", "lbfgs"),
+        ("xor", "exact"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("doc", "match"),
+    [
+        ({"solver": {"preset": "ipopt-lbfgs"}}, "problem"),
+        ({"problem": {"name": "ring"}, "solver": {"preset": "ipopt-lbfgs"}, "grid": {"nope": [1]}}, "nope"),
+        ({"problem": {"name": "ring"}, "solver": {"preset": "ipopt-lbfgs"}, "grid": {"dim": 3}}, "grid.dim"),
+        ({"problem": {"name": "ring"}, "solver": {"preset": "ipopt-lbfgs"}, "grid": {"dim": []}}, "grid.dim"),
+        ({"problem": {"name": "ring"}, "solver": {"preset": "ipopt-lbfgs"}, "grid": {"max_iter": [-1]}}, "max_iter"),
+        ({"problem": {"name": "ring"}, "solver": {"preset": "ipopt-lbfgs"}, "grid": {"dim": ["x"]}}, "dim"),
+        ({"problem": {"name": "ring"}, "solver": {"preset": "ipopt-lbfgs"}, "seeds": [-1]}, "seeds"),
+        ({"problem": {"name": "ring"}, "solver": {"preset": "ipopt-lbfgs"}, "seeds": []}, "seeds"),
+        ({"problem": {"name": "nowhere"}, "solver": {"preset": "ipopt-lbfgs"}}, "nowhere"),
+        (
+            {"problem": {"name": "ring"}, "solver": {"preset": "ipopt-lbfgs"}, "grid": {"problem": [["ring"]]}},
+            "problem",
+        ),
+        ({"problem": {"name": "ring", "path": "x.toml"}, "solver": {"preset": "ipopt-lbfgs"}}, "exactly one"),
+        ({"problem": {"name": "ring"}, "solver": {"preset": "ipopt-lbfgs"}, "extra": 1}, "extra"),
+    ],
+)
+def test_bad_sweep_specs_are_spec_errors(doc: dict, match: str) -> None:
+    with pytest.raises(cdl.SpecError, match=match):
+        load_sweep(doc).runs()
+
+
+def test_bad_arguments_and_a_busy_folder(tmp_path: Path) -> None:
+    doc = {"problem": {"name": "ring"}, "solver": {"preset": "ipopt-lbfgs"}}
+    with pytest.raises(cdl.SpecError, match="workers"):
+        run_sweep(doc, tmp_path, workers=0)
+    with pytest.raises(cdl.SpecError, match="timeout"):
+        run_sweep(doc, tmp_path, timeout=-1)
+    with RunStore(tmp_path, writable=True), pytest.raises(cdl.SpecError, match="another sweep"):
+        RunStore(tmp_path, writable=True)
+
+
+class CrashingExecutor:
+    """Runs calls inline, except that a call of the run ``culprit`` breaks every call in flight with it."""
+
+    loses_inflight_on_abort = True
+
+    def __init__(self, culprit: str, capacity: int = 2) -> None:
+        self.culprit, self.capacity, self.restarts = culprit, capacity, 0
+        self.batch: list = []
+
+    def submit(self, fn, params, result_path, relative):  # noqa: ANN001, ANN201
+        import concurrent.futures as cf
+
+        from control_dl.experiments.sweep import run_id
+
+        future = cf.Future()
+        self.batch.append(future)
+        if run_id(params) == self.culprit:
+            from concurrent.futures.process import BrokenProcessPool
+
+            for f in self.batch:
+                if not f.done():
+                    f.set_exception(BrokenProcessPool("a worker died"))
+        else:
+            future.set_result({"status": "converged", "objective": 1.0, "result_path": None})
+        return future
+
+    def restart(self) -> None:
+        self.restarts += 1
+        self.batch = []
+
+
+def test_a_run_that_kills_its_worker_is_isolated_and_recorded(tmp_path: Path) -> None:
+    from tqdm import tqdm
+
+    from control_dl.experiments.runner import _loop
+
+    runs = load_sweep({"problem": {"name": "ring"}, "solver": {"preset": "ipopt-lbfgs"}, "seeds": [0, 1, 2, 3]}).runs()
+    executor = CrashingExecutor(culprit=runs[1].run_id)
+    with RunStore(tmp_path, writable=True) as store, tqdm(disable=True) as bar:
+        _loop(runs, store, executor, None, bar)
+        rows = by_id(store.rows())
+    assert rows[runs[1].run_id]["status"] == "failed" and "died" in rows[runs[1].run_id]["message"]
+    assert all(rows[r.run_id]["status"] == "converged" for r in runs if r is not runs[1])
+    assert executor.restarts == 2
+
+
+values = st.one_of(
+    st.integers(-3, 40),
+    st.floats(allow_nan=True),
+    st.booleans(),
+    st.sampled_from(["ring", "xor", "ipopt-lbfgs", "lbfgs", "x.toml", ""]),
+    st.none(),
+)
+tables = st.dictionaries(
+    st.sampled_from(
+        ["name", "path", "preset", "dim", "n_steps", "max_iter", "hessian", "seed", "problem", "solver", "zz"]
+    ),
+    st.one_of(values, st.lists(values, max_size=3)),
+    max_size=4,
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    doc=st.dictionaries(
+        st.sampled_from(["problem", "solver", "grid", "seeds", "name", "other"]),
+        st.one_of(values, tables, st.lists(values, max_size=3)),
+        max_size=5,
+    )
+)
+def test_random_sweep_documents_expand_or_raise_spec_error(doc: dict) -> None:
+    try:
+        runs = load_sweep(doc).runs()
+    except cdl.SpecError:
+        return
+    assert runs and all(len(r.run_id) == 16 for r in runs)
+
+
+def test_example_sweep_file_expands() -> None:
+    runs = load_sweep(ROOT / "examples" / "sweep_ring.toml").runs()
+    assert len(runs) == 18 and {r.point["n_steps"] for r in runs} == {5, 10, 20}
