@@ -308,3 +308,9 @@ def test_lbfgsb_writes_checkpoints(small_ring, tmp_path):
     solver = cdl.Direct(nlp="lbfgsb", max_iter=10, checkpoint=str(path), checkpoint_every=5)
     cdl.solve(small_ring, solver, progress=False)
     assert path.exists()
+
+
+def test_ipopt_target_loss_stops_early_as_converged(small_ring):
+    result = cdl.solve(small_ring, cdl.Direct(hessian="lbfgs", max_iter=500, target_loss=0.1), progress=False)
+    assert result.status == "converged" and "target" in result.message
+    assert result.history[-1]["loss"] <= 0.1 < result.history[0]["loss"]
