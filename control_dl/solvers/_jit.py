@@ -67,13 +67,17 @@ def function_key(f: ca.Function) -> str:
     return digest.hexdigest()
 
 
-def compile_function(f: ca.Function) -> tuple[ca.Function, dict[str, float | bool | str]]:
+def compile_function(f: ca.Function, with_jacobian: bool = False) -> tuple[ca.Function, dict[str, float | bool | str]]:
     """Return a compiled copy of ``f`` from the disk cache, compiling it on a miss.
 
     Parameters
     ----------
     f : casadi.Function
-        Function to compile (numerical evaluation only: the copy has the same inputs/outputs).
+        Function to compile. The copy evaluates numerically and has no derivatives, unless
+        ``with_jacobian``: then ``f.jacobian()`` is compiled into the same library (as ``jac_<name>``)
+        and the loaded Function has first derivatives (enough for IPOPT with a quasi-Newton Hessian).
+    with_jacobian : bool
+        Also compile the Jacobian.
 
     Returns
     -------
@@ -85,7 +89,8 @@ def compile_function(f: ca.Function) -> tuple[ca.Function, dict[str, float | boo
 
     start = time.perf_counter()
     directory = cache_dir() / "jit"
-    library = directory / f"{f.name()}_{function_key(f)}.so"
+    suffix = "_jac" if with_jacobian else ""
+    library = directory / f"{f.name()}{suffix}_{function_key(f)}.so"
     if library.exists():
         return _load(f, library, start, cache_hit=True)
     compiler = c_compiler()
@@ -102,6 +107,8 @@ def compile_function(f: ca.Function) -> tuple[ca.Function, dict[str, float | boo
             source = os.path.join(tmp, f"{f.name()}.c")
             generator = ca.CodeGenerator(f"{f.name()}.c", {"with_header": False})
             generator.add(f)
+            if with_jacobian:
+                generator.add(f.jacobian())
             generator.generate(tmp + os.sep)
             partial = os.path.join(tmp, "lib.so")
             subprocess.run(

@@ -59,6 +59,81 @@ def objective_loss_gradient(model: Any, n_samples: int) -> ca.Function:
     )
 
 
+def objective_function(model: Any, n_samples: int) -> ca.Function:
+    """``(w, x, y) -> J`` for batches of ``n_samples`` columns (not compiled).
+
+    Parameters
+    ----------
+    model : CasadiModel
+        The problem's CasADi view.
+    n_samples : int
+        Batch size S.
+
+    Returns
+    -------
+    casadi.Function
+        The Function, named ``objective_j``.
+    """
+    lay = model.problem.layout
+    w = ca.MX.sym("w", lay.n_params)
+    x = ca.MX.sym("x", lay.n_in, n_samples)
+    y = ca.MX.sym("y", lay.n_out, n_samples)
+    _, loss, rest = objective_terms(model, w, model.trajectory_expr(w, x), y)
+    return ca.Function("objective_j", [w, x, y], [loss + rest], ["w", "x", "y"], ["J"])
+
+
+class Evaluator:
+    """J, loss, ∇J and the accuracy at w on a fixed batch, through the (JIT-compiled) CasADi Function.
+
+    Parameters
+    ----------
+    solver : Direct
+        Its ``jit`` and ``parallelization`` options are used.
+    problem : TrainingProblem
+        The problem.
+    x, y : ndarray
+        Batch: inputs ``n_in × S`` and encoded targets ``n_out × S``.
+
+    Attributes
+    ----------
+    note : str
+        What JIT compilation cost ("JIT compiled in … s", "JIT cache hit" or "not compiled").
+    """
+
+    def __init__(self, solver: Direct, problem: TrainingProblem, x: np.ndarray, y: np.ndarray) -> None:
+        self.problem = problem
+        self.function = objective_loss_gradient(solver.casadi_model(problem), x.shape[1])
+        self.note = "not compiled"
+        if solver.jit:
+            self.function, info = compile_function(self.function)
+            if info["compiled"]:
+                self.note = "JIT cache hit" if info["cache_hit"] else f"JIT compiled in {info['compile_time']:.2f} s"
+        self.x, self.y = ca.DM(x), ca.DM(y)
+        full = x.shape[1] == problem.data.x_train.shape[1]
+        self.labels = problem.data.y_train if full and problem.data.task != "regression" else None
+
+    def __call__(self, w: np.ndarray) -> tuple[float, float, np.ndarray, dict[str, float]]:
+        """Evaluate at w.
+
+        Parameters
+        ----------
+        w : ndarray
+            Decision vector.
+
+        Returns
+        -------
+        tuple
+            ``(J, loss, ∇J, extra)`` with extra = {grad_norm (‖∇J‖_∞), accuracy (classification)}.
+        """
+        j, loss, g, yhat = self.function(w, self.x, self.y)
+        grad = np.asarray(g, dtype=float).ravel()
+        extra = {"grad_norm": float(np.max(np.abs(grad), initial=0.0))}
+        if self.labels is not None:
+            task, name = self.problem.data.task, self.problem.cost.loss
+            extra["accuracy"] = float(np.mean(predict_labels(task, name, np.asarray(yhat, dtype=float)) == self.labels))
+        return float(j), float(loss), grad, extra
+
+
 #: scipy L-BFGS-B ``status`` -> Result.status (2 = the line search could not make progress)
 LBFGSB_STATUS = {0: "converged", 1: "max_iter", 2: "failed"}
 
@@ -70,7 +145,7 @@ def run_lbfgsb(solver: Direct, problem: TrainingProblem, w0: np.ndarray, progres
     ----------
     solver : Direct
         Options (``max_iter``, ``tol`` as ``gtol`` and ``ftol``, ``lbfgsb_options``, ``jit``,
-        ``target_loss``, ``n_samples``).
+        ``target_loss``, ``subsample``).
     problem : TrainingProblem
         The problem; its lipschitz constraint cannot be enforced here (SpecError).
     w0 : ndarray
@@ -88,30 +163,17 @@ def run_lbfgsb(solver: Direct, problem: TrainingProblem, w0: np.ndarray, progres
     if problem.constraints.lipschitz is not None:
         raise spec_error("nlp", "lbfgsb", "cannot enforce the lipschitz constraint; use nlp='ipopt'")
     recorder = solver.recorder(problem, progress)
-    x_batch, y_batch = solver.batch(problem)
-    function = objective_loss_gradient(solver.casadi_model(problem), x_batch.shape[1])
-    jit_note = "not compiled"
-    if solver.jit:
-        function, info = compile_function(function)
-        if info["compiled"]:
-            jit_note = "JIT cache hit" if info["cache_hit"] else f"JIT compiled in {info['compile_time']:.2f} s"
-    x_dm, y_dm = ca.DM(x_batch), ca.DM(y_batch)
-    labels = problem.data.y_train if x_batch.shape[1] == problem.data.x_train.shape[1] else None
-    classify = problem.data.task != "regression" and labels is not None
+    evaluate = Evaluator(solver, problem, *solver.batch(problem))
+    jit_note = evaluate.note
     evaluated: dict[bytes, tuple[float, float, dict[str, float]]] = {}
     reached = False
 
     def fun(w: np.ndarray) -> tuple[float, np.ndarray]:
-        j, loss, g, yhat = function(w, x_dm, y_dm)
-        grad = np.asarray(g, dtype=float).ravel()
-        extra = {"grad_norm": float(np.max(np.abs(grad), initial=0.0))}
-        if classify:
-            predicted = predict_labels(problem.data.task, problem.cost.loss, np.asarray(yhat, dtype=float))
-            extra["accuracy"] = float(np.mean(predicted == labels))
+        j, loss, grad, extra = evaluate(w)
         if len(evaluated) > 32:
             evaluated.clear()
-        evaluated[w.tobytes()] = (float(j), float(loss), extra)
-        return float(j), grad
+        evaluated[w.tobytes()] = (j, loss, extra)
+        return j, grad
 
     def log(w: np.ndarray) -> None:
         nonlocal reached

@@ -26,7 +26,8 @@ from ..problems.compiled import CasadiModel
 from ..problems.training import TrainingProblem
 from ..result import Result
 from . import _transcriptions as transcriptions
-from ._lbfgsb import run_lbfgsb
+from ._jit import compile_function
+from ._lbfgsb import Evaluator, objective_function, run_lbfgsb
 from .base import Recorder, check_choice, check_positive_float, check_positive_int, make_result
 from .checkpoint import check_checkpoint
 
@@ -295,6 +296,28 @@ class Direct:
             return transcriptions.multiple_shooting(model, x, y, w0)
         return transcriptions.collocation(model, x, y, w0, self.collocation_degree, self.collocation_scheme)
 
+    def objective_for_ipopt(self, problem: TrainingProblem, tr: transcriptions.Transcription) -> ca.MX:
+        """J as IPOPT sees it: the MX graph, or with ``jit`` and a quasi-Newton Hessian in single
+        shooting, a call of the compiled J whose compiled Jacobian gives ∇J (3x faster on ring).
+
+        Parameters
+        ----------
+        problem : TrainingProblem
+            The problem.
+        tr : Transcription
+            The NLP.
+
+        Returns
+        -------
+        casadi.MX
+            The objective expression in ``tr.z``.
+        """
+        if not (self.jit and self.hessian == "lbfgs" and self.transcription == "single_shooting"):
+            return tr.objective
+        x, y = self.batch(problem)
+        compiled, _ = compile_function(objective_function(self.casadi_model(problem), x.shape[1]), with_jacobian=True)
+        return compiled(tr.z, ca.DM(x), ca.DM(y))
+
     def run(self, problem: TrainingProblem, w0: np.ndarray, progress: bool) -> Result:
         """Solve from w0.
 
@@ -317,12 +340,17 @@ class Direct:
         recorder = self.recorder(problem, progress)
         tr = self.transcribe(problem, w0)
         reached = []
+        evaluate = Evaluator(self, problem, problem.data.x_train, problem.targets) if self.jit else None
 
         def on_iterate(z: np.ndarray, _f: float) -> bool:
             # IPOPT's f may belong to a trial point (and to infeasible states): log J at w itself
             w = z[: tr.n_w]
-            j, loss = problem.casadi.objective(w, problem.data.x_train, problem.targets)
-            recorder.log(len(recorder.history), w, j, loss)
+            if evaluate is None:
+                j, loss = problem.casadi.objective(w, problem.data.x_train, problem.targets)
+                recorder.log(len(recorder.history), w, j, loss)
+            else:
+                j, loss, _, extra = evaluate(w)
+                recorder.log(len(recorder.history), w, j, loss, **extra)
             if self.target_loss is not None and loss <= self.target_loss:
                 reached.append(True)
             return bool(reached)
@@ -337,7 +365,7 @@ class Direct:
                 tr, self.casadi_model(problem), self.gauss_newton_damping
             )
         bounds = {"lbx": tr.lbz, "ubx": tr.ubz, "lbg": tr.lbg, "ubg": tr.ubg}
-        nlp = {"x": tr.z, "f": tr.objective, "g": tr.g}
+        nlp = {"x": tr.z, "f": self.objective_for_ipopt(problem, tr), "g": tr.g}
         try:
             solver = ca.nlpsol("direct", "ipopt", nlp, options)
             solution = solver(x0=np.clip(tr.z0, tr.lbz, tr.ubz), **bounds)
