@@ -322,3 +322,17 @@ def test_compiled_objective_with_jacobian_gives_ipopt_the_same_iterates(small_ri
     plain = cdl.solve(small_ring, cdl.Direct(hessian="lbfgs", max_iter=15, jit=False), progress=False)
     np.testing.assert_allclose(fast.w, plain.w, rtol=1e-9, atol=1e-12)
     assert "grad_norm" in fast.history[-1]
+
+
+def test_damaged_cache_entry_falls_back_with_a_warning(small_ring, tmp_path, monkeypatch):
+    from control_dl.solvers._jit import compile_function
+    from control_dl.solvers._lbfgsb import objective_function
+
+    monkeypatch.setenv("CONTROL_DL_CACHE", str(tmp_path))
+    f = objective_function(small_ring.casadi, small_ring.data.x_train.shape[1])
+    library = compile_function(f)[1]["path"]
+    with open(library, "wb") as damaged:
+        damaged.write(b"not a library")
+    with pytest.warns(RuntimeWarning, match="cannot load"):
+        g, info = compile_function(f)
+    assert g is f and not info["compiled"]

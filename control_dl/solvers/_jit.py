@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -85,8 +86,6 @@ def compile_function(f: ca.Function, with_jacobian: bool = False) -> tuple[ca.Fu
         ``(function, info)``: the compiled Function (or ``f`` itself on fallback) and
         ``info = {"compiled": bool, "cache_hit": bool, "compile_time": seconds, "path": str}``.
     """
-    import time
-
     start = time.perf_counter()
     directory = cache_dir() / "jit"
     suffix = "_jac" if with_jacobian else ""
@@ -126,9 +125,11 @@ def compile_function(f: ca.Function, with_jacobian: bool = False) -> tuple[ca.Fu
 
 
 def _load(f: ca.Function, library: Path, start: float, cache_hit: bool) -> tuple[ca.Function, dict]:
-    import time
-
-    compiled = ca.external(f.name(), str(library))
+    try:
+        compiled = ca.external(f.name(), str(library))
+    except RuntimeError as exc:  # a damaged cache entry: evaluate uncompiled, say where the file is
+        warnings.warn(f"cannot load the JIT library {library} ({exc}); evaluating uncompiled", RuntimeWarning, 3)
+        return f, {"compiled": False, "cache_hit": False, "compile_time": 0.0, "path": ""}
     info = {"compiled": True, "cache_hit": cache_hit, "compile_time": time.perf_counter() - start, "path": str(library)}
     logger.debug("JIT %s: %s", "cache hit" if cache_hit else "compiled", library)
     return compiled, info
