@@ -31,6 +31,7 @@ from .problems.spec import list_problems as list_problems
 from .problems.spec import load_problem as load_problem
 from .problems.spec import problem_from_spec as problem_from_spec
 from .result import Result as Result
+from .solvers import MSA as MSA
 from .solvers import Direct as Direct
 from .solvers import list_solvers as list_solvers
 from .solvers import load_solver as load_solver

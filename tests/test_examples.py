@@ -31,6 +31,7 @@ OUTPUTS = {
     "invertible": ["invertible.png"],
     "mlp_vs_resnet": ["singular_values.png", "layers_mlp-2d.png", "layers_resnet-3d.png"],
     "training_dynamics": ["heatmaps.png"],
+    "emsa_sin": ["convergence.png"],
 }
 
 

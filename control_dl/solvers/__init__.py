@@ -6,3 +6,4 @@ from .base import solve as solve
 from .catalog import list_solvers as list_solvers
 from .catalog import load_solver as load_solver
 from .direct import Direct as Direct
+from .msa import MSA as MSA

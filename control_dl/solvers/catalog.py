@@ -22,9 +22,10 @@ from .._catalog import list_names, resolve
 from .._errors import SpecError, spec_error
 from .._toml import read_toml
 from .direct import Direct
+from .msa import MSA
 
 #: solver kind -> class
-SOLVER_KINDS: dict[str, type] = {"direct": Direct}
+SOLVER_KINDS: dict[str, type] = {"direct": Direct, "msa": MSA}
 
 
 def solver_from_options(kind: str, options: dict[str, Any]) -> Any:

@@ -1,0 +1,169 @@
+"""MSA / E-MSA: costates against autodiff, the PMP residual, monotone descent and the step control."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import control_dl as cdl
+from control_dl.backends import get_ops
+from control_dl.solvers._hamiltonian import PontryaginFunctions
+from control_dl.solvers._msa_inner import InnerProblem, MSAFunctions
+
+
+def _sweep(problem: cdl.TrainingProblem, w: np.ndarray):
+    pf = PontryaginFunctions(problem, problem.data.x_train.shape[1])
+    return pf, pf.states_costates(w, problem.data.x_train, problem.targets)
+
+
+def _torch_state_gradient(problem: cdl.TrainingProblem, w: np.ndarray, states: np.ndarray, k: int) -> np.ndarray:
+    """dJ/dx_k by torch autograd: restart the forward pass from x_k and add every cost term after it."""
+    ops = get_ops("torch")
+    wt, y = ops.asarray(w), ops.asarray(problem.targets)
+    readout = problem.layout.readout(wt, ops)
+    x = ops.asarray(states[k]).requires_grad_(True)
+    n = x.shape[1]
+    total, state = 0.0, x
+    for j in range(k, problem.n_steps + 1):
+        if j > k:
+            state = problem.step(state, problem.stage_thetas(wt, j - 1, ops), ops)
+        if j > 0 and problem.cost.has_running_cost:
+            total = total + problem.step_size * problem.running_cost(state, y, readout, ops) / n
+    total = total + problem.terminal_loss(state, y, readout, ops) / n
+    total.backward()
+    return x.grad.numpy()
+
+
+@pytest.mark.parametrize("integrator", ["euler", "rk4"])
+def test_costates_equal_minus_state_gradients(integrator: str) -> None:
+    problem = cdl.load_problem(
+        "ring", n_samples=12, dim=3, n_steps=4, integrator=integrator, turnpike=0.3, tracking=0.2
+    )
+    w = problem.initial_guess(seed=1)
+    _, (states, costates, _) = _sweep(problem, w)
+    assert np.allclose(states, problem.forward(w), atol=1e-12)
+    for k in range(problem.n_steps + 1):
+        assert np.allclose(costates[k], -_torch_state_gradient(problem, w, states, k), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"l2": 1e-2, "h1": 1e-2, "l1": 1e-2},
+        {"control": "time_invariant", "integrator": "rk4"},
+        {"control": "spectral", "n_modes": 3, "h1": 1e-2},
+        {"loss": "logistic", "turnpike": 0.1},
+    ],
+)
+def test_hamiltonian_gradient_is_minus_objective_gradient(overrides: dict) -> None:
+    """At the current θ the penalties vanish: ∂H̃/∂θ = −∇_θ J (so the PMP residual is ‖∇_θ J‖ per block)."""
+    problem = cdl.load_problem("ring", n_samples=10, dim=3, n_steps=4, **overrides)
+    w = problem.initial_guess(seed=2)
+    n_theta = problem.layout.n_theta
+    pf, sweep = _sweep(problem, w)
+    inner = InnerProblem(MSAFunctions(problem, pf, jit=False), *sweep, w[:n_theta], rho=3.0)
+    ev = inner.evaluate(w[:n_theta], hessian=True)
+    assert np.allclose(ev.grad, problem.gradient(w, backend="torch")[:n_theta], rtol=1e-8, atol=1e-11)
+    # φ is block-separable (the Jacobi split removes the H1 coupling), so its Hessian is the blocks
+    direction = np.random.default_rng(0).normal(size=n_theta)
+    eps = 1e-6
+    fd = (inner.evaluate(w[:n_theta] + eps * direction).grad - inner.evaluate(w[:n_theta] - eps * direction).grad) / (
+        2 * eps
+    )
+    m = ev.hess.shape[1]
+    hv = np.einsum("bij,bj->bi", ev.hess, direction.reshape(-1, m)).ravel()
+    assert np.allclose(hv, fd, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides"),
+    [
+        ("sin", {"n_samples": 10, "dim": 1, "n_steps": 2, "l2": 0.05}),
+        ("ring", {"n_samples": 20, "dim": 3, "n_steps": 3, "l2": 0.1}),
+    ],
+)
+def test_pmp_residual_small_at_the_end(name: str, overrides: dict) -> None:
+    problem = cdl.load_problem(name, **overrides)
+    result = cdl.solve(problem, cdl.load_solver("emsa", max_iter=300, tol=1e-5, jit=False), progress=False)
+    assert result.status == "converged", result.message
+    assert result.history[-1]["pmp_residual"] <= 1e-4
+    assert result.objective < result.history[0]["objective"]
+    grad = problem.gradient(result.w)  # independent check: ∂H_k/∂θ_k = −∇_{θ_k} J
+    per_layer = np.linalg.norm(grad[: problem.layout.n_theta].reshape(problem.n_steps, -1), axis=1)
+    assert per_layer.max() <= 1e-4
+
+
+def test_emsa_decreases_the_objective_monotonically_on_ring() -> None:
+    problem = cdl.load_problem("ring", n_samples=60)
+    result = cdl.solve(problem, cdl.load_solver("emsa", max_iter=25, jit=False), progress=False)
+    objective = np.array([h["objective"] for h in result.history])
+    assert np.all(np.diff(objective) <= 1e-12 * objective[:-1])
+    assert objective[-1] < 0.5 * objective[0]
+    assert {"pmp_residual", "rho", "accepted", "accuracy", "loss"} <= set(result.history[-1])
+
+
+def test_step_control_catches_increases_of_plain_msa() -> None:
+    problem = cdl.load_problem("ring", n_samples=60)
+    raw = cdl.solve(problem, cdl.MSA(rho=0.0, inner="newton", max_iter=15, adapt_rho=False, jit=False), progress=False)
+    raw_objective = np.array([h["objective"] for h in raw.history])
+    assert np.any(np.diff(raw_objective) > 0), "a raw MSA step should increase J on this problem"
+    controlled = cdl.solve(problem, cdl.MSA(rho=0.0, inner="newton", max_iter=15, jit=False), progress=False)
+    objective = np.array([h["objective"] for h in controlled.history])
+    assert np.all(np.diff(objective) <= 0)
+    caught = [h for h in controlled.history if h["accepted"] == 0 or h["step"] < 1]
+    assert caught, "the step control should have shortened or rejected a step"
+
+
+@pytest.mark.parametrize("inner", ["lbfgsb", "ipopt"])
+def test_other_inner_solvers_descend_and_respect_bounds(inner: str) -> None:
+    problem = cdl.load_problem("ring", n_samples=30, n_steps=5, theta_max=0.8)
+    w0 = np.clip(problem.initial_guess(seed=0), -0.8, 0.8)
+    result = cdl.solve(problem, cdl.MSA(rho=1.0, inner=inner, max_iter=6, jit=False), w0=w0, progress=False)
+    assert result.objective < result.history[0]["objective"]
+    assert np.abs(result.w[: problem.layout.n_theta]).max() <= 0.8 + 1e-8
+
+
+def test_time_invariant_and_spectral_controls_descend() -> None:
+    for overrides in ({"control": "time_invariant"}, {"control": "spectral", "n_modes": 3}):
+        problem = cdl.load_problem("ring", n_samples=30, n_steps=5, **overrides)
+        result = cdl.solve(problem, cdl.load_solver("emsa", max_iter=5, jit=False), progress=False)
+        assert result.objective < result.history[0]["objective"]
+
+
+def test_presets_and_option_validation() -> None:
+    assert cdl.load_solver("msa").rho == 0.0
+    emsa = cdl.load_solver("emsa")
+    assert emsa.rho > 0 and emsa.name.startswith("emsa") and isinstance(emsa, cdl.MSA)
+    for bad in ({"inner": "bfgs"}, {"rho": -1.0}, {"inner_iters": 0}, {"rho_factor": 1.0}, {"batch_size": 0}):
+        with pytest.raises(cdl.SpecError, match=next(iter(bad))):
+            cdl.MSA(**bad)
+    with pytest.raises(cdl.SpecError, match="inner"):
+        cdl.solve(cdl.load_problem("ring", n_samples=10, lipschitz=0.5), cdl.MSA(inner="newton"), progress=False)
+    with pytest.raises(cdl.SpecError, match="model"):
+        cdl.solve(cdl.load_problem("ring", n_samples=10, model="mlp", widths=[2, 4, 1]), cdl.MSA(), progress=False)
+
+
+def test_mini_batches_run_and_record_the_full_objective() -> None:
+    problem = cdl.load_problem("ring", n_samples=40, n_steps=4)
+    result = cdl.solve(problem, cdl.MSA(rho=1.0, inner="newton", batch_size=16, max_iter=4, jit=False), progress=False)
+    assert result.status == "max_iter" and len(result.history) == 5
+    assert result.history[0]["objective"] == pytest.approx(problem.objective(problem.initial_guess(0)))
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides"),
+    [
+        ("ring", {"field": "outside", "activation": "softplus"}),
+        ("ring", {"field": "bottleneck", "width": 2, "integrator": "rk4"}),
+        ("ring", {"loss": "logistic", "turnpike": 0.2, "tracking": 0.1, "h1": 1e-2, "l1": 1e-3}),
+        ("ring", {"lift": "affine", "dim": 3}),
+        ("ring", {"control": "piecewise_linear", "n_nodes": 3}),
+        ("spiral", {"loss": "cross_entropy", "activation": "sigmoid"}),
+    ],
+)
+def test_emsa_descends_on_every_model_variant(name: str, overrides: dict) -> None:
+    problem = cdl.load_problem(name, n_samples=24, n_steps=4, **overrides)
+    result = cdl.solve(problem, cdl.load_solver("emsa", max_iter=4, jit=False), progress=False)
+    objective = np.array([h["objective"] for h in result.history])
+    assert result.status == "max_iter" and np.all(np.isfinite(objective))
+    assert np.all(np.diff(objective) <= 0) and objective[-1] < objective[0]
