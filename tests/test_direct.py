@@ -336,3 +336,9 @@ def test_damaged_cache_entry_falls_back_with_a_warning(small_ring, tmp_path, mon
     with pytest.warns(RuntimeWarning, match="cannot load"):
         g, info = compile_function(f)
     assert g is f and not info["compiled"]
+
+
+def test_ipopt_thread_map_with_jit_compiles_cleanly(small_ring, recwarn):
+    result = cdl.solve(small_ring, cdl.Direct(hessian="lbfgs", parallelization="thread", max_iter=5), progress=False)
+    assert result.status == "max_iter"
+    assert not [w for w in recwarn if "JIT" in str(w.message)]  # no failed compilation of a threaded map

@@ -88,7 +88,7 @@ class Evaluator:
     Parameters
     ----------
     solver : Direct
-        Its ``jit`` and ``parallelization`` options are used.
+        Its ``jit`` option (compiled code evaluates serially) and, uncompiled, ``parallelization``.
     problem : TrainingProblem
         The problem.
     x, y : ndarray
@@ -102,7 +102,8 @@ class Evaluator:
 
     def __init__(self, solver: Direct, problem: TrainingProblem, x: np.ndarray, y: np.ndarray) -> None:
         self.problem = problem
-        self.function = objective_loss_gradient(solver.casadi_model(problem), x.shape[1])
+        model = problem.casadi if solver.jit else solver.casadi_model(problem)  # generated C is serial
+        self.function = objective_loss_gradient(model, x.shape[1])
         self.note = "not compiled"
         if solver.jit:
             self.function, info = compile_function(self.function)

@@ -112,7 +112,9 @@ class Direct:
     collocation_scheme : {"legendre", "radau"}
         Collocation points.
     jit : bool
-        Compile the objective/gradient to C (cached on disk) for ``nlp="lbfgsb"``.
+        Compile to C (cached on disk): the objective and gradient for ``nlp="lbfgsb"``; for IPOPT
+        the per-iteration history evaluation and, with ``hessian="lbfgs"`` in serial single
+        shooting, J and its Jacobian (exact and Gauss-Newton Hessians use the MX graph).
     lbfgsb_options : dict
         Further ``scipy.optimize.minimize(method="L-BFGS-B")`` options; they override the defaults
         ``maxiter=max_iter, gtol=ftol=tol, maxcor=30, maxfun=20·max_iter+100``.
@@ -205,7 +207,7 @@ class Direct:
         Returns
         -------
         CasadiModel
-            ``problem.casadi`` when serial, else a model whose maps use threads/OpenMP.
+            ``problem.casadi`` when serial, else a model whose maps use threads.
         """
         if self.parallelization == "serial":
             return problem.casadi
@@ -312,7 +314,8 @@ class Direct:
         casadi.MX
             The objective expression in ``tr.z``.
         """
-        if not (self.jit and self.hessian == "lbfgs" and self.transcription == "single_shooting"):
+        compiled = self.jit and self.hessian == "lbfgs" and self.parallelization == "serial"
+        if not (compiled and self.transcription == "single_shooting"):
             return tr.objective
         x, y = self.batch(problem)
         compiled, _ = compile_function(objective_function(self.casadi_model(problem), x.shape[1]), with_jacobian=True)
