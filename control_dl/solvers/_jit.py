@@ -124,6 +124,24 @@ def compile_function(f: ca.Function, with_jacobian: bool = False) -> tuple[ca.Fu
     return _load(f, library, start, cache_hit=False)
 
 
+def compile_if(f: ca.Function, jit: bool) -> ca.Function:
+    """``f`` compiled through the disk cache when ``jit`` is true, else ``f`` itself.
+
+    Parameters
+    ----------
+    f : casadi.Function
+        Function to compile.
+    jit : bool
+        Whether to compile.
+
+    Returns
+    -------
+    casadi.Function
+        A Function with the same inputs and outputs (``f`` on fallback, with a warning).
+    """
+    return compile_function(f)[0] if jit else f
+
+
 def _load(f: ca.Function, library: Path, start: float, cache_hit: bool) -> tuple[ca.Function, dict]:
     try:
         compiled = ca.external(f.name(), str(library))
