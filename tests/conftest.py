@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import matplotlib
 import pytest
 
 matplotlib.use("Agg")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# JIT libraries compiled by the tests go to a throw-away cache, never the user's ~/.cache
+os.environ.setdefault("CONTROL_DL_CACHE", tempfile.mkdtemp(prefix="control_dl_test_cache_"))
 
 import control_dl as cdl  # noqa: E402
 

@@ -1,11 +1,22 @@
-"""The IPOPT single-shooting solver: it trains, respects constraints and reports failure as status."""
+"""Direct methods: IPOPT trains and respects constraints; transcriptions agree, Gauss-Newton = exact,
+L-BFGS-B over JIT code; failures are statuses."""
 
 from __future__ import annotations
 
+import dataclasses
+
+import casadi as ca
 import numpy as np
 import pytest
 
 import control_dl as cdl
+from control_dl.solvers import _transcriptions as transcriptions
+
+
+@pytest.fixture(autouse=True)
+def _jit_cache(tmp_path_factory, monkeypatch):
+    """JIT libraries go to a per-session temporary cache, never to the user's cache or the cwd."""
+    monkeypatch.setenv("CONTROL_DL_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
 def test_ring_in_3d_is_separated():
@@ -71,3 +82,263 @@ def test_solve_rejects_wrong_types(small_ring):
         cdl.solve(small_ring, "ipopt-lbfgs")
     with pytest.raises(ValueError, match="n_params"):
         cdl.solve(small_ring, cdl.Direct(), w0=np.zeros(2))
+
+
+@pytest.fixture(scope="module")
+def tiny() -> cdl.TrainingProblem:
+    """A small well-posed fit: sin, 6 samples, d = 2, one θ (time invariant), 4 RK4 steps, l2 > 0."""
+    return cdl.load_problem(
+        "sin", n_samples=6, dim=2, n_steps=4, control="time_invariant", horizon=1.0, integrator="rk4", l2=3e-3
+    )
+
+
+@pytest.fixture(scope="module")
+def reference(tiny) -> cdl.Result:
+    return cdl.solve(tiny, cdl.Direct(tol=1e-10), seed=1, progress=False)
+
+
+def test_reference_converges(reference):
+    assert reference.status == "converged"
+
+
+@pytest.mark.parametrize(
+    "solver",
+    [
+        cdl.Direct(transcription="multiple_shooting", tol=1e-10),
+        cdl.Direct(transcription="collocation", collocation_degree=3, tol=1e-10),
+        cdl.Direct(hessian="gauss-newton", tol=1e-10),
+        cdl.Direct(transcription="multiple_shooting", hessian="gauss-newton", tol=1e-10),
+    ],
+    ids=lambda s: s.name,
+)
+def test_transcriptions_and_hessians_reach_the_same_optimum(tiny, reference, solver):
+    result = cdl.solve(tiny, solver, seed=1, progress=False)
+    assert result.status == "converged"
+    # Legendre degree-3 collocation (order 6) and RK4 agree to far below 1e-6 at h = 1/4 here
+    assert result.objective == pytest.approx(reference.objective, rel=1e-6)
+    np.testing.assert_allclose(result.w, reference.w, rtol=1e-5, atol=1e-5)
+
+
+def test_lbfgsb_reaches_the_ipopt_optimum(tiny, reference):
+    result = cdl.solve(tiny, cdl.Direct(nlp="lbfgsb", tol=1e-14, max_iter=5000), seed=1, progress=False)
+    assert result.status in ("converged", "failed")  # "failed": the line search stalls at machine precision
+    assert result.objective == pytest.approx(reference.objective, rel=1e-5)
+    assert result.history[0]["iter"] == 0 and "grad_norm" in result.history[-1]
+
+
+def test_lbfgsb_compiled_gradient_matches_torch(small_ring, tmp_path, monkeypatch):
+    from control_dl.solvers._jit import compile_function
+    from control_dl.solvers._lbfgsb import objective_loss_gradient
+
+    monkeypatch.setenv("CONTROL_DL_CACHE", str(tmp_path))
+    f = objective_loss_gradient(small_ring.casadi, small_ring.data.x_train.shape[1])
+    compiled, info = compile_function(f)
+    assert info["compiled"] and not info["cache_hit"]
+    assert compile_function(f)[1]["cache_hit"]  # the second run compiles nothing
+    assert list((tmp_path / "jit").glob("*.so"))
+    w = small_ring.initial_guess(3)
+    j, loss, g, _ = compiled(w, small_ring.data.x_train, small_ring.targets)
+    assert float(j) == pytest.approx(small_ring.objective(w), rel=1e-12)
+    np.testing.assert_allclose(g.full().ravel(), small_ring.gradient(w, backend="torch"), rtol=1e-9, atol=1e-12)
+
+
+def test_jit_falls_back_without_compiler(small_ring, monkeypatch, tmp_path):
+    monkeypatch.setenv("CONTROL_DL_CACHE", str(tmp_path))
+    monkeypatch.setenv("PATH", "")
+    monkeypatch.delenv("CC", raising=False)
+    with pytest.warns(RuntimeWarning, match="no C compiler"):
+        result = cdl.solve(small_ring, cdl.Direct(nlp="lbfgsb", max_iter=5), progress=False)
+    assert result.status == "max_iter" and "not compiled" in result.message
+
+
+def test_lbfgsb_target_loss_and_warm_start(small_ring):
+    solver = cdl.Direct(nlp="lbfgsb", max_iter=2000, target_loss=0.05)
+    first = cdl.solve(small_ring, solver, progress=False)
+    assert first.status == "converged" and first.loss <= 0.05 and "target" in first.message
+    again = cdl.solve(small_ring, solver, w0=first, progress=False)  # warm start from a Result
+    assert again.iterations == 0 and again.loss == pytest.approx(first.loss)
+
+
+@pytest.mark.parametrize("control", ["piecewise_constant", "piecewise_linear", "time_invariant", "spectral"])
+@pytest.mark.parametrize("integrator", ["euler", "rk4"])
+def test_multiple_shooting_is_consistent_with_simulation(control, integrator):
+    """At z0 (states = forward pass of w) the continuity constraints vanish and J equals the simulated J."""
+    lift = "affine" if control == "spectral" else "pad"  # a trainable λ1 too
+    problem = cdl.load_problem(
+        "ring", n_samples=6, dim=3, n_steps=3, control=control, integrator=integrator, lift=lift, turnpike=0.1
+    )
+    w = problem.initial_guess(0)
+    x, y = problem.data.x_train, problem.targets
+    tr = transcriptions.multiple_shooting(problem.casadi, x, y, w)
+    f = ca.Function("f", [tr.z], [tr.objective, tr.g])
+    j, g = f(tr.z0)
+    assert float(j) == pytest.approx(problem.objective(w), rel=1e-12)
+    assert np.max(np.abs(np.asarray(g))) < 1e-12
+
+
+def test_collocation_states_converge_to_the_flow():
+    """With w fixed, the collocation states at T approach a fine RK4 solution at order 2K (Legendre)."""
+    fine = cdl.load_problem("ring", n_samples=4, dim=3, n_steps=256, control="time_invariant", integrator="rk4")
+    w = fine.initial_guess(0, scale=3.0)
+    target = fine.forward(w)[-1]
+    errors = []
+    for n_steps in (2, 4):
+        problem = cdl.load_problem("ring", n_samples=4, dim=3, n_steps=n_steps, control="time_invariant")
+        tr = transcriptions.collocation(problem.casadi, problem.data.x_train, problem.targets, w, 2, "legendre")
+        lbz, ubz = tr.lbz.copy(), tr.ubz.copy()
+        lbz[: tr.n_w] = ubz[: tr.n_w] = w
+        solver = ca.nlpsol("c", "ipopt", {"x": tr.z, "f": 0, "g": tr.g}, {"ipopt.print_level": 0, "print_time": 0})
+        z = np.asarray(solver(x0=tr.z0, lbx=lbz, ubx=ubz, lbg=tr.lbg, ubg=tr.ubg)["x"]).ravel()
+        errors.append(np.abs(z[-12:].reshape(3, 4, order="F") - target).max())
+    assert errors[1] < 1e-4
+    assert np.log2(errors[0] / errors[1]) > 3.5  # degree-2 Gauss-Legendre has order 4
+
+
+def test_feed_forward_multiple_shooting_and_lbfgsb():
+    """An MLP (state width changes per layer): multiple shooting is consistent, L-BFGS-B trains it,
+    collocation (which needs a flow) is refused naming the field."""
+    problem = cdl.load_problem("circle", model="mlp", widths=[2, 5, 3, 1], n_samples=10)
+    w = problem.initial_guess(0)
+    tr = transcriptions.multiple_shooting(problem.casadi, problem.data.x_train, problem.targets, w)
+    j, g = ca.Function("f", [tr.z], [tr.objective, tr.g])(tr.z0)
+    assert float(j) == pytest.approx(problem.objective(w), rel=1e-12) and np.max(np.abs(np.asarray(g))) < 1e-12
+    result = cdl.solve(problem, cdl.Direct(nlp="lbfgsb", max_iter=50), progress=False)
+    assert result.objective < problem.objective(w)
+    with pytest.raises(cdl.SpecError, match="transcription"):
+        cdl.solve(problem, cdl.Direct(transcription="collocation"), progress=False)
+
+
+@pytest.mark.parametrize("control", ["piecewise_constant", "piecewise_linear", "spectral"])
+@pytest.mark.parametrize("scheme", ["legendre", "radau"])
+def test_collocation_builds_for_every_control(control, scheme):
+    problem = cdl.load_problem("ring", n_samples=4, dim=3, n_steps=2, control=control)
+    solver = cdl.Direct(transcription="collocation", collocation_scheme=scheme, collocation_degree=2, max_iter=3)
+    result = cdl.solve(problem, solver, progress=False)
+    assert result.status in ("max_iter", "converged") and np.isfinite(result.objective)
+
+
+@pytest.mark.parametrize("transcription", ["single_shooting", "multiple_shooting"])
+def test_constraints_hold_at_the_solution(transcription):
+    problem = cdl.load_problem(
+        "sin",
+        n_samples=6,
+        dim=2,
+        n_steps=4,
+        control="time_invariant",
+        horizon=1.0,
+        integrator="rk4",
+        l2=3e-3,
+        theta_max=0.2,
+        lipschitz=0.05,
+    )
+    result = cdl.solve(problem, cdl.Direct(transcription=transcription, tol=1e-8), seed=1, progress=False)
+    assert result.status == "converged"
+    assert np.max(np.abs(result.w[: problem.layout.n_theta])) <= 0.2 + 1e-8
+    lipschitz = np.sqrt(np.array(problem.step_lipschitz_sq(result.w, cdl.backends.numpy_ops), dtype=float))
+    assert np.max(lipschitz) <= 0.05 + 1e-6  # h·Lip(σ)·‖A_k‖_F ≤ c < 1 certifies invertibility
+    assert np.max(lipschitz) > 0.049  # the constraint is active: without it the fit uses a larger A
+    free = cdl.solve(dataclasses.replace(problem, constraints=cdl.Constraints()), cdl.Direct(), seed=1, progress=False)
+    assert free.objective < result.objective
+
+
+def test_lbfgsb_respects_theta_max_and_rejects_lipschitz():
+    problem = cdl.load_problem("ring", n_samples=40, dim=3, n_steps=5, theta_max=0.2)
+    result = cdl.solve(problem, cdl.Direct(nlp="lbfgsb", max_iter=100), progress=False)
+    assert np.max(np.abs(result.w[: problem.layout.n_theta])) <= 0.2
+    with pytest.raises(cdl.SpecError, match="lipschitz"):
+        cdl.solve(cdl.load_problem("ring", n_samples=8, n_steps=2, lipschitz=0.5), cdl.Direct(nlp="lbfgsb"))
+
+
+def test_max_iter_is_a_status(small_ring):
+    result = cdl.solve(small_ring, cdl.Direct(max_iter=1), progress=False)
+    assert result.status == "max_iter" and result.iterations == 1
+    result = cdl.solve(small_ring, cdl.Direct(nlp="lbfgsb", max_iter=1), progress=False)
+    assert result.status == "max_iter"
+
+
+def test_evaluation_failure_is_a_status():
+    """States overflow to inf at w0: IPOPT stops with Invalid_Number_Detected -> "failed", no exception.
+
+    (θ = 0 satisfies both |θ| ≤ M and h·Lip ≤ c, so these constraints can never be infeasible.)
+    """
+    problem = cdl.load_problem("ring", n_samples=8, dim=3, n_steps=30, activation="identity", l2=0.0)
+    w0 = np.full(problem.n_params, 1e150)
+    result = cdl.solve(problem, cdl.Direct(max_iter=20), w0=w0, progress=False)
+    assert result.status in ("failed", "diverged") and result.status != "converged"
+    result = cdl.solve(problem, cdl.Direct(nlp="lbfgsb", max_iter=20), w0=w0, progress=False)
+    assert result.status in ("failed", "diverged")
+
+
+def test_user_ipopt_option_overrides_the_default(small_ring):
+    solver = cdl.Direct(max_iter=500, ipopt_options={"max_iter": 2})
+    assert solver.solver_options()["max_iter"] == 2
+    result = cdl.solve(small_ring, solver, progress=False)
+    assert result.status == "max_iter" and result.iterations == 2
+
+
+def test_bad_options_name_the_field():
+    with pytest.raises(cdl.SpecError, match="transcription"):
+        cdl.Direct(transcription="shooting")
+    with pytest.raises(cdl.SpecError, match="hessian"):
+        cdl.Direct(nlp="lbfgsb", hessian="exact")
+    with pytest.raises(cdl.SpecError, match="collocation_degree"):
+        cdl.Direct(transcription="collocation", collocation_degree=5)
+    with pytest.raises(cdl.SpecError, match="transcription"):
+        cdl.Direct(nlp="lbfgsb", transcription="multiple_shooting")
+    with pytest.raises(cdl.SpecError, match="parallelization"):
+        cdl.Direct(nlp="lbfgsb", parallelization="thread")
+
+
+def test_presets_load():
+    for name in ("lbfgsb", "ipopt-gn", "multiple-shooting", "collocation"):
+        assert isinstance(cdl.load_solver(name), cdl.Direct)
+    assert cdl.load_solver("lbfgsb").name == "lbfgsb-ss-lbfgs"
+
+
+def test_subsample_and_thread_map(small_ring):
+    solver = cdl.Direct(nlp="lbfgsb", subsample=10, parallelization="thread", jit=False, max_iter=30)
+    x, _ = solver.batch(small_ring)
+    assert x.shape[1] == 10
+    result = cdl.solve(small_ring, solver, progress=False)
+    assert result.status in ("max_iter", "converged") and np.isfinite(result.objective)
+
+
+def test_lbfgsb_writes_checkpoints(small_ring, tmp_path):
+    path = tmp_path / "w.npz"
+    solver = cdl.Direct(nlp="lbfgsb", max_iter=10, checkpoint=str(path), checkpoint_every=5)
+    cdl.solve(small_ring, solver, progress=False)
+    assert path.exists()
+
+
+def test_ipopt_target_loss_stops_early_as_converged(small_ring):
+    result = cdl.solve(small_ring, cdl.Direct(hessian="lbfgs", max_iter=500, target_loss=0.1), progress=False)
+    assert result.status == "converged" and "target" in result.message
+    assert result.history[-1]["loss"] <= 0.1 < result.history[0]["loss"]
+
+
+def test_compiled_objective_with_jacobian_gives_ipopt_the_same_iterates(small_ring):
+    """IPOPT L-BFGS over the compiled J (+ compiled Jacobian) follows the uncompiled MX graph."""
+    fast = cdl.solve(small_ring, cdl.Direct(hessian="lbfgs", max_iter=15), progress=False)
+    plain = cdl.solve(small_ring, cdl.Direct(hessian="lbfgs", max_iter=15, jit=False), progress=False)
+    np.testing.assert_allclose(fast.w, plain.w, rtol=1e-9, atol=1e-12)
+    assert "grad_norm" in fast.history[-1]
+
+
+def test_damaged_cache_entry_falls_back_with_a_warning(small_ring, tmp_path, monkeypatch):
+    from control_dl.solvers._jit import compile_function
+    from control_dl.solvers._lbfgsb import objective_function
+
+    monkeypatch.setenv("CONTROL_DL_CACHE", str(tmp_path))
+    f = objective_function(small_ring.casadi, small_ring.data.x_train.shape[1])
+    library = compile_function(f)[1]["path"]
+    with open(library, "wb") as damaged:
+        damaged.write(b"not a library")
+    with pytest.warns(RuntimeWarning, match="cannot load"):
+        g, info = compile_function(f)
+    assert g is f and not info["compiled"]
+
+
+def test_ipopt_thread_map_with_jit_compiles_cleanly(small_ring, recwarn):
+    result = cdl.solve(small_ring, cdl.Direct(hessian="lbfgs", parallelization="thread", max_iter=5), progress=False)
+    assert result.status == "max_iter"
+    assert not [w for w in recwarn if "JIT" in str(w.message)]  # no failed compilation of a threaded map

@@ -19,12 +19,6 @@ Discrete PMP for x_{k+1} = F(x_k, Θ_k) (one Euler or RK4 step, ``problem.casadi
 
 from __future__ import annotations
 
-import hashlib
-import logging
-import os
-import subprocess
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import casadi as ca
@@ -34,8 +28,6 @@ from ..backends import casadi_ops
 
 if TYPE_CHECKING:
     from ..problems.training import TrainingProblem
-
-logger = logging.getLogger(__name__)
 
 
 class PontryaginFunctions:
@@ -189,65 +181,3 @@ def regulariser_functions(problem: TrainingProblem, n_blocks: int) -> tuple[ca.F
         ca.Function("reg_blocks", [theta], [ca.horzcat(*blocks)]),
         ca.Function("reg_hess", [theta], [ca.jacobian(grad, theta)]),
     )
-
-
-def jit_cache_dir() -> Path:
-    """Where compiled Functions are cached: ``$CONTROL_DL_CACHE`` or ``$XDG_CACHE_HOME/control_dl`` (default
-    ``~/.cache/control_dl``), subfolder ``jit``.
-
-    Returns
-    -------
-    Path
-        The cache directory (not created here).
-    """
-    root = (
-        os.environ.get("CONTROL_DL_CACHE")
-        or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "control_dl"
-    )
-    return Path(root) / "jit"
-
-
-def maybe_jit(f: ca.Function, jit: bool) -> ca.Function:
-    """``f`` compiled to native code (C code generation, ``$CC -O3``, cached by a hash of the code), or ``f``.
-
-    The generated C source is hashed; the shared library ``<name>_<hash>.so`` is built once in
-    :func:`jit_cache_dir` (in a temporary file, then renamed, so concurrent processes are safe) and
-    loaded with ``casadi.external``. Nothing is written to the working directory. Without a working
-    C compiler the interpreted Function is returned and a warning is logged.
-
-    Parameters
-    ----------
-    f : casadi.Function
-        Function to compile.
-    jit : bool
-        Whether to compile.
-
-    Returns
-    -------
-    casadi.Function
-        A Function with the same inputs and outputs.
-    """
-    if not jit:
-        return f
-    generator = ca.CodeGenerator(f"{f.name()}.c", {"with_header": False})
-    generator.add(f)
-    code = generator.dump()
-    key = hashlib.sha256(code.encode()).hexdigest()[:20]
-    library = jit_cache_dir() / f"{f.name()}_{key}.so"
-    try:
-        if not library.exists():
-            library.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=library.parent) as tmp:
-                source, built = Path(tmp) / f"{f.name()}.c", Path(tmp) / "lib.so"
-                source.write_text(code)
-                compiler = os.environ.get("CC", "gcc")
-                subprocess.run(
-                    [compiler, "-O3", "-fPIC", "-shared", str(source), "-o", str(built), "-lm"],
-                    check=True,
-                    capture_output=True,
-                )
-                os.replace(built, library)
-        return ca.external(f.name(), str(library))
-    except (OSError, subprocess.CalledProcessError, RuntimeError) as exc:  # no compiler, read-only cache, ...
-        logger.warning("compiling %s failed, using the interpreted Function: %s", f.name(), exc)
-        return f

@@ -210,7 +210,8 @@ class MSAFunctions:
     """
 
     def __init__(self, problem: Any, pf: Any, jit: bool) -> None:
-        from ._hamiltonian import maybe_jit, regulariser_functions
+        from ._hamiltonian import regulariser_functions
+        from ._jit import compile_if
 
         self.problem, self.pf = problem, pf
         lay = problem.layout
@@ -219,8 +220,8 @@ class MSAFunctions:
         self.n_nodes = self.weights.shape[1]
         self.per_step = isinstance(problem.control, PiecewiseConstant)
         self.n_blocks = self.n_steps if self.per_step else 1
-        self.pf_vg = maybe_jit(pf.stage_vg, jit)
-        self.pf_vgh = maybe_jit(pf.stage_vgh, jit)
+        self.pf_vg = compile_if(pf.stage_vg, jit)
+        self.pf_vgh = compile_if(pf.stage_vgh, jit)
         reg_vg, reg_blocks, reg_hess = regulariser_functions(problem, self.n_blocks)
         self.reg_vg, self._reg_blocks = reg_vg, reg_blocks
         self._reg_map = reg_vg.map("reg_map", "serial", self.n_blocks, [], [])

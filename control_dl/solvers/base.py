@@ -140,11 +140,15 @@ class Recorder:
         objective, loss : float
             J(w) and the training loss.
         **extra
-            Further fields (``grad_norm``, ``pmp_residual``, …).
+            Further fields (``grad_norm``, ``pmp_residual``, …); ``accuracy`` given here is used
+            instead of being recomputed from w.
         """
         now = self.elapsed()
         entry = {"iter": int(iteration), "time": now, "objective": float(objective), "loss": float(loss)}
-        accuracy = self.problem.accuracy(w) if np.all(np.isfinite(w)) else None
+        if "accuracy" in extra:  # a solver that has the predictions at hand passes it in
+            accuracy = extra.pop("accuracy")
+        else:
+            accuracy = self.problem.accuracy(w) if np.all(np.isfinite(w)) else None
         if accuracy is not None:
             entry["accuracy"] = accuracy
         entry.update({k: float(v) for k, v in extra.items()})

@@ -1,10 +1,15 @@
-r"""Direct methods: the training OCP transcribed into an NLP and solved by IPOPT.
+r"""Direct methods: the training OCP transcribed into an NLP (CasADi) and solved by IPOPT or L-BFGS-B.
 
-Single shooting keeps only w (the control coefficients, readout and lift) as decision variables and
-eliminates the states by simulation: minimise J(w) subject to the optional bounds |θ| ≤ M and the
-invertibility constraints h²·Lip_x f(·, θ_k)² ≤ c² (a smooth sufficient form of h·‖A_k‖₂·Lip σ ≤ c,
-through ‖A‖₂ ≤ ‖A‖_F). The objective is the MX graph of :class:`~control_dl.problems.compiled.CasadiModel`
-(per-sample Functions mapped over the samples, folded over the steps).
+Transcriptions (:mod:`._transcriptions`): single shooting (z = w, states eliminated by simulation),
+multiple shooting (states per step as variables, continuity constraints) and direct collocation
+(Legendre/Radau, degree 1–4). Hessians for IPOPT: exact (CasADi AD), Gauss-Newton (sum-of-squares
+structure of the loss, generalised for logistic/cross-entropy) or IPOPT's limited-memory BFGS.
+``nlp="lbfgsb"`` runs scipy's L-BFGS-B over the JIT-compiled objective and gradient (single
+shooting, bounds only; :mod:`._lbfgsb`), the fastest route for unconstrained fits.
+
+Constraints: |θ| ≤ M on the θ coefficients (``theta_max``), and the invertibility constraints
+h²·Lip_x f(·, θ_k)² ≤ c² at every step (a smooth sufficient form of h·‖A_k‖₂·Lip σ ≤ c < 1, through
+‖A‖₂ ≤ ‖A‖_F: the Frobenius bound), so a solution is a certified homeomorphism.
 """
 
 from __future__ import annotations
@@ -17,9 +22,12 @@ import casadi as ca
 import numpy as np
 
 from .._errors import spec_error
-from ..backends import casadi_ops
+from ..problems.compiled import CasadiModel
 from ..problems.training import TrainingProblem
 from ..result import Result
+from . import _transcriptions as transcriptions
+from ._jit import compile_function
+from ._lbfgsb import Evaluator, objective_function, run_lbfgsb
 from .base import Recorder, check_choice, check_positive_float, check_positive_int, make_result
 from .checkpoint import check_checkpoint
 
@@ -37,7 +45,10 @@ IPOPT_STATUS = {
 
 
 class _IterationCallback(ca.Callback):
-    """Calls ``on_iterate(x, f)`` at every IPOPT iteration (CasADi ``iteration_callback``)."""
+    """Calls ``on_iterate(x, f)`` at every IPOPT iteration (CasADi ``iteration_callback``).
+
+    A true return value of ``on_iterate`` asks IPOPT to stop.
+    """
 
     def __init__(self, n_x: int, n_g: int, on_iterate: Any) -> None:
         ca.Callback.__init__(self)
@@ -67,40 +78,65 @@ class _IterationCallback(ca.Callback):
         return ca.Sparsity.dense(0)
 
     def eval(self, arg: list[ca.DM]) -> list[int]:
-        self.on_iterate(np.asarray(arg[0], dtype=float).ravel(), float(arg[1]))
-        return [0]
+        stop = self.on_iterate(np.asarray(arg[0], dtype=float).ravel(), float(arg[1]))
+        return [1 if stop else 0]
 
 
 @dataclass(frozen=True)
 class Direct:
-    """CasADi direct method with IPOPT.
+    """CasADi direct method: a transcription of the OCP and an NLP solver.
 
     Parameters
     ----------
-    transcription : {"single_shooting"}
+    transcription : {"single_shooting", "multiple_shooting", "collocation"}
         How the dynamics enter the NLP.
-    hessian : {"exact", "lbfgs"}
-        Exact Hessian of the Lagrangian (CasADi AD) or IPOPT's limited-memory quasi-Newton.
-    nlp : {"ipopt"}
-        NLP solver plugin.
+    hessian : {"exact", "gauss-newton", "lbfgs"}, optional
+        IPOPT's Hessian of the Lagrangian: exact (CasADi AD), Gauss-Newton on the loss (exact on
+        the regulariser and constraints) or limited-memory BFGS. Default: "exact" for IPOPT,
+        "lbfgs" (the only choice) for ``nlp="lbfgsb"``.
+    nlp : {"ipopt", "lbfgsb"}
+        NLP solver: IPOPT through CasADi's nlpsol, or scipy's L-BFGS-B over the JIT-compiled
+        objective and gradient (single shooting; handles ``theta_max`` but not ``lipschitz``).
     max_iter : int
-        Iteration limit (IPOPT ``max_iter``).
+        Iteration limit.
     tol : float
-        Convergence tolerance (IPOPT ``tol``).
+        Convergence tolerance (IPOPT ``tol``; L-BFGS-B ``gtol`` and ``ftol``).
     verbose : bool
         Show IPOPT's console output.
     ipopt_options : dict
         Further IPOPT options, passed through unchanged (they override the defaults above).
     record_every : int
         Snapshot w every this many iterations (0: never).
+    collocation_degree : int
+        K = 1..4 collocation points per step (``transcription="collocation"``).
+    collocation_scheme : {"legendre", "radau"}
+        Collocation points.
+    jit : bool
+        Compile to C (cached on disk): the objective and gradient for ``nlp="lbfgsb"``; for IPOPT
+        the per-iteration history evaluation and, with ``hessian="lbfgs"`` in serial single
+        shooting, J and its Jacobian (exact and Gauss-Newton Hessians use the MX graph).
+    lbfgsb_options : dict
+        Further ``scipy.optimize.minimize(method="L-BFGS-B")`` options; they override the defaults
+        ``maxiter=max_iter, gtol=ftol=tol, maxcor=30, maxfun=20·max_iter+100``.
+    target_loss : float, optional
+        Stop (status "converged") as soon as the training loss is ≤ this value.
+    subsample : int, optional
+        Fit on this many training samples (evenly spaced indices) instead of all S.
+    parallelization : {"serial", "thread"}
+        How CasADi's ``map`` evaluates the samples (uncompiled Functions; generated C code is
+        serial: its OpenMP variant measured 40x slower than serial on the 2-core machine, and the
+        CasADi wheel has no OpenMP).
     checkpoint : str, optional
         File to which w is saved every ``checkpoint_every`` iterations (resume with ``--resume``).
     checkpoint_every : int
         Checkpoint interval K (0: never).
+    gauss_newton_damping : float
+        μ ≥ 0 added as μ·I to the Gauss-Newton Hessian (Levenberg-Marquardt). GN is PSD but often
+        near-singular (e.g. an unregularised readout); IPOPT then takes huge steps, which μ damps.
     """
 
     transcription: str = "single_shooting"
-    hessian: str = "exact"
+    hessian: str | None = None
     nlp: str = "ipopt"
     max_iter: int = 500
     tol: float = 1e-8
@@ -109,27 +145,92 @@ class Direct:
     record_every: int = 0
     checkpoint: str | None = None
     checkpoint_every: int = 0
+    collocation_degree: int = 3
+    collocation_scheme: str = "legendre"
+    jit: bool = True
+    lbfgsb_options: dict[str, Any] = dataclass_field(default_factory=dict)
+    target_loss: float | None = None
+    subsample: int | None = None
+    parallelization: str = "serial"
+    gauss_newton_damping: float = 0.0
 
     kind = "direct"
 
     def __post_init__(self) -> None:
-        check_choice("transcription", self.transcription, ("single_shooting",))
-        check_choice("hessian", self.hessian, ("exact", "lbfgs"))
-        check_choice("nlp", self.nlp, ("ipopt",))
+        check_choice("transcription", self.transcription, tuple(transcriptions.SHORT))
+        check_choice("nlp", self.nlp, ("ipopt", "lbfgsb"))
+        if self.hessian is None:
+            object.__setattr__(self, "hessian", "lbfgs" if self.nlp == "lbfgsb" else "exact")
+        check_choice("hessian", self.hessian, ("exact", "gauss-newton", "lbfgs"))
+        if self.nlp == "lbfgsb" and self.hessian != "lbfgs":
+            raise spec_error("hessian", self.hessian, "nlp='lbfgsb' is a quasi-Newton method: use 'lbfgs'")
+        if self.nlp == "lbfgsb" and self.transcription != "single_shooting":
+            raise spec_error("transcription", self.transcription, "nlp='lbfgsb' needs 'single_shooting'")
         check_positive_int("max_iter", self.max_iter, 0)
         check_positive_float("tol", self.tol)
         check_positive_int("record_every", self.record_every, 0)
         check_checkpoint(self.checkpoint, self.checkpoint_every)
-        if not isinstance(self.verbose, bool):
-            raise spec_error("verbose", self.verbose, "must be true or false")
-        if not isinstance(self.ipopt_options, dict):
-            raise spec_error("ipopt_options", self.ipopt_options, "must be a table of IPOPT options")
+        check_positive_int("collocation_degree", self.collocation_degree, 1)
+        if self.collocation_degree > 4:
+            raise spec_error("collocation_degree", self.collocation_degree, "must be 1, 2, 3 or 4")
+        check_choice("collocation_scheme", self.collocation_scheme, ("legendre", "radau"))
+        check_choice("parallelization", self.parallelization, ("serial", "thread"))
+        if self.parallelization != "serial" and self.nlp == "lbfgsb" and self.jit:
+            raise spec_error(
+                "parallelization", self.parallelization, "applies to uncompiled maps: set jit=false with nlp='lbfgsb'"
+            )
+        check_positive_float("gauss_newton_damping", self.gauss_newton_damping, allow_zero=True)
+        if self.target_loss is not None:
+            check_positive_float("target_loss", self.target_loss, allow_zero=True)
+        if self.subsample is not None:
+            check_positive_int("subsample", self.subsample, 1)
+        for flag in ("verbose", "jit"):
+            if not isinstance(getattr(self, flag), bool):
+                raise spec_error(flag, getattr(self, flag), "must be true or false")
+        for table in ("ipopt_options", "lbfgsb_options"):
+            if not isinstance(getattr(self, table), dict):
+                raise spec_error(table, getattr(self, table), "must be a table of options")
 
     @property
     def name(self) -> str:
-        """Label used in tables: e.g. ``direct-ss-lbfgs``."""
-        short = {"single_shooting": "ss"}[self.transcription]
-        return f"{self.nlp}-{short}-{self.hessian}"
+        """Label used in tables: e.g. ``ipopt-ss-exact``, ``lbfgsb-ss-lbfgs``."""
+        return f"{self.nlp}-{transcriptions.SHORT[self.transcription]}-{self.hessian}"
+
+    def casadi_model(self, problem: TrainingProblem) -> CasadiModel:
+        """The problem's CasADi view with this solver's ``parallelization``.
+
+        Parameters
+        ----------
+        problem : TrainingProblem
+            The problem.
+
+        Returns
+        -------
+        CasadiModel
+            ``problem.casadi`` when serial, else a model whose maps use threads.
+        """
+        if self.parallelization == "serial":
+            return problem.casadi
+        return CasadiModel(problem, self.parallelization)
+
+    def batch(self, problem: TrainingProblem) -> tuple[np.ndarray, np.ndarray]:
+        """The training batch (x, y) the NLP is built on: all S columns or ``subsample`` of them.
+
+        Parameters
+        ----------
+        problem : TrainingProblem
+            The problem.
+
+        Returns
+        -------
+        tuple of ndarray
+            Inputs ``n_in × S'`` and encoded targets ``n_out × S'``.
+        """
+        x, y = problem.data.x_train, problem.targets
+        if self.subsample is None or self.subsample >= x.shape[1]:
+            return x, y
+        index = np.unique(np.linspace(0, x.shape[1] - 1, self.subsample).round().astype(int))
+        return x[:, index], y[:, index]
 
     def solver_options(self) -> dict[str, Any]:
         """The IPOPT options this solver passes (defaults, then the user's ``ipopt_options``).
@@ -150,41 +251,78 @@ class Direct:
         options.update(self.ipopt_options)
         return options
 
-    def build_nlp(self, problem: TrainingProblem) -> tuple[dict[str, ca.MX], dict[str, np.ndarray]]:
-        """The NLP {x, f, g} and its bounds.
+    def recorder(self, problem: TrainingProblem, progress: bool) -> Recorder:
+        """The Recorder of one solve (history, snapshots, checkpoints, progress bar).
+
+        Parameters
+        ----------
+        problem : TrainingProblem
+            The problem.
+        progress : bool
+            Show a progress bar.
+
+        Returns
+        -------
+        Recorder
+            Configured with this solver's ``record_every`` and checkpoint options.
+        """
+        return Recorder(
+            problem,
+            self.max_iter,
+            progress,
+            self.record_every,
+            desc=self.name,
+            checkpoint=self.checkpoint,
+            checkpoint_every=self.checkpoint_every,
+        )
+
+    def transcribe(self, problem: TrainingProblem, w0: np.ndarray) -> transcriptions.Transcription:
+        """The NLP of this solver's transcription.
 
         Parameters
         ----------
         problem : TrainingProblem
             Problem to transcribe.
+        w0 : ndarray
+            Initial guess (the states' initial guess is its forward pass).
 
         Returns
         -------
-        tuple
-            ``(nlp, bounds)`` with bounds keys lbx, ubx, lbg, ubg.
+        Transcription
+            Decision vector, objective terms, constraints and bounds.
         """
-        model = problem.casadi
-        w = ca.MX.sym("w", problem.n_params)
-        j, _ = model.objective_expr(w, ca.DM(problem.data.x_train), ca.DM(problem.targets))
-        lbx = np.full(problem.n_params, -np.inf)
-        ubx = np.full(problem.n_params, np.inf)
-        if problem.constraints.theta_max is not None:
-            lbx[: problem.layout.n_theta] = -problem.constraints.theta_max
-            ubx[: problem.layout.n_theta] = problem.constraints.theta_max
-        g: list[ca.MX] = []
-        if problem.constraints.lipschitz is not None:
-            g = problem.step_lipschitz_sq(w, casadi_ops)
-        n_g = len(g)
-        bounds = {
-            "lbx": lbx,
-            "ubx": ubx,
-            "lbg": np.full(n_g, -np.inf),
-            "ubg": np.full(n_g, (problem.constraints.lipschitz or 0.0) ** 2),
-        }
-        return {"x": w, "f": j, "g": ca.vertcat(*g)}, bounds
+        model, (x, y) = self.casadi_model(problem), self.batch(problem)
+        if self.transcription == "single_shooting":
+            return transcriptions.single_shooting(model, x, y, w0)
+        if self.transcription == "multiple_shooting":
+            return transcriptions.multiple_shooting(model, x, y, w0)
+        return transcriptions.collocation(model, x, y, w0, self.collocation_degree, self.collocation_scheme)
+
+    def objective_for_ipopt(self, problem: TrainingProblem, tr: transcriptions.Transcription) -> ca.MX:
+        """J as IPOPT sees it: the MX graph, or with ``jit`` and a quasi-Newton Hessian in single
+        shooting, a call of the compiled J whose compiled Jacobian gives ∇J (3x faster on ring).
+
+        Parameters
+        ----------
+        problem : TrainingProblem
+            The problem.
+        tr : Transcription
+            The NLP.
+
+        Returns
+        -------
+        casadi.MX
+            The objective expression in ``tr.z``.
+        """
+        compiled = self.jit and self.hessian == "lbfgs" and self.parallelization == "serial"
+        if not (compiled and self.transcription == "single_shooting"):
+            return tr.objective
+        x, y = self.batch(problem)
+        compiled, _ = compile_function(objective_function(self.casadi_model(problem), x.shape[1]), with_jacobian=True)
+        return compiled(tr.z, ca.DM(x), ca.DM(y))
 
     def run(self, problem: TrainingProblem, w0: np.ndarray, progress: bool) -> Result:
-        """Solve with IPOPT from w0.
+        """Solve from w0.
 
         Parameters
         ----------
@@ -198,34 +336,48 @@ class Direct:
         Returns
         -------
         Result
-            Status from IPOPT's return status.
+            Status from IPOPT's return status (or scipy's for L-BFGS-B); failures are never raised.
         """
-        nlp, bounds = self.build_nlp(problem)
-        recorder = Recorder(
-            problem,
-            self.max_iter,
-            progress,
-            self.record_every,
-            desc=self.name,
-            checkpoint=self.checkpoint,
-            checkpoint_every=self.checkpoint_every,
-        )
+        if self.nlp == "lbfgsb":
+            return run_lbfgsb(self, problem, w0, progress)
+        recorder = self.recorder(problem, progress)
+        tr = self.transcribe(problem, w0)
+        reached = []
+        evaluate = Evaluator(self, problem, problem.data.x_train, problem.targets) if self.jit else None
 
-        def on_iterate(x: np.ndarray, _f: float) -> None:
-            # IPOPT's f may belong to a trial point; evaluate J at the accepted iterate x itself
-            j, loss = problem.casadi.objective(x, problem.data.x_train, problem.targets)
-            recorder.log(len(recorder.history), x, j, loss)
+        def on_iterate(z: np.ndarray, _f: float) -> bool:
+            # IPOPT's f may belong to a trial point (and to infeasible states): log J at w itself
+            w = z[: tr.n_w]
+            if evaluate is None:
+                j, loss = problem.casadi.objective(w, problem.data.x_train, problem.targets)
+                recorder.log(len(recorder.history), w, j, loss)
+            else:
+                j, loss, _, extra = evaluate(w)
+                recorder.log(len(recorder.history), w, j, loss, **extra)
+            if self.target_loss is not None and loss <= self.target_loss:
+                reached.append(True)
+            return bool(reached)
 
-        callback = _IterationCallback(problem.n_params, nlp["g"].shape[0], on_iterate)
-        options = {"ipopt": self.solver_options(), "print_time": self.verbose, "iteration_callback": callback}
+        options: dict[str, Any] = {
+            "ipopt": self.solver_options(),
+            "print_time": self.verbose,
+            "iteration_callback": _IterationCallback(tr.z.shape[0], tr.g.shape[0], on_iterate),
+        }
+        if self.hessian == "gauss-newton":
+            options["hess_lag"] = transcriptions.gauss_newton_hessian(
+                tr, self.casadi_model(problem), self.gauss_newton_damping
+            )
+        bounds = {"lbx": tr.lbz, "ubx": tr.ubz, "lbg": tr.lbg, "ubg": tr.ubg}
+        nlp = {"x": tr.z, "f": self.objective_for_ipopt(problem, tr), "g": tr.g}
         try:
             solver = ca.nlpsol("direct", "ipopt", nlp, options)
-            solution = solver(x0=w0, **bounds)
+            solution = solver(x0=np.clip(tr.z0, tr.lbz, tr.ubz), **bounds)
             stats = solver.stats()
         except RuntimeError as exc:  # CasADi raises on evaluation errors and bad options
             return make_result(problem, self, w0, "failed", f"CasADi error: {exc}", recorder, len(recorder.history))
-        w = np.asarray(solution["x"], dtype=float).ravel()
+        w = np.asarray(solution["x"], dtype=float).ravel()[: tr.n_w]
         ipopt_status = stats.get("return_status", "unknown")
-        status = IPOPT_STATUS.get(ipopt_status, "failed")
+        status = "converged" if reached else IPOPT_STATUS.get(ipopt_status, "failed")
+        message = f"target loss {self.target_loss:g} reached" if reached else f"IPOPT: {ipopt_status}"
         iterations = int(stats.get("iter_count", max(len(recorder.history) - 1, 0)))
-        return make_result(problem, self, w, status, f"IPOPT: {ipopt_status}", recorder, iterations)
+        return make_result(problem, self, w, status, message, recorder, iterations)
