@@ -136,7 +136,8 @@ class LayerMSAFunctions:
         rho = ca.MX.sym("rho")
         data, a = [], 0
         for k in range(problem.n_steps):
-            layer = [ca.MX.sym(f"{name}{k}", dim, s) for name, dim in zip(_ARGS, _arg_dims(dims, k), strict=True)]
+            rows = (("x", dims[k]), ("p_next", dims[k + 1]), ("x_next", dims[k + 1]), ("q", dims[k]))
+            layer = [ca.MX.sym(f"{name}{k}", dim, s) for name, dim in rows]
             data += layer
             a += self.pf.stage_vg[k](*layer, c[self.offsets[k] : self.offsets[k + 1]], rho)[0]
         f = problem.regulariser(c, casadi_ops) - a / s
@@ -149,14 +150,6 @@ class LayerMSAFunctions:
             {"lbx": np.full(n, -lim), "ubx": np.full(n, lim)},
         )
         return self._ipopt[iters]
-
-
-_ARGS = ("x", "p_next", "x_next", "q")
-
-
-def _arg_dims(dims: tuple[int, ...], k: int) -> tuple[int, ...]:
-    """Row counts of layer k's stage arguments (x_k, p̂_{k+1}, x_{k+1}, q̂_k)."""
-    return dims[k], dims[k + 1], dims[k + 1], dims[k]
 
 
 class LayerInnerProblem(InnerSolvers):
