@@ -59,3 +59,42 @@ def test_hamiltonian_drift_of_autonomous_problem_is_first_order():
         drifts.append(D.pmp_residual(problem, w).drift)
     ratios = np.array(drifts[:-1]) / np.array(drifts[1:])
     np.testing.assert_allclose(ratios, 2.0, rtol=0.2)
+
+
+@pytest.mark.parametrize(
+    "problem",
+    [
+        cdl.load_problem("circle", model="mlp", widths=[2, 4, 3, 1], n_samples=30, l1=1e-3),
+        cdl.TrainingProblem(
+            data=cdl.datasets.sin(12, seed=1),
+            model=cdl.FeedForward(widths=[1, 1, 1, 1], residual=True, step=0.5),
+            cost=cdl.Cost(l2=1e-2),
+        ),
+    ],
+    ids=["mlp", "residual-mlp"],
+)
+def test_feedforward_grad_h_is_the_per_layer_gradient_of_j(problem):
+    # layers of different sizes: ∂J/∂θ_k = −h ∂H_k/∂θ_k per layer, h the FeedForward step
+    w = problem.initial_guess(1)
+    report = D.pmp_residual(problem, w)
+    grad, offsets = problem.gradient(w), problem.layout.offsets
+    per_layer = [np.linalg.norm(grad[offsets[k] : offsets[k + 1]]) for k in range(problem.n_steps)]
+    np.testing.assert_allclose(report.grad_h_norm, np.array(per_layer) / problem.step_size, rtol=1e-9)
+    assert report.costates.shape == problem.forward(w).shape
+
+
+def test_feedforward_costates_are_minus_s_dj_dx_and_padded():
+    # p_0 = −S ∂J/∂x_0 (x_0 = x_in); rows beyond each layer's width stay zero
+    problem = cdl.load_problem("circle", model="mlp", widths=[2, 4, 3, 1], n_samples=10)
+    w = problem.initial_guess(2)
+    costates = D.pmp_residual(problem, w).costates
+    for k, width in enumerate(problem.state_dims):
+        assert np.all(costates[k, width:] == 0) and np.any(costates[k, :width] != 0)
+    eps, i, s = 1e-6, 4, problem.data.x_train.shape[1]
+    for row in range(2):
+        values = []
+        for sign in (-1, 1):
+            x = problem.data.x_train.copy()
+            x[row, i] += sign * eps
+            values.append(float(problem.objective_terms(w, x, problem.targets, cdl.backends.numpy_ops)[0]))
+        assert costates[0, row, i] == pytest.approx(-s * (values[1] - values[0]) / (2 * eps), rel=1e-6)

@@ -17,6 +17,13 @@ L(θ) = α ‖θ‖² + γ Σ(√(θ² + ε²) − ε) (the H1 term β couples s
 projection Σ_k h φ_j(t_k) ∂H_k/∂θ vanishes at a stationary point. For an autonomous problem
 (:class:`~control_dl.TimeInvariant`) H is constant along the continuous state-costate flow; the
 discrete H_k drifts by O(h).
+
+A feed-forward model (x_{k+1} = F_k(x_k, θ_k), x_k ∈ R^{w_k}, h its ``step``) has costates
+p_k ∈ R^{w_k} (zero-padded to the largest width, like ``forward``'s states), no running cost and
+
+    H_k(θ) = (1/S) Σ_i p_{k+1,i}·F_k(x_{k,i}, θ) / h − L(θ),
+
+so that again ∂J/∂θ_k = −h ∂H_k/∂θ_k (R = h Σ_k L(θ_k)); its drift carries no meaning.
 """
 
 from __future__ import annotations
@@ -44,7 +51,7 @@ class PMPReport:
     t : ndarray
         Grid t_0..t_N.
     costates : ndarray
-        p_k, shape ``(N + 1, d, S)`` (p_k = −S ∂J/∂x_k).
+        p_k, shape ``(N + 1, d, S)`` (p_k = −S ∂J/∂x_k; zero-padded to d for a feed-forward model).
     grad_h_norm : ndarray
         ‖∂H_k/∂θ‖ per step, shape ``(N,)``: the derivative for one θ shared by the step's integrator
         nodes (the sum of the node blocks).
@@ -70,31 +77,43 @@ class PMPReport:
 
 
 class _StageFunctions:
-    """Per-sample CasADi Functions of the model, mapped over the S columns."""
+    """Per-sample CasADi Functions of the model, mapped over the S columns (one per distinct step)."""
 
     def __init__(self, problem: TrainingProblem, n_samples: int) -> None:
         model, lay, h = problem.casadi, problem.layout, problem.step_size
-        n_nodes = len(problem.scheme.nodes)
-        x, p = ca.SX.sym("x", problem.dim), ca.SX.sym("p", problem.dim)
-        theta = ca.SX.sym("Theta", lay.p * n_nodes)
         y = ca.SX.sym("y", lay.n_out)
-        w_readout = ca.SX.sym("w_readout", lay.n_out * (lay.dim + 1))
-        nxt = model.step(x, theta)
+        w_readout = ca.SX.sym("w_readout", lay.n_readout)
+        if problem.model is None:
+            self._stages = [self._stage(problem, model.step, y, w_readout).map(n_samples, "serial")]
+        else:
+            self._stages = [
+                self._stage(problem, model.step_at(k), y, w_readout).map(n_samples, "serial")
+                for k in range(problem.n_steps)
+            ]
+        x = ca.SX.sym("x", problem.state_dims[-1])
         run = model.running(x, y, w_readout)
         term = model.terminal(x, y, w_readout)
-        stage = ca.Function(
-            "stage",
-            [x, theta, p, y, w_readout],
-            [
-                ca.jtimes(nxt, x, p, True),
-                ca.jtimes(nxt, theta, p, True) / h,
-                ca.dot(p, nxt - x) / h - run,
-                ca.gradient(run, x),
-            ],
-        )
         final = ca.Function("final", [x, y, w_readout], [ca.gradient(term + h * run, x)])
-        self.stage = stage.map(n_samples, "serial")
         self.final = final.map(n_samples, "serial")
+
+    @staticmethod
+    def _stage(problem: TrainingProblem, step: ca.Function, y: ca.SX, w_readout: ca.SX) -> ca.Function:
+        """(x, Θ, p, y, w_readout) -> (J_xᵀ p, J_Θᵀ p / h, the data part of H, ∇r) for one step."""
+        h = problem.step_size
+        x, theta = ca.SX.sym("x", step.size1_in(0)), ca.SX.sym("Theta", step.size1_in(1))
+        p = ca.SX.sym("p", step.size1_out(0))
+        nxt = step(x, theta)
+        if problem.model is None:
+            run = problem.casadi.running(x, y, w_readout)
+            data = ca.dot(p, nxt - x) / h - run
+        else:  # the state size changes: H_k = p·F_k / h, no running cost
+            run, data = ca.SX(0), ca.dot(p, nxt) / h
+        outputs = [ca.jtimes(nxt, x, p, True), ca.jtimes(nxt, theta, p, True) / h, data, ca.gradient(run, x)]
+        return ca.Function("stage", [x, theta, p, y, w_readout], outputs)
+
+    def stage(self, k: int) -> ca.Function:
+        """The mapped stage Function of step k."""
+        return self._stages[k if len(self._stages) > 1 else 0]
 
 
 def _control_cost(problem: TrainingProblem, theta: np.ndarray) -> tuple[float, np.ndarray]:
@@ -128,22 +147,23 @@ def pmp_residual(problem: TrainingProblem, result: Any) -> PMPReport:
     states = problem.forward(w)
     n_steps, n_samples = problem.n_steps, states.shape[2]
     funcs = _StageFunctions(problem, n_samples)
-    lay = problem.layout
-    w_readout = w[lay.n_theta : lay.n_theta + lay.n_out * (lay.dim + 1)]
+    lay, dims = problem.layout, problem.state_dims
+    w_readout = w[lay.n_theta : lay.n_theta + lay.n_readout]
     targets = problem.targets
     weights = _NODE_WEIGHTS[problem.integrator]
     costates = np.zeros_like(states)
-    costates[-1] = -np.asarray(funcs.final(states[-1], targets, w_readout))
+    costates[-1, : dims[-1]] = -np.asarray(funcs.final(states[-1, : dims[-1]], targets, w_readout))
     grad_h = np.zeros(n_steps)
     hamiltonian = np.zeros(n_steps)
     for k in range(n_steps - 1, -1, -1):
         nodes = problem.stage_thetas(w, k, numpy_ops)
         stacked = np.concatenate([np.ravel(th) for th in nodes])
+        x_k, p_next = states[k, : dims[k]], costates[k + 1, : dims[k + 1]]
         vjp_x, vjp_theta, h_data, grad_run = (
-            np.asarray(v) for v in funcs.stage(states[k], stacked, costates[k + 1], targets, w_readout)
+            np.asarray(v) for v in funcs.stage(k)(x_k, stacked, p_next, targets, w_readout)
         )
         running_grad = grad_run if k > 0 else 0.0
-        costates[k] = vjp_x - problem.step_size * running_grad
+        costates[k, : dims[k]] = vjp_x - problem.step_size * running_grad
         control = [_control_cost(problem, np.ravel(th)) for th in nodes]
         per_node = vjp_theta.sum(axis=1).reshape(len(nodes), -1) / n_samples
         grad_theta = sum(row - c * g for row, c, (_, g) in zip(per_node, weights, control, strict=True))

@@ -48,13 +48,9 @@ class PontryaginFunctions:
         model, lay = problem.casadi, problem.layout
         self.n_theta_stage = model.step.size1_in(1)
         x = ca.SX.sym("x", problem.dim)
-        pn = ca.SX.sym("p_next", problem.dim)
-        theta = ca.SX.sym("Theta", self.n_theta_stage)
         y = ca.SX.sym("y", lay.n_out)
         w_readout = ca.SX.sym("w_readout", model.terminal.size1_in(2))
-        f = model.step(x, theta)
-        vjp = ca.jtimes(f, x, pn, True)
-        self._vjp = ca.Function("vjp", [x, theta, pn], [vjp])
+        self._vjp, h_vg, h_vgh = stage_functions(model.step)
         self._terminal_grad = ca.Function(
             "terminal_grad", [x, y, w_readout], [ca.gradient(model.terminal(x, y, w_readout), x)]
         )
@@ -66,21 +62,12 @@ class PontryaginFunctions:
         w = ca.MX.sym("w", problem.n_params)
         x_in = ca.MX.sym("x_in", lay.n_in, n_samples)
         self.forward = ca.Function("forward", [w, x_in], [ca.horzcat(*model.trajectory_expr(w, x_in))])
-        xn = ca.SX.sym("x_next", problem.dim)
-        q = ca.SX.sym("q", problem.dim)
-        rho = ca.SX.sym("rho")
-        gap_x, gap_p = xn - f, q - vjp
-        a = ca.dot(pn, f) - 0.5 * rho * (ca.dot(gap_x, gap_x) + ca.dot(gap_p, gap_p))
-        grad = ca.gradient(a, theta)
-        hess = ca.jacobian(grad, theta)
-        ins, names = [x, pn, xn, q, theta, rho], ["x", "p_next", "x_next", "q", "Theta", "rho"]
-        self.stage_vg = self._stage_map(ca.Function("h_vg", ins, [a, grad], names, ["H", "g"]))
-        self.stage_vgh = self._stage_map(ca.Function("h_vgh", ins, [a, grad, hess], names, ["H", "g", "Hess"]))
+        self.stage_vg = self._stage_map(h_vg)
+        self.stage_vgh = self._stage_map(h_vgh)
 
     def _stage_map(self, per_sample: ca.Function) -> ca.Function:
         """Sum a per-sample function over the S samples, then map over the N steps."""
-        n_out = per_sample.n_out()
-        over_samples = per_sample.map("samples", "serial", self.n_samples, [4, 5], list(range(n_out)))
+        over_samples = sum_over_samples(per_sample, self.n_samples)
         return over_samples.map("steps", "serial", self.problem.n_steps, [5], [])
 
     def _build_sweep(self) -> ca.Function:
@@ -151,6 +138,46 @@ class PontryaginFunctions:
             return np.asarray(m).reshape(d, -1, s).transpose(1, 0, 2)
 
         return split(x), split(p), split(q)
+
+
+def stage_functions(step: ca.Function) -> tuple[ca.Function, ca.Function, ca.Function]:
+    """Per-sample pieces of one step x⁺ = F(x, Θ) (any step Function, the state sizes may differ).
+
+    Parameters
+    ----------
+    step : casadi.Function
+        ``(x, Θ) -> x⁺`` for one sample.
+
+    Returns
+    -------
+    tuple of casadi.Function
+        ``vjp(x, Θ, p_next) -> J_Fᵀ p_next``; ``h_vg(x, p_next, x_next, q, Θ, rho) -> (a, ∇_Θ a)`` and
+        ``h_vgh`` (also ∇²_Θ a), with a = p_next·F − ρ/2 (‖x_next − F‖² + ‖q − J_Fᵀ p_next‖²) the
+        sample's term of H̃.
+    """
+    x = ca.SX.sym("x", step.size1_in(0))
+    pn = ca.SX.sym("p_next", step.size1_out(0))
+    theta = ca.SX.sym("Theta", step.size1_in(1))
+    f = step(x, theta)
+    vjp = ca.jtimes(f, x, pn, True)
+    xn = ca.SX.sym("x_next", step.size1_out(0))
+    q = ca.SX.sym("q", step.size1_in(0))
+    rho = ca.SX.sym("rho")
+    gap_x, gap_p = xn - f, q - vjp
+    a = ca.dot(pn, f) - 0.5 * rho * (ca.dot(gap_x, gap_x) + ca.dot(gap_p, gap_p))
+    grad = ca.gradient(a, theta)
+    hess = ca.jacobian(grad, theta)
+    ins, names = [x, pn, xn, q, theta, rho], ["x", "p_next", "x_next", "q", "Theta", "rho"]
+    return (
+        ca.Function("vjp", [x, theta, pn], [vjp]),
+        ca.Function("h_vg", ins, [a, grad], names, ["H", "g"]),
+        ca.Function("h_vgh", ins, [a, grad, hess], names, ["H", "g", "Hess"]),
+    )
+
+
+def sum_over_samples(per_sample: ca.Function, n_samples: int) -> ca.Function:
+    """Map a per-sample ``h_vg``/``h_vgh`` over S columns, summing every output (Θ and ρ shared)."""
+    return per_sample.map("samples", "serial", n_samples, [4, 5], list(range(per_sample.n_out())))
 
 
 def regulariser_functions(problem: TrainingProblem, n_blocks: int) -> tuple[ca.Function, ...]:

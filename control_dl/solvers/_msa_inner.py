@@ -17,6 +17,8 @@ steps, R unchanged.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,15 +37,100 @@ def _stack(a: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Evaluation:
-    """φ per block, its gradient and (optionally) per-block Hessians at one c."""
+    """φ per block, its gradient and (optionally) per-block Hessians at one c (an array of equal blocks,
+    or a list of per-layer Hessians of a feed-forward model)."""
 
     c: np.ndarray
     values: np.ndarray
     grad: np.ndarray
-    hess: np.ndarray | None = None
+    hess: np.ndarray | list[np.ndarray] | None = None
 
 
-class InnerProblem:
+def damped_newton(
+    evaluate: Callable[[np.ndarray], Evaluation], start: Evaluation, iters: int, bounds: float | None
+) -> tuple[np.ndarray, float]:
+    """Batched damped Newton (Levenberg-Marquardt per block) on independent blocks at once.
+
+    Each block's Hessian is made positive definite by taking absolute eigenvalues, plus a
+    damping μ_b that grows ×10 when the block's φ_b does not decrease and shrinks ÷3 when it does.
+
+    Parameters
+    ----------
+    evaluate : callable
+        c -> Evaluation with Hessians ``(n_blocks, m, m)`` (blocks of equal size m).
+    start : Evaluation
+        Evaluation (with Hessians) at c⁰.
+    iters : int
+        Newton iterations.
+    bounds : float or None
+        |θ| ≤ M (steps are projected).
+
+    Returns
+    -------
+    tuple
+        The new c and φ there (up to the constant of ``evaluate``).
+    """
+    n_blocks = start.hess.shape[0]
+    cur = start
+    m = cur.hess.shape[1]
+    mu = np.zeros(n_blocks)
+    for _ in range(iters):
+        eigval, eigvec = np.linalg.eigh(cur.hess)
+        scale = np.maximum(np.abs(eigval), 1e-10 * np.abs(eigval).max(axis=1, keepdims=True) + 1e-14)
+        g = cur.grad.reshape(n_blocks, m)
+        coords = np.einsum("bji,bj->bi", eigvec, g) / (scale + mu[:, None])
+        step = -np.einsum("bij,bj->bi", eigvec, coords).ravel()
+        trial_c = cur.c + step
+        if bounds is not None:
+            trial_c = np.clip(trial_c, -bounds, bounds)
+        trial = evaluate(trial_c)
+        ok = np.isfinite(trial.values) & (trial.values < cur.values)
+        mu = np.where(ok, mu / 3.0, np.maximum(10.0 * mu, 1e-3 * np.abs(eigval).max(axis=1)))
+        keep = np.repeat(ok, m)
+        cur = Evaluation(
+            np.where(keep, trial.c, cur.c),
+            np.where(ok, trial.values, cur.values),
+            np.where(keep, trial.grad, cur.grad),
+            np.where(ok[:, None, None], trial.hess, cur.hess),
+        )
+    return cur.c, float(cur.values.sum())
+
+
+class InnerSolvers(ABC):
+    """Solvers of min_c φ(c) that need only ``evaluate(c)`` and the start ``c0``."""
+
+    c0: np.ndarray
+
+    @abstractmethod
+    def evaluate(self, c: np.ndarray, hessian: bool = False) -> Evaluation:
+        """φ per block and ∇φ at c (implemented by the inner problems)."""
+
+    def lbfgsb(self, iters: int, bounds: float | None) -> tuple[np.ndarray, float]:
+        """One scipy L-BFGS-B over all blocks (the sum of the blocks' φ_b).
+
+        Parameters
+        ----------
+        iters : int
+            L-BFGS-B iterations.
+        bounds : float or None
+            |θ| ≤ M.
+
+        Returns
+        -------
+        tuple
+            The new θ block and φ there.
+        """
+
+        def fun(c: np.ndarray) -> tuple[float, np.ndarray]:
+            ev = self.evaluate(c)
+            return float(ev.values.sum()), ev.grad
+
+        box = None if bounds is None else [(-bounds, bounds)] * self.c0.size
+        res = optimize.minimize(fun, self.c0, jac=True, method="L-BFGS-B", bounds=box, options={"maxiter": iters})
+        return np.asarray(res.x, dtype=float), float(res.fun)
+
+
+class InnerProblem(InnerSolvers):
     """min_c φ(c) = −H̃ for fixed states X, costates P and q (see the module docstring).
 
     Parameters
@@ -109,10 +196,7 @@ class InnerProblem:
 
     # ------------------------------------------------------------------------------ solvers
     def newton(self, start: Evaluation, iters: int, bounds: float | None) -> tuple[np.ndarray, float]:
-        """Batched damped Newton (Levenberg-Marquardt per block) on all blocks at once.
-
-        Each block's Hessian is made positive definite by taking absolute eigenvalues, plus a
-        damping μ_b that grows ×10 when the block's φ_b does not decrease and shrinks ÷3 when it does.
+        """Batched damped Newton on all blocks at once (see :func:`damped_newton`).
 
         Parameters
         ----------
@@ -128,53 +212,7 @@ class InnerProblem:
         tuple
             The new θ block and φ there (up to the constant of ``evaluate``).
         """
-        cur = start
-        m = cur.hess.shape[1]
-        mu = np.zeros(self.n_blocks)
-        for _ in range(iters):
-            eigval, eigvec = np.linalg.eigh(cur.hess)
-            scale = np.maximum(np.abs(eigval), 1e-10 * np.abs(eigval).max(axis=1, keepdims=True) + 1e-14)
-            g = cur.grad.reshape(self.n_blocks, m)
-            coords = np.einsum("bji,bj->bi", eigvec, g) / (scale + mu[:, None])
-            step = -np.einsum("bij,bj->bi", eigvec, coords).ravel()
-            trial_c = cur.c + step
-            if bounds is not None:
-                trial_c = np.clip(trial_c, -bounds, bounds)
-            trial = self.evaluate(trial_c, hessian=True)
-            ok = np.isfinite(trial.values) & (trial.values < cur.values)
-            mu = np.where(ok, mu / 3.0, np.maximum(10.0 * mu, 1e-3 * np.abs(eigval).max(axis=1)))
-            keep = np.repeat(ok, m)
-            cur = Evaluation(
-                np.where(keep, trial.c, cur.c),
-                np.where(ok, trial.values, cur.values),
-                np.where(keep, trial.grad, cur.grad),
-                np.where(ok[:, None, None], trial.hess, cur.hess),
-            )
-        return cur.c, float(cur.values.sum())
-
-    def lbfgsb(self, iters: int, bounds: float | None) -> tuple[np.ndarray, float]:
-        """One scipy L-BFGS-B over all blocks (the sum of the blocks' φ_b).
-
-        Parameters
-        ----------
-        iters : int
-            L-BFGS-B iterations.
-        bounds : float or None
-            |θ| ≤ M.
-
-        Returns
-        -------
-        tuple
-            The new θ block and φ there.
-        """
-
-        def fun(c: np.ndarray) -> tuple[float, np.ndarray]:
-            ev = self.evaluate(c)
-            return float(ev.values.sum()), ev.grad
-
-        box = None if bounds is None else [(-bounds, bounds)] * self.c0.size
-        res = optimize.minimize(fun, self.c0, jac=True, method="L-BFGS-B", bounds=box, options={"maxiter": iters})
-        return np.asarray(res.x, dtype=float), float(res.fun)
+        return damped_newton(lambda c: self.evaluate(c, hessian=True), start, iters, bounds)
 
     def ipopt(self, iters: int) -> tuple[np.ndarray, float]:
         """IPOPT (exact Hessian) over all blocks, with the problem's bounds and Lipschitz constraints.

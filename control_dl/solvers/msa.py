@@ -16,6 +16,11 @@ Li, Chen, Tai & E (2018), "Maximum principle based algorithms for deep learning"
 4. the readout (P, c) and a trainable lift are not controls of any step: they take an L-BFGS-B
    step on J (``inner_iters`` iterations) with θ fixed at its new value.
 
+A feed-forward model (``model=FeedForward(...)``) runs the same iteration with its layer maps
+x_{k+1} = F_k(x_k, θ_k) as the steps: the state size changes with k, so costates p_k ∈ R^{w_k} and
+every layer's H̃_k is maximised over its own θ_k (:mod:`._msa_layers`); λ2 is the identity, so
+there is no readout step.
+
 Step control (beyond the paper; the successive quadratic Hamiltonian idea of Hofmann & Borzì,
 with ρ acting as a proximal trust region): the update θ⁰ + α(θ_new − θ⁰) is tried for α = 1, ½, ¼
 (each with its readout step) and the first α that does not increase J is taken; if none does, the
@@ -43,6 +48,7 @@ from ..problems.training import TrainingProblem
 from ..result import Result
 from ._hamiltonian import PontryaginFunctions
 from ._msa_inner import InnerProblem, MSAFunctions
+from ._msa_layers import LayerInnerProblem, LayerMSAFunctions, LayerPontryaginFunctions
 from .base import Recorder, check_choice, check_positive_float, check_positive_int, make_result
 
 
@@ -56,8 +62,8 @@ class MSA:
         Initial penalty ρ ≥ 0 of the augmented Hamiltonian H̃ (0: plain MSA).
     inner : {"lbfgsb", "newton", "ipopt"}
         Inner maximisation of H̃ over all steps at once: scipy L-BFGS-B, batched damped Newton
-        (per-step Hessians, the fastest for ResNets), or IPOPT with exact Hessian (also enforces the
-        problem's bound and Lipschitz constraints).
+        (per-step Hessians, the fastest for ResNets; layer by layer for a feed-forward model), or
+        IPOPT with exact Hessian (also enforces the problem's bound and Lipschitz constraints).
     inner_iters : int
         Iterations of the inner solver (and of the readout step).
     max_iter : int
@@ -137,10 +143,6 @@ class MSA:
             ``pmp_residual``, ``readout_grad_norm``, ``rho``, ``accepted`` and ``step`` (the line-search α
             of the update that led to the iterate).
         """
-        if problem.model is not None:
-            raise spec_error(
-                "model", "mlp", "MSA trains flows (model='resnet'); feed-forward layers change the state size"
-            )
         if problem.constraints.lipschitz is not None and self.inner != "ipopt":
             raise spec_error("inner", self.inner, "the Lipschitz constraint needs inner='ipopt'")
         # the inner problems are many tiny dense matrices: BLAS threads only cost (restored on exit)
@@ -150,7 +152,7 @@ class MSA:
     def _run(self, problem: TrainingProblem, w0: np.ndarray, progress: bool) -> Result:
         n_total = problem.data.x_train.shape[1]
         n_batch = n_total if self.batch_size is None else min(self.batch_size, n_total)
-        shared = MSAFunctions(problem, PontryaginFunctions(problem, n_batch), self.jit)
+        shared, make_inner = _compiled(problem, n_batch, self.jit)
         sampler = _BatchSampler(n_total, n_batch, self.seed)
         recorder = Recorder(problem, self.max_iter, progress, self.record_every, desc=self.name)
         n_theta = problem.layout.n_theta
@@ -162,7 +164,7 @@ class MSA:
                 sweep = shared.pf.states_costates(w, x_in, y)
                 j_batch, grad = problem.casadi.objective_gradient(w, x_in, y)
                 objective, loss = problem.casadi.objective(w, problem.data.x_train, problem.targets)
-            inner = InnerProblem(shared, *sweep, w[:n_theta], rho)
+            inner = make_inner(shared, *sweep, w[:n_theta], rho)
             start = inner.evaluate(w[:n_theta], hessian=self.inner == "newton")
             residual = float(inner.block_norms(start.grad).max())
             readout_norm = float(np.linalg.norm(grad[n_theta:]))
@@ -199,7 +201,7 @@ class MSA:
     def _line_search(
         self,
         problem: TrainingProblem,
-        shared: MSAFunctions,
+        shared: Any,
         w: np.ndarray,
         c_new: np.ndarray,
         x_in: np.ndarray,
@@ -234,8 +236,16 @@ class MSA:
         return inner.ipopt(self.inner_iters)
 
 
+def _compiled(problem: TrainingProblem, n_batch: int, jit: bool) -> tuple[Any, type]:
+    """The compiled Functions of one solve and the class of its inner problems: all steps batched for
+    a flow (ResNet), one layer at a time for a feed-forward model (the layers' sizes differ)."""
+    if problem.model is None:
+        return MSAFunctions(problem, PontryaginFunctions(problem, n_batch), jit), InnerProblem
+    return LayerMSAFunctions(problem, LayerPontryaginFunctions(problem, n_batch), jit), LayerInnerProblem
+
+
 def _readout_step(
-    problem: TrainingProblem, shared: MSAFunctions, w: np.ndarray, x_in: np.ndarray, y: np.ndarray, iters: int
+    problem: TrainingProblem, shared: Any, w: np.ndarray, x_in: np.ndarray, y: np.ndarray, iters: int
 ) -> tuple[np.ndarray, float]:
     """L-BFGS-B on J over the readout (P, c) and a trainable lift, θ fixed; returns (w, J(w)).
 
@@ -247,7 +257,7 @@ def _readout_step(
     ----------
     problem : TrainingProblem
         The problem.
-    shared : MSAFunctions
+    shared : MSAFunctions or LayerMSAFunctions
         Compiled Functions of this solve.
     w : ndarray
         Decision vector with the new θ.
@@ -264,6 +274,9 @@ def _readout_step(
     n_theta = problem.layout.n_theta
     if not np.all(np.isfinite(w)):
         return w, math.nan
+    if problem.layout.n_params == n_theta:  # feed-forward: λ2 is the identity, nothing to update
+        j = problem.casadi.objective(w, x_in, y)[0]
+        return w, j if math.isfinite(j) else math.nan
     if problem.layout.affine_lift:
 
         def fun(z: np.ndarray) -> tuple[float, np.ndarray]:
