@@ -24,7 +24,7 @@ there is no readout step.
 Step control (beyond the paper; the successive quadratic Hamiltonian idea of Hofmann & Borzì,
 with ρ acting as a proximal trust region): the update θ⁰ + α(θ_new − θ⁰) is tried for α = 1, ½, ¼
 (each with its readout step) and the first α that does not increase J is taken; if none does, the
-update is rejected. ρ grows, ρ ← max(ρ·rho_factor, rho_min), after a rejection, after α < 1, and
+update is rejected. ρ grows, ρ ← min(max(ρ·rho_factor, rho_min), rho_max), after a rejection, after α < 1, and
 when the accepted decrease of J is below 0.1 × the increase of H̃ found by the inner solve; it
 shrinks, ρ ← max(ρ / rho_factor, min(ρ₀, rho_min)), when that ratio exceeds 0.5.
 ``adapt_rho=False`` gives the raw method of the paper (α = 1, ρ fixed, every update accepted).
@@ -80,6 +80,8 @@ class MSA:
         Factor (> 1) by which ρ grows after a rejection and shrinks after an acceptance.
     rho_min : float
         Smallest ρ after a rejection (the step control's start when ρ = 0).
+    rho_max : float
+        Largest ρ the step control may reach (a cap: beyond it the penalties only amplify round-off).
     jit : bool
         JIT-compile the Hamiltonian Functions to native code (needs a C compiler).
     record_every : int
@@ -96,6 +98,7 @@ class MSA:
     adapt_rho: bool = True
     rho_factor: float = 3.0
     rho_min: float = 1e-2
+    rho_max: float = 1e8
     jit: bool = True
     record_every: int = 0
 
@@ -112,6 +115,9 @@ class MSA:
         check_positive_int("seed", self.seed, 0)
         check_positive_float("rho_min", self.rho_min)
         check_positive_float("rho_factor", self.rho_factor)
+        check_positive_float("rho_max", self.rho_max)
+        if self.rho_max < self.rho_min:
+            raise spec_error("rho_max", self.rho_max, f"must be >= rho_min={self.rho_min}")
         if self.rho_factor <= 1:
             raise spec_error("rho_factor", self.rho_factor, "must be > 1")
         for field in ("adapt_rho", "jit"):
@@ -222,7 +228,7 @@ class MSA:
     def _next_rho(self, rho: float, accepted: bool, ratio: float) -> float:
         """Trust-region style update from ratio = actual decrease of J / decrease of −H̃."""
         if not accepted or ratio < 0.1:
-            return max(rho * self.rho_factor, self.rho_min)
+            return min(max(rho * self.rho_factor, self.rho_min), self.rho_max)
         if ratio > 0.5:
             return max(rho / self.rho_factor, min(self.rho, self.rho_min))
         return rho
