@@ -50,6 +50,7 @@ from ._hamiltonian import PontryaginFunctions
 from ._msa_inner import InnerProblem, MSAFunctions
 from ._msa_layers import LayerInnerProblem, LayerMSAFunctions, LayerPontryaginFunctions
 from .base import Recorder, check_choice, check_positive_float, check_positive_int, make_result
+from .checkpoint import check_checkpoint
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,10 @@ class MSA:
         JIT-compile the Hamiltonian Functions to native code (needs a C compiler).
     record_every : int
         Snapshot w every this many iterations (0: never).
+    checkpoint : str, optional
+        File to which w is saved every ``checkpoint_every`` iterations (resume with ``--resume``).
+    checkpoint_every : int
+        Checkpoint period K (0: never).
     """
 
     rho: float = 0.0
@@ -101,6 +106,8 @@ class MSA:
     rho_max: float = 1e8
     jit: bool = True
     record_every: int = 0
+    checkpoint: str | None = None
+    checkpoint_every: int = 0
 
     kind = "msa"
 
@@ -116,6 +123,7 @@ class MSA:
         check_positive_float("rho_min", self.rho_min)
         check_positive_float("rho_factor", self.rho_factor)
         check_positive_float("rho_max", self.rho_max)
+        check_checkpoint(self.checkpoint, self.checkpoint_every)
         if self.rho_max < self.rho_min:
             raise spec_error("rho_max", self.rho_max, f"must be >= rho_min={self.rho_min}")
         if self.rho_factor <= 1:
@@ -160,7 +168,15 @@ class MSA:
         n_batch = n_total if self.batch_size is None else min(self.batch_size, n_total)
         shared, make_inner = _compiled(problem, n_batch, self.jit)
         sampler = _BatchSampler(n_total, n_batch, self.seed)
-        recorder = Recorder(problem, self.max_iter, progress, self.record_every, desc=self.name)
+        recorder = Recorder(
+            problem,
+            self.max_iter,
+            progress,
+            self.record_every,
+            desc=self.name,
+            checkpoint=self.checkpoint,
+            checkpoint_every=self.checkpoint_every,
+        )
         n_theta = problem.layout.n_theta
         w, rho, accepted, step = w0.copy(), float(self.rho), True, 1.0
         status, message, it = "max_iter", f"reached max_iter={self.max_iter}", 0
