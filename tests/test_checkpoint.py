@@ -11,10 +11,19 @@ import control_dl as cdl
 from control_dl.cli import main
 from control_dl.solvers.checkpoint import checkpoint_iteration, load_checkpoint
 
+#: every solver kind, configured for 12 iterations with snapshots and checkpoints every 5
+SOLVERS = {
+    "direct": lambda **ck: cdl.Direct(hessian="lbfgs", max_iter=12, record_every=5, **ck),
+    "msa": lambda **ck: cdl.MSA(rho=1.0, inner="newton", max_iter=12, record_every=5, jit=False, **ck),
+}
 
-def test_direct_checkpoints_the_iterate_every_k_iterations(small_ring: cdl.TrainingProblem, tmp_path: Path) -> None:
+
+@pytest.mark.parametrize("kind", sorted(SOLVERS))
+def test_solvers_checkpoint_the_iterate_every_k_iterations(
+    kind: str, small_ring: cdl.TrainingProblem, tmp_path: Path
+) -> None:
     path = tmp_path / "ck.npz"
-    solver = cdl.Direct(hessian="lbfgs", max_iter=12, record_every=5, checkpoint=str(path), checkpoint_every=5)
+    solver = SOLVERS[kind](checkpoint=str(path), checkpoint_every=5)
     result = cdl.solve(small_ring, solver, progress=False)
     assert result.iterations == 12
     assert checkpoint_iteration(path) == 10

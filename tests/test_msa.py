@@ -135,7 +135,14 @@ def test_presets_and_option_validation() -> None:
     assert cdl.load_solver("msa").rho == 0.0
     emsa = cdl.load_solver("emsa")
     assert emsa.rho > 0 and emsa.name.startswith("emsa") and isinstance(emsa, cdl.MSA)
-    for bad in ({"inner": "bfgs"}, {"rho": -1.0}, {"inner_iters": 0}, {"rho_factor": 1.0}, {"batch_size": 0}):
+    for bad in (
+        {"inner": "bfgs"},
+        {"rho": -1.0},
+        {"inner_iters": 0},
+        {"rho_factor": 1.0},
+        {"batch_size": 0},
+        {"rho_max": 1e-3},
+    ):
         with pytest.raises(cdl.SpecError, match=next(iter(bad))):
             cdl.MSA(**bad)
     with pytest.raises(cdl.SpecError, match="inner"):
@@ -234,3 +241,12 @@ def test_emsa_reaches_a_small_pmp_residual_on_a_tiny_mlp() -> None:
     assert result.objective < result.history[0]["objective"]
     assert np.abs(problem.gradient(result.w)).max() <= 1e-4  # independent check: ∇_θ J = −∂H/∂θ
     assert cdl.diagnostics.pmp_residual(problem, result).residual <= 1e-4 / problem.step_size
+
+
+def test_step_control_caps_rho(small_ring):
+    solver = cdl.MSA(rho=0.0, inner="newton", max_iter=15, rho_factor=10.0, rho_max=0.5, jit=False)
+    result = cdl.solve(small_ring, solver, progress=False)
+    rhos = [h["rho"] for h in result.history]
+    assert max(rhos) == 0.5  # uncapped, this run climbs to 10
+    objectives = [h["objective"] for h in result.history]
+    assert all(b <= a + 1e-12 for a, b in zip(objectives, objectives[1:], strict=False))

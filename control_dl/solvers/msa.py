@@ -24,7 +24,7 @@ there is no readout step.
 Step control (beyond the paper; the successive quadratic Hamiltonian idea of Hofmann & Borzì,
 with ρ acting as a proximal trust region): the update θ⁰ + α(θ_new − θ⁰) is tried for α = 1, ½, ¼
 (each with its readout step) and the first α that does not increase J is taken; if none does, the
-update is rejected. ρ grows, ρ ← max(ρ·rho_factor, rho_min), after a rejection, after α < 1, and
+update is rejected. ρ grows, ρ ← min(max(ρ·rho_factor, rho_min), rho_max), after a rejection, after α < 1, and
 when the accepted decrease of J is below 0.1 × the increase of H̃ found by the inner solve; it
 shrinks, ρ ← max(ρ / rho_factor, min(ρ₀, rho_min)), when that ratio exceeds 0.5.
 ``adapt_rho=False`` gives the raw method of the paper (α = 1, ρ fixed, every update accepted).
@@ -50,6 +50,7 @@ from ._hamiltonian import PontryaginFunctions
 from ._msa_inner import InnerProblem, MSAFunctions
 from ._msa_layers import LayerInnerProblem, LayerMSAFunctions, LayerPontryaginFunctions
 from .base import Recorder, check_choice, check_positive_float, check_positive_int, make_result
+from .checkpoint import check_checkpoint
 
 
 @dataclass(frozen=True)
@@ -80,10 +81,16 @@ class MSA:
         Factor (> 1) by which ρ grows after a rejection and shrinks after an acceptance.
     rho_min : float
         Smallest ρ after a rejection (the step control's start when ρ = 0).
+    rho_max : float
+        Largest ρ the step control may reach (a cap: beyond it the penalties only amplify round-off).
     jit : bool
         JIT-compile the Hamiltonian Functions to native code (needs a C compiler).
     record_every : int
         Snapshot w every this many iterations (0: never).
+    checkpoint : str, optional
+        File to which w is saved every ``checkpoint_every`` iterations (resume with ``--resume``).
+    checkpoint_every : int
+        Checkpoint period K (0: never).
     """
 
     rho: float = 0.0
@@ -96,8 +103,11 @@ class MSA:
     adapt_rho: bool = True
     rho_factor: float = 3.0
     rho_min: float = 1e-2
+    rho_max: float = 1e8
     jit: bool = True
     record_every: int = 0
+    checkpoint: str | None = None
+    checkpoint_every: int = 0
 
     kind = "msa"
 
@@ -112,6 +122,10 @@ class MSA:
         check_positive_int("seed", self.seed, 0)
         check_positive_float("rho_min", self.rho_min)
         check_positive_float("rho_factor", self.rho_factor)
+        check_positive_float("rho_max", self.rho_max)
+        check_checkpoint(self.checkpoint, self.checkpoint_every)
+        if self.rho_max < self.rho_min:
+            raise spec_error("rho_max", self.rho_max, f"must be >= rho_min={self.rho_min}")
         if self.rho_factor <= 1:
             raise spec_error("rho_factor", self.rho_factor, "must be > 1")
         for field in ("adapt_rho", "jit"):
@@ -154,7 +168,15 @@ class MSA:
         n_batch = n_total if self.batch_size is None else min(self.batch_size, n_total)
         shared, make_inner = _compiled(problem, n_batch, self.jit)
         sampler = _BatchSampler(n_total, n_batch, self.seed)
-        recorder = Recorder(problem, self.max_iter, progress, self.record_every, desc=self.name)
+        recorder = Recorder(
+            problem,
+            self.max_iter,
+            progress,
+            self.record_every,
+            desc=self.name,
+            checkpoint=self.checkpoint,
+            checkpoint_every=self.checkpoint_every,
+        )
         n_theta = problem.layout.n_theta
         w, rho, accepted, step = w0.copy(), float(self.rho), True, 1.0
         status, message, it = "max_iter", f"reached max_iter={self.max_iter}", 0
@@ -222,7 +244,7 @@ class MSA:
     def _next_rho(self, rho: float, accepted: bool, ratio: float) -> float:
         """Trust-region style update from ratio = actual decrease of J / decrease of −H̃."""
         if not accepted or ratio < 0.1:
-            return max(rho * self.rho_factor, self.rho_min)
+            return min(max(rho * self.rho_factor, self.rho_min), self.rho_max)
         if ratio > 0.5:
             return max(rho / self.rho_factor, min(self.rho, self.rho_min))
         return rho
