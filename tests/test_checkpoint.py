@@ -15,6 +15,7 @@ from control_dl.solvers.checkpoint import checkpoint_iteration, load_checkpoint
 SOLVERS = {
     "direct": lambda **ck: cdl.Direct(hessian="lbfgs", max_iter=12, record_every=5, **ck),
     "msa": lambda **ck: cdl.MSA(rho=1.0, inner="newton", max_iter=12, record_every=5, jit=False, **ck),
+    "torch": lambda **ck: cdl.TorchTrainer(optimizer="adam", epochs=12, record_every=5, **ck),
 }
 
 

@@ -20,6 +20,7 @@ from ..problems.training import TrainingProblem
 from ..result import Result
 from .adjoint import adjoint_objective_and_gradient, backprop_objective_and_gradient
 from .base import Recorder, check_choice, check_positive_float, check_positive_int, make_result
+from .checkpoint import check_checkpoint
 
 #: Learning rate when none is given.
 DEFAULT_LR = {"adam": 1e-2, "sgd": 1e-2, "lbfgs": 1.0}
@@ -60,6 +61,10 @@ class TorchTrainer:
         Converged when ‖∇_w J‖₂ ≤ tol on the training set (L-BFGS also when J stops changing).
     record_every : int
         Snapshot w every this many epochs (0: never).
+    checkpoint : str, optional
+        File to which w is saved every ``checkpoint_every`` epochs (resume with ``--resume``).
+    checkpoint_every : int
+        Checkpoint period K (0: never).
     """
 
     optimizer: str = "adam"
@@ -72,6 +77,8 @@ class TorchTrainer:
     seed: int = 0
     tol: float = 1e-6
     record_every: int = 0
+    checkpoint: str | None = None
+    checkpoint_every: int = 0
 
     kind = "torch"
 
@@ -92,6 +99,7 @@ class TorchTrainer:
         check_positive_int("seed", self.seed, 0)
         check_positive_float("tol", self.tol, allow_zero=True)
         check_positive_int("record_every", self.record_every, 0)
+        check_checkpoint(self.checkpoint, self.checkpoint_every)
 
     @property
     def name(self) -> str:
@@ -185,7 +193,15 @@ class TorchTrainer:
         opt = self._make_optimizer([w])
         generator = torch.Generator().manual_seed(self.seed)
         batch = self.batch_size if self.batch_size is not None and self.batch_size < n_samples else None
-        recorder = Recorder(problem, self.epochs, progress, self.record_every, desc=self.name)
+        recorder = Recorder(
+            problem,
+            self.epochs,
+            progress,
+            self.record_every,
+            desc=self.name,
+            checkpoint=self.checkpoint,
+            checkpoint_every=self.checkpoint_every,
+        )
         status, message = "max_iter", f"{self.epochs} epochs done"
         last_w, iterations, previous_j = w0.copy(), 0, math.inf
         for epoch in range(self.epochs + 1):
