@@ -23,6 +23,7 @@ import casadi as ca
 import numpy as np
 
 from ..backends import casadi_ops as ops
+from .costs import loss_per_sample
 
 if TYPE_CHECKING:
     from .training import TrainingProblem
@@ -71,6 +72,13 @@ class CasadiModel:
         self.terminal = ca.Function(
             "terminal", [x, y, w_readout], [problem.terminal_loss(x, y, readout, ops)], ["x", "y", "w_readout"], ["l"]
         )
+        yhat = ca.SX.sym("yhat", lay.n_out)
+        self.readout = ca.Function(
+            "readout", [x, w_readout], [problem.readout(x, readout, ops)], ["x", "w_readout"], ["yhat"]
+        )
+        self.loss = ca.Function(
+            "loss", [yhat, y], [ops.sum(loss_per_sample(problem.cost.loss, yhat, y, ops))], ["yhat", "y"], ["l"]
+        )
         self.running = ca.Function(
             "running",
             [x, y, w_readout],
@@ -79,7 +87,25 @@ class CasadiModel:
             ["r"],
         )
 
-    def _mapped(self, f: ca.Function, n: int, reduce_in: list[int], reduce_out: list[int]) -> ca.Function:
+    def mapped(self, f: ca.Function, n: int, reduce_in: list[int], reduce_out: list[int]) -> ca.Function:
+        """``f`` mapped over ``n`` samples with this model's parallelization.
+
+        Parameters
+        ----------
+        f : casadi.Function
+            A per-sample Function.
+        n : int
+            Number of samples (columns).
+        reduce_in : list of int
+            Inputs shared by all samples (not repeated).
+        reduce_out : list of int
+            Outputs summed over the samples.
+
+        Returns
+        -------
+        casadi.Function
+            The mapped Function.
+        """
         return f.map(f"{f.name()}_map{n}", self.parallelization, n, reduce_in, reduce_out)
 
     def step_at(self, k: int) -> ca.Function:
@@ -105,28 +131,51 @@ class CasadiModel:
         """[X_0, …, X_N] as MX for a symbolic batch x (``n_in × S``)."""
         p, lay = self.problem, self.problem.layout
         n = x.shape[1]
-        states = [self._mapped(self.lift, n, [1], [])(x, w[lay.n_theta + lay.n_readout :])]
+        states = [self.mapped(self.lift, n, [1], [])(x, w[lay.n_theta + lay.n_readout :])]
         mapped: dict[str, ca.Function] = {}
         for k in range(p.n_steps):
             f = self.step_at(k)
             if f.name() not in mapped:
-                mapped[f.name()] = self._mapped(f, n, [1], [])
+                mapped[f.name()] = self.mapped(f, n, [1], [])
             states.append(mapped[f.name()](states[-1], self.stage_vector(w, k)))
         return states
 
-    def objective_expr(self, w: ca.MX, x: ca.MX, y: ca.MX) -> tuple[ca.MX, ca.MX]:
-        """(J, loss) as MX expressions of w and the batch (x, y)."""
+    def objective_parts(self, w: ca.MX, states: list[ca.MX], y: ca.MX) -> tuple[ca.MX, ca.MX, ca.MX]:
+        """Ŷ = λ2(X_N), the mean terminal loss and the rest of J (regulariser, running terms).
+
+        Every transcription composes J from these parts, whatever holds the states (a simulation
+        for single shooting, decision variables for multiple shooting and collocation).
+
+        Parameters
+        ----------
+        w : casadi.MX
+            Decision vector.
+        states : list of casadi.MX
+            X_0..X_N, each ``d × S``.
+        y : casadi.MX or casadi.DM
+            Encoded targets ``n_out × S``.
+
+        Returns
+        -------
+        tuple of casadi.MX
+            ``(predictions, loss, rest)`` with J = loss + rest.
+        """
         p, lay = self.problem, self.problem.layout
-        n = x.shape[1]
+        n = y.shape[1]
         w_readout = w[lay.n_theta : lay.n_theta + lay.n_readout]
-        states = self.trajectory_expr(w, x)
-        running = 0
+        predictions = self.mapped(self.readout, n, [1], [])(states[-1], w_readout)
+        loss = self.mapped(self.loss, n, [], [0])(predictions, y) / n
+        rest = p.regulariser(w, ops)
         if p.cost.has_running_cost:
-            run = self._mapped(self.running, n, [2], [0])
+            run = self.mapped(self.running, n, [2], [0])
             for state in states[1:]:
-                running += p.step_size * run(state, y, w_readout)
-        loss = self._mapped(self.terminal, n, [2], [0])(states[-1], y, w_readout) / n
-        return loss + running / n + p.regulariser(w, ops), loss
+                rest = rest + p.step_size * run(state, y, w_readout) / n
+        return predictions, loss, rest
+
+    def objective_expr(self, w: ca.MX, x: ca.MX, y: ca.MX) -> tuple[ca.MX, ca.MX]:
+        """(J, loss) as MX expressions of w and the batch (x, y), by simulation (single shooting)."""
+        _, loss, rest = self.objective_parts(w, self.trajectory_expr(w, x), y)
+        return loss + rest, loss
 
     def functions(self, n_samples: int) -> tuple[ca.Function, ca.Function]:
         """(J, loss) and (J, ∇J) as Functions of (w, x, y) for batches of ``n_samples`` columns.

@@ -97,7 +97,7 @@ def theta_bounds(problem) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _SampleFunctions:
-    """Per-sample SX Functions beyond :class:`CasadiModel`'s: rhs, readout, loss and its Hessian."""
+    """Per-sample SX Functions beyond :class:`CasadiModel`'s: the rhs f(x, θ) and the loss Hessian."""
 
     def __init__(self, model) -> None:
         problem = model.problem
@@ -105,24 +105,16 @@ class _SampleFunctions:
         x = ca.SX.sym("x", problem.state_dims[-1])
         yhat = ca.SX.sym("yhat", lay.n_out)
         y = ca.SX.sym("y", lay.n_out)
-        w_readout = ca.SX.sym("w_readout", lay.n_readout)
-        readout = lay.unpack(w_readout, lay.readout_shapes, casadi_ops)
         loss = ca.sum2(loss_per_sample(problem.cost.loss, yhat, y, casadi_ops))
         self.rhs: ca.Function | None = None
         if problem.model is None:  # a flow has a vector field f(x, θ); a feed-forward model does not
             theta = ca.SX.sym("theta", lay.p)
             self.rhs = ca.Function("rhs", [x, theta], [problem.rhs(x, theta, casadi_ops)])
-        self.readout = ca.Function("readout", [x, w_readout], [problem.readout(x, readout, casadi_ops)])
-        self.loss = ca.Function("loss", [yhat, y], [loss])
         self.loss_hessian = ca.Function("loss_hessian", [yhat, y], [ca.hessian(loss, yhat)[0]])
 
 
-def _mapped(model, f: ca.Function, n: int, reduce_in: list[int], reduce_out: list[int]) -> ca.Function:
-    return f.map(f"{f.name()}_map{n}", model.parallelization, n, reduce_in, reduce_out)
-
-
 def objective_terms(model, w: ca.MX, states: list[ca.MX], y) -> tuple[ca.MX, ca.MX, ca.MX]:
-    """Ŷ = λ2(X_N), the mean terminal loss and the rest of J, from the states [X_0..X_N].
+    """``(predictions, loss, rest)`` with J = loss + rest: :meth:`CasadiModel.objective_parts`.
 
     Parameters
     ----------
@@ -138,20 +130,9 @@ def objective_terms(model, w: ca.MX, states: list[ca.MX], y) -> tuple[ca.MX, ca.
     Returns
     -------
     tuple of casadi.MX
-        ``(predictions, loss, rest)`` with J = loss + rest.
+        Predictions λ2(X_N), the mean terminal loss and the rest of J.
     """
-    problem, lay = model.problem, model.problem.layout
-    n = y.shape[1]
-    fns = _SampleFunctions(model)
-    w_readout = w[lay.n_theta : lay.n_theta + lay.n_readout]
-    predictions = _mapped(model, fns.readout, n, [1], [])(states[-1], w_readout)
-    loss = _mapped(model, fns.loss, n, [], [0])(predictions, y) / n
-    rest = problem.regulariser(w, casadi_ops)
-    if problem.cost.has_running_cost:
-        run = _mapped(model, model.running, n, [2], [0])
-        for state in states[1:]:
-            rest = rest + problem.step_size * run(state, y, w_readout) / n
-    return predictions, loss, rest
+    return model.objective_parts(w, states, y)
 
 
 def _finish(model, w: ca.MX, y: np.ndarray, states: list[ca.MX], z: ca.MX, z0, g_extra: list[ca.MX]) -> Transcription:
@@ -178,7 +159,7 @@ def _finish(model, w: ca.MX, y: np.ndarray, states: list[ca.MX], z: ca.MX, z0, g
 def _lifted(model, w: ca.MX, x: np.ndarray) -> ca.MX:
     lay = model.problem.layout
     x = ca.DM(x)
-    return _mapped(model, model.lift, x.shape[1], [1], [])(x, w[lay.n_theta + lay.n_readout :])
+    return model.mapped(model.lift, x.shape[1], [1], [])(x, w[lay.n_theta + lay.n_readout :])
 
 
 def single_shooting(model, x: np.ndarray, y: np.ndarray, w0: np.ndarray) -> Transcription:
@@ -228,7 +209,7 @@ def multiple_shooting(model, x: np.ndarray, y: np.ndarray, w0: np.ndarray) -> Tr
     variables, continuity = [w], []
     for k in range(problem.n_steps):
         f = model.step_at(k)  # one Function for a flow, one per layer for a feed-forward model
-        step = steps.setdefault(f.name(), _mapped(model, f, n, [1], []))
+        step = steps.setdefault(f.name(), model.mapped(f, n, [1], []))
         x_next = ca.MX.sym(f"X_{k + 1}", problem.state_dims[k + 1], n)
         continuity.append(ca.vec(x_next - step(states[-1], model.stage_vector(w, k))))
         variables.append(ca.vec(x_next))
@@ -296,7 +277,7 @@ def collocation(
     if problem.model is not None:
         raise spec_error("transcription", "collocation", "needs a flow x' = f(x, θ); a feed-forward model has none")
     tau, c, d = collocation_coefficients(degree, scheme)
-    rhs = _mapped(model, _SampleFunctions(model).rhs, n, [1], [])
+    rhs = model.mapped(_SampleFunctions(model).rhs, n, [1], [])
     w = ca.MX.sym("w", problem.n_params)
     states = [_lifted(model, w, x)]
     variables, equations, z0 = [w], [], [w0]
@@ -343,7 +324,7 @@ def gauss_newton_hessian(tr: Transcription, model, damping: float = 0.0) -> ca.F
     lam_f = ca.MX.sym("lam_f")
     lam_g = ca.MX.sym("lam_g", tr.g.shape[0])
     jac = ca.jacobian(ca.vec(tr.predictions), tr.z)
-    blocks = _mapped(model, _SampleFunctions(model).loss_hessian, n, [], [])(tr.predictions, tr.targets)
+    blocks = model.mapped(_SampleFunctions(model).loss_hessian, n, [], [])(tr.predictions, tr.targets)
     h_gn = 0
     for a in range(n_out):
         for b in range(n_out):
