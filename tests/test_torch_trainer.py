@@ -44,6 +44,15 @@ def test_adjoint_gradient_equals_backprop(integrator: str, overrides: dict) -> N
     np.testing.assert_allclose(g_adj, g_back, rtol=1e-9, atol=1e-13)
 
 
+def test_adjoint_gradient_equals_backprop_for_an_mlp() -> None:
+    problem = cdl.load_problem("circle", n_samples=30, model="mlp", widths=[2, 4, 3, 1])
+    w = problem.initial_guess(2)
+    _, g_back = cdl.TorchTrainer().objective_and_gradient(problem, w)
+    _, g_adj = cdl.TorchTrainer(adjoint=True).objective_and_gradient(problem, w)
+    np.testing.assert_allclose(g_back, problem.gradient(w, "casadi"), rtol=1e-9, atol=1e-13)
+    np.testing.assert_allclose(g_adj, g_back, rtol=1e-9, atol=1e-13)
+
+
 def test_adam_classifies_the_ring_in_3d() -> None:
     problem = cdl.load_problem("ring", n_samples=100, dim=3, n_steps=10)
     result = cdl.solve(problem, cdl.TorchTrainer(optimizer="adam", lr=0.05, epochs=200), progress=False)

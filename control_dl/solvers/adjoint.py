@@ -98,7 +98,7 @@ def adjoint_objective_and_gradient(problem: TrainingProblem, w: Any, x: Any, tar
     for k in range(problem.n_steps - 1, -1, -1):
         leaf_w = w.clone().requires_grad_(True)
         leaf_x = states[k].clone().requires_grad_(True)
-        nxt = problem.step(leaf_x, problem.stage_thetas(leaf_w, k, ops), ops)
+        nxt = problem.step(leaf_x, problem.stage_thetas(leaf_w, k, ops), ops, k)
         costate, step_grad = torch.autograd.grad(nxt, (leaf_x, leaf_w), grad_outputs=costate)
         grad = grad + step_grad
         if k > 0 and running:
