@@ -342,3 +342,44 @@ def test_ipopt_thread_map_with_jit_compiles_cleanly(small_ring, recwarn):
     result = cdl.solve(small_ring, cdl.Direct(hessian="lbfgs", parallelization="thread", max_iter=5), progress=False)
     assert result.status == "max_iter"
     assert not [w for w in recwarn if "JIT" in str(w.message)]  # no failed compilation of a threaded map
+
+
+@pytest.fixture(scope="module")
+def tiny_sin() -> cdl.TrainingProblem:
+    return cdl.load_problem("sin", n_samples=10, dim=2, n_steps=4)
+
+
+def test_fatrop_reaches_ipopts_multiple_shooting_optimum(tiny_sin):
+    fatrop = cdl.solve(tiny_sin, cdl.Direct(nlp="fatrop", transcription="multiple_shooting"), progress=False)
+    ipopt = cdl.solve(tiny_sin, cdl.Direct(transcription="multiple_shooting"), progress=False)
+    assert fatrop.status == "converged" and ipopt.status == "converged"
+    assert fatrop.objective == pytest.approx(ipopt.objective, rel=1e-6)
+    # first-order optimality checked independently of both solvers, with the torch gradient
+    assert np.linalg.norm(tiny_sin.gradient(fatrop.w, "torch")) < 1e-6
+    assert fatrop.history[0]["objective"] == pytest.approx(tiny_sin.objective(tiny_sin.initial_guess(0)))
+
+
+def test_fatrop_respects_bounds_and_lipschitz_constraints():
+    problem = cdl.load_problem("ring", n_samples=12, dim=3, n_steps=3, lipschitz=0.5, theta_max=0.3)
+    result = cdl.solve(problem, cdl.Direct(nlp="fatrop", transcription="multiple_shooting"), progress=False)
+    assert result.status in ("converged", "max_iter")
+    assert np.max(np.abs(result.w[: problem.layout.n_theta])) <= 0.3 + 1e-8
+    for theta in problem.unflatten(result.w)["theta"]:
+        assert problem.step_size * np.linalg.norm(theta["A"], 2) <= 0.5 + 1e-7
+
+
+def test_fatrop_max_iter_is_a_status(tiny_sin):
+    solver = cdl.Direct(nlp="fatrop", transcription="multiple_shooting", max_iter=3)
+    result = cdl.solve(tiny_sin, solver, progress=False)
+    assert result.status == "max_iter"
+    assert "return flag 1" in result.message
+
+
+def test_fatrop_needs_multiple_shooting_exact_hessian_and_stagewise_controls(tiny_sin):
+    with pytest.raises(cdl.SpecError, match="transcription"):
+        cdl.Direct(nlp="fatrop")
+    with pytest.raises(cdl.SpecError, match="hessian"):
+        cdl.Direct(nlp="fatrop", transcription="multiple_shooting", hessian="lbfgs")
+    shared = cdl.load_problem("sin", n_samples=10, dim=2, n_steps=4, control="piecewise_linear")
+    with pytest.raises(cdl.SpecError, match="fatrop"):
+        cdl.solve(shared, cdl.Direct(nlp="fatrop", transcription="multiple_shooting"), progress=False)

@@ -5,7 +5,9 @@ multiple shooting (states per step as variables, continuity constraints) and dir
 (Legendre/Radau, degree 1–4). Hessians for IPOPT: exact (CasADi AD), Gauss-Newton (sum-of-squares
 structure of the loss, generalised for logistic/cross-entropy) or IPOPT's limited-memory BFGS.
 ``nlp="lbfgsb"`` runs scipy's L-BFGS-B over the JIT-compiled objective and gradient (single
-shooting, bounds only; :mod:`._lbfgsb`), the fastest route for unconstrained fits.
+shooting, bounds only; :mod:`._lbfgsb`), the fastest route for unconstrained fits. ``nlp="fatrop"``
+solves the multiple-shooting NLP with fatrop, an interior-point method whose Riccati recursion
+exploits the stage structure (:mod:`._fatrop`).
 
 Constraints: |θ| ≤ M on the θ coefficients (``theta_max``), and the invertibility constraints
 h²·Lip_x f(·, θ_k)² ≤ c² at every step (a smooth sufficient form of h·‖A_k‖₂·Lip σ ≤ c < 1, through
@@ -26,6 +28,7 @@ from ..problems.compiled import CasadiModel
 from ..problems.training import TrainingProblem
 from ..result import Result
 from . import _transcriptions as transcriptions
+from ._fatrop import run_fatrop
 from ._jit import compile_function
 from ._lbfgsb import Evaluator, objective_function, run_lbfgsb
 from .base import Recorder, check_choice, check_positive_float, check_positive_int, make_result
@@ -94,9 +97,10 @@ class Direct:
         IPOPT's Hessian of the Lagrangian: exact (CasADi AD), Gauss-Newton on the loss (exact on
         the regulariser and constraints) or limited-memory BFGS. Default: "exact" for IPOPT,
         "lbfgs" (the only choice) for ``nlp="lbfgsb"``.
-    nlp : {"ipopt", "lbfgsb"}
-        NLP solver: IPOPT through CasADi's nlpsol, or scipy's L-BFGS-B over the JIT-compiled
-        objective and gradient (single shooting; handles ``theta_max`` but not ``lipschitz``).
+    nlp : {"ipopt", "lbfgsb", "fatrop"}
+        NLP solver: IPOPT through CasADi's nlpsol, scipy's L-BFGS-B over the JIT-compiled
+        objective and gradient (single shooting; handles ``theta_max`` but not ``lipschitz``), or
+        fatrop through CasADi's nlpsol (multiple shooting, exact Hessian, stage-wise controls).
     max_iter : int
         Iteration limit.
     tol : float
@@ -115,6 +119,9 @@ class Direct:
         Compile to C (cached on disk): the objective and gradient for ``nlp="lbfgsb"``; for IPOPT
         the per-iteration history evaluation and, with ``hessian="lbfgs"`` in serial single
         shooting, J and its Jacobian (exact and Gauss-Newton Hessians use the MX graph).
+    fatrop_options : dict
+        Further fatrop options, passed through unchanged (they override ``max_iter``, ``tol`` and
+        ``print_level``).
     lbfgsb_options : dict
         Further ``scipy.optimize.minimize(method="L-BFGS-B")`` options; they override the defaults
         ``maxiter=max_iter, gtol=ftol=tol, maxcor=30, maxfun=20·max_iter+100``.
@@ -149,6 +156,7 @@ class Direct:
     collocation_scheme: str = "legendre"
     jit: bool = True
     lbfgsb_options: dict[str, Any] = dataclass_field(default_factory=dict)
+    fatrop_options: dict[str, Any] = dataclass_field(default_factory=dict)
     target_loss: float | None = None
     subsample: int | None = None
     parallelization: str = "serial"
@@ -158,7 +166,7 @@ class Direct:
 
     def __post_init__(self) -> None:
         check_choice("transcription", self.transcription, tuple(transcriptions.SHORT))
-        check_choice("nlp", self.nlp, ("ipopt", "lbfgsb"))
+        check_choice("nlp", self.nlp, ("ipopt", "lbfgsb", "fatrop"))
         if self.hessian is None:
             object.__setattr__(self, "hessian", "lbfgs" if self.nlp == "lbfgsb" else "exact")
         check_choice("hessian", self.hessian, ("exact", "gauss-newton", "lbfgs"))
@@ -166,6 +174,10 @@ class Direct:
             raise spec_error("hessian", self.hessian, "nlp='lbfgsb' is a quasi-Newton method: use 'lbfgs'")
         if self.nlp == "lbfgsb" and self.transcription != "single_shooting":
             raise spec_error("transcription", self.transcription, "nlp='lbfgsb' needs 'single_shooting'")
+        if self.nlp == "fatrop" and self.transcription != "multiple_shooting":
+            raise spec_error("transcription", self.transcription, "nlp='fatrop' needs 'multiple_shooting'")
+        if self.nlp == "fatrop" and self.hessian != "exact":
+            raise spec_error("hessian", self.hessian, "nlp='fatrop' uses the exact Hessian")
         check_positive_int("max_iter", self.max_iter, 0)
         check_positive_float("tol", self.tol)
         check_positive_int("record_every", self.record_every, 0)
@@ -187,7 +199,7 @@ class Direct:
         for flag in ("verbose", "jit"):
             if not isinstance(getattr(self, flag), bool):
                 raise spec_error(flag, getattr(self, flag), "must be true or false")
-        for table in ("ipopt_options", "lbfgsb_options"):
+        for table in ("ipopt_options", "lbfgsb_options", "fatrop_options"):
             if not isinstance(getattr(self, table), dict):
                 raise spec_error(table, getattr(self, table), "must be a table of options")
 
@@ -336,10 +348,13 @@ class Direct:
         Returns
         -------
         Result
-            Status from IPOPT's return status (or scipy's for L-BFGS-B); failures are never raised.
+            Status from IPOPT's return status (scipy's for L-BFGS-B, fatrop's return flag for
+            fatrop); failures are never raised.
         """
         if self.nlp == "lbfgsb":
             return run_lbfgsb(self, problem, w0, progress)
+        if self.nlp == "fatrop":
+            return run_fatrop(self, problem, w0, progress)
         recorder = self.recorder(problem, progress)
         tr = self.transcribe(problem, w0)
         reached = []
