@@ -383,3 +383,22 @@ def test_fatrop_needs_multiple_shooting_exact_hessian_and_stagewise_controls(tin
     shared = cdl.load_problem("sin", n_samples=10, dim=2, n_steps=4, control="piecewise_linear")
     with pytest.raises(cdl.SpecError, match="fatrop"):
         cdl.solve(shared, cdl.Direct(nlp="fatrop", transcription="multiple_shooting"), progress=False)
+
+
+def test_sqpmethod_gauss_newton_reaches_ipopts_single_shooting_optimum(tiny_sin):
+    sqp = cdl.solve(tiny_sin, cdl.Direct(nlp="sqpmethod"), progress=False)
+    ipopt = cdl.solve(tiny_sin, cdl.Direct(hessian="exact"), progress=False)
+    assert sqp.status == "converged" and ipopt.status == "converged"
+    assert sqp.objective == pytest.approx(ipopt.objective, rel=1e-6)
+    assert np.linalg.norm(tiny_sin.gradient(sqp.w, "torch")) < 1e-6
+    assert sqp.iterations < ipopt.iterations  # Gauss-Newton SQP: 21 iterations against 209
+    assert len(sqp.history) == sqp.iterations + 1  # the iteration callback logs every iterate
+
+
+def test_sqpmethod_max_iter_and_its_options(tiny_sin):
+    result = cdl.solve(tiny_sin, cdl.Direct(nlp="sqpmethod", max_iter=3), progress=False)
+    assert result.status == "max_iter" and "Maximum_Iterations_Exceeded" in result.message
+    with pytest.raises(cdl.SpecError, match="hessian"):
+        cdl.Direct(nlp="sqpmethod", hessian="exact")
+    with pytest.raises(cdl.SpecError, match="transcription"):
+        cdl.Direct(nlp="sqpmethod", transcription="multiple_shooting")

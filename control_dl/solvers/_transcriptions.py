@@ -340,3 +340,23 @@ def gauss_newton_hessian(tr: Transcription, model, damping: float = 0.0) -> ca.F
         ["x", "p", "lam_f", "lam_g"],
         ["triu_hess_gamma_x_x"],
     )
+
+
+def symmetric_hessian(upper: ca.Function) -> ca.Function:
+    """The full symmetric Hessian from a ``hess_lag`` Function that returns its upper triangle.
+
+    IPOPT takes triu(H); CasADi's ``sqpmethod`` wants H itself: H = U + Uᵀ − diag(U).
+
+    Parameters
+    ----------
+    upper : casadi.Function
+        ``(x, p, lam_f, lam_g) -> triu(H)``, e.g. from :func:`gauss_newton_hessian`.
+
+    Returns
+    -------
+    casadi.Function
+        ``(x, p, lam_f, lam_g) -> H``.
+    """
+    inputs = [ca.MX.sym(name, upper.sparsity_in(i)) for i, name in enumerate(upper.name_in())]
+    u = upper(*inputs)
+    return ca.Function("hess_lag", inputs, [u + u.T - ca.diag(ca.diag(u))], upper.name_in(), ["hess_gamma_x_x"])

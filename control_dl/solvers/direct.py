@@ -34,7 +34,7 @@ from ._lbfgsb import Evaluator, objective_function, run_lbfgsb
 from .base import Recorder, check_choice, check_positive_float, check_positive_int, make_result
 from .checkpoint import check_checkpoint
 
-#: IPOPT return_status -> Result.status
+#: IPOPT (and sqpmethod, same names) return_status -> Result.status
 IPOPT_STATUS = {
     "Solve_Succeeded": "converged",
     "Solved_To_Acceptable_Level": "converged",
@@ -96,11 +96,14 @@ class Direct:
     hessian : {"exact", "gauss-newton", "lbfgs"}, optional
         IPOPT's Hessian of the Lagrangian: exact (CasADi AD), Gauss-Newton on the loss (exact on
         the regulariser and constraints) or limited-memory BFGS. Default: "exact" for IPOPT,
-        "lbfgs" (the only choice) for ``nlp="lbfgsb"``.
+        "lbfgs" (the only choice) for ``nlp="lbfgsb"``, "gauss-newton" (the only choice) for
+        ``nlp="sqpmethod"``.
     nlp : {"ipopt", "lbfgsb", "fatrop"}
         NLP solver: IPOPT through CasADi's nlpsol, scipy's L-BFGS-B over the JIT-compiled
         objective and gradient (single shooting; handles ``theta_max`` but not ``lipschitz``), or
-        fatrop through CasADi's nlpsol (multiple shooting, exact Hessian, stage-wise controls).
+        fatrop through CasADi's nlpsol (multiple shooting, exact Hessian, stage-wise controls), or
+        CasADi's ``sqpmethod`` with the QP solver qrqp (single shooting, Gauss-Newton Hessian; for
+        small problems: each QP is dense).
     max_iter : int
         Iteration limit.
     tol : float
@@ -119,6 +122,9 @@ class Direct:
         Compile to C (cached on disk): the objective and gradient for ``nlp="lbfgsb"``; for IPOPT
         the per-iteration history evaluation and, with ``hessian="lbfgs"`` in serial single
         shooting, J and its Jacobian (exact and Gauss-Newton Hessians use the MX graph).
+    sqpmethod_options : dict
+        Further options of CasADi's ``sqpmethod`` (they override ``qpsol="qrqp"``, ``max_iter``,
+        ``tol_pr = tol_du = tol`` and the print switches).
     fatrop_options : dict
         Further fatrop options, passed through unchanged (they override ``max_iter``, ``tol`` and
         ``print_level``).
@@ -157,6 +163,7 @@ class Direct:
     jit: bool = True
     lbfgsb_options: dict[str, Any] = dataclass_field(default_factory=dict)
     fatrop_options: dict[str, Any] = dataclass_field(default_factory=dict)
+    sqpmethod_options: dict[str, Any] = dataclass_field(default_factory=dict)
     target_loss: float | None = None
     subsample: int | None = None
     parallelization: str = "serial"
@@ -166,9 +173,10 @@ class Direct:
 
     def __post_init__(self) -> None:
         check_choice("transcription", self.transcription, tuple(transcriptions.SHORT))
-        check_choice("nlp", self.nlp, ("ipopt", "lbfgsb", "fatrop"))
+        check_choice("nlp", self.nlp, ("ipopt", "lbfgsb", "fatrop", "sqpmethod"))
         if self.hessian is None:
-            object.__setattr__(self, "hessian", "lbfgs" if self.nlp == "lbfgsb" else "exact")
+            default = {"lbfgsb": "lbfgs", "sqpmethod": "gauss-newton"}.get(self.nlp, "exact")
+            object.__setattr__(self, "hessian", default)
         check_choice("hessian", self.hessian, ("exact", "gauss-newton", "lbfgs"))
         if self.nlp == "lbfgsb" and self.hessian != "lbfgs":
             raise spec_error("hessian", self.hessian, "nlp='lbfgsb' is a quasi-Newton method: use 'lbfgs'")
@@ -178,6 +186,10 @@ class Direct:
             raise spec_error("transcription", self.transcription, "nlp='fatrop' needs 'multiple_shooting'")
         if self.nlp == "fatrop" and self.hessian != "exact":
             raise spec_error("hessian", self.hessian, "nlp='fatrop' uses the exact Hessian")
+        if self.nlp == "sqpmethod" and self.hessian != "gauss-newton":
+            raise spec_error("hessian", self.hessian, "nlp='sqpmethod' needs 'gauss-newton' (a convex QP for qrqp)")
+        if self.nlp == "sqpmethod" and self.transcription != "single_shooting":
+            raise spec_error("transcription", self.transcription, "nlp='sqpmethod' needs 'single_shooting'")
         check_positive_int("max_iter", self.max_iter, 0)
         check_positive_float("tol", self.tol)
         check_positive_int("record_every", self.record_every, 0)
@@ -199,7 +211,7 @@ class Direct:
         for flag in ("verbose", "jit"):
             if not isinstance(getattr(self, flag), bool):
                 raise spec_error(flag, getattr(self, flag), "must be true or false")
-        for table in ("ipopt_options", "lbfgsb_options", "fatrop_options"):
+        for table in ("ipopt_options", "lbfgsb_options", "fatrop_options", "sqpmethod_options"):
             if not isinstance(getattr(self, table), dict):
                 raise spec_error(table, getattr(self, table), "must be a table of options")
 
@@ -261,6 +273,27 @@ class Direct:
         if self.hessian == "lbfgs":
             options["hessian_approximation"] = "limited-memory"
         options.update(self.ipopt_options)
+        return options
+
+    def sqpmethod_solver_options(self) -> dict[str, Any]:
+        """The sqpmethod options this solver passes (defaults, then the user's ``sqpmethod_options``).
+
+        Returns
+        -------
+        dict
+            nlpsol options of the ``sqpmethod`` plugin with the active-set QP solver ``qrqp``.
+        """
+        options: dict[str, Any] = {
+            "qpsol": "qrqp",
+            "qpsol_options": {"print_iter": False, "print_header": False, "error_on_fail": False},
+            "max_iter": self.max_iter,
+            "tol_pr": self.tol,
+            "tol_du": self.tol,
+            "print_header": self.verbose,
+            "print_iteration": self.verbose,
+            "print_status": self.verbose,
+        }
+        options.update(self.sqpmethod_options)
         return options
 
     def recorder(self, problem: TrainingProblem, progress: bool) -> Recorder:
@@ -348,8 +381,8 @@ class Direct:
         Returns
         -------
         Result
-            Status from IPOPT's return status (scipy's for L-BFGS-B, fatrop's return flag for
-            fatrop); failures are never raised.
+            Status from IPOPT's or sqpmethod's return status (scipy's for L-BFGS-B, fatrop's
+            return flag for fatrop); failures are never raised.
         """
         if self.nlp == "lbfgsb":
             return run_lbfgsb(self, problem, w0, progress)
@@ -374,25 +407,28 @@ class Direct:
             return bool(reached)
 
         options: dict[str, Any] = {
-            "ipopt": self.solver_options(),
             "print_time": self.verbose,
             "iteration_callback": _IterationCallback(tr.z.shape[0], tr.g.shape[0], on_iterate),
         }
+        if self.nlp == "sqpmethod":
+            options.update(self.sqpmethod_solver_options())
+        else:
+            options["ipopt"] = self.solver_options()
         if self.hessian == "gauss-newton":
-            options["hess_lag"] = transcriptions.gauss_newton_hessian(
-                tr, self.casadi_model(problem), self.gauss_newton_damping
-            )
+            hessian = transcriptions.gauss_newton_hessian(tr, self.casadi_model(problem), self.gauss_newton_damping)
+            options["hess_lag"] = hessian if self.nlp == "ipopt" else transcriptions.symmetric_hessian(hessian)
         bounds = {"lbx": tr.lbz, "ubx": tr.ubz, "lbg": tr.lbg, "ubg": tr.ubg}
         nlp = {"x": tr.z, "f": self.objective_for_ipopt(problem, tr), "g": tr.g}
         try:
-            solver = ca.nlpsol("direct", "ipopt", nlp, options)
+            solver = ca.nlpsol("direct", self.nlp, nlp, options)
             solution = solver(x0=np.clip(tr.z0, tr.lbz, tr.ubz), **bounds)
             stats = solver.stats()
         except RuntimeError as exc:  # CasADi raises on evaluation errors and bad options
             return make_result(problem, self, w0, "failed", f"CasADi error: {exc}", recorder, len(recorder.history))
         w = np.asarray(solution["x"], dtype=float).ravel()[: tr.n_w]
-        ipopt_status = stats.get("return_status", "unknown")
-        status = "converged" if reached else IPOPT_STATUS.get(ipopt_status, "failed")
-        message = f"target loss {self.target_loss:g} reached" if reached else f"IPOPT: {ipopt_status}"
+        nlp_status = stats.get("return_status", "unknown")
+        status = "converged" if reached else IPOPT_STATUS.get(nlp_status, "failed")
+        label = "IPOPT" if self.nlp == "ipopt" else "sqpmethod"
+        message = f"target loss {self.target_loss:g} reached" if reached else f"{label}: {nlp_status}"
         iterations = int(stats.get("iter_count", max(len(recorder.history) - 1, 0)))
         return make_result(problem, self, w, status, message, recorder, iterations)
