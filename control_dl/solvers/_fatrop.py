@@ -60,17 +60,16 @@ class StageLayout:
         }
 
 
-def _numeric(expr: ca.MX, z: ca.MX) -> np.ndarray:
-    """expr at a random z: structural nonzeros that are numerically zero (a basis or factor matrix
+def _numeric(expr: ca.MX, w: ca.MX) -> np.ndarray:
+    """expr at a random w: structural nonzeros that are numerically zero (a basis or factor matrix
     applied as a dense product) drop out."""
-    point = np.random.default_rng(0).standard_normal(z.shape[0])
-    return np.asarray(ca.Function("probe", [z], [expr])(point), dtype=float)
+    point = np.random.default_rng(0).standard_normal(w.shape[0])
+    return np.asarray(ca.Function("probe", [w], [expr])(point), dtype=float)
 
 
-def _columns(expr: ca.MX, z: ca.MX, n_w: int) -> np.ndarray:
-    """Indices of the entries of w (the first n_w of z) that expr depends on."""
-    cols = np.flatnonzero(np.any(_numeric(ca.jacobian(expr, z), z) != 0, axis=0))
-    return cols[cols < n_w]
+def _columns(expr: ca.MX, w: ca.MX) -> np.ndarray:
+    """Indices of the entries of w that expr depends on."""
+    return np.flatnonzero(np.any(_numeric(ca.jacobian(expr, w), w) != 0, axis=0))
 
 
 def stage_layout(model, tr: Transcription) -> StageLayout:
@@ -100,7 +99,7 @@ def stage_layout(model, tr: Transcription) -> StageLayout:
     owner[lay.n_theta + lay.n_readout :] = 0  # lift parameters: the first stage
     claimed = np.zeros(n_w, dtype=bool)
     for k in range(n_steps):
-        cols = _columns(model.stage_vector(w, k), w, n_w)
+        cols = _columns(model.stage_vector(w, k), w)
         if claimed[cols].any():
             raise spec_error("nlp", "fatrop", "θ coefficients shared between steps: the control is not stage-wise")
         claimed[cols] = True
@@ -108,13 +107,16 @@ def stage_layout(model, tr: Transcription) -> StageLayout:
     rows, cols = np.nonzero(_numeric(ca.hessian(problem.regulariser(w, casadi_ops), w)[0], w))
     if np.any(owner[rows] != owner[cols]):
         raise spec_error("nlp", "fatrop", "the regulariser couples parameters of different steps")
-    n_lip = tr.g.shape[0] - sum(problem.state_dims[1:]) * tr.targets.shape[1]
+    lipschitz = problem.step_lipschitz_sq(w, casadi_ops) if problem.constraints.lipschitz is not None else []
+    n_lip = len(lipschitz)  # the first rows of tr.g, built the same way
     lip_stage = []
-    for i in range(n_lip):
-        stages = np.unique(owner[_columns(tr.g[i], tr.z, n_w)])
-        if len(stages) != 1:
-            raise spec_error("nlp", "fatrop", "a Lipschitz constraint couples parameters of different steps")
-        lip_stage.append(int(stages[0]))
+    if n_lip:
+        jacobian = _numeric(ca.jacobian(ca.vertcat(*lipschitz), w), w)
+        for row in jacobian:
+            stages = np.unique(owner[np.flatnonzero(row)])
+            if len(stages) > 1:
+                raise spec_error("nlp", "fatrop", "a Lipschitz constraint couples parameters of different steps")
+            lip_stage.append(int(stages[0]) if len(stages) else n_steps)
     n = tr.targets.shape[1]
     state_sizes = [problem.state_dims[k] * n for k in range(n_steps + 1)]
     state_start = n_w + np.r_[0, np.cumsum(state_sizes[1:])]  # X_k starts at state_start[k-1] in tr.z
