@@ -411,3 +411,42 @@ def test_sqpmethod_max_iter_and_its_options(tiny_sin):
         cdl.Direct(nlp="sqpmethod", hessian="exact")
     with pytest.raises(cdl.SpecError, match="transcription"):
         cdl.Direct(nlp="sqpmethod", transcription="multiple_shooting")
+
+
+def test_gauss_newton_product_matches_torch_jacobians():
+    from control_dl.backends import torch_ops
+    from control_dl.solvers._lbfgsb import gauss_newton_hvp
+
+    torch = pytest.importorskip("torch")
+    problem = cdl.load_problem("ring", n_samples=12, dim=3, n_steps=3, loss="logistic", h1=1e-2, turnpike=0.5)
+    w = problem.initial_guess(1)
+    v = np.random.default_rng(0).normal(size=w.size)
+    product = gauss_newton_hvp(problem.casadi, 12)(w, v, problem.data.x_train, problem.targets)
+    ops = torch_ops()
+    x, y = ops.asarray(problem.data.x_train), ops.asarray(problem.targets)
+
+    def predictions(wt):
+        final = list(problem.trajectory(wt, x, ops))[-1]
+        return problem.readout(final, problem.layout.readout(wt, ops), ops).reshape(-1)
+
+    def rest(wt):  # J minus the terminal loss: regulariser and running terms, exact Hessian
+        return problem.objective_terms(wt, x, y, ops)[0] - problem.objective_terms(wt, x, y, ops)[1]
+
+    wt = torch.tensor(w)
+    jac = torch.autograd.functional.jacobian(predictions, wt).numpy()
+    logits = predictions(wt).numpy()
+    loss_curvature = np.exp(-np.logaddexp(0, -logits) - np.logaddexp(0, logits)) / 12  # σ(1−σ)/S
+    expected = jac.T @ (loss_curvature * (jac @ v)) + torch.autograd.functional.hessian(rest, wt).numpy() @ v
+    np.testing.assert_allclose(np.asarray(product).ravel(), expected, rtol=1e-9, atol=1e-12)
+
+
+def test_trust_ncg_gauss_newton_fits_the_ring():
+    problem = cdl.load_problem("ring", n_samples=100, dim=3, l2=0.0)
+    result = cdl.solve(problem, cdl.load_solver("trust-ncg", target_loss=1e-2, max_iter=300), progress=False)
+    assert result.status == "converged" and result.loss <= 1e-2 and result.accuracy == 1.0
+    objectives = [h["objective"] for h in result.history]
+    assert all(b <= a for a, b in zip(objectives, objectives[1:], strict=False))  # a trust region never climbs
+    with pytest.raises(cdl.SpecError, match="theta_max"):
+        cdl.solve(cdl.load_problem("ring", n_samples=20, theta_max=1.0), cdl.Direct(nlp="trust-ncg"), progress=False)
+    with pytest.raises(cdl.SpecError, match="hessian"):
+        cdl.Direct(nlp="trust-ncg", hessian="exact")

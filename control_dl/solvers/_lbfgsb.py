@@ -82,6 +82,39 @@ def objective_function(model: Any, n_samples: int) -> ca.Function:
     return ca.Function("objective_j", [w, x, y], [loss + rest], ["w", "x", "y"], ["J"])
 
 
+def gauss_newton_hvp(model: Any, n_samples: int) -> ca.Function:
+    r"""``(w, v, x, y) -> G(w) v``, the generalised Gauss-Newton Hessian times v, matrix-free.
+
+    G = J_Ŷᵀ (∇²_Ŷ ℓ / S) J_Ŷ + ∇²(rest), with Ŷ = λ2(x_N(w)) the predictions: a forward
+    directional derivative J_Ŷ v (``jtimes``), the per-sample loss Hessian in the outputs (2/S for
+    MSE, σ(1−σ)/S for logistic), then a reverse product J_Ŷᵀ u; the regulariser and running terms
+    ("rest") enter with their exact Hessian-vector product. No Jacobian is ever formed.
+
+    Parameters
+    ----------
+    model : CasadiModel
+        The problem's CasADi view.
+    n_samples : int
+        Batch size S.
+
+    Returns
+    -------
+    casadi.Function
+        The Function, named ``gauss_newton_hvp``.
+    """
+    lay = model.problem.layout
+    w, v = ca.MX.sym("w", lay.n_params), ca.MX.sym("v", lay.n_params)
+    x = ca.MX.sym("x", lay.n_in, n_samples)
+    y = ca.MX.sym("y", lay.n_out, n_samples)
+    predictions, _, rest = objective_terms(model, w, model.trajectory_expr(w, x), y)
+    yhat_s, y_s, d_s = (ca.SX.sym(name, lay.n_out) for name in ("yhat", "y", "d"))
+    hessian = ca.hessian(model.loss(yhat_s, y_s), yhat_s)[0]
+    weigh = ca.Function("loss_hessian_times", [yhat_s, y_s, d_s], [ca.mtimes(hessian, d_s)])
+    u = model.mapped(weigh, n_samples, [], [])(predictions, y, ca.jtimes(predictions, w, v)) / n_samples
+    hv = ca.jtimes(predictions, w, u, True) + ca.jtimes(ca.gradient(rest, w), w, v)
+    return ca.Function("gauss_newton_hvp", [w, v, x, y], [hv], ["w", "v", "x", "y"], ["Gv"])
+
+
 class Evaluator:
     """J, loss, ∇J and the accuracy at w on a fixed batch, through the (JIT-compiled) CasADi Function.
 
@@ -104,6 +137,7 @@ class Evaluator:
         self.problem = problem
         model = problem.casadi if solver.jit else solver.casadi_model(problem)  # generated C is serial
         self.function = objective_loss_gradient(model, x.shape[1])
+        self.model, self.jit = model, solver.jit
         self.note = "not compiled"
         if solver.jit:
             self.function, info = compile_function(self.function)
@@ -134,19 +168,41 @@ class Evaluator:
             extra["accuracy"] = float(np.mean(predict_labels(task, name, np.asarray(yhat, dtype=float)) == self.labels))
         return float(j), float(loss), grad, extra
 
+    def gauss_newton_product(self) -> Any:
+        """``hessp(w, v) -> G(w) v`` on this batch (:func:`gauss_newton_hvp`, compiled when ``jit``).
 
-#: scipy L-BFGS-B ``status`` -> Result.status (2 = the line search could not make progress)
-LBFGSB_STATUS = {0: "converged", 1: "max_iter", 2: "failed"}
+        Returns
+        -------
+        callable
+            The product, for scipy's ``hessp``.
+        """
+        product = gauss_newton_hvp(self.model, self.x.shape[1])
+        if self.jit:
+            product, _ = compile_function(product)
+
+        def hessp(w: np.ndarray, v: np.ndarray) -> np.ndarray:
+            return np.asarray(product(w, v, self.x, self.y), dtype=float).ravel()
+
+        return hessp
+
+
+#: scipy ``status`` -> Result.status (L-BFGS-B: 2 = the line search could not make progress;
+#: trust-ncg: 2+ = the trust region collapsed, a non-positive Hessian direction, or NaN)
+SCIPY_STATUS = {0: "converged", 1: "max_iter"}
 
 
 def run_lbfgsb(solver: Direct, problem: TrainingProblem, w0: np.ndarray, progress: bool) -> Result:
-    """Minimise J with L-BFGS-B from w0 (see the module docstring).
+    """Minimise J from w0 with scipy: L-BFGS-B, or trust-ncg with Gauss-Newton products (``nlp``).
+
+    ``nlp="lbfgsb"`` is L-BFGS-B over the compiled J and ∇J (bounds from ``theta_max``);
+    ``nlp="trust-ncg"`` is scipy's Newton-CG trust region with G(w)·v from :func:`gauss_newton_hvp`
+    (compiled too; no bounds).
 
     Parameters
     ----------
     solver : Direct
-        Options (``max_iter``, ``tol`` as ``gtol`` and ``ftol``, ``lbfgsb_options``, ``jit``,
-        ``target_loss``, ``subsample``).
+        Options (``nlp``, ``max_iter``, ``tol`` as ``gtol`` (and ``ftol``), ``lbfgsb_options``,
+        ``jit``, ``target_loss``, ``subsample``).
     problem : TrainingProblem
         The problem; its lipschitz constraint cannot be enforced here (SpecError).
     w0 : ndarray
@@ -162,7 +218,9 @@ def run_lbfgsb(solver: Direct, problem: TrainingProblem, w0: np.ndarray, progres
         compilation cost (``wall_time`` includes it).
     """
     if problem.constraints.lipschitz is not None:
-        raise spec_error("nlp", "lbfgsb", "cannot enforce the lipschitz constraint; use nlp='ipopt'")
+        raise spec_error("nlp", solver.nlp, "cannot enforce the lipschitz constraint; use nlp='ipopt'")
+    if solver.nlp == "trust-ncg" and problem.constraints.theta_max is not None:
+        raise spec_error("nlp", solver.nlp, "has no bounds; use nlp='lbfgsb' with theta_max")
     recorder = solver.recorder(problem, progress)
     evaluate = Evaluator(solver, problem, *solver.batch(problem))
     jit_note = evaluate.note
@@ -190,13 +248,18 @@ def run_lbfgsb(solver: Direct, problem: TrainingProblem, w0: np.ndarray, progres
     def callback(intermediate_result: Any) -> None:
         log(np.asarray(intermediate_result.x, dtype=float))
 
-    options = {
-        "maxiter": solver.max_iter,
-        "gtol": solver.tol,
-        "ftol": solver.tol,
-        "maxfun": 20 * solver.max_iter + 100,
-        "maxcor": 30,  # 30 correction pairs: 2.7x fewer iterations than scipy's 10 on ring (S = 400)
-    }
+    if solver.nlp == "trust-ncg":
+        method, extra = "trust-ncg", {"hessp": evaluate.gauss_newton_product()}
+        options = {"maxiter": solver.max_iter, "gtol": solver.tol}
+    else:
+        method, extra = "L-BFGS-B", {}
+        options = {
+            "maxiter": solver.max_iter,
+            "gtol": solver.tol,
+            "ftol": solver.tol,
+            "maxfun": 20 * solver.max_iter + 100,
+            "maxcor": 30,  # 30 correction pairs: 2.7x fewer iterations than scipy's 10 on ring (S = 400)
+        }
     options.update(solver.lbfgsb_options)
     lbx, ubx = theta_bounds(problem)
     w_start = np.clip(w0, lbx, ubx)
@@ -207,16 +270,17 @@ def run_lbfgsb(solver: Direct, problem: TrainingProblem, w0: np.ndarray, progres
     try:
         # scipy's L-BFGS-B calls BLAS on tiny vectors: threads only add overhead (4x on 2 cores)
         with threadpool_limits(limits=1, user_api="blas"):
+            bounds = Bounds(lbx, ubx) if method == "L-BFGS-B" else None
             res = minimize(
-                fun, w_start, jac=True, method="L-BFGS-B", bounds=Bounds(lbx, ubx), callback=callback, options=options
+                fun, w_start, jac=True, method=method, bounds=bounds, callback=callback, options=options, **extra
             )
     except (RuntimeError, ValueError, FloatingPointError) as exc:
-        return make_result(problem, solver, w_start, "failed", f"L-BFGS-B error: {exc}", recorder, 0)
+        return make_result(problem, solver, w_start, "failed", f"{method} error: {exc}", recorder, 0)
     iterations = len(recorder.history) - 1
     if reached:
         status, message = "converged", f"target loss {solver.target_loss:g} reached"
     else:
-        status = LBFGSB_STATUS.get(int(res.status), "failed")
-        message = f"L-BFGS-B: {res.message}"
+        status = SCIPY_STATUS.get(int(res.status), "failed")
+        message = f"{method}: {res.message}"
     w = np.asarray(res.x, dtype=float)
     return make_result(problem, solver, w, status, f"{message} ({jit_note})", recorder, iterations)

@@ -98,9 +98,11 @@ class Direct:
         the regulariser and constraints) or limited-memory BFGS. Default: "exact" for IPOPT,
         "lbfgs" (the only choice) for ``nlp="lbfgsb"``, "gauss-newton" (the only choice) for
         ``nlp="sqpmethod"``.
-    nlp : {"ipopt", "lbfgsb", "fatrop"}
+    nlp : {"ipopt", "lbfgsb", "trust-ncg", "fatrop", "sqpmethod"}
         NLP solver: IPOPT through CasADi's nlpsol, scipy's L-BFGS-B over the JIT-compiled
-        objective and gradient (single shooting; handles ``theta_max`` but not ``lipschitz``), or
+        objective and gradient (single shooting; handles ``theta_max`` but not ``lipschitz``),
+        scipy's trust-ncg with matrix-free Gauss-Newton products G·v built with ``jtimes``
+        (single shooting, no constraints), or
         fatrop through CasADi's nlpsol (multiple shooting, exact Hessian, stage-wise controls), or
         CasADi's ``sqpmethod`` with the QP solver qrqp (single shooting, Gauss-Newton Hessian; for
         small problems: each QP is dense).
@@ -173,15 +175,19 @@ class Direct:
 
     def __post_init__(self) -> None:
         check_choice("transcription", self.transcription, tuple(transcriptions.SHORT))
-        check_choice("nlp", self.nlp, ("ipopt", "lbfgsb", "fatrop", "sqpmethod"))
+        check_choice("nlp", self.nlp, ("ipopt", "lbfgsb", "trust-ncg", "fatrop", "sqpmethod"))
         if self.hessian is None:
-            default = {"lbfgsb": "lbfgs", "sqpmethod": "gauss-newton"}.get(self.nlp, "exact")
+            default = {"lbfgsb": "lbfgs", "sqpmethod": "gauss-newton", "trust-ncg": "gauss-newton"}.get(
+                self.nlp, "exact"
+            )
             object.__setattr__(self, "hessian", default)
         check_choice("hessian", self.hessian, ("exact", "gauss-newton", "lbfgs"))
         if self.nlp == "lbfgsb" and self.hessian != "lbfgs":
             raise spec_error("hessian", self.hessian, "nlp='lbfgsb' is a quasi-Newton method: use 'lbfgs'")
-        if self.nlp == "lbfgsb" and self.transcription != "single_shooting":
-            raise spec_error("transcription", self.transcription, "nlp='lbfgsb' needs 'single_shooting'")
+        if self.nlp == "trust-ncg" and self.hessian != "gauss-newton":
+            raise spec_error("hessian", self.hessian, "nlp='trust-ncg' uses Gauss-Newton products: use 'gauss-newton'")
+        if self.nlp in ("lbfgsb", "trust-ncg") and self.transcription != "single_shooting":
+            raise spec_error("transcription", self.transcription, f"nlp={self.nlp!r} needs 'single_shooting'")
         if self.nlp == "fatrop" and self.transcription != "multiple_shooting":
             raise spec_error("transcription", self.transcription, "nlp='fatrop' needs 'multiple_shooting'")
         if self.nlp == "fatrop" and self.hessian != "exact":
@@ -387,7 +393,7 @@ class Direct:
             Status from IPOPT's or sqpmethod's return status (scipy's for L-BFGS-B, fatrop's
             return flag for fatrop); failures are never raised.
         """
-        if self.nlp == "lbfgsb":
+        if self.nlp in ("lbfgsb", "trust-ncg"):
             return run_lbfgsb(self, problem, w0, progress)
         if self.nlp == "fatrop":
             return run_fatrop(self, problem, w0, progress)
