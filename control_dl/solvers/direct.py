@@ -278,9 +278,6 @@ class Direct:
         }
         if self.hessian == "lbfgs":
             options["hessian_approximation"] = "limited-memory"
-            # IPOPT's watchdog takes unsafeguarded trial steps; with a quasi-Newton Hessian on these
-            # nonconvex fits they spike J by up to 1e6 before being undone (measured on ring).
-            options["watchdog_shortened_iter_trigger"] = 0
         options.update(self.ipopt_options)
         return options
 
