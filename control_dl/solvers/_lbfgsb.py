@@ -20,11 +20,21 @@ from ..problems.costs import predict_labels
 from ..problems.training import TrainingProblem
 from ..result import Result
 from ._jit import compile_function
-from ._transcriptions import objective_terms, theta_bounds
+from ._transcriptions import theta_bounds
 from .base import make_result
 
 if TYPE_CHECKING:
     from .direct import Direct
+
+
+def _single_shooting(model: Any, n_samples: int) -> tuple[ca.MX, ca.MX, ca.MX, ca.MX, ca.MX, ca.MX]:
+    """Symbols w, x, y and the MX parts (Ŷ, loss, rest) of J by simulation, for S = ``n_samples``."""
+    lay = model.problem.layout
+    w = ca.MX.sym("w", lay.n_params)
+    x = ca.MX.sym("x", lay.n_in, n_samples)
+    y = ca.MX.sym("y", lay.n_out, n_samples)
+    predictions, loss, rest = model.objective_parts(w, model.trajectory_expr(w, x), y)
+    return w, x, y, predictions, loss, rest
 
 
 def objective_loss_gradient(model: Any, n_samples: int) -> ca.Function:
@@ -44,11 +54,7 @@ def objective_loss_gradient(model: Any, n_samples: int) -> ca.Function:
     casadi.Function
         The Function, named ``objective_loss_gradient``.
     """
-    lay = model.problem.layout
-    w = ca.MX.sym("w", lay.n_params)
-    x = ca.MX.sym("x", lay.n_in, n_samples)
-    y = ca.MX.sym("y", lay.n_out, n_samples)
-    predictions, loss, rest = objective_terms(model, w, model.trajectory_expr(w, x), y)
+    w, x, y, predictions, loss, rest = _single_shooting(model, n_samples)
     j = loss + rest
     return ca.Function(
         "objective_loss_gradient",
@@ -74,11 +80,7 @@ def objective_function(model: Any, n_samples: int) -> ca.Function:
     casadi.Function
         The Function, named ``objective_j``.
     """
-    lay = model.problem.layout
-    w = ca.MX.sym("w", lay.n_params)
-    x = ca.MX.sym("x", lay.n_in, n_samples)
-    y = ca.MX.sym("y", lay.n_out, n_samples)
-    _, loss, rest = objective_terms(model, w, model.trajectory_expr(w, x), y)
+    w, x, y, _, loss, rest = _single_shooting(model, n_samples)
     return ca.Function("objective_j", [w, x, y], [loss + rest], ["w", "x", "y"], ["J"])
 
 
@@ -103,10 +105,8 @@ def gauss_newton_hvp(model: Any, n_samples: int) -> ca.Function:
         The Function, named ``gauss_newton_hvp``.
     """
     lay = model.problem.layout
-    w, v = ca.MX.sym("w", lay.n_params), ca.MX.sym("v", lay.n_params)
-    x = ca.MX.sym("x", lay.n_in, n_samples)
-    y = ca.MX.sym("y", lay.n_out, n_samples)
-    predictions, _, rest = objective_terms(model, w, model.trajectory_expr(w, x), y)
+    w, x, y, predictions, _, rest = _single_shooting(model, n_samples)
+    v = ca.MX.sym("v", lay.n_params)
     yhat_s, y_s, d_s = (ca.SX.sym(name, lay.n_out) for name in ("yhat", "y", "d"))
     hessian = ca.hessian(model.loss(yhat_s, y_s), yhat_s)[0]
     weigh = ca.Function("loss_hessian_times", [yhat_s, y_s, d_s], [ca.mtimes(hessian, d_s)])

@@ -113,33 +113,11 @@ class _SampleFunctions:
         self.loss_hessian = ca.Function("loss_hessian", [yhat, y], [ca.hessian(loss, yhat)[0]])
 
 
-def objective_terms(model, w: ca.MX, states: list[ca.MX], y) -> tuple[ca.MX, ca.MX, ca.MX]:
-    """``(predictions, loss, rest)`` with J = loss + rest: :meth:`CasadiModel.objective_parts`.
-
-    Parameters
-    ----------
-    model : CasadiModel
-        The problem's CasADi view.
-    w : casadi.MX
-        Network parameters.
-    states : list of casadi.MX
-        X_0..X_N, each ``d × S``.
-    y : casadi.MX or casadi.DM
-        Encoded targets ``n_out × S``.
-
-    Returns
-    -------
-    tuple of casadi.MX
-        Predictions λ2(X_N), the mean terminal loss and the rest of J.
-    """
-    return model.objective_parts(w, states, y)
-
-
 def _finish(model, w: ca.MX, y: np.ndarray, states: list[ca.MX], z: ca.MX, z0, g_extra: list[ca.MX]) -> Transcription:
     """Objective terms, constraints and bounds (shared by all transcriptions)."""
     problem, lay = model.problem, model.problem.layout
     y = ca.DM(y)
-    predictions, loss, rest = objective_terms(model, w, states, y)
+    predictions, loss, rest = model.objective_parts(w, states, y)
     lbw, ubw = theta_bounds(problem)
     n_extra = z.shape[0] - lay.n_params
     lbz = np.r_[lbw, np.full(n_extra, -np.inf)]
