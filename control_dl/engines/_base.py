@@ -1,0 +1,167 @@
+r"""The engine seam: HOW J and its derivatives are evaluated, separate from WHAT is solved.
+
+An *engine spec* (a small frozen dataclass of options: :class:`~control_dl.engines.Casadi`,
+:class:`~control_dl.engines.Torch`, ``"auto"``, :class:`~control_dl.engines.Dask`) is bound to a
+problem and a batch of samples, giving an :class:`Engine`. Every single-shooting NLP driver and
+MSA/E-MSA talk to the model only through this interface, so each runs on every engine.
+
+Conventions (symbols as in DESIGN.md). The batch is x ∈ R^{n_in × S} (one column per sample) with
+encoded targets y ∈ R^{n_out × S}. The engine's objective is
+
+    J_batch(w) = (1/n) Σ_{i ∈ batch} [ ℓ(λ2(x_{N,i}), y_i) + h Σ_{k=1}^{N} r(x_{k,i}) ] + [R(θ)],
+
+with n = ``normaliser`` (default: the batch size S) and R included when ``regulariser`` is true.
+A data-parallel engine binds one local engine per shard with ``normaliser`` = the total S and the
+regulariser on one shard only, so the shards' values and gradients simply add up.
+
+Costates follow the minimisation-free sign of Pontryagin's principle used by MSA:
+p_k = −∂J_batch/∂x_k (a ``d_k × S`` matrix), so p_N = −(1/n) ∇Φ(x_N) − (h/n) ∇r(x_N) and
+p_k = J_{F,x}(x_k, Θ_k)ᵀ p_{k+1} − (h/n) ∇r(x_k) (no r at k = 0); q_k = J_{F,x}(x_k, Θ_k)ᵀ p_{k+1}.
+Θ_k is θ at the integrator nodes of step k, stacked (``problem.stage_thetas``), x_{k+1} = F_k(x_k, Θ_k).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """J, the training loss, ∇_w J and the predictions at one w on the engine's batch.
+
+    Attributes
+    ----------
+    objective : float
+        J_batch(w) (see the module docstring for its normalisation).
+    loss : float
+        Terminal loss part (1/n) Σ_i ℓ(λ2(x_{N,i}), y_i).
+    gradient : ndarray or None
+        ∇_w J_batch, shape ``(n_params,)`` (None when not requested).
+    predictions : ndarray or None
+        λ2(x_N), shape ``(n_out, S)`` (for accuracies without a second forward pass).
+    n_samples : int
+        Samples that contributed (a data-parallel engine checks every shard answered).
+    """
+
+    objective: float
+    loss: float
+    gradient: np.ndarray | None
+    predictions: np.ndarray | None
+    n_samples: int
+
+
+@dataclass
+class Sweep:
+    """Forward states and backward costates at one w (one Pontryagin sweep).
+
+    Attributes
+    ----------
+    w : ndarray
+        The decision vector of the sweep.
+    states : list of ndarray
+        x_0, …, x_N, each ``d_k × S``.
+    costates : list of ndarray
+        p_0, …, p_N = −∂J_batch/∂x_k, each ``d_k × S``.
+    q : list of ndarray
+        q_k = J_{F,x}(x_k, Θ_k)ᵀ p_{k+1}, k = 0..N−1.
+    handle : object
+        Engine-private data (e.g. futures of a data-parallel engine whose arrays stay on workers;
+        then the lists above may be empty).
+    """
+
+    w: np.ndarray
+    states: list[np.ndarray] = field(default_factory=list)
+    costates: list[np.ndarray] = field(default_factory=list)
+    q: list[np.ndarray] = field(default_factory=list)
+    handle: Any = None
+
+
+@dataclass(frozen=True)
+class StageValues:
+    r"""Per-step terms a_k of the augmented Hamiltonian, their Θ-gradients and (optionally) Hessians.
+
+    a_k(Θ) = Σ_i [ p̂_{k+1,i}·F_k(x_{k,i}, Θ) − ρ/2 ‖x_{k+1,i} − F_k(x_{k,i}, Θ)‖²
+                   − ρ/2 ‖q̂_{k,i} − J_{F,x}(x_{k,i}, Θ)ᵀ p̂_{k+1,i}‖² ],   p̂ = n p, q̂ = n q
+
+    (Li, Chen, Tai & E 2018, eq. for the extended MSA; summed, not averaged, over the batch).
+
+    Attributes
+    ----------
+    values : ndarray
+        a_k, shape ``(N,)``.
+    gradients : list of ndarray
+        ∂a_k/∂Θ_k, one vector per step.
+    hessians : list of ndarray or None
+        ∂²a_k/∂Θ_k², one matrix per step, when requested.
+    """
+
+    values: np.ndarray
+    gradients: list[np.ndarray]
+    hessians: list[np.ndarray] | None = None
+
+
+class Engine(ABC):
+    """An evaluator of one problem on one batch: J, ∇J, G·v, states, costates, stage Hamiltonians.
+
+    Parameters
+    ----------
+    problem : TrainingProblem
+        What is evaluated.
+    x : ndarray
+        Inputs, ``n_in × S``.
+    y : ndarray
+        Encoded targets, ``n_out × S``.
+    normaliser : float, optional
+        n in (1/n) Σ_i (default S).
+    regulariser : bool
+        Include R(θ) in J (and its derivatives).
+
+    Attributes
+    ----------
+    info : dict
+        What a solver records in ``Result.engine``: ``name`` and, where it applies, set-up timings,
+        the device, the reason ``auto`` chose this engine.
+    """
+
+    name: str = "abstract"
+
+    def __init__(
+        self, problem: Any, x: np.ndarray, y: np.ndarray, normaliser: float | None = None, regulariser: bool = True
+    ) -> None:
+        self.problem = problem
+        self.x = np.asarray(x, dtype=np.float64)
+        self.y = np.asarray(y, dtype=np.float64)
+        self.normaliser = float(self.x.shape[1] if normaliser is None else normaliser)
+        self.regulariser = bool(regulariser)
+        self.info: dict[str, Any] = {"name": self.name}
+
+    @property
+    def n_samples(self) -> int:
+        """Number S of samples in the batch."""
+        return int(self.x.shape[1])
+
+    @abstractmethod
+    def evaluate(self, w: np.ndarray, gradient: bool = True) -> Evaluation:
+        """J, the loss, (∇J) and the predictions at w."""
+
+    @abstractmethod
+    def gauss_newton_product(self, w: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """G(w) v: generalised Gauss-Newton matrix of J_batch times v (exact Hessian on R and running terms)."""
+
+    @abstractmethod
+    def states(self, w: np.ndarray) -> list[np.ndarray]:
+        """x_0, …, x_N for the batch (each ``d_k × S``)."""
+
+    @abstractmethod
+    def sweep(self, w: np.ndarray) -> Sweep:
+        """Forward states and backward costates at w (see the module docstring)."""
+
+    @abstractmethod
+    def augmented_hamiltonian(
+        self, sweep: Sweep, thetas: list[np.ndarray], rho: float, hessian: bool = False
+    ) -> StageValues:
+        """a_k(Θ_k) for every step k at the given Θ_k, with gradients (and Hessians), see :class:`StageValues`."""
