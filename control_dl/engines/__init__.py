@@ -1,8 +1,62 @@
 """Engines: how J, ∇J, Gauss-Newton products, states and costates are evaluated (see :mod:`._base`)."""
 
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._errors import spec_error
 from ._base import Engine as Engine
+from ._base import EngineSpec as EngineSpec
 from ._base import Evaluation as Evaluation
 from ._base import StageValues as StageValues
 from ._base import Sweep as Sweep
 
-__all__ = ["Engine", "Evaluation", "StageValues", "Sweep"]
+#: engine name -> spec class with default options (filled by the implementations)
+ENGINES: dict[str, type[EngineSpec]] = {}
+
+
+def make_engine(
+    spec: str | EngineSpec,
+    problem: Any,
+    x: np.ndarray,
+    y: np.ndarray,
+    normaliser: float | None = None,
+    regulariser: bool = True,
+) -> Engine:
+    """Bind an engine to a problem and a batch.
+
+    Parameters
+    ----------
+    spec : str or EngineSpec
+        A registered name (``"auto"``, ``"casadi"``, ``"torch"``) or a spec object with options.
+    problem : TrainingProblem
+        What to evaluate.
+    x, y : ndarray
+        Inputs ``n_in × S`` and encoded targets ``n_out × S``.
+    normaliser : float, optional
+        n in J's (1/n) Σ_i (default S).
+    regulariser : bool
+        Include R(θ).
+
+    Returns
+    -------
+    Engine
+        The bound engine.
+
+    Raises
+    ------
+    SpecError
+        ``spec`` names no registered engine.
+    """
+    if isinstance(spec, str):
+        if spec not in ENGINES:
+            raise spec_error("engine", spec, f"must be one of {sorted(ENGINES)} or an EngineSpec")
+        spec = ENGINES[spec]()
+    if not isinstance(spec, EngineSpec):
+        raise spec_error("engine", type(spec).__name__, "must be an engine name or an EngineSpec")
+    return spec.bind(problem, x, y, normaliser, regulariser)
+
+
+__all__ = ["ENGINES", "Engine", "EngineSpec", "Evaluation", "StageValues", "Sweep", "make_engine"]

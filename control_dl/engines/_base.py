@@ -165,3 +165,19 @@ class Engine(ABC):
         self, sweep: Sweep, thetas: list[np.ndarray], rho: float, hessian: bool = False
     ) -> StageValues:
         """a_k(Θ_k) for every step k at the given Θ_k, with gradients (and Hessians), see :class:`StageValues`."""
+
+
+class EngineSpec(ABC):
+    """Options of one kind of engine (a frozen dataclass in each implementation), bound per batch.
+
+    Solvers take ``engine: str | EngineSpec``; a string names a registered spec with its defaults
+    (see :func:`control_dl.engines.make_engine`).
+    """
+
+    name: str = "abstract"
+
+    @abstractmethod
+    def bind(
+        self, problem: Any, x: np.ndarray, y: np.ndarray, normaliser: float | None = None, regulariser: bool = True
+    ) -> Engine:
+        """An :class:`Engine` for ``problem`` on the batch (x, y) (parameters as in :class:`Engine`)."""
