@@ -21,7 +21,7 @@ import numpy as np
 from .._errors import spec_error
 from ..backends import get_ops, numpy_ops
 from . import lipschitz
-from .controls import Control, PiecewiseConstant
+from .controls import Control, PiecewiseConstant, step_index
 from .costs import Constraints, Cost, encode_targets, loss_per_sample, predict_labels
 from .datasets import Dataset
 from .feedforward import FeedForward
@@ -630,7 +630,7 @@ class TrainingProblem:
         lay = self.layout
         if self.model is not None:
             t = np.atleast_1d(np.asarray(t, dtype=float))
-            layers = np.clip(np.floor(t / self.step_size).astype(int), 0, self.n_steps - 1)
+            layers = step_index(t, self.horizon, self.n_steps)
             out = np.zeros((t.size, lay.p))
             for i, k in enumerate(layers):
                 theta_k = lay.coefficient(w, k)
