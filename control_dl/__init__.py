@@ -66,6 +66,7 @@ __all__ = [
     "compare",
     "datasets",
     "diagnostics",
+    "engines",
     "experiments",
     "list_problems",
     "list_solvers",
