@@ -374,7 +374,8 @@ class TrainingProblem:
         Parameters
         ----------
         w : array
-            Decision vector (numpy array, torch tensor; CasADi goes through :attr:`casadi`).
+            Decision vector (numpy array, torch tensor; CasADi goes through
+            :func:`control_dl.engines.casadi_model`).
         x : array
             Inputs, ``n_in × S``.
         target : array
@@ -479,7 +480,11 @@ class TrainingProblem:
         """
         w = self.check_w(w)
         if backend == "casadi":
-            j, loss = self.casadi.objective(w, self.data.x_train, self.targets)
+            # problems imports no engine at module level (arrows: engines -> problems); the CasADi
+            # view is traced on first use and cached per problem by the engine layer
+            from ..engines import casadi_model
+
+            j, loss = casadi_model(self).objective(w, self.data.x_train, self.targets)
             return float(j), float(loss)
         ops = get_ops(backend)
         j, loss = self.objective_terms(ops.asarray(w), ops.asarray(self.data.x_train), ops.asarray(self.targets), ops)
@@ -502,7 +507,9 @@ class TrainingProblem:
         """
         w = self.check_w(w)
         if backend == "casadi":
-            return self.casadi.objective_gradient(w, self.data.x_train, self.targets)[1]
+            from ..engines import casadi_model  # lazily, as in objective_and_loss
+
+            return casadi_model(self).objective_gradient(w, self.data.x_train, self.targets)[1]
         if backend == "torch":
             ops = get_ops("torch")
             wt = ops.asarray(w).requires_grad_(True)
@@ -510,13 +517,6 @@ class TrainingProblem:
             j.backward()
             return wt.grad.detach().numpy().copy()
         raise ValueError(f"backend={backend!r}: gradients come from 'casadi' or 'torch'")
-
-    @cached_property
-    def casadi(self) -> Any:
-        """The compiled CasADi model (per-sample Functions mapped over samples)."""
-        from .compiled import CasadiModel
-
-        return CasadiModel(self)
 
     def forward(self, w: Any, X: np.ndarray | None = None) -> np.ndarray:
         """States x_0, …, x_N of the inputs X (default: the training inputs).
