@@ -39,3 +39,38 @@ from .solvers import TorchTrainer as TorchTrainer
 from .solvers import list_solvers as list_solvers
 from .solvers import load_solver as load_solver
 from .solvers import solve as solve
+
+__all__ = [
+    "Bottleneck",
+    "CompareTable",
+    "Constraints",
+    "Control",
+    "Cost",
+    "Dataset",
+    "Direct",
+    "FeedForward",
+    "Inside",
+    "MSA",
+    "Outside",
+    "PiecewiseConstant",
+    "PiecewiseLinear",
+    "Result",
+    "SpecError",
+    "Spectral",
+    "TimeInvariant",
+    "TorchTrainer",
+    "TrainingProblem",
+    "VectorField",
+    "backends",
+    "compare",
+    "datasets",
+    "diagnostics",
+    "experiments",
+    "list_problems",
+    "list_solvers",
+    "load_problem",
+    "load_solver",
+    "plotting",
+    "problem_from_spec",
+    "solve",
+]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.polynomial import legendre
@@ -25,6 +26,40 @@ from .._errors import spec_error
 def _check_int(field: str, value: object, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise spec_error(field, value, f"must be an integer >= {minimum}")
+
+
+#: Relative tolerance (in units of one step) within which a time counts as the grid point t_k.
+GRID_RTOL = 1e-9
+
+
+def step_index(t: Any, horizon: float, n_steps: int) -> np.ndarray:
+    """Index k of the integration step [t_k, t_{k+1}) that contains each time t.
+
+    The grid is the integrator's, t_k = k h with h = T / N (``TrainingProblem.times``). In floating
+    point t_k · N / T can land just below k (e.g. 29 · 0.16 · 50 / 8 = 28.999…), so a plain
+    ``floor`` would return the previous step. Here s = t N / T is first rounded to the nearest
+    integer when it lies within ``GRID_RTOL · max(1, |s|)`` of it, then floored: a grid time t_k
+    always maps to step k, the final time T to the last step N − 1, and times outside [0, T] to
+    the first or last step. Every time → step lookup in the package goes through this function.
+
+    Parameters
+    ----------
+    t : float or array_like
+        Times, any shape.
+    horizon : float
+        T > 0.
+    n_steps : int
+        N ≥ 1.
+
+    Returns
+    -------
+    ndarray
+        Integer step indices in 0..N-1, the shape of ``t`` (0-d for a scalar).
+    """
+    s = np.asarray(t, dtype=float) * (n_steps / horizon)
+    nearest = np.rint(s)
+    snapped = np.where(np.abs(s - nearest) <= GRID_RTOL * np.maximum(1.0, np.abs(s)), nearest, s)
+    return np.clip(np.floor(snapped), 0, n_steps - 1).astype(int)
 
 
 def _gram_factor(gram: np.ndarray) -> np.ndarray:
@@ -125,9 +160,21 @@ class PiecewiseConstant(Control):
         return self.n_steps
 
     def basis_at(self, t: np.ndarray, horizon: float) -> np.ndarray:
-        """Indicator of the step containing t (the last step includes T)."""
-        k = np.clip(np.floor(np.asarray(t) * self.n_steps / horizon).astype(int), 0, self.n_steps - 1)
-        return np.eye(self.n_steps)[k]
+        """Indicator e_k of the step k = :func:`step_index` (t) containing t (the last step includes T).
+
+        Parameters
+        ----------
+        t : array_like
+            Times, shape ``(n,)``.
+        horizon : float
+            T.
+
+        Returns
+        -------
+        ndarray
+            One-hot rows, shape ``(n, n_steps)``.
+        """
+        return np.eye(self.n_steps)[step_index(np.atleast_1d(t), horizon, self.n_steps)]
 
     def stage_basis(self, step: int, c: float, horizon: float) -> np.ndarray:
         """e_k for every stage of step k (θ is constant across a step)."""

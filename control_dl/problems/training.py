@@ -20,7 +20,8 @@ import numpy as np
 
 from .._errors import spec_error
 from ..backends import get_ops, numpy_ops
-from .controls import Control, PiecewiseConstant
+from . import lipschitz
+from .controls import Control, PiecewiseConstant, step_index
 from .costs import Constraints, Cost, encode_targets, loss_per_sample, predict_labels
 from .datasets import Dataset
 from .feedforward import FeedForward
@@ -332,10 +333,10 @@ class TrainingProblem:
         return np.array([self.control.stage_basis(k, 0.5, self.horizon) for k in range(self.n_steps)])
 
     def step_lipschitz_sq(self, w: Any, ops: Any) -> list[Any]:
-        """(h · Lip_x f(·, θ))² bounds at every distinct integrator node of every step.
+        """(h·Lip_x f(·, θ))² at every distinct integrator node: the invertibility constraint's rows.
 
-        ``h·Lip < 1`` at every step makes each Euler step x ↦ x + h f(x, θ) invertible (a
-        homeomorphism, Behrmann et al.). Needs ``field.lipschitz_sq_bound``.
+        Each row is bounded by ``lipschitz.constraint_limit(self)²``; see
+        :func:`control_dl.problems.lipschitz.node_bounds_sq` (the one definition).
 
         Parameters
         ----------
@@ -347,21 +348,9 @@ class TrainingProblem:
         Returns
         -------
         list
-            One scalar per (step, node).
+            One scalar per distinct (step, node).
         """
-        bound = getattr(self.field, "lipschitz_sq_bound", None)
-        if bound is None:
-            raise spec_error(
-                "lipschitz",
-                self.constraints.lipschitz,
-                f"field {type(self.field).__name__} has no lipschitz_sq_bound()",
-            )
-        h2 = self.step_size**2
-        return [
-            h2 * bound(self.layout.unpack(theta, self.layout.theta_shapes, ops), ops)
-            for k in range(self.n_steps)
-            for theta in self.stage_thetas(w, k, ops)
-        ]
+        return lipschitz.node_bounds_sq(self, w, ops)
 
     def stage_thetas(self, w: Any, k: int, ops: Any) -> list[Any]:
         """θ at each integrator node of step k (θ_k alone for a feed-forward model)."""
@@ -641,7 +630,7 @@ class TrainingProblem:
         lay = self.layout
         if self.model is not None:
             t = np.atleast_1d(np.asarray(t, dtype=float))
-            layers = np.clip(np.floor(t / self.step_size).astype(int), 0, self.n_steps - 1)
+            layers = step_index(t, self.horizon, self.n_steps)
             out = np.zeros((t.size, lay.p))
             for i, k in enumerate(layers):
                 theta_k = lay.coefficient(w, k)
