@@ -128,11 +128,16 @@ class Constraints:
     theta_max : float or None
         M in the box |θ| ≤ M (every entry of every coefficient vector).
     lipschitz : float or None
-        c ∈ (0, 1): enforce h·‖A_k‖·Lip(σ) ≤ c per step (the invertibility constraint).
+        c ∈ (0, 1): bound the Lipschitz constant of every step's increment by c, e.g. Euler
+        h·Lip(σ)·‖A_k‖ ≤ c (the invertibility constraint; :mod:`~control_dl.problems.lipschitz`).
+    lipschitz_norm : {"frobenius", "spectral"}
+        ‖A_k‖ in that bound: ‖A_k‖_F (smooth, every constrained solver) or the exact ‖A_k‖₂
+        (``nlp="lbfgsb"`` only).
     """
 
     theta_max: float | None = None
     lipschitz: float | None = None
+    lipschitz_norm: str = "frobenius"
 
     def __post_init__(self) -> None:
         m = self.theta_max
@@ -143,6 +148,8 @@ class Constraints:
         c = self.lipschitz
         if c is not None and (isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 < c < 1):
             raise spec_error("lipschitz", c, "must be a number in (0, 1) (omit it for no constraint)")
+        if self.lipschitz_norm not in ("frobenius", "spectral"):
+            raise spec_error("lipschitz_norm", self.lipschitz_norm, "must be 'frobenius' or 'spectral'")
 
 
 def encode_targets(task: str, loss: str, y: np.ndarray, n_classes: int) -> np.ndarray:

@@ -16,7 +16,7 @@ from .._errors import SpecError, spec_error
 from ..backends import numpy_ops
 from .layout import unpack_blocks
 
-#: Lipschitz constants of the activations (used by the invertibility certificate).
+#: Lipschitz constants of the activations (the field bounds live in :mod:`.lipschitz`).
 ACTIVATION_LIPSCHITZ = {"tanh": 1.0, "sigmoid": 0.25, "softplus": 1.0, "relu": 1.0, "identity": 1.0}
 ACTIVATIONS = tuple(ACTIVATION_LIPSCHITZ)
 
@@ -169,10 +169,6 @@ class Inside(_Activated):
         """Return σ(A x + b)."""
         return activate(self.activation, ops.matmul(params["A"], x) + params["b"], ops)
 
-    def lipschitz_sq_bound(self, params: dict[str, Any], ops: Any) -> Any:
-        """Smooth upper bound of Lip_x(f)²: Lip(σ)² ‖A‖_F² (since ‖A‖₂ ≤ ‖A‖_F)."""
-        return self.lipschitz**2 * ops.sum(params["A"] * params["A"])
-
 
 @dataclass(frozen=True)
 class Outside(_Activated):
@@ -191,10 +187,6 @@ class Outside(_Activated):
     def __call__(self, x: Any, params: dict[str, Any], ops: Any) -> Any:
         """Return W σ(x) + b."""
         return ops.matmul(params["W"], activate(self.activation, x, ops)) + params["b"]
-
-    def lipschitz_sq_bound(self, params: dict[str, Any], ops: Any) -> Any:
-        """Smooth upper bound of Lip_x(f)²: Lip(σ)² ‖W‖_F²."""
-        return self.lipschitz**2 * ops.sum(params["W"] * params["W"])
 
 
 @dataclass(frozen=True)
@@ -227,10 +219,6 @@ class Bottleneck(_Activated):
         """Return W σ(A x + b)."""
         hidden = activate(self.activation, ops.matmul(params["A"], x) + params["b"], ops)
         return ops.matmul(params["W"], hidden)
-
-    def lipschitz_sq_bound(self, params: dict[str, Any], ops: Any) -> Any:
-        """Smooth upper bound of Lip_x(f)²: Lip(σ)² ‖W‖_F² ‖A‖_F²."""
-        return self.lipschitz**2 * ops.sum(params["W"] * params["W"]) * ops.sum(params["A"] * params["A"])
 
 
 FIELDS = {"inside": Inside, "outside": Outside, "bottleneck": Bottleneck}

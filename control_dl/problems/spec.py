@@ -55,6 +55,7 @@ SCHEMA: dict[str, tuple[str, type]] = {
     "tracking_target": ("cost", float),
     "theta_max": ("constraints", float),
     "lipschitz": ("constraints", float),
+    "lipschitz_norm": ("constraints", str),
 }
 SECTIONS = ("data", "model", "control", "cost", "constraints")
 #: keys that describe the flow of a ResNet; a ``model = "mlp"`` spec ignores them when they come from

@@ -20,6 +20,7 @@ import numpy as np
 
 from .._errors import spec_error
 from ..backends import get_ops, numpy_ops, smooth_abs
+from . import lipschitz
 from .controls import Control, PiecewiseConstant, step_index
 from .costs import Constraints, Cost, check_loss, encode_targets, loss_per_sample, predict_labels
 from .datasets import Dataset
@@ -335,10 +336,10 @@ class TrainingProblem:
         return np.array([self.control.stage_basis(k, 0.5, self.horizon) for k in range(self.n_steps)])
 
     def step_lipschitz_sq(self, w: Any, ops: Any) -> list[Any]:
-        """(h · Lip_x f(·, θ))² bounds at every distinct integrator node of every step.
+        """(h·Lip_x f(·, θ))² at every distinct integrator node: the invertibility constraint's rows.
 
-        ``h·Lip < 1`` at every step makes each Euler step x ↦ x + h f(x, θ) invertible (a
-        homeomorphism, Behrmann et al.). Needs ``field.lipschitz_sq_bound``.
+        Each row is bounded by ``lipschitz.constraint_limit(self)²``; see
+        :func:`control_dl.problems.lipschitz.node_bounds_sq` (the one definition).
 
         Parameters
         ----------
@@ -350,21 +351,9 @@ class TrainingProblem:
         Returns
         -------
         list
-            One scalar per (step, node).
+            One scalar per distinct (step, node).
         """
-        bound = getattr(self.field, "lipschitz_sq_bound", None)
-        if bound is None:
-            raise spec_error(
-                "lipschitz",
-                self.constraints.lipschitz,
-                f"field {type(self.field).__name__} has no lipschitz_sq_bound()",
-            )
-        h2 = self.step_size**2
-        return [
-            h2 * bound(self.layout.unpack(theta, self.layout.theta_shapes, ops), ops)
-            for k in range(self.n_steps)
-            for theta in self.stage_thetas(w, k, ops)
-        ]
+        return lipschitz.node_bounds_sq(self, w, ops)
 
     def stage_thetas(self, w: Any, k: int, ops: Any) -> list[Any]:
         """θ at each integrator node of step k (θ_k alone for a feed-forward model)."""
@@ -388,7 +377,8 @@ class TrainingProblem:
         Parameters
         ----------
         w : array
-            Decision vector (numpy array, torch tensor; CasADi goes through :attr:`casadi`).
+            Decision vector (numpy array, torch tensor; CasADi goes through
+            :func:`control_dl.engines.casadi_model`).
         x : array
             Inputs, ``n_in × S``.
         target : array
@@ -493,7 +483,11 @@ class TrainingProblem:
         """
         w = self.check_w(w)
         if backend == "casadi":
-            j, loss = self.casadi.objective(w, self.data.x_train, self.targets)
+            # problems imports no engine at module level (arrows: engines -> problems); the CasADi
+            # view is traced on first use and cached per problem by the engine layer
+            from ..engines import casadi_model
+
+            j, loss = casadi_model(self).objective(w, self.data.x_train, self.targets)
             return float(j), float(loss)
         ops = get_ops(backend)
         j, loss = self.objective_terms(ops.asarray(w), ops.asarray(self.data.x_train), ops.asarray(self.targets), ops)
@@ -516,7 +510,9 @@ class TrainingProblem:
         """
         w = self.check_w(w)
         if backend == "casadi":
-            return self.casadi.objective_gradient(w, self.data.x_train, self.targets)[1]
+            from ..engines import casadi_model  # lazily, as in objective_and_loss
+
+            return casadi_model(self).objective_gradient(w, self.data.x_train, self.targets)[1]
         if backend == "torch":
             ops = get_ops("torch")
             wt = ops.asarray(w).requires_grad_(True)
@@ -524,13 +520,6 @@ class TrainingProblem:
             j.backward()
             return wt.grad.detach().numpy().copy()
         raise ValueError(f"backend={backend!r}: gradients come from 'casadi' or 'torch'")
-
-    @cached_property
-    def casadi(self) -> Any:
-        """The compiled CasADi model (per-sample Functions mapped over samples)."""
-        from .compiled import CasadiModel
-
-        return CasadiModel(self)
 
     def forward(self, w: Any, X: np.ndarray | None = None) -> np.ndarray:
         """States x_0, …, x_N of the inputs X (default: the training inputs).
