@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# the CPU wheel first: a bare `torch` requirement would pull a multi-GB CUDA build
 	$(PY) -m pip install --quiet torch==$(TORCH_VERSION)
-	$(PY) -m pip install --quiet -e '.[torch,dev,dask,docs]'
+	$(PY) -m pip install --quiet -e '.[torch,dev,dask,docs,datasets,export]'
 	touch $@
 
 demo: $(VENV)/.installed
