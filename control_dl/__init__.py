@@ -9,6 +9,7 @@ __version__ = "0.1.0"
 
 from . import backends as backends
 from . import diagnostics as diagnostics
+from . import engines as engines
 from . import experiments as experiments
 from . import plotting as plotting
 from ._errors import SpecError as SpecError
@@ -65,6 +66,7 @@ __all__ = [
     "compare",
     "datasets",
     "diagnostics",
+    "engines",
     "experiments",
     "list_problems",
     "list_solvers",

@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 
 from .._errors import spec_error
-from ..backends import get_ops, numpy_ops
+from ..backends import get_ops, numpy_ops, smooth_abs
 from . import lipschitz
 from .controls import Control, PiecewiseConstant, step_index
-from .costs import Constraints, Cost, encode_targets, loss_per_sample, predict_labels
+from .costs import Constraints, Cost, check_loss, encode_targets, loss_per_sample, predict_labels
 from .datasets import Dataset
 from .feedforward import FeedForward
-from .fields import Inside, VectorField
+from .fields import Inside, VectorField, check_field
 from .integrators import Integrator, get_integrator
 from .layout import LayerLayout, Layout
 
@@ -88,6 +88,7 @@ class TrainingProblem:
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < self.data.n_in:
             raise spec_error("dim", dim, f"must be an integer >= the input dimension {self.data.n_in}")
         object.__setattr__(self, "dim", int(dim))
+        check_field(self.field, self.dim)
         horizon = self.horizon
         if isinstance(horizon, bool) or not isinstance(horizon, (int, float)) or not (0 < horizon < np.inf):
             raise spec_error("horizon", horizon, "must be a finite number > 0")
@@ -95,7 +96,9 @@ class TrainingProblem:
         get_integrator(self.integrator)
         if self.lift not in ("pad", "affine"):
             raise spec_error("lift", self.lift, "must be 'pad' or 'affine'")
-        encode_targets(self.data.task, self.cost.loss, self.data.y_train, self.data.n_classes)
+        check_loss(
+            self.cost.loss, encode_targets(self.data.task, self.cost.loss, self.data.y_train, self.data.n_classes)
+        )
         if self.model is not None:
             self._check_feedforward()
 
@@ -306,7 +309,7 @@ class TrainingProblem:
         if cost.l1 > 0:
             theta_mid = ops.matmul(coeffs, ops.asarray(self._midpoint_basis.T))
             eps = cost.l1_eps
-            total = total + cost.l1 * self.step_size * ops.sum(ops.sqrt(theta_mid * theta_mid + eps**2) - eps)
+            total = total + cost.l1 * self.step_size * ops.sum(smooth_abs(theta_mid, eps, ops))
         return total
 
     def _layer_regulariser(self, w: Any, ops: Any) -> Any:
@@ -317,7 +320,7 @@ class TrainingProblem:
             total = total + self.cost.l2 * h * ops.sum(theta * theta)
         if self.cost.l1 > 0:
             eps = self.cost.l1_eps
-            total = total + self.cost.l1 * h * ops.sum(ops.sqrt(theta * theta + eps**2) - eps)
+            total = total + self.cost.l1 * h * ops.sum(smooth_abs(theta, eps, ops))
         return total
 
     @cached_property
@@ -374,7 +377,8 @@ class TrainingProblem:
         Parameters
         ----------
         w : array
-            Decision vector (numpy array, torch tensor; CasADi goes through :attr:`casadi`).
+            Decision vector (numpy array, torch tensor; CasADi goes through
+            :func:`control_dl.engines.casadi_model`).
         x : array
             Inputs, ``n_in × S``.
         target : array
@@ -479,7 +483,11 @@ class TrainingProblem:
         """
         w = self.check_w(w)
         if backend == "casadi":
-            j, loss = self.casadi.objective(w, self.data.x_train, self.targets)
+            # problems imports no engine at module level (arrows: engines -> problems); the CasADi
+            # view is traced on first use and cached per problem by the engine layer
+            from ..engines import casadi_model
+
+            j, loss = casadi_model(self).objective(w, self.data.x_train, self.targets)
             return float(j), float(loss)
         ops = get_ops(backend)
         j, loss = self.objective_terms(ops.asarray(w), ops.asarray(self.data.x_train), ops.asarray(self.targets), ops)
@@ -502,7 +510,9 @@ class TrainingProblem:
         """
         w = self.check_w(w)
         if backend == "casadi":
-            return self.casadi.objective_gradient(w, self.data.x_train, self.targets)[1]
+            from ..engines import casadi_model  # lazily, as in objective_and_loss
+
+            return casadi_model(self).objective_gradient(w, self.data.x_train, self.targets)[1]
         if backend == "torch":
             ops = get_ops("torch")
             wt = ops.asarray(w).requires_grad_(True)
@@ -510,13 +520,6 @@ class TrainingProblem:
             j.backward()
             return wt.grad.detach().numpy().copy()
         raise ValueError(f"backend={backend!r}: gradients come from 'casadi' or 'torch'")
-
-    @cached_property
-    def casadi(self) -> Any:
-        """The compiled CasADi model (per-sample Functions mapped over samples)."""
-        from .compiled import CasadiModel
-
-        return CasadiModel(self)
 
     def forward(self, w: Any, X: np.ndarray | None = None) -> np.ndarray:
         """States x_0, …, x_N of the inputs X (default: the training inputs).

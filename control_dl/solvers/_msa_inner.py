@@ -249,8 +249,8 @@ class MSAFunctions:
     """
 
     def __init__(self, problem: Any, pf: Any, jit: bool) -> None:
+        from ..engines._jit import compile_if
         from ._hamiltonian import regulariser_functions
-        from ._jit import compile_if
 
         self.problem, self.pf = problem, pf
         lay = problem.layout
