@@ -148,7 +148,8 @@ def run_constrained(solver: Direct, problem: TrainingProblem, w0: np.ndarray, pr
     ----------
     solver : Direct
         Options: ``max_iter`` (L-BFGS-B iterations over all outer iterations), ``tol`` (inner
-        ``gtol``/``ftol``), ``lbfgsb_options``, ``jit``, ``target_loss``, ``subsample``.
+        ``gtol``/``ftol``), ``lbfgsb_options``, ``engine`` (any: only J and ∇J are evaluated),
+        ``jit``, ``target_loss``, ``subsample``.
     problem : TrainingProblem
         A flow with an Inside or Outside field and ``constraints.lipschitz`` set.
     w0 : ndarray
@@ -166,7 +167,7 @@ def run_constrained(solver: Direct, problem: TrainingProblem, w0: np.ndarray, pr
     """
     balls = NodeBalls(problem)
     recorder = solver.recorder(problem, progress)
-    evaluate = Evaluator(solver, problem, *solver.batch(problem))
+    evaluate = Evaluator(solver.bind_engine(problem, *solver.batch(problem)))
     lbx, ubx = theta_bounds(problem)
     w = np.clip(w0, lbx, ubx)
     multipliers = np.zeros_like(balls.matrices(w))
