@@ -133,7 +133,10 @@ def test_known_failures_are_still_failing():
 @pytest.mark.parametrize(
     ("doc", "expected"),
     [
-        ('"""Add.\n\n    Parameters\n    ----------\n    a : int\n        A.\n    """', ["'b' not in Parameters", "no Returns"]),
+        (
+            '"""Add.\n\n    Parameters\n    ----------\n    a : int\n        A.\n    """',
+            ["'b' not in Parameters", "no Returns"],
+        ),
         ('"""Add."""', ["'a' not in Parameters", "'b' not in Parameters", "no Returns"]),
         (
             '"""Add.\n\n    Parameters\n    ----------\n    a, b : int\n        Terms.\n    c : int\n        Gone.\n\n'
