@@ -25,6 +25,7 @@ import numpy as np
 
 from .._errors import spec_error
 from ..backends import casadi_ops
+from ..engines import casadi_model
 from ._transcriptions import Transcription
 from .base import make_result
 
@@ -142,7 +143,7 @@ FATROP_STATUS = {0: "converged", 1: "max_iter"}
 
 
 def _log(recorder, problem, w: np.ndarray) -> None:
-    j, loss = problem.casadi.objective(w, problem.data.x_train, problem.targets)
+    j, loss = casadi_model(problem).objective(w, problem.data.x_train, problem.targets)
     recorder.log(len(recorder.history), w, j, loss)
 
 
