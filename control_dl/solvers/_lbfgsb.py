@@ -186,6 +186,13 @@ class Evaluator:
         return hessp
 
 
+def _damped(product: Any, damping: float) -> Any:
+    """G·v + μ·v (Levenberg-Marquardt damping of the Gauss-Newton product; μ = 0: G·v itself)."""
+    if damping == 0:
+        return product
+    return lambda w, v: product(w, v) + damping * v
+
+
 #: scipy ``status`` -> Result.status (L-BFGS-B: 2 = the line search could not make progress;
 #: trust-ncg: 2+ = the trust region collapsed, a non-positive Hessian direction, or NaN)
 SCIPY_STATUS = {0: "converged", 1: "max_iter"}
@@ -201,8 +208,9 @@ def run_lbfgsb(solver: Direct, problem: TrainingProblem, w0: np.ndarray, progres
     Parameters
     ----------
     solver : Direct
-        Options (``nlp``, ``max_iter``, ``tol`` as ``gtol`` (and ``ftol``), ``lbfgsb_options``,
-        ``jit``, ``target_loss``, ``subsample``).
+        Options (``nlp``, ``max_iter``, ``tol`` as ``gtol`` (and ``ftol``), ``lbfgsb_options`` or
+        ``trust_ncg_options``, ``gauss_newton_damping`` (trust-ncg), ``jit``, ``target_loss``,
+        ``subsample``).
     problem : TrainingProblem
         The problem; its lipschitz constraint cannot be enforced here (SpecError).
     w0 : ndarray
@@ -249,18 +257,10 @@ def run_lbfgsb(solver: Direct, problem: TrainingProblem, w0: np.ndarray, progres
         log(np.asarray(intermediate_result.x, dtype=float))
 
     if solver.nlp == "trust-ncg":
-        method, extra = "trust-ncg", {"hessp": evaluate.gauss_newton_product()}
-        options = {"maxiter": solver.max_iter, "gtol": solver.tol}
+        method, extra = "trust-ncg", {"hessp": _damped(evaluate.gauss_newton_product(), solver.gauss_newton_damping)}
     else:
         method, extra = "L-BFGS-B", {}
-        options = {
-            "maxiter": solver.max_iter,
-            "gtol": solver.tol,
-            "ftol": solver.tol,
-            "maxfun": 20 * solver.max_iter + 100,
-            "maxcor": 30,  # 30 correction pairs: 2.7x fewer iterations than scipy's 10 on ring (S = 400)
-        }
-    options.update(solver.lbfgsb_options)
+    options = solver.backend_options.scipy_options(solver.max_iter, solver.tol)
     lbx, ubx = theta_bounds(problem)
     w_start = np.clip(w0, lbx, ubx)
     try:
