@@ -9,6 +9,7 @@ __version__ = "0.1.0"
 
 from . import backends as backends
 from . import diagnostics as diagnostics
+from . import engines as engines
 from . import experiments as experiments
 from . import plotting as plotting
 from ._errors import SpecError as SpecError
@@ -45,3 +46,39 @@ from .solvers import TrustNcgOptions as TrustNcgOptions
 from .solvers import list_solvers as list_solvers
 from .solvers import load_solver as load_solver
 from .solvers import solve as solve
+
+__all__ = [
+    "Bottleneck",
+    "CompareTable",
+    "Constraints",
+    "Control",
+    "Cost",
+    "Dataset",
+    "Direct",
+    "FeedForward",
+    "Inside",
+    "MSA",
+    "Outside",
+    "PiecewiseConstant",
+    "PiecewiseLinear",
+    "Result",
+    "SpecError",
+    "Spectral",
+    "TimeInvariant",
+    "TorchTrainer",
+    "TrainingProblem",
+    "VectorField",
+    "backends",
+    "compare",
+    "datasets",
+    "diagnostics",
+    "engines",
+    "experiments",
+    "list_problems",
+    "list_solvers",
+    "load_problem",
+    "load_solver",
+    "plotting",
+    "problem_from_spec",
+    "solve",
+]

@@ -46,6 +46,7 @@ REACHES = {
     (cdl.Direct, "subsample"): "test_direct:test_subsample_and_thread_map",
     (cdl.Direct, "parallelization"): "test_solver_options:test_options_that_cannot_act_raise",
     (cdl.Direct, "gauss_newton_damping"): "test_solver_options:test_gauss_newton_damping_reaches_trust_ncg",
+    (cdl.Direct, "engine"): "test_solver_options:test_the_engine_option_reaches_the_scipy_backends",
     # Direct: one options object per back-end
     (cdl.Direct, "ipopt_options"): "test_solver_options:test_an_ipopt_option_set_by_the_user_is_the_one_ipopt_used",
     (cdl.Direct, "lbfgsb_options"): "test_solver_options:test_backend_options_reach_their_backend",
@@ -304,6 +305,27 @@ def test_gauss_newton_damping_reaches_trust_ncg(small_ring, spy):
     damped = spy["hessp"](w, v)
     _run(small_ring, cdl.Direct(nlp="trust-ncg"))
     np.testing.assert_allclose(damped - spy["hessp"](w, v), 0.5 * v, rtol=1e-10, atol=1e-12)
+
+
+def test_the_engine_option_reaches_the_scipy_backends(small_ring, monkeypatch):
+    from control_dl.solvers import direct
+
+    specs = []
+
+    def spy(spec, *args, **kwargs):
+        specs.append(spec)
+        return make_engine(spec, *args, **kwargs)
+
+    make_engine = direct.make_engine
+    monkeypatch.setattr(direct, "make_engine", spy)
+    spec = cdl.engines.Casadi(jit=False)
+    uncompiled = cdl.solve(small_ring, cdl.Direct(nlp="lbfgsb", engine=spec, max_iter=3), progress=False)
+    assert specs and all(s == spec for s in specs)
+    assert "not compiled" in uncompiled.message
+    compiled = cdl.solve(small_ring, cdl.Direct(nlp="lbfgsb", max_iter=3), progress=False)
+    assert uncompiled.history[1]["objective"] == pytest.approx(compiled.history[1]["objective"], rel=1e-9)
+    with pytest.raises(cdl.SpecError, match="engine"):
+        cdl.Direct(transcription="multiple_shooting", engine="torch")
 
 
 def test_fatrop_records_every_iteration_and_honours_the_target(tiny):

@@ -23,6 +23,7 @@ import casadi as ca
 import numpy as np
 
 from ..backends import numpy_ops
+from ..engines import casadi_model
 from ..problems.feedforward import check_widths
 from ..problems.training import TrainingProblem
 
@@ -135,7 +136,7 @@ def _rank(sv: np.ndarray, rtol: float) -> np.ndarray:
 
 
 def _layer_jacobians(problem: TrainingProblem, k: int, x: np.ndarray, stage: np.ndarray) -> np.ndarray:
-    step = problem.casadi.step_at(k)
+    step = casadi_model(problem).step_at(k)
     xs = ca.SX.sym("x", step.size1_in(0))
     th = ca.SX.sym("Theta", step.size1_in(1))
     jac = ca.Function("layer_jacobian", [xs, th], [ca.jacobian(step(xs, th), xs)])

@@ -1,6 +1,6 @@
 r"""Compiled CasADi pieces of the discrete maximum principle, traced from the one model.
 
-Discrete PMP for x_{k+1} = F(x_k, Θ_k) (one Euler or RK4 step, ``problem.casadi.step``) and
+Discrete PMP for x_{k+1} = F(x_k, Θ_k) (one Euler or RK4 step, ``casadi_model(problem).step``) and
 
     J = (1/S) Σ_i Φ(x_{N,i}) + (h/S) Σ_{k=1}^{N} Σ_i L(x_{k,i}) + R(θ):
 
@@ -25,6 +25,7 @@ import casadi as ca
 import numpy as np
 
 from ..backends import casadi_ops
+from ..engines import casadi_model
 
 if TYPE_CHECKING:
     from ..problems.training import TrainingProblem
@@ -36,7 +37,7 @@ class PontryaginFunctions:
     Parameters
     ----------
     problem : TrainingProblem
-        The problem; its :class:`~control_dl.problems.compiled.CasadiModel` supplies the traced
+        The problem; its :class:`~control_dl.engines.CasadiModel` supplies the traced
         per-sample Functions ``step``, ``terminal`` and ``running``.
     n_samples : int
         Batch size S.
@@ -45,7 +46,7 @@ class PontryaginFunctions:
     def __init__(self, problem: TrainingProblem, n_samples: int) -> None:
         self.problem = problem
         self.n_samples = n_samples
-        model, lay = problem.casadi, problem.layout
+        model, lay = casadi_model(problem), problem.layout
         self.n_theta_stage = model.step.size1_in(1)
         x = ca.SX.sym("x", problem.dim)
         y = ca.SX.sym("y", lay.n_out)
@@ -72,7 +73,7 @@ class PontryaginFunctions:
 
     def _build_sweep(self) -> ca.Function:
         """(w, x_in, y) -> (X, P, Q): states, costates and q_k, each ``d × S·(N+1)`` (Q: ``d × S·N``)."""
-        problem, model, lay = self.problem, self.problem.casadi, self.problem.layout
+        problem, model, lay = self.problem, casadi_model(self.problem), self.problem.layout
         s = self.n_samples
         w = ca.MX.sym("w", problem.n_params)
         x_in = ca.MX.sym("x_in", lay.n_in, s)
@@ -103,7 +104,7 @@ class PontryaginFunctions:
     def _build_readout_objective(self) -> ca.Function:
         """(w_readout, X, y) -> (J − R, ∇_{w_readout}): the cost of fixed states X (``d × S·(N+1)``) as a
         function of the readout (P, c) only."""
-        problem, model, lay = self.problem, self.problem.casadi, self.problem.layout
+        problem, model, lay = self.problem, casadi_model(self.problem), self.problem.layout
         s, n = self.n_samples, self.problem.n_steps
         w_readout = ca.MX.sym("w_readout", model.terminal.size1_in(2))
         states = ca.MX.sym("X", problem.dim, s * (n + 1))

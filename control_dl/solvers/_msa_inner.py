@@ -28,6 +28,7 @@ from scipy import optimize, sparse
 
 from ..backends import casadi_ops
 from ..problems.controls import PiecewiseConstant
+from ..problems.lipschitz import constraint_limit
 
 
 def _stack(a: np.ndarray) -> np.ndarray:
@@ -248,8 +249,8 @@ class MSAFunctions:
     """
 
     def __init__(self, problem: Any, pf: Any, jit: bool) -> None:
+        from ..engines._jit import compile_if
         from ._hamiltonian import regulariser_functions
-        from ._jit import compile_if
 
         self.problem, self.pf = problem, pf
         lay = problem.layout
@@ -334,7 +335,7 @@ class MSAFunctions:
             "lbx": np.full(lay.n_theta, -lim),
             "ubx": np.full(lay.n_theta, lim),
             "lbg": np.full(g.shape[0], -np.inf),
-            "ubg": np.full(g.shape[0], (problem.constraints.lipschitz or 0.0) ** 2),
+            "ubg": np.full(g.shape[0], constraint_limit(problem) ** 2 if g.shape[0] else 0.0),
         }
         self._ipopt[iters] = (solver, bounds)
         return self._ipopt[iters]

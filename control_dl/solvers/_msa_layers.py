@@ -1,6 +1,6 @@
 r"""MSA / E-MSA for feed-forward models: the discrete maximum principle with one state size per layer.
 
-For x_{k+1} = F_k(x_k, θ_k) (``problem.casadi.step_at(k)``, x_k ∈ R^{w_k}, θ_k ∈ R^{p_k}) and
+For x_{k+1} = F_k(x_k, θ_k) (``casadi_model(problem).step_at(k)``, x_k ∈ R^{w_k}, θ_k ∈ R^{p_k}) and
 
     J = (1/S) Σ_i Φ(x_{L,i}) + R(θ),   R(θ) = Σ_k R_k(θ_k)   (α h ‖θ_k‖² + γ h Σ(√(θ_k² + ε²) − ε)):
 
@@ -27,6 +27,7 @@ import casadi as ca
 import numpy as np
 
 from ..backends import casadi_ops
+from ..engines import casadi_model
 from ._hamiltonian import stage_functions, sum_over_samples
 from ._msa_inner import Evaluation, InnerSolvers, damped_newton
 
@@ -47,7 +48,7 @@ class LayerPontryaginFunctions:
 
     def __init__(self, problem: TrainingProblem, n_samples: int) -> None:
         self.problem, self.n_samples = problem, n_samples
-        model = problem.casadi
+        model = casadi_model(problem)
         pieces = [stage_functions(model.step_at(k)) for k in range(problem.n_steps)]
         self._vjps = [vjp for vjp, _, _ in pieces]
         self.stage_vg = [sum_over_samples(h_vg, n_samples) for _, h_vg, _ in pieces]
@@ -56,7 +57,7 @@ class LayerPontryaginFunctions:
 
     def _build_sweep(self) -> ca.Function:
         """(w, x_in, y) -> (X_0, …, X_L, P_0, …, P_L), X_k and P_k of size ``w_k × S``."""
-        problem, model, lay = self.problem, self.problem.casadi, self.problem.layout
+        problem, model, lay = self.problem, casadi_model(self.problem), self.problem.layout
         s = self.n_samples
         w = ca.MX.sym("w", problem.n_params)
         x_in = ca.MX.sym("x_in", lay.n_in, s)
@@ -108,7 +109,7 @@ class LayerMSAFunctions:
     """
 
     def __init__(self, problem: TrainingProblem, pf: LayerPontryaginFunctions, jit: bool) -> None:
-        from ._jit import compile_if
+        from ..engines._jit import compile_if
 
         self.problem, self.pf = problem, pf
         self.offsets = problem.layout.offsets

@@ -175,7 +175,13 @@ class Recorder:
         self.best: tuple[int, float, np.ndarray] | None = None
 
     def elapsed(self) -> float:
-        """Seconds since the recorder was created."""
+        """Wall-clock time of the run so far.
+
+        Returns
+        -------
+        float
+            Seconds since the recorder was created.
+        """
         return time.perf_counter() - self.start
 
     def log(self, iteration: int, w: np.ndarray, objective: float, loss: float, **extra: float) -> None:
@@ -409,8 +415,9 @@ def _objective(problem: TrainingProblem, w: np.ndarray) -> float:
 def constraint_violation(problem: TrainingProblem, w: np.ndarray) -> float:
     """Largest violation of the problem's constraints at w (0 when all hold).
 
-    max(|θ_i| − M, h·Lip_x f(·, θ_k) − c) over the θ coefficients and the integrator nodes
-    (:meth:`TrainingProblem.step_lipschitz_sq` gives (h·Lip)²).
+    max(|θ_i| − M, h·Lip_x f(·, θ_node) − r) over the θ coefficients and the distinct integrator
+    nodes, with r = :func:`control_dl.problems.lipschitz.constraint_limit` (c for Euler, the RK4
+    node limit for RK4) and (h·Lip)² from :meth:`TrainingProblem.step_lipschitz_sq`.
 
     Parameters
     ----------
@@ -425,6 +432,7 @@ def constraint_violation(problem: TrainingProblem, w: np.ndarray) -> float:
         The violation, ≥ 0.
     """
     from ..backends import numpy_ops
+    from ..problems.lipschitz import constraint_limit
 
     violation = 0.0
     m, c = problem.constraints.theta_max, problem.constraints.lipschitz
@@ -432,7 +440,7 @@ def constraint_violation(problem: TrainingProblem, w: np.ndarray) -> float:
         violation = max(violation, float(np.max(np.abs(w[: problem.layout.n_theta]), initial=0.0)) - m)
     if c is not None:
         bounds = np.sqrt(np.maximum(np.array(problem.step_lipschitz_sq(w, numpy_ops), dtype=float), 0.0))
-        violation = max(violation, float(np.max(bounds, initial=0.0)) - c)
+        violation = max(violation, float(np.max(bounds, initial=0.0)) - constraint_limit(problem))
     return max(violation, 0.0)
 
 

@@ -5,7 +5,8 @@ multiple shooting (states per step as variables, continuity constraints) and dir
 (Legendre/Radau, degree 1–4). Hessians for IPOPT: exact (CasADi AD), Gauss-Newton (sum-of-squares
 structure of the loss, generalised for logistic/cross-entropy) or IPOPT's limited-memory BFGS.
 ``nlp="lbfgsb"`` runs scipy's L-BFGS-B over the JIT-compiled objective and gradient (single
-shooting, bounds only; :mod:`._lbfgsb`), the fastest route for unconstrained fits. ``nlp="fatrop"``
+shooting, bounds only; :mod:`._lbfgsb`), the fastest route for unconstrained fits, and with
+``lipschitz`` an augmented Lagrangian around it (:mod:`._constrained`, preset ``certified``). ``nlp="fatrop"``
 solves the multiple-shooting NLP with fatrop, an interior-point method whose Riccati recursion
 exploits the stage structure (:mod:`._fatrop`).
 
@@ -23,14 +24,16 @@ import casadi as ca
 import numpy as np
 
 from .._errors import spec_error
-from ..problems.compiled import CasadiModel
+from ..engines import ENGINES, Casadi, CasadiModel, Engine, EngineSpec, casadi_model, make_engine
+from ..engines._casadi_model import objective_function
+from ..engines._jit import compile_function
 from ..problems.training import TrainingProblem
 from ..result import Result
 from . import _transcriptions as transcriptions
 from ._console import casadi_console
+from ._constrained import run_constrained
 from ._fatrop import run_fatrop
-from ._jit import compile_function
-from ._lbfgsb import Evaluator, objective_function, run_lbfgsb
+from ._lbfgsb import Evaluator, run_lbfgsb
 from ._nlp_options import (
     BACKEND_OPTIONS,
     FatropOptions,
@@ -111,7 +114,8 @@ class Direct:
         ``nlp="sqpmethod"``.
     nlp : {"ipopt", "lbfgsb", "trust-ncg", "fatrop", "sqpmethod"}
         NLP solver: IPOPT through CasADi's nlpsol, scipy's L-BFGS-B over the JIT-compiled
-        objective and gradient (single shooting; handles ``theta_max`` but not ``lipschitz``),
+        objective and gradient (single shooting; ``theta_max`` as bounds, ``lipschitz`` by an
+        augmented Lagrangian with exact restoration, :mod:`._constrained`),
         scipy's trust-ncg with matrix-free Gauss-Newton products G·v built with ``jtimes``
         (single shooting, no constraints), or
         fatrop through CasADi's nlpsol (multiple shooting, exact Hessian, stage-wise controls), or
@@ -164,6 +168,11 @@ class Direct:
         μ ≥ 0 added as μ·I to the Gauss-Newton Hessian (Levenberg-Marquardt; ``hessian=
         "gauss-newton"`` only). GN is PSD but often near-singular (e.g. an unregularised readout);
         IPOPT then takes huge steps, which μ damps.
+    engine : {"auto", "casadi", "torch"} or EngineSpec
+        How J, ∇J and G·v are evaluated for ``nlp="lbfgsb"``/``"trust-ncg"`` and for the iteration
+        history (:mod:`control_dl.engines`; "casadi" and "auto" take ``jit`` and ``parallelization``).
+        Multiple shooting, collocation, fatrop and sqpmethod build sparse CasADi NLPs from the
+        casadi engine's per-sample Functions: they accept only "auto" or "casadi".
 
     Raises
     ------
@@ -194,6 +203,7 @@ class Direct:
     subsample: int | None = None
     parallelization: str = "serial"
     gauss_newton_damping: float = 0.0
+    engine: str | EngineSpec = "auto"
 
     kind = "direct"
 
@@ -243,6 +253,7 @@ class Direct:
             check_positive_float("target_loss", self.target_loss, allow_zero=True)
         if self.subsample is not None:
             check_positive_int("subsample", self.subsample, 1)
+        self._check_engine()
         for flag in ("verbose", "jit"):
             if not isinstance(getattr(self, flag), bool):
                 raise spec_error(flag, getattr(self, flag), "must be true or false")
@@ -298,6 +309,42 @@ class Direct:
         """
         return getattr(self, _OPTIONS_FIELD[self.nlp])
 
+    def _check_engine(self) -> None:
+        """SpecError unless ``engine`` is a registered name or a spec this NLP can use."""
+        if isinstance(self.engine, str):
+            if self.engine not in ENGINES and self.engine != "torch":
+                raise spec_error(
+                    "engine", self.engine, f"must be one of {sorted({*ENGINES, 'torch'})} or an EngineSpec"
+                )
+        elif not isinstance(self.engine, EngineSpec):
+            raise spec_error("engine", type(self.engine).__name__, "must be an engine name or an EngineSpec")
+        casadi_only = self.nlp not in ("lbfgsb", "trust-ncg")
+        if casadi_only and self.engine not in ("auto", "casadi") and not isinstance(self.engine, Casadi):
+            raise spec_error(
+                "engine", self.engine, f"nlp={self.nlp!r} builds its NLP from CasADi Functions: use 'auto' or 'casadi'"
+            )
+
+    def bind_engine(self, problem: TrainingProblem, x: np.ndarray, y: np.ndarray) -> Engine:
+        """This solver's engine bound to the batch (x, y).
+
+        Parameters
+        ----------
+        problem : TrainingProblem
+            The problem.
+        x, y : ndarray
+            Inputs ``n_in × S`` and encoded targets ``n_out × S``.
+
+        Returns
+        -------
+        Engine
+            "casadi" (and, for now, "auto") is ``Casadi(jit, parallelization)`` with this solver's
+            options; another name or spec is bound as given.
+        """
+        spec = self.engine
+        if spec in ("auto", "casadi"):
+            spec = Casadi(jit=self.jit, parallelization=self.parallelization)
+        return make_engine(spec, problem, x, y)
+
     @property
     def name(self) -> str:
         """Label used in tables: e.g. ``ipopt-ss-exact``, ``lbfgsb-ss-lbfgs``."""
@@ -314,11 +361,9 @@ class Direct:
         Returns
         -------
         CasadiModel
-            ``problem.casadi`` when serial, else a model whose maps use threads.
+            The problem's cached model with this parallelization.
         """
-        if self.parallelization == "serial":
-            return problem.casadi
-        return CasadiModel(problem, self.parallelization)
+        return casadi_model(problem, self.parallelization)
 
     def batch(self, problem: TrainingProblem) -> tuple[np.ndarray, np.ndarray]:
         """The training batch (x, y) the NLP is built on: all S columns or ``subsample`` of them.
@@ -468,6 +513,8 @@ class Direct:
             Status from IPOPT's or sqpmethod's return status (scipy's for L-BFGS-B, fatrop's
             return flag for fatrop); failures are never raised.
         """
+        if self.nlp == "lbfgsb" and problem.constraints.lipschitz is not None:
+            return run_constrained(self, problem, w0, progress)
         if self.nlp in ("lbfgsb", "trust-ncg"):
             return run_lbfgsb(self, problem, w0, progress)
         if self.nlp == "fatrop":
@@ -536,7 +583,8 @@ class Direct:
             ``log(w, **extra) -> bool`` (True: the target loss is reached); its ``reached``
             attribute tells afterwards.
         """
-        evaluate = Evaluator(self, problem, problem.data.x_train, problem.targets) if self.jit else None
+        x, y = problem.data.x_train, problem.targets
+        evaluate = Evaluator(self.bind_engine(problem, x, y)) if self.jit else None
         return _IterateLogger(problem, recorder, evaluate, self.target_loss)
 
 
@@ -551,7 +599,7 @@ class _IterateLogger:
     def __call__(self, w: np.ndarray, **extra: float) -> bool:
         problem = self.problem
         if self.evaluate is None:
-            j, loss = problem.casadi.objective(w, problem.data.x_train, problem.targets)
+            j, loss = casadi_model(problem).objective(w, problem.data.x_train, problem.targets)
         else:
             j, loss, _, more = self.evaluate(w)
             extra = {**more, **extra}

@@ -44,6 +44,7 @@ from scipy import optimize
 from threadpoolctl import threadpool_limits
 
 from .._errors import spec_error
+from ..engines import casadi_model
 from ..problems.training import TrainingProblem
 from ..result import Result
 from ._hamiltonian import PontryaginFunctions
@@ -187,8 +188,8 @@ class MSA:
             if accepted or sampler.n_batch < sampler.n_total:  # after a rejection w and the batch are unchanged
                 x_in, y = sampler.batch(problem)
                 sweep = shared.pf.states_costates(w, x_in, y)
-                j_batch, grad = problem.casadi.objective_gradient(w, x_in, y)
-                objective, loss = problem.casadi.objective(w, problem.data.x_train, problem.targets)
+                j_batch, grad = casadi_model(problem).objective_gradient(w, x_in, y)
+                objective, loss = casadi_model(problem).objective(w, problem.data.x_train, problem.targets)
             inner = make_inner(shared, *sweep, w[:n_theta], rho)
             start = inner.evaluate(w[:n_theta], hessian=self.inner == "newton")
             residual = float(inner.block_norms(start.grad).max())
@@ -300,12 +301,12 @@ def _readout_step(
     if not np.all(np.isfinite(w)):
         return w, math.nan
     if problem.layout.n_params == n_theta:  # feed-forward: λ2 is the identity, nothing to update
-        j = problem.casadi.objective(w, x_in, y)[0]
+        j = casadi_model(problem).objective(w, x_in, y)[0]
         return w, j if math.isfinite(j) else math.nan
     if problem.layout.affine_lift:
 
         def fun(z: np.ndarray) -> tuple[float, np.ndarray]:
-            j, g = problem.casadi.objective_gradient(np.concatenate([w[:n_theta], z]), x_in, y)
+            j, g = casadi_model(problem).objective_gradient(np.concatenate([w[:n_theta], z]), x_in, y)
             return j, g[n_theta:]
 
         offset = 0.0
