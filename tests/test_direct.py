@@ -12,6 +12,7 @@ import pytest
 import control_dl as cdl
 from control_dl.engines import casadi_model
 from control_dl.solvers import _transcriptions as transcriptions
+from control_dl.solvers.checkpoint import checkpoint_iteration, load_checkpoint
 
 
 @pytest.fixture(autouse=True)
@@ -136,8 +137,8 @@ def test_transcriptions_and_hessians_reach_the_same_optimum(tiny, reference, sol
 
 def test_lbfgsb_reaches_the_ipopt_optimum(tiny, reference):
     result = cdl.solve(tiny, cdl.Direct(nlp="lbfgsb", tol=1e-14, max_iter=5000), seed=1, progress=False)
-    assert result.status in ("converged", "failed")  # "failed": the line search stalls at machine precision
-    assert result.objective == pytest.approx(reference.objective, rel=1e-5)
+    assert result.status == "converged", result.message
+    assert result.objective == pytest.approx(reference.objective, rel=1e-9)
     assert result.history[0]["iter"] == 0 and "grad_norm" in result.history[-1]
 
 
@@ -229,7 +230,9 @@ def test_collocation_builds_for_every_control(control, scheme):
     problem = cdl.load_problem("ring", n_samples=4, dim=3, n_steps=2, control=control)
     solver = cdl.Direct(transcription="collocation", collocation_scheme=scheme, collocation_degree=2, max_iter=3)
     result = cdl.solve(problem, solver, progress=False)
-    assert result.status in ("max_iter", "converged") and np.isfinite(result.objective)
+    assert result.status in ("max_iter", "converged")
+    # three IPOPT steps on the collocation NLP lower J of the re-simulated network (evaluated here)
+    assert problem.objective(result.w) < problem.objective(problem.initial_guess(0))
 
 
 @pytest.mark.parametrize("transcription", ["single_shooting", "multiple_shooting"])
@@ -313,14 +316,17 @@ def test_subsample_and_thread_map(small_ring):
     x, _ = solver.batch(small_ring)
     assert x.shape[1] == 10
     result = cdl.solve(small_ring, solver, progress=False)
-    assert result.status in ("max_iter", "converged") and np.isfinite(result.objective)
+    serial = cdl.solve(small_ring, dataclasses.replace(solver, parallelization="serial"), progress=False)
+    assert result.status in ("max_iter", "converged")
+    np.testing.assert_allclose(result.w, serial.w, rtol=0, atol=1e-12)  # threads change nothing
 
 
 def test_lbfgsb_writes_checkpoints(small_ring, tmp_path):
     path = tmp_path / "w.npz"
     solver = cdl.Direct(nlp="lbfgsb", max_iter=10, checkpoint=str(path), checkpoint_every=5)
-    cdl.solve(small_ring, solver, progress=False)
-    assert path.exists()
+    result = cdl.solve(small_ring, solver, progress=False)
+    assert checkpoint_iteration(path) == 10 == result.iterations
+    np.testing.assert_array_equal(load_checkpoint(path, small_ring), result.w)
 
 
 def test_ipopt_target_loss_stops_early_as_converged(small_ring):
