@@ -37,6 +37,7 @@ OUTPUTS = {
     "mlp_vs_resnet": ["singular_values.png", "layers_mlp-2d.png", "layers_resnet-3d.png"],
     "training_dynamics": ["heatmaps.png"],
     "emsa_sin": ["convergence.png"],
+    "real_data": ["confusion.png", "convergence.png"],
 }
 
 
