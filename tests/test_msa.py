@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pytest
 
@@ -267,3 +269,39 @@ def test_step_control_caps_rho(small_ring):
     assert max(rhos) == 0.5  # uncapped, this run climbs to 10
     objectives = [h["objective"] for h in result.history]
     assert all(b <= a + 1e-12 for a, b in zip(objectives, objectives[1:], strict=False))
+
+
+class _CountingEngine(Casadi):
+    """The casadi engine, counting the calls MSA makes (a user-supplied EngineSpec)."""
+
+    calls: ClassVar[dict[str, int]] = {}
+
+    def bind(self, problem, x, y, normaliser=None, regulariser=True):
+        engine = super().bind(problem, x, y, normaliser, regulariser)
+        calls = type(self).calls
+        for name in ("sweep", "augmented_hamiltonian", "evaluate", "states"):
+            method = getattr(engine, name)
+
+            def counted(*args, _method=method, _name=name, **kwargs):
+                calls[_name] = calls.get(_name, 0) + 1
+                return _method(*args, **kwargs)
+
+            setattr(engine, name, counted)
+        return engine
+
+
+def test_msa_evaluates_through_the_engine_it_is_given() -> None:
+    """Sweeps, stage Hamiltonians and J come from the engine passed as ``engine`` (one sweep per
+    accepted iterate); the message names the engine; a bad engine is a SpecError."""
+    problem = cdl.load_problem("ring", n_samples=20, n_steps=4)
+    _CountingEngine.calls.clear()
+    result = cdl.solve(problem, cdl.MSA(rho=1.0, max_iter=5, engine=_CountingEngine(jit=False)), progress=False)
+    calls = _CountingEngine.calls
+    accepted = 1 + sum(h["accepted"] for h in result.history[1:])
+    assert calls["sweep"] == accepted and calls["augmented_hamiltonian"] >= 5 and calls["states"] >= 5
+    assert "casadi engine" in result.message
+    reference = cdl.solve(problem, cdl.MSA(rho=1.0, max_iter=5, engine="casadi", jit=False), progress=False)
+    assert np.array_equal(result.w, reference.w)
+    for bad in ("numpy", 3):
+        with pytest.raises(cdl.SpecError, match="engine"):
+            cdl.MSA(engine=bad)
