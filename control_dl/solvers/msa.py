@@ -162,6 +162,9 @@ class MSA:
             raise spec_error("rho_max", self.rho_max, f"must be >= rho_min={self.rho_min}")
         if self.rho_factor <= 1:
             raise spec_error("rho_factor", self.rho_factor, "must be > 1")
+        for name in ("rho_factor", "rho_min", "rho_max"):  # the step control's options need the step control
+            if not self.adapt_rho and getattr(self, name) != type(self).__dataclass_fields__[name].default:
+                raise spec_error(name, getattr(self, name), "is an option of the step control: needs adapt_rho=true")
         for field in ("adapt_rho", "jit"):
             if not isinstance(getattr(self, field), bool):
                 raise spec_error(field, getattr(self, field), "must be true or false")
