@@ -65,6 +65,8 @@ REACHES = {
     (cdl.MSA, "rho_factor"): "test_solver_options:test_options_that_cannot_act_raise",
     (cdl.MSA, "rho_min"): "test_solver_options:test_options_that_cannot_act_raise",
     (cdl.MSA, "rho_max"): "test_msa:test_step_control_caps_rho",
+    (cdl.MSA, "readout"): "test_msa:test_exact_readout_is_optimal_for_the_states_and_goes_below_the_inexact_one",
+    (cdl.MSA, "memory"): "test_msa:test_pmp_residual_small_at_the_end",
     (cdl.MSA, "jit"): "test_msa:test_emsa_decreases_the_objective_monotonically_on_ring",
     (cdl.MSA, "readout"): "test_msa:test_exact_readout_is_optimal_for_the_states_and_goes_below_the_inexact_one",
     (cdl.MSA, "memory"): "test_msa:test_pmp_residual_small_at_the_end",
