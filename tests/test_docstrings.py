@@ -23,7 +23,6 @@ PUBLIC_DUNDERS = {"__call__"}
 
 #: Docstrings in files other helpers own and were changing while this test landed (issue 16 item 9).
 #: TODO(engine): document the engine seam's methods (control_dl/engines/*) and remove these entries.
-#: TODO(solvers): document Solver.run and Recorder.elapsed (control_dl/solvers/base.py) and remove them.
 KNOWN_FAILURES: set[str] = {
     "control_dl.engines._base.Engine.augmented_hamiltonian",
     "control_dl.engines._base.Engine.evaluate",
@@ -37,8 +36,6 @@ KNOWN_FAILURES: set[str] = {
     "control_dl.engines._casadi_model.CasadiModel.objective_expr",
     "control_dl.engines._casadi_model.CasadiModel.stage_vector",
     "control_dl.engines._casadi_model.CasadiModel.trajectory_expr",
-    "control_dl.solvers.base.Recorder.elapsed",
-    "control_dl.solvers.base.Solver.run",
 }
 
 

@@ -102,8 +102,8 @@ class PontryaginFunctions:
         )
 
     def _build_readout_objective(self) -> ca.Function:
-        """(w_readout, X, y) -> (J − R, ∇_{w_readout}): the cost of fixed states X (``d × S·(N+1)``) as a
-        function of the readout (P, c) only."""
+        """(w_readout, X, y) -> (J − R, ∇_{w_readout}, ∇²_{w_readout}): the cost of fixed states X
+        (``d × S·(N+1)``) as a function of the readout (P, c) only, with its gradient and Hessian."""
         problem, model, lay = self.problem, casadi_model(self.problem), self.problem.layout
         s, n = self.n_samples, self.problem.n_steps
         w_readout = ca.MX.sym("w_readout", model.terminal.size1_in(2))
@@ -115,7 +115,9 @@ class PontryaginFunctions:
             running = model.running.map("running_map", "serial", s, [2], [0])
             for k in range(1, n + 1):
                 j += problem.step_size / s * running(states[:, k * s : (k + 1) * s], y, w_readout)
-        return ca.Function("readout_objective", [w_readout, states, y], [j, ca.gradient(j, w_readout)])
+        grad = ca.gradient(j, w_readout)
+        hess = ca.densify(ca.jacobian(grad, w_readout))
+        return ca.Function("readout_objective", [w_readout, states, y], [j, grad, hess])
 
     def states_costates(self, w: np.ndarray, x_in: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
         """Forward states, backward costates and q_k as arrays.

@@ -97,6 +97,71 @@ def damped_newton(
     return cur.c, float(cur.values.sum())
 
 
+def _absolute_inverse(hessians: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """v -> |H_b|⁻¹ v_b per block b (eigenvalues by absolute value, floored at 1e-10 of the largest)."""
+    eigval, eigvec = np.linalg.eigh(hessians)
+    scale = np.maximum(np.abs(eigval), 1e-10 * np.abs(eigval).max(axis=1, keepdims=True) + 1e-14)
+    m = hessians.shape[1]
+
+    def apply(v: np.ndarray) -> np.ndarray:
+        coords = np.einsum("bji,bj->bi", eigvec, v.reshape(-1, m)) / scale
+        return np.einsum("bij,bj->bi", eigvec, coords).ravel()
+
+    return apply
+
+
+def quasi_newton_step(
+    start: Evaluation, pairs: list[tuple[np.ndarray, np.ndarray]], bounds: float | None
+) -> tuple[np.ndarray, float]:
+    r"""One Newton step on every block's φ_b = −H̃_b, coupled across the blocks by L-BFGS memory.
+
+    The E-MSA step with one Newton iteration is d = −M⁻¹ g, M = blockdiag(|∇²φ_b|) (the layers'
+    augmented-Hamiltonian Hessians, eigenvalues by absolute value) and g = ∇φ(c⁰) = ∇_θ J (the
+    costate gradient). It ignores how a change of θ_k moves the states, costates and Hamiltonians of
+    the other layers. The two-loop recursion of L-BFGS (Nocedal & Wright 2006, Algorithm 7.4) with
+    M as the initial matrix adds that coupling from secant pairs (s, y) of earlier accepted steps,
+    s = θ⁺ − θ, y = ∇_θ J(θ⁺) − ∇_θ J(θ). Without pairs this is the E-MSA Newton step.
+
+    Parameters
+    ----------
+    start : Evaluation
+        Evaluation with Hessians at c⁰: an array ``(n_blocks, m, m)`` or a list of per-layer
+        ``(1, m_k, m_k)`` arrays.
+    pairs : list of tuple of ndarray
+        Secant pairs (s, y), oldest first, each with sᵀy > 0.
+    bounds : float or None
+        |θ| ≤ M (the step is projected).
+
+    Returns
+    -------
+    tuple
+        The new c and the value φ(c⁰) − ½ |gᵀd| that a quadratic model with the L-BFGS matrix predicts.
+    """
+    if isinstance(start.hess, list):
+        inverses = [_absolute_inverse(h) for h in start.hess]
+        sizes = np.cumsum([0, *(h.shape[1] for h in start.hess)])
+
+        def h0_inv(v: np.ndarray) -> np.ndarray:
+            return np.concatenate([inv(v[a:b]) for inv, a, b in zip(inverses, sizes[:-1], sizes[1:], strict=True)])
+
+    else:
+        h0_inv = _absolute_inverse(start.hess)
+    g = start.grad
+    q, alphas = g.copy(), []
+    for s, y in reversed(pairs):
+        alphas.append((s @ q) / (y @ s))
+        q -= alphas[-1] * y
+    r = h0_inv(q)
+    for (s, y), alpha in zip(pairs, reversed(alphas), strict=True):
+        r += s * (alpha - (y @ r) / (y @ s))
+    if not g @ r > 0:  # round-off made the memory's direction uphill: fall back to the E-MSA step
+        r = h0_inv(g)
+    c = start.c - r
+    if bounds is not None:
+        c = np.clip(c, -bounds, bounds)
+    return c, float(start.values.sum()) - 0.5 * abs(float(g @ r))
+
+
 class InnerSolvers(ABC):
     """Solvers of min_c φ(c) that need only ``evaluate(c)`` and the start ``c0``."""
 
@@ -261,6 +326,8 @@ class MSAFunctions:
         self.n_blocks = self.n_steps if self.per_step else 1
         self.pf_vg = compile_if(pf.stage_vg, jit)
         self.pf_vgh = compile_if(pf.stage_vgh, jit)
+        self.forward = compile_if(pf.forward, jit)
+        self.readout = compile_if(pf.readout_objective, jit)
         reg_vg, reg_blocks, reg_hess = regulariser_functions(problem, self.n_blocks)
         self.reg_vg, self._reg_blocks = reg_vg, reg_blocks
         self._reg_map = reg_vg.map("reg_map", "serial", self.n_blocks, [], [])

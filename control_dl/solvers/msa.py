@@ -13,8 +13,13 @@ Li, Chen, Tai & E (2018), "Maximum principle based algorithms for deep learning"
    with the paper's per-sample costates p̂ = S p (ρ then means the same for every batch size);
    ρ = 0 is plain MSA. For TimeInvariant / Spectral / PiecewiseLinear controls, θ is shared by the
    steps and the Hamiltonian is summed over them (one inner problem over the coefficients);
-4. the readout (P, c) and a trainable lift are not controls of any step: they take an L-BFGS-B
-   step on J (``inner_iters`` iterations) with θ fixed at its new value.
+4. the readout (P, c) is not the control of any step: with θ at its new value and the states
+   x_N fixed, J is a convex function of (P, c) (an affine map into a convex loss), minimised exactly
+   by damped Newton (``readout="exact"``, the default; one step for MSE: linear least squares).
+   So every iterate is a variable-projection iterate (Golub & Pereyra 1973): J̄(θ) = min_{P,c} J,
+   and ∇_θ J̄ = ∇_θ J there (the envelope theorem), which the costates still give. ``readout="lbfgsb"``
+   takes ``inner_iters`` L-BFGS-B iterations on (P, c) instead (the inexact update measured below);
+   a trainable lift always takes that L-BFGS-B step, jointly with the readout.
 
 A feed-forward model (``model=FeedForward(...)``) runs the same iteration with its layer maps
 x_{k+1} = F_k(x_k, θ_k) as the steps: the state size changes with k, so costates p_k ∈ R^{w_k} and
@@ -28,6 +33,13 @@ update is rejected. ρ grows, ρ ← min(max(ρ·rho_factor, rho_min), rho_max),
 when the accepted decrease of J is below 0.1 × the increase of H̃ found by the inner solve; it
 shrinks, ρ ← max(ρ / rho_factor, min(ρ₀, rho_min)), when that ratio exceeds 0.5.
 ``adapt_rho=False`` gives the raw method of the paper (α = 1, ρ fixed, every update accepted).
+
+Why the exact readout (measured on the sin toy, ``load_problem("sin")``, 1 thread, see
+``docs/benchmarks/msa.md``): with the inexact L-BFGS-B readout step, ‖∇_{P,c} J‖ stays at 1e-3–1e-2,
+every θ update is computed against a readout that lags behind, the line search shortens the steps
+and ρ climbs to 10–100; E-MSA then creeps (J = 5e-3 after 400 iterations, 27 s, where Adam reaches
+9.5e-4 in 10 000 steps). With the readout solved exactly the same Hamiltonian steps reach 9.5e-4 in
+~0.5 s and J ≈ 2e-5 later.
 
 The PMP residual of w is max_j ‖∂H/∂C_j‖ over the coefficient vectors (= max_k ‖∂H_k/∂θ_k‖ for a
 ResNet), which equals max_j ‖∇_{C_j} J‖ since ∂H/∂θ = −∇_θ J at the current iterate.
@@ -48,7 +60,7 @@ from ..engines import casadi_model
 from ..problems.training import TrainingProblem
 from ..result import Result
 from ._hamiltonian import PontryaginFunctions
-from ._msa_inner import InnerProblem, MSAFunctions
+from ._msa_inner import InnerProblem, MSAFunctions, quasi_newton_step
 from ._msa_layers import LayerInnerProblem, LayerMSAFunctions, LayerPontryaginFunctions
 from .base import Recorder, check_choice, check_positive_float, check_positive_int, make_result
 from .checkpoint import check_checkpoint
@@ -67,7 +79,16 @@ class MSA:
         (per-step Hessians, the fastest for ResNets; layer by layer for a feed-forward model), or
         IPOPT with exact Hessian (also enforces the problem's bound and Lipschitz constraints).
     inner_iters : int
-        Iterations of the inner solver (and of the readout step).
+        Iterations of the inner solver (and of the L-BFGS-B readout step).
+    readout : {"exact", "lbfgsb"}
+        Readout update after each θ update: "exact" minimises J over (P, c) for the fixed states by
+        damped Newton (variable projection; J is convex in (P, c)), "lbfgsb" takes ``inner_iters``
+        L-BFGS-B iterations. A trainable lift always takes the L-BFGS-B step.
+    memory : int
+        Quasi-Newton coupling of the layers (0: off, the paper's simultaneous maximisations): the
+        one-Newton-step maximisation of every layer's H̃ is corrected by the last ``memory`` secant
+        pairs of the costate gradients ∇_θ J = −∂H/∂θ (:func:`._msa_inner.quasi_newton_step`).
+        Needs ``inner="newton"``, ``inner_iters=1`` and full batches.
     max_iter : int
         Outer iterations.
     batch_size : int or None
@@ -97,6 +118,8 @@ class MSA:
     rho: float = 0.0
     inner: str = "lbfgsb"
     inner_iters: int = 10
+    readout: str = "exact"
+    memory: int = 0
     max_iter: int = 500
     batch_size: int | None = None
     tol: float = 1e-6
@@ -116,6 +139,16 @@ class MSA:
         check_positive_float("rho", self.rho, allow_zero=True)
         check_choice("inner", self.inner, ("lbfgsb", "newton", "ipopt"))
         check_positive_int("inner_iters", self.inner_iters)
+        check_choice("readout", self.readout, ("exact", "lbfgsb"))
+        check_positive_int("memory", self.memory, 0)
+        if self.memory and (self.inner != "newton" or self.inner_iters != 1 or self.batch_size is not None):
+            raise spec_error(
+                "memory",
+                self.memory,
+                "the quasi-Newton coupling takes one Newton step per iteration on full batches: "
+                f"needs inner='newton', inner_iters=1, batch_size=None (got {self.inner!r}, "
+                f"{self.inner_iters}, {self.batch_size})",
+            )
         check_positive_int("max_iter", self.max_iter, 0)
         if self.batch_size is not None:
             check_positive_int("batch_size", self.batch_size)
@@ -129,6 +162,9 @@ class MSA:
             raise spec_error("rho_max", self.rho_max, f"must be >= rho_min={self.rho_min}")
         if self.rho_factor <= 1:
             raise spec_error("rho_factor", self.rho_factor, "must be > 1")
+        for name in ("rho_factor", "rho_min", "rho_max"):  # the step control's options need the step control
+            if not self.adapt_rho and getattr(self, name) != type(self).__dataclass_fields__[name].default:
+                raise spec_error(name, getattr(self, name), "is an option of the step control: needs adapt_rho=true")
         for field in ("adapt_rho", "jit"):
             if not isinstance(getattr(self, field), bool):
                 raise spec_error(field, getattr(self, field), "must be true or false")
@@ -136,8 +172,12 @@ class MSA:
 
     @property
     def name(self) -> str:
-        """``msa-<inner>`` for ρ = 0, ``emsa-<inner>`` otherwise; ``-raw`` without step control."""
-        return f"{'emsa' if self.rho > 0 else 'msa'}-{self.inner}{'' if self.adapt_rho else '-raw'}"
+        """``msa-<inner>`` for ρ = 0, ``emsa-<inner>`` otherwise; ``-qn<memory>`` with quasi-Newton
+        coupling, ``-lbfgsb-readout`` with the inexact readout, ``-raw`` without step control."""
+        base = f"{'emsa' if self.rho > 0 else 'msa'}-{self.inner}"
+        qn = f"-qn{self.memory}" if self.memory else ""
+        readout = "-lbfgsb-readout" if self.readout == "lbfgsb" else ""
+        return f"{base}{qn}{readout}{'' if self.adapt_rho else '-raw'}"
 
     def run(self, problem: TrainingProblem, w0: np.ndarray, progress: bool) -> Result:
         """Train by successive approximations from w0.
@@ -180,6 +220,8 @@ class MSA:
         )
         n_theta = problem.layout.n_theta
         w, rho, accepted, step = w0.copy(), float(self.rho), True, 1.0
+        pairs: list[tuple[np.ndarray, np.ndarray]] = []  # secant pairs of the quasi-Newton coupling
+        last: tuple[np.ndarray, np.ndarray] | None = None  # (s, ∇_θ J) of the last accepted step
         status, message, it = "max_iter", f"reached max_iter={self.max_iter}", 0
         while True:
             if accepted or sampler.n_batch < sampler.n_total:  # after a rejection w and the batch are unchanged
@@ -189,6 +231,10 @@ class MSA:
                 objective, loss = casadi_model(problem).objective(w, problem.data.x_train, problem.targets)
             inner = make_inner(shared, *sweep, w[:n_theta], rho)
             start = inner.evaluate(w[:n_theta], hessian=self.inner == "newton")
+            if self.memory and accepted and last is not None:
+                s_k, y_k = last[0], start.grad - last[1]
+                if s_k @ y_k > 1e-10 * np.linalg.norm(s_k) * np.linalg.norm(y_k):  # curvature condition
+                    pairs = [*pairs, (s_k, y_k)][-self.memory :]
             residual = float(inner.block_norms(start.grad).max())
             readout_norm = float(np.linalg.norm(grad[n_theta:]))
             recorder.log(
@@ -211,11 +257,14 @@ class MSA:
             if it >= self.max_iter:
                 break
             it += 1
-            c_new, value = self._maximise(inner, start, problem)
+            c_new, value = self._maximise(inner, start, problem, pairs)
             candidate, j_new, step = self._line_search(problem, shared, w, c_new, x_in, y, j_batch)
             accepted = not self.adapt_rho or (math.isfinite(j_new) and j_new <= j_batch)
             if accepted:
+                last = (candidate[:n_theta] - w[:n_theta], start.grad)
                 w = candidate
+            else:  # the memory's model failed: restart it from the E-MSA step
+                pairs, last = [], None
             if self.adapt_rho:
                 ratio = (j_batch - j_new) / max(start.values.sum() - value, 1e-300) if step == 1.0 else 0.0
                 rho = self._next_rho(rho, accepted, ratio)
@@ -237,7 +286,7 @@ class MSA:
         for alpha in (1.0, 0.5, 0.25) if self.adapt_rho else (1.0,):
             candidate = w.copy()
             candidate[:n_theta] = w[:n_theta] + alpha * (c_new - w[:n_theta])
-            candidate, j_new = _readout_step(problem, shared, candidate, x_in, y, self.inner_iters)
+            candidate, j_new = _readout_step(problem, shared, candidate, x_in, y, self.inner_iters, self.readout)
             if math.isfinite(j_new) and j_new <= j_old:
                 break
         return candidate, j_new, alpha
@@ -250,8 +299,12 @@ class MSA:
             return max(rho / self.rho_factor, min(self.rho, self.rho_min))
         return rho
 
-    def _maximise(self, inner: InnerProblem, start: Any, problem: TrainingProblem) -> tuple[np.ndarray, float]:
+    def _maximise(
+        self, inner: InnerProblem, start: Any, problem: TrainingProblem, pairs: list[tuple[np.ndarray, np.ndarray]]
+    ) -> tuple[np.ndarray, float]:
         bound = problem.constraints.theta_max
+        if self.memory:
+            return quasi_newton_step(start, pairs, bound)
         if self.inner == "newton":
             return inner.newton(start, self.inner_iters, bound)
         if self.inner == "lbfgsb":
@@ -268,13 +321,14 @@ def _compiled(problem: TrainingProblem, n_batch: int, jit: bool) -> tuple[Any, t
 
 
 def _readout_step(
-    problem: TrainingProblem, shared: Any, w: np.ndarray, x_in: np.ndarray, y: np.ndarray, iters: int
+    problem: TrainingProblem, shared: Any, w: np.ndarray, x_in: np.ndarray, y: np.ndarray, iters: int, readout: str
 ) -> tuple[np.ndarray, float]:
-    """L-BFGS-B on J over the readout (P, c) and a trainable lift, θ fixed; returns (w, J(w)).
+    """Update the readout (P, c) and a trainable lift with θ fixed; returns (w, J(w)).
 
     With the fixed zero-padding lift the states do not depend on the readout: one forward pass,
-    then L-BFGS-B on the cost of those states as a function of (P, c) only. A trainable lift moves
-    the states, so J and its gradient come from the full model.
+    then the cost of those states is minimised as a function of (P, c) only, exactly by
+    :func:`_readout_newton` or by ``iters`` L-BFGS-B iterations. A trainable lift moves the states,
+    so J and its gradient come from the full model and L-BFGS-B runs over (P, c, lift).
 
     Parameters
     ----------
@@ -288,6 +342,8 @@ def _readout_step(
         Batch.
     iters : int
         L-BFGS-B iterations.
+    readout : {"exact", "lbfgsb"}
+        How (P, c) are updated for a fixed lift.
 
     Returns
     -------
@@ -308,17 +364,64 @@ def _readout_step(
 
         offset = 0.0
     else:
-        states = np.asarray(shared.pf.forward(w, x_in))
+        states = np.asarray(shared.forward(w, x_in))
+        offset = float(shared.reg_vg(w[:n_theta])[0])
+        if readout == "exact":
+            z, j = _readout_newton(lambda z: shared.readout(z, states, y), w[n_theta:])
+            return np.concatenate([w[:n_theta], z]), j + offset if math.isfinite(j) else math.nan
 
         def fun(z: np.ndarray) -> tuple[float, np.ndarray]:
-            j, g = shared.pf.readout_objective(z, states, y)
+            j, g, _ = shared.readout(z, states, y)
             return float(j), np.asarray(g, dtype=float).ravel()
 
-        offset = float(shared.reg_vg(w[:n_theta])[0])
     if not math.isfinite(fun(w[n_theta:])[0]):
         return w, math.nan
     res = optimize.minimize(fun, w[n_theta:], jac=True, method="L-BFGS-B", options={"maxiter": iters})
     return np.concatenate([w[:n_theta], res.x]), float(res.fun) + offset
+
+
+def _readout_newton(fun: Any, z: np.ndarray, max_iter: int = 20) -> tuple[np.ndarray, float]:
+    """Minimise a convex J(z) (the cost of fixed states as a function of the readout z = (P, c)).
+
+    Damped Newton: z ← z + α s with H s = −g solved in the least-squares sense (H is singular when
+    the final states do not span R^d), halving α until J decreases by at least ¼ α |g·s|
+    (Armijo); stops when the Newton decrement −g·s is below 1e-15 (1 + |J|). For MSE J is
+    quadratic in z and the first step is the linear least-squares solution.
+
+    Parameters
+    ----------
+    fun : callable
+        z -> (J, ∇J, ∇²J) as CasADi DMs.
+    z : ndarray
+        Start (the current readout).
+    max_iter : int
+        Newton iterations.
+
+    Returns
+    -------
+    tuple
+        The minimiser and J there (NaN if J is not finite at the start).
+    """
+    j, g, h = (np.asarray(v, dtype=float) for v in fun(z))
+    j, g = j.item(), g.ravel()
+    if not math.isfinite(j):
+        return z, math.nan
+    for _ in range(max_iter):
+        step = -np.linalg.lstsq(h, g, rcond=None)[0]
+        decrement = -float(g @ step)
+        if not decrement > 1e-15 * (1.0 + abs(j)):  # also catches a non-descent step from round-off
+            break
+        alpha = 1.0
+        while alpha > 1e-10:
+            trial = [np.asarray(v, dtype=float) for v in fun(z + alpha * step)]
+            if trial[0].item() <= j - 0.25 * alpha * decrement:
+                break
+            alpha *= 0.5
+        else:
+            break
+        z = z + alpha * step
+        j, g, h = trial[0].item(), trial[1].ravel(), trial[2]
+    return z, j
 
 
 class _BatchSampler:
