@@ -21,7 +21,7 @@ CONTROLS = [
 ]
 FULL_COST = dict(l2=1e-2, h1=1e-2, l1=1e-2, turnpike=0.3, tracking=0.1, tracking_target=0.2)
 #: engines under test, uncompiled where compiling only costs time (the compiled code is the same graph)
-SPECS = {"casadi": engines.Casadi(jit=False)}
+SPECS = {"casadi": engines.Casadi(jit=False), "torch": engines.Torch()}
 RTOL = 1e-10
 
 
