@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# the CPU wheel first: a bare `torch` requirement would pull a multi-GB CUDA build
 	$(PY) -m pip install --quiet torch==$(TORCH_VERSION)
-	$(PY) -m pip install --quiet -e '.[torch,dev,dask,docs]'
+	$(PY) -m pip install --quiet -e '.[torch,dev,dask,docs,datasets,export]'
 	touch $@
 
 demo: $(VENV)/.installed
@@ -30,7 +30,7 @@ EXAMPLES := ring_dimensions spiral regularisation initialisations turnpike turnp
 examples: $(VENV)/.installed
 	for e in $(EXAMPLES); do $(PY) examples/$$e.py || exit 1; done
 
-# README gallery: rerun the examples it shows and shrink their figures into docs/gallery/
+# the gallery (README, docs, tutorials): rerun the examples it shows and shrink their figures into docs/gallery/
 gallery: $(VENV)/.installed
 	$(PY) examples/make_gallery.py
 

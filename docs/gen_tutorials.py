@@ -73,7 +73,25 @@ def markdown_of(docstring: str) -> str:
     return re.sub(r"``([^`]+)``", r"`\1`", docstring)
 
 
-def page(name: str, source: str, figures: list[str]) -> tuple[str, str]:
+def link_examples(text: str, names: list[str]) -> str:
+    """Turn mentions of another example (``spiral.py``) in prose into links to its tutorial page.
+
+    Parameters
+    ----------
+    text : str
+        Markdown prose.
+    names : list of str
+        Examples that have a tutorial page.
+
+    Returns
+    -------
+    str
+        The text with ``[spiral.py](spiral.md)`` links.
+    """
+    return re.sub(r"(?<![/`\w])(\w+)\.py\b", lambda m: f"[{m[0]}]({m[1]}.md)" if m[1] in names else m[0], text)
+
+
+def page(name: str, source: str, figures: list[str], names: list[str]) -> tuple[str, str]:
     """The Markdown page of one example and its one-line summary.
 
     Parameters
@@ -84,6 +102,8 @@ def page(name: str, source: str, figures: list[str]) -> tuple[str, str]:
         The script's text.
     figures : list of str
         Gallery PNGs the example draws.
+    names : list of str
+        All examples with a tutorial page (for cross-links).
 
     Returns
     -------
@@ -97,13 +117,11 @@ def page(name: str, source: str, figures: list[str]) -> tuple[str, str]:
     code = source
     if module.body and isinstance(module.body[0], ast.Expr) and isinstance(module.body[0].value, ast.Constant):
         code = "\n".join(source.splitlines()[module.body[0].end_lineno :]).strip("\n")
-    lines = [f"# {title}", "", markdown_of(body.strip()), "", "## Run it", "", "```bash"]
-    lines += [
-        f"python examples/{name}.py            # full size, figures under runs/examples/{name}/",
-        f"python examples/{name}.py --small    # a toy-size check that it runs (figures not meaningful)",
-        "```",
-        "",
-    ]
+    lines = [f"# {title}", "", link_examples(markdown_of(body.strip()), names), "", "## Run it", "", "```bash"]
+    lines.append(f"python examples/{name}.py           # full size; --out DIR chooses where it writes")
+    if "--small" in source or "setup(" in source:
+        lines.append(f"python examples/{name}.py --small   # a toy-size check that it runs (figures not meaningful)")
+    lines += ["```", ""]
     if figures:
         lines += ["## What it draws", ""]
         lines += [f"![{name}: {figure}](../gallery/{figure})" for figure in figures]
@@ -129,7 +147,7 @@ def main() -> None:
         "|---|---|",
     ]
     for name in names:
-        text, title = page(name, (EXAMPLES / f"{name}.py").read_text(encoding="utf-8"), figures.get(name, []))
+        text, title = page(name, (EXAMPLES / f"{name}.py").read_text(encoding="utf-8"), figures.get(name, []), names)
         with mkdocs_gen_files.open(f"tutorials/{name}.md", "w") as handle:
             handle.write(text)
         mkdocs_gen_files.set_edit_path(f"tutorials/{name}.md", f"../examples/{name}.py")

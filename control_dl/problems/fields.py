@@ -10,7 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from .._errors import spec_error
+import numpy as np
+
+from .._errors import SpecError, spec_error
+from ..backends import numpy_ops
+from .layout import unpack_blocks
 
 #: Lipschitz constants of the activations (the field bounds live in :mod:`.lipschitz`).
 ACTIVATION_LIPSCHITZ = {"tanh": 1.0, "sigmoid": 0.25, "softplus": 1.0, "relu": 1.0, "identity": 1.0}
@@ -73,6 +77,65 @@ class VectorField(Protocol):
     def __call__(self, x: Any, params: dict[str, Any], ops: Any) -> Any:
         """Evaluate f(x, θ) on the ``d × S`` batch ``x``."""
         ...
+
+
+def check_field(field: VectorField, dim: int, n_samples: int = 2) -> None:
+    """Check a vector field's declared parameter shapes and its output shape, once.
+
+    Like diffrax's ``ODETerm``, the field is evaluated once on the reference (numpy) backend, here
+    on a ``d × S`` batch of distinct states with S = ``n_samples`` (so a field that mixes samples or
+    drops the batch axis is caught) and parameters of the declared shapes filled with small
+    distinct values. ``TrainingProblem`` calls this at construction.
+
+    Parameters
+    ----------
+    field : VectorField
+        The field to check.
+    dim : int
+        State dimension d.
+    n_samples : int
+        Batch size S of the probe (≥ 2).
+
+    Raises
+    ------
+    SpecError
+        Naming ``field``: if ``param_shapes(d)`` is not a dict of names to 1-D or 2-D shapes of
+        positive integers, if evaluating the field raises (the original error is chained and
+        quoted), or if f(x, θ) does not have the shape ``(d, S)`` of x.
+    """
+    name = type(field).__name__
+    shapes = field.param_shapes(dim)
+    if not isinstance(shapes, dict) or not all(
+        isinstance(k, str)
+        and isinstance(v, tuple)
+        and len(v) in (1, 2)
+        and all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1 for n in v)
+        for k, v in shapes.items()
+    ):
+        raise spec_error(
+            "field",
+            name,
+            f"param_shapes({dim}) returned {shapes!r}; expected a dict of names to shapes (n,) or (m, n)"
+            " of positive integers",
+        )
+    size = sum(int(np.prod(v)) for v in shapes.values())
+    params = unpack_blocks(np.linspace(-0.5, 0.5, size) if size > 1 else np.full(size, 0.1), shapes, numpy_ops)
+    x = np.linspace(-1.0, 1.0, dim * n_samples).reshape(dim, n_samples)
+    try:
+        out = field(x, params, numpy_ops)
+    except Exception as err:
+        raise SpecError(
+            f"field={name}: evaluating f(x, θ) on the numpy backend with x of shape {x.shape} and θ of shapes "
+            f"{ {k: v.shape for k, v in params.items()} } raised {type(err).__name__}: {err}"
+        ) from err
+    got = np.shape(out)
+    if got != (dim, n_samples):
+        raise spec_error(
+            "field",
+            name,
+            f"f(x, θ) returned shape {got} for x of shape {(dim, n_samples)} (d × S, one column per sample); "
+            f"it must return the shape of x, {(dim, n_samples)}",
+        )
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 
 from .._errors import spec_error
-from ..backends import get_ops, numpy_ops
+from ..backends import get_ops, numpy_ops, smooth_abs
 from . import lipschitz
 from .controls import Control, PiecewiseConstant, step_index
-from .costs import Constraints, Cost, encode_targets, loss_per_sample, predict_labels
+from .costs import Constraints, Cost, check_loss, encode_targets, loss_per_sample, predict_labels
 from .datasets import Dataset
 from .feedforward import FeedForward
-from .fields import Inside, VectorField
+from .fields import Inside, VectorField, check_field
 from .integrators import Integrator, get_integrator
 from .layout import LayerLayout, Layout
 
@@ -88,6 +88,7 @@ class TrainingProblem:
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < self.data.n_in:
             raise spec_error("dim", dim, f"must be an integer >= the input dimension {self.data.n_in}")
         object.__setattr__(self, "dim", int(dim))
+        check_field(self.field, self.dim)
         horizon = self.horizon
         if isinstance(horizon, bool) or not isinstance(horizon, (int, float)) or not (0 < horizon < np.inf):
             raise spec_error("horizon", horizon, "must be a finite number > 0")
@@ -95,7 +96,9 @@ class TrainingProblem:
         get_integrator(self.integrator)
         if self.lift not in ("pad", "affine"):
             raise spec_error("lift", self.lift, "must be 'pad' or 'affine'")
-        encode_targets(self.data.task, self.cost.loss, self.data.y_train, self.data.n_classes)
+        check_loss(
+            self.cost.loss, encode_targets(self.data.task, self.cost.loss, self.data.y_train, self.data.n_classes)
+        )
         if self.model is not None:
             self._check_feedforward()
 
@@ -306,7 +309,7 @@ class TrainingProblem:
         if cost.l1 > 0:
             theta_mid = ops.matmul(coeffs, ops.asarray(self._midpoint_basis.T))
             eps = cost.l1_eps
-            total = total + cost.l1 * self.step_size * ops.sum(ops.sqrt(theta_mid * theta_mid + eps**2) - eps)
+            total = total + cost.l1 * self.step_size * ops.sum(smooth_abs(theta_mid, eps, ops))
         return total
 
     def _layer_regulariser(self, w: Any, ops: Any) -> Any:
@@ -317,7 +320,7 @@ class TrainingProblem:
             total = total + self.cost.l2 * h * ops.sum(theta * theta)
         if self.cost.l1 > 0:
             eps = self.cost.l1_eps
-            total = total + self.cost.l1 * h * ops.sum(ops.sqrt(theta * theta + eps**2) - eps)
+            total = total + self.cost.l1 * h * ops.sum(smooth_abs(theta, eps, ops))
         return total
 
     @cached_property
