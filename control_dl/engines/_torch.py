@@ -5,13 +5,17 @@ device-aware torch ``ops`` namespace (the model is never re-written); derivative
 
 - ``evaluate``: one forward pass and one reverse sweep (``torch.autograd.grad``);
 - ``gauss_newton_product``: G v = J_Ŷᵀ (∇²_Ŷ ℓ / n) J_Ŷ v + ∇²(rest) v (Schraudolph 2002): J_Ŷ v by
-  forward mode (``torch.func.jvp``), the loss Hessian in the outputs by forward-over-reverse, J_Ŷᵀ u
-  by a vector-Jacobian product; "rest" (R and running terms) by an exact Hessian-vector product;
+  double backward, the loss Hessian in the outputs by reverse-over-reverse, J_Ŷᵀ u by a
+  vector-Jacobian product; "rest" (R and running terms) by an exact Hessian-vector product;
 - ``sweep``: :func:`costate_pass`, THE torch costate (adjoint) pass, step by step with one
   vector-Jacobian product per step (only one step's graph alive at a time); it also accumulates
   ∇_w J, which is what ``TorchTrainer(adjoint=True)`` uses;
-- ``augmented_hamiltonian``: a_k(Θ) of E-MSA per step by ``torch.func`` (the inner J_{F,x}ᵀ p̂ by a
-  vector-Jacobian product, ∇_Θ by reverse mode, Hessians by forward-over-reverse when requested).
+- ``augmented_hamiltonian``: a_k(Θ) of E-MSA per step (the inner J_{F,x}ᵀ p̂ by a vector-Jacobian
+  product with its graph kept, ∇_Θ by reverse mode, Hessians by batched reverse-over-reverse only
+  when requested).
+
+Plain autograd throughout: ``torch.func`` transforms re-trace the model on every call, measured 15×
+slower than the whole Gauss-Newton product on a small problem.
 
 On cpu, numpy inputs become tensors without a copy (``torch.as_tensor``); torch's intra-op threads
 are set to ``threads`` around every call and restored afterwards.
@@ -323,21 +327,31 @@ class TorchEngine(Engine):
             return Evaluation(float(j.detach()), float(loss.detach()), grad, self._numpy(yhat), self.n_samples)
 
     def gauss_newton_product(self, w: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """G(w) v (see the module docstring), shape ``(n_params,)``."""
-        func = self.torch.func
-        problem, ops, n = self.problem, self.ops, self.normaliser
+        """G(w) v (see the module docstring), shape ``(n_params,)``.
 
-        def loss(yhat: Any) -> Any:
-            return ops.sum(loss_per_sample(problem.cost.loss, yhat, self._y, ops)) / n
-
+        J_Ŷ v by the double-backward trick (the reverse product J_Ŷᵀ u is linear in u, so its
+        derivative in u along v is J_Ŷ v), then the loss Hessian in the outputs and J_Ŷᵀ by reverse
+        products on the same graph: plain autograd, no per-call tracing.
+        """
+        torch, problem, ops, n = self.torch, self.problem, self.ops, self.normaliser
+        grad = torch.autograd.grad
         with self._threads():
-            wt, vt = self._tensor(w), self._tensor(v)
-            yhat, jv = func.jvp(self._predictions, (wt,), (vt,))
-            _, hu = func.jvp(func.grad(loss), (yhat,), (jv,))
-            _, vjp = func.vjp(self._predictions, wt)
-            (gv,) = vjp(hu)
-            _, hrest = func.jvp(func.grad(self._rest), (wt,), (vt,))
-            return self._numpy(gv + hrest)
+            wt = self._tensor(w).detach().requires_grad_(True)
+            vt = self._tensor(v)
+            yhat = self._predictions(wt)
+            u = torch.zeros_like(yhat, requires_grad=True)
+            (ju,) = grad(yhat, wt, u, create_graph=True)
+            (jv,) = grad(ju, u, vt)
+            out = yhat.detach().requires_grad_(True)
+            (lg,) = grad(ops.sum(loss_per_sample(problem.cost.loss, out, self._y, ops)) / n, out, create_graph=True)
+            (hu,) = grad(lg, out, jv)
+            (gv,) = grad(yhat, wt, hu)
+            rest = self._rest(wt)
+            if rest.requires_grad:
+                (rg,) = grad(rest, wt, create_graph=True)
+                if rg.requires_grad:
+                    gv = gv + grad(rg, wt, vt)[0]
+            return self._numpy(gv)
 
     def states(self, w: np.ndarray) -> list[np.ndarray]:
         """x_0, …, x_N on the batch, each ``d_k × S``."""
@@ -384,15 +398,15 @@ class TorchEngine(Engine):
         rho : float
             Penalty ρ ≥ 0 (ρ = 0: the plain Hamiltonian of MSA).
         hessian : bool
-            Also return the Hessians (forward-over-reverse, p_k × p_k per step).
+            Also return the Hessians (p_k × p_k per step).
 
         Returns
         -------
         StageValues
             Values ``(N,)``, gradients and (optionally) Hessians per step.
         """
-        func, problem, ops, n = self.torch.func, self.problem, self.ops, self.normaliser
-        rho = float(rho)
+        torch, problem, ops, n = self.torch, self.problem, self.ops, self.normaliser
+        grad, rho = torch.autograd.grad, float(rho)
         handle = sweep.handle if isinstance(sweep.handle, dict) else {}
         if "torch_data" not in handle:
             t = self._tensor
@@ -403,20 +417,21 @@ class TorchEngine(Engine):
         values, gradients, hessians = np.zeros(problem.n_steps), [], []
         with self._threads():
             for k, (x, p_hat, x_next, q_hat) in enumerate(handle["torch_data"]):
-
-                def a(theta: Any, k: int = k, x: Any = x, p_hat: Any = p_hat, x_next: Any = x_next, q_hat: Any = q_hat):
-                    nodes = self._split(theta, k)
-                    if rho == 0.0:
-                        return (p_hat * problem.step(x, nodes, ops, k)).sum()
-                    f, vjp = func.vjp(lambda z: problem.step(z, nodes, ops, k), x)
-                    (jtp,) = vjp(p_hat)
+                theta = self._tensor(thetas[k]).reshape(-1).detach().requires_grad_(True)
+                nodes = self._split(theta, k)
+                if rho == 0.0:
+                    a = (p_hat * problem.step(x, nodes, ops, k)).sum()
+                else:
+                    leaf = x.detach().requires_grad_(True)
+                    f = problem.step(leaf, nodes, ops, k)
+                    (jtp,) = grad(f, leaf, p_hat, create_graph=True)
                     gap_x, gap_p = x_next - f, q_hat - jtp
-                    return (p_hat * f).sum() - 0.5 * rho * ((gap_x * gap_x).sum() + (gap_p * gap_p).sum())
-
-                theta = self._tensor(thetas[k]).reshape(-1)
-                grad, value = func.grad_and_value(a)(theta)
-                values[k] = float(value)
-                gradients.append(self._numpy(grad))
+                    a = (p_hat * f).sum() - 0.5 * rho * ((gap_x * gap_x).sum() + (gap_p * gap_p).sum())
+                (g,) = grad(a, theta, create_graph=hessian)
+                values[k] = float(a.detach())
+                gradients.append(self._numpy(g))
                 if hessian:
-                    hessians.append(self._numpy(func.jacfwd(func.grad(a))(theta)))
+                    eye = torch.eye(theta.shape[0], dtype=theta.dtype, device=self.device)
+                    (h,) = grad(g, theta, eye, is_grads_batched=True)
+                    hessians.append(self._numpy(h))
         return StageValues(values, gradients, hessians if hessian else None)

@@ -204,10 +204,12 @@ def run_fatrop(solver, problem, w0: np.ndarray, progress: bool):
         )
         stats = nlpsol.stats()
     except RuntimeError as exc:  # CasADi raises on evaluation errors and bad options
-        return make_result(problem, solver, w0, "failed", f"CasADi error: {exc}", recorder, 0)
+        return make_result(problem, solver, w0, "failed", f"CasADi error: {exc}", recorder, 0, {"name": "casadi"})
     w = np.asarray(solution["x"], dtype=float).ravel()[inverse][: tr.n_w]
     flag = int(stats["fatrop"]["return_flag"])
     _log(recorder, problem, w)
     status = FATROP_STATUS.get(flag, "failed")
     message = f"fatrop: return flag {flag} ({stats.get('unified_return_status', 'unknown')})"
-    return make_result(problem, solver, w, status, message, recorder, int(stats.get("iter_count", 0)))
+    return make_result(
+        problem, solver, w, status, message, recorder, int(stats.get("iter_count", 0)), {"name": "casadi"}
+    )

@@ -174,6 +174,7 @@ def make_result(
     message: str,
     recorder: Recorder,
     iterations: int,
+    engine: dict[str, Any] | None = None,
 ) -> Result:
     """Assemble a :class:`Result`, evaluating objective, losses and accuracies at w in numpy.
 
@@ -193,6 +194,8 @@ def make_result(
         History of the run.
     iterations : int
         Iterations taken.
+    engine : dict, optional
+        ``info`` of the engine that evaluated J (stored as ``Result.engine``).
 
     Returns
     -------
@@ -229,6 +232,7 @@ def make_result(
         solver_spec=solver_spec(solver),
         problem_spec=problem.spec,
         versions=package_versions(),
+        engine=dict(engine or {}),
         problem=problem,
     )
 
