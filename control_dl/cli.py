@@ -192,12 +192,12 @@ def write_turnpike_outputs(sweep: Any, out: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .diagnostics.turnpike import plot_turnpike
+    from .plotting import turnpike as plot_turnpike
     from .result import atomic_write_bytes
 
     atomic_write_bytes(out / "turnpike.json", json.dumps(sweep.to_dict(), indent=2).encode())
     fig, ax = plt.subplots(figsize=(6, 4.8))
-    plot_turnpike(sweep, ax=ax)
+    plot_turnpike(sweep, "theta", ax=ax)
     return [out / "turnpike.json", _save(fig, out / "turnpike.png")]
 
 

@@ -257,12 +257,10 @@ def test_constraints_hold_at_the_solution(transcription):
     assert free.objective < result.objective
 
 
-def test_lbfgsb_respects_theta_max_and_rejects_lipschitz():
+def test_lbfgsb_respects_theta_max():
     problem = cdl.load_problem("ring", n_samples=40, dim=3, n_steps=5, theta_max=0.2)
     result = cdl.solve(problem, cdl.Direct(nlp="lbfgsb", max_iter=100), progress=False)
     assert np.max(np.abs(result.w[: problem.layout.n_theta])) <= 0.2
-    with pytest.raises(cdl.SpecError, match="lipschitz"):
-        cdl.solve(cdl.load_problem("ring", n_samples=8, n_steps=2, lipschitz=0.5), cdl.Direct(nlp="lbfgsb"))
 
 
 def test_max_iter_is_a_status(small_ring):

@@ -71,11 +71,37 @@ class VectorField(Protocol):
     """
 
     def param_shapes(self, dim: int) -> dict[str, tuple[int, ...]]:
-        """Shapes of the parameters θ for state dimension ``dim``."""
+        """Shapes of the parameters θ for state dimension ``dim``.
+
+        Parameters
+        ----------
+        dim : int
+            State dimension d.
+
+        Returns
+        -------
+        dict
+            Name → shape ``(n,)`` or ``(m, n)`` of positive integers; w stores them in this order.
+        """
         ...
 
     def __call__(self, x: Any, params: dict[str, Any], ops: Any) -> Any:
-        """Evaluate f(x, θ) on the ``d × S`` batch ``x``."""
+        """Evaluate f(x, θ) on the ``d × S`` batch ``x``, written only with ``ops`` and operators.
+
+        Parameters
+        ----------
+        x : array
+            States, ``d × S`` (one column per sample).
+        params : dict
+            θ by name in the shapes of :meth:`param_shapes` (a 1-D shape as a column).
+        ops : Ops
+            Backend namespace (:class:`~control_dl.backends.Ops`).
+
+        Returns
+        -------
+        array
+            f(x, θ), ``d × S`` (the shape of x; checked once by :func:`check_field`).
+        """
         ...
 
 
@@ -162,11 +188,37 @@ class Inside(_Activated):
     """
 
     def param_shapes(self, dim: int) -> dict[str, tuple[int, ...]]:
-        """Return ``{"A": (d, d), "b": (d,)}``."""
+        """Parameter shapes of σ(A x + b).
+
+        Parameters
+        ----------
+        dim : int
+            State dimension d.
+
+        Returns
+        -------
+        dict
+            ``{"A": (d, d), "b": (d,)}``.
+        """
         return {"A": (dim, dim), "b": (dim,)}
 
     def __call__(self, x: Any, params: dict[str, Any], ops: Any) -> Any:
-        """Return σ(A x + b)."""
+        """Evaluate f(x, θ) = σ(A x + b).
+
+        Parameters
+        ----------
+        x : array
+            States, ``d × S`` (one column per sample).
+        params : dict
+            θ by name in the shapes of :meth:`param_shapes` (a 1-D shape as a column).
+        ops : Ops
+            Backend namespace (:class:`~control_dl.backends.Ops`).
+
+        Returns
+        -------
+        array
+            ``d × S``.
+        """
         return activate(self.activation, ops.matmul(params["A"], x) + params["b"], ops)
 
 
@@ -181,11 +233,37 @@ class Outside(_Activated):
     """
 
     def param_shapes(self, dim: int) -> dict[str, tuple[int, ...]]:
-        """Return ``{"W": (d, d), "b": (d,)}``."""
+        """Parameter shapes of W σ(x) + b.
+
+        Parameters
+        ----------
+        dim : int
+            State dimension d.
+
+        Returns
+        -------
+        dict
+            ``{"W": (d, d), "b": (d,)}``.
+        """
         return {"W": (dim, dim), "b": (dim,)}
 
     def __call__(self, x: Any, params: dict[str, Any], ops: Any) -> Any:
-        """Return W σ(x) + b."""
+        """Evaluate f(x, θ) = W σ(x) + b.
+
+        Parameters
+        ----------
+        x : array
+            States, ``d × S`` (one column per sample).
+        params : dict
+            θ by name in the shapes of :meth:`param_shapes` (a 1-D shape as a column).
+        ops : Ops
+            Backend namespace (:class:`~control_dl.backends.Ops`).
+
+        Returns
+        -------
+        array
+            ``d × S``.
+        """
         return ops.matmul(params["W"], activate(self.activation, x, ops)) + params["b"]
 
 
@@ -211,12 +289,38 @@ class Bottleneck(_Activated):
             raise spec_error("width", self.width, "must be an integer >= 1")
 
     def param_shapes(self, dim: int) -> dict[str, tuple[int, ...]]:
-        """Return ``{"A": (m, d), "b": (m,), "W": (d, m)}``."""
+        """Parameter shapes of W σ(A x + b) with hidden width m.
+
+        Parameters
+        ----------
+        dim : int
+            State dimension d.
+
+        Returns
+        -------
+        dict
+            ``{"A": (m, d), "b": (m,), "W": (d, m)}``.
+        """
         m = self.width
         return {"A": (m, dim), "b": (m,), "W": (dim, m)}
 
     def __call__(self, x: Any, params: dict[str, Any], ops: Any) -> Any:
-        """Return W σ(A x + b)."""
+        """Evaluate f(x, θ) = W σ(A x + b).
+
+        Parameters
+        ----------
+        x : array
+            States, ``d × S`` (one column per sample).
+        params : dict
+            θ by name in the shapes of :meth:`param_shapes` (a 1-D shape as a column).
+        ops : Ops
+            Backend namespace (:class:`~control_dl.backends.Ops`).
+
+        Returns
+        -------
+        array
+            ``d × S``.
+        """
         hidden = activate(self.activation, ops.matmul(params["A"], x) + params["b"], ops)
         return ops.matmul(params["W"], hidden)
 

@@ -225,7 +225,22 @@ class TrainingProblem:
         return total
 
     def rhs(self, x: Any, theta: Any, ops: Any) -> Any:
-        """f(x, θ) for a flat θ: unpack by the field's shapes and evaluate the field."""
+        """f(x, θ) for a flat θ: unpack by the field's shapes and evaluate the field.
+
+        Parameters
+        ----------
+        x : array
+            States, ``d × S`` (one column per sample).
+        theta : array
+            θ at one time, flat (length p, the layout's order).
+        ops : Ops
+            Backend namespace.
+
+        Returns
+        -------
+        array
+            f(x, θ), ``d × S``.
+        """
         return self.field(x, self.layout.unpack(theta, self.layout.theta_shapes, ops), ops)
 
     def step(self, x: Any, thetas: list[Any], ops: Any, k: int | None = None) -> Any:
@@ -254,7 +269,22 @@ class TrainingProblem:
         return self.scheme.step(lambda z, th: self.rhs(z, th, ops), x, thetas, self.step_size)
 
     def lift_states(self, x: Any, lift: dict[str, Any], ops: Any) -> Any:
-        """λ1: zero-pad ``n_in × S`` inputs to ``d × S``, or apply L x + l (identity for an MLP)."""
+        """λ1: zero-pad ``n_in × S`` inputs to ``d × S``, or apply L x + l (identity for an MLP).
+
+        Parameters
+        ----------
+        x : array
+            Inputs, ``n_in × S``.
+        lift : dict
+            L and l (``layout.lift(w, ops)``); empty for the fixed padding.
+        ops : Ops
+            Backend namespace.
+
+        Returns
+        -------
+        array
+            x(0), ``d × S``.
+        """
         if lift:
             return ops.matmul(lift["L"], x) + lift["l"]
         d0 = self.state_dims[0]
@@ -263,17 +293,66 @@ class TrainingProblem:
         return ops.vstack([x, ops.zeros((d0 - self.data.n_in, x.shape[1]))])
 
     def readout(self, x: Any, readout: dict[str, Any], ops: Any) -> Any:
-        """λ2(x) = P x + c (the identity when the readout is empty, as for a feed-forward model)."""
+        """λ2(x) = P x + c (the identity when the readout is empty, as for a feed-forward model).
+
+        Parameters
+        ----------
+        x : array
+            States, ``d × S`` (one column per sample).
+        readout : dict
+            P and c (``layout.readout(w, ops)``); empty for a feed-forward model.
+        ops : Ops
+            Backend namespace.
+
+        Returns
+        -------
+        array
+            ŷ, ``n_out × S``.
+        """
         if not readout:
             return x
         return ops.matmul(readout["P"], x) + readout["c"]
 
     def terminal_loss(self, x: Any, target: Any, readout: dict[str, Any], ops: Any) -> Any:
-        """Σ_i ℓ(λ2(x_i), y_i) over the columns (sum, not mean)."""
+        """Σ_i ℓ(λ2(x_i), y_i) over the columns (sum, not mean).
+
+        Parameters
+        ----------
+        x : array
+            States, ``d × S`` (one column per sample).
+        target : array
+            Encoded targets y, ``n_out × S``.
+        readout : dict
+            P and c (``layout.readout(w, ops)``); empty for a feed-forward model.
+        ops : Ops
+            Backend namespace.
+
+        Returns
+        -------
+        array
+            A scalar.
+        """
         return ops.sum(loss_per_sample(self.cost.loss, self.readout(x, readout, ops), target, ops))
 
     def running_cost(self, x: Any, target: Any, readout: dict[str, Any], ops: Any) -> Any:
-        """Σ_i [κ ℓ(λ2(x_i), y_i) + η ‖x_i − x̄‖²] over the columns (sum, not mean)."""
+        """Σ_i [κ ℓ(λ2(x_i), y_i) + η ‖x_i − x̄‖²] over the columns (sum, not mean).
+
+        Parameters
+        ----------
+        x : array
+            States, ``d × S`` (one column per sample).
+        target : array
+            Encoded targets y, ``n_out × S``.
+        readout : dict
+            P and c (``layout.readout(w, ops)``); empty for a feed-forward model.
+        ops : Ops
+            Backend namespace.
+
+        Returns
+        -------
+        array
+            A scalar (0.0 when κ = η = 0).
+        """
         total = 0.0
         if self.cost.turnpike > 0:
             total = total + self.cost.turnpike * self.terminal_loss(x, target, readout, ops)
@@ -356,13 +435,43 @@ class TrainingProblem:
         return lipschitz.node_bounds_sq(self, w, ops)
 
     def stage_thetas(self, w: Any, k: int, ops: Any) -> list[Any]:
-        """θ at each integrator node of step k (θ_k alone for a feed-forward model)."""
+        """θ at each integrator node of step k (θ_k alone for a feed-forward model).
+
+        Parameters
+        ----------
+        w : array
+            Decision vector (a backend array).
+        k : int
+            Step index in 0..N-1.
+        ops : Ops
+            Backend namespace.
+
+        Returns
+        -------
+        list of array
+            One flat θ per node of the integrator.
+        """
         if self.model is not None:
             return [self.layout.coefficient(w, k)]
         return [self.theta_vector(w, wts, ops) for wts in self.stage_weights[k]]
 
     def trajectory(self, w: Any, x: Any, ops: Any) -> Iterator[Any]:
-        """Yield x_0 = λ1(x), x_1, …, x_N for a batch of inputs (the forward pass)."""
+        """Yield x_0 = λ1(x), x_1, …, x_N for a batch of inputs (the forward pass).
+
+        Parameters
+        ----------
+        w : array
+            Decision vector (a backend array).
+        x : array
+            Inputs, ``n_in × S``.
+        ops : Ops
+            Backend namespace.
+
+        Yields
+        ------
+        array
+            x_k, ``d_k × S``, for k = 0..N.
+        """
         state = self.lift_states(x, self.layout.lift(w, ops), ops)
         yield state
         for k in range(self.n_steps):

@@ -88,7 +88,8 @@ def run_lbfgsb(solver: Direct, problem: TrainingProblem, w0: np.ndarray, progres
         Options (``nlp``, ``max_iter``, ``tol`` as ``gtol`` (and ``ftol``), ``lbfgsb_options``,
         ``engine``, ``jit``, ``target_loss``, ``subsample``).
     problem : TrainingProblem
-        The problem; its lipschitz constraint cannot be enforced here (SpecError).
+        The problem; its lipschitz constraint is enforced by :func:`._constrained.run_constrained`
+        (``nlp="lbfgsb"``, dispatched by Direct) and rejected by trust-ncg (SpecError).
     w0 : ndarray
         Initial decision vector.
     progress : bool
@@ -102,7 +103,7 @@ def run_lbfgsb(solver: Direct, problem: TrainingProblem, w0: np.ndarray, progres
         engine and what JIT compilation cost (``wall_time`` includes it).
     """
     if problem.constraints.lipschitz is not None:
-        raise spec_error("nlp", solver.nlp, "cannot enforce the lipschitz constraint; use nlp='ipopt'")
+        raise spec_error("nlp", solver.nlp, "cannot enforce the lipschitz constraint; use nlp='lbfgsb' or 'ipopt'")
     if solver.nlp == "trust-ncg" and problem.constraints.theta_max is not None:
         raise spec_error("nlp", solver.nlp, "has no bounds; use nlp='lbfgsb' with theta_max")
     recorder = solver.recorder(problem, progress)

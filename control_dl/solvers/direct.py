@@ -5,7 +5,8 @@ multiple shooting (states per step as variables, continuity constraints) and dir
 (Legendre/Radau, degree 1–4). Hessians for IPOPT: exact (CasADi AD), Gauss-Newton (sum-of-squares
 structure of the loss, generalised for logistic/cross-entropy) or IPOPT's limited-memory BFGS.
 ``nlp="lbfgsb"`` runs scipy's L-BFGS-B over the JIT-compiled objective and gradient (single
-shooting, bounds only; :mod:`._lbfgsb`), the fastest route for unconstrained fits. ``nlp="fatrop"``
+shooting, bounds only; :mod:`._lbfgsb`), the fastest route for unconstrained fits, and with
+``lipschitz`` an augmented Lagrangian around it (:mod:`._constrained`, preset ``certified``). ``nlp="fatrop"``
 solves the multiple-shooting NLP with fatrop, an interior-point method whose Riccati recursion
 exploits the stage structure (:mod:`._fatrop`).
 
@@ -31,6 +32,7 @@ from ..engines._jit import compile_function
 from ..problems.training import TrainingProblem
 from ..result import Result
 from . import _transcriptions as transcriptions
+from ._constrained import run_constrained
 from ._fatrop import run_fatrop
 from ._lbfgsb import Evaluator, run_lbfgsb
 from .base import Recorder, check_choice, check_positive_float, check_positive_int, make_result
@@ -102,7 +104,8 @@ class Direct:
         ``nlp="sqpmethod"``.
     nlp : {"ipopt", "lbfgsb", "trust-ncg", "fatrop", "sqpmethod"}
         NLP solver: IPOPT through CasADi's nlpsol, scipy's L-BFGS-B over the JIT-compiled
-        objective and gradient (single shooting; handles ``theta_max`` but not ``lipschitz``),
+        objective and gradient (single shooting; ``theta_max`` as bounds, ``lipschitz`` by an
+        augmented Lagrangian with exact restoration, :mod:`._constrained`),
         scipy's trust-ncg with matrix-free Gauss-Newton products G·v built with ``jtimes``
         (single shooting, no constraints), or
         fatrop through CasADi's nlpsol (multiple shooting, exact Hessian, stage-wise controls), or
@@ -453,6 +456,8 @@ class Direct:
             Status from IPOPT's or sqpmethod's return status (scipy's for L-BFGS-B, fatrop's
             return flag for fatrop); failures are never raised.
         """
+        if self.nlp == "lbfgsb" and problem.constraints.lipschitz is not None:
+            return run_constrained(self, problem, w0, progress)
         if self.nlp in ("lbfgsb", "trust-ncg"):
             return run_lbfgsb(self, problem, w0, progress)
         if self.nlp == "fatrop":
