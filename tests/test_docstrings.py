@@ -22,21 +22,8 @@ MODULES = [cdl, cdl.plotting, cdl.datasets, cdl.backends, cdl.diagnostics, cdl.e
 PUBLIC_DUNDERS = {"__call__"}
 
 #: Docstrings in files other helpers own and were changing while this test landed (issue 16 item 9).
-#: TODO(engine): document the engine seam's methods (control_dl/engines/*) and remove these entries.
 #: TODO(solvers): document Solver.run and Recorder.elapsed (control_dl/solvers/base.py) and remove them.
 KNOWN_FAILURES: set[str] = {
-    "control_dl.engines._base.Engine.augmented_hamiltonian",
-    "control_dl.engines._base.Engine.evaluate",
-    "control_dl.engines._base.Engine.gauss_newton_product",
-    "control_dl.engines._base.Engine.states",
-    "control_dl.engines._base.Engine.sweep",
-    "control_dl.engines._base.EngineSpec.bind",
-    "control_dl.engines._casadi.Casadi.bind",
-    "control_dl.engines._casadi.CasadiEngine.gauss_newton_product",
-    "control_dl.engines._casadi.CasadiEngine.states",
-    "control_dl.engines._casadi_model.CasadiModel.objective_expr",
-    "control_dl.engines._casadi_model.CasadiModel.stage_vector",
-    "control_dl.engines._casadi_model.CasadiModel.trajectory_expr",
     "control_dl.solvers.base.Recorder.elapsed",
     "control_dl.solvers.base.Solver.run",
 }

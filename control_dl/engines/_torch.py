@@ -88,7 +88,23 @@ class Torch(EngineSpec):
     def bind(
         self, problem: Any, x: np.ndarray, y: np.ndarray, normaliser: float | None = None, regulariser: bool = True
     ) -> TorchEngine:
-        """A :class:`TorchEngine` for ``problem`` on the batch (x, y) (see :class:`~._base.Engine`).
+        """A :class:`TorchEngine` for ``problem`` on the batch (x, y).
+
+        Parameters
+        ----------
+        problem : TrainingProblem
+            What to evaluate.
+        x, y : ndarray
+            Inputs ``n_in × S`` and encoded targets ``n_out × S``.
+        normaliser : float, optional
+            n in J's (1/n) Σ_i (default S).
+        regulariser : bool
+            Include R(θ).
+
+        Returns
+        -------
+        TorchEngine
+            The bound engine.
 
         Raises
         ------
@@ -327,11 +343,23 @@ class TorchEngine(Engine):
             return Evaluation(float(j.detach()), float(loss.detach()), grad, self._numpy(yhat), self.n_samples)
 
     def gauss_newton_product(self, w: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """G(w) v (see the module docstring), shape ``(n_params,)``.
+        """G(w) v (see the module docstring).
 
         J_Ŷ v by the double-backward trick (the reverse product J_Ŷᵀ u is linear in u, so its
         derivative in u along v is J_Ŷ v), then the loss Hessian in the outputs and J_Ŷᵀ by reverse
         products on the same graph: plain autograd, no per-call tracing.
+
+        Parameters
+        ----------
+        w : ndarray
+            Decision vector, shape ``(n_params,)``.
+        v : ndarray
+            Direction, shape ``(n_params,)``.
+
+        Returns
+        -------
+        ndarray
+            G(w) v, shape ``(n_params,)``.
         """
         torch, problem, ops, n = self.torch, self.problem, self.ops, self.normaliser
         grad = torch.autograd.grad
@@ -354,7 +382,18 @@ class TorchEngine(Engine):
             return self._numpy(gv)
 
     def states(self, w: np.ndarray) -> list[np.ndarray]:
-        """x_0, …, x_N on the batch, each ``d_k × S``."""
+        """x_0, …, x_N on the batch.
+
+        Parameters
+        ----------
+        w : ndarray
+            Decision vector.
+
+        Returns
+        -------
+        list of ndarray
+            States, each ``d_k × S``.
+        """
         with self._threads(), self.torch.no_grad():
             return [self._numpy(s) for s in self.problem.trajectory(self._tensor(w), self._x, self.ops)]
 
