@@ -25,7 +25,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 
 # the seed experiments (examples/*.py), each writing PNGs/GIFs under runs/examples/<name>/
-EXAMPLES := ring_dimensions spiral regularisation initialisations turnpike turnpike_claim square_1d morse invertible mlp_vs_resnet training_dynamics emsa_sin
+EXAMPLES := ring_dimensions spiral regularisation initialisations turnpike turnpike_claim square_1d morse invertible mlp_vs_resnet training_dynamics emsa_sin real_data
 
 examples: $(VENV)/.installed
 	for e in $(EXAMPLES); do $(PY) examples/$$e.py || exit 1; done

@@ -36,7 +36,13 @@ from .problems.spec import problem_from_spec as problem_from_spec
 from .result import Result as Result
 from .solvers import MSA as MSA
 from .solvers import Direct as Direct
+from .solvers import FatropOptions as FatropOptions
+from .solvers import IpoptOptions as IpoptOptions
+from .solvers import LbfgsbOptions as LbfgsbOptions
+from .solvers import Solver as Solver
+from .solvers import SqpmethodOptions as SqpmethodOptions
 from .solvers import TorchTrainer as TorchTrainer
+from .solvers import TrustNcgOptions as TrustNcgOptions
 from .solvers import list_solvers as list_solvers
 from .solvers import load_solver as load_solver
 from .solvers import solve as solve
@@ -49,18 +55,24 @@ __all__ = [
     "Cost",
     "Dataset",
     "Direct",
+    "FatropOptions",
     "FeedForward",
     "Inside",
+    "IpoptOptions",
+    "LbfgsbOptions",
     "MSA",
     "Outside",
     "PiecewiseConstant",
     "PiecewiseLinear",
     "Result",
+    "Solver",
     "SpecError",
     "Spectral",
+    "SqpmethodOptions",
     "TimeInvariant",
     "TorchTrainer",
     "TrainingProblem",
+    "TrustNcgOptions",
     "VectorField",
     "backends",
     "compare",

@@ -121,13 +121,30 @@ def to_casadi(problem: TrainingProblem, w: Any, name: str = "phi") -> Any:
     return ca.Function(name, [x], [y], ["x"], ["y"])
 
 
+#: ONNX opset of the exported files
+_OPSET = 17
+
+
+def _logaddexp(g: Any, a: Any, b: Any) -> Any:
+    """ONNX graph of log(eᵃ + eᵇ) = max(a, b) + log(1 + e^{−|a − b|}) (softplus in the torch ops).
+
+    The TorchScript exporter has no rule for ``aten::logaddexp``; :func:`to_onnx` registers this one
+    for the duration of an export only.
+    """
+    torch = _torch()
+    one = g.op("Constant", value_t=torch.tensor(1.0, dtype=torch.float64))
+    gap = g.op("Neg", g.op("Abs", g.op("Sub", a, b)))
+    return g.op("Add", g.op("Max", a, b), g.op("Log", g.op("Add", one, g.op("Exp", gap))))
+
+
 def to_onnx(problem: TrainingProblem, w: Any, path: str | Path) -> Path:
     """Write Φ as an ONNX model (float64) through :func:`to_torch` and check it with onnxruntime.
 
     Exported with torch's TorchScript-based exporter (``dynamo=False``): the dynamo exporter of
     torch 2.13 stores Python float constants such as the step h as float32 (0.2 becomes
     0.20000000298), which moves the outputs by ~1e-9; the TorchScript path keeps every constant in
-    float64 and needs no ``onnxscript``. After writing, onnxruntime runs the file on the training
+    float64 and needs no ``onnxscript`` (it has no rule for ``logaddexp``, the softplus of the torch
+    ops: :func:`_logaddexp` is registered while exporting). Before the file is written, onnxruntime runs it on the training
     inputs and the outputs must match the torch module to 1e-9 relative.
 
     Parameters
@@ -163,18 +180,23 @@ def to_onnx(problem: TrainingProblem, w: Any, path: str | Path) -> Path:
     module = to_torch(problem, w).eval()
     x_raw = problem.data.inverse_transform(problem.data.x_train).T.copy()
     buffer = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-        torch.onnx.export(
-            module,
-            (torch.as_tensor(x_raw),),
-            buffer,
-            dynamo=False,
-            input_names=["X"],
-            output_names=["y"],
-            dynamic_axes={"X": {0: "S"}, "y": {0: "S"}},
-        )
-        expected = module(torch.as_tensor(x_raw)).numpy()
+    torch.onnx.register_custom_op_symbolic("aten::logaddexp", _logaddexp, _OPSET)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+            torch.onnx.export(
+                module,
+                (torch.as_tensor(x_raw),),
+                buffer,
+                dynamo=False,
+                opset_version=_OPSET,
+                input_names=["X"],
+                output_names=["y"],
+                dynamic_axes={"X": {0: "S"}, "y": {0: "S"}},
+            )
+            expected = module(torch.as_tensor(x_raw)).numpy()
+    finally:
+        torch.onnx.unregister_custom_op_symbolic("aten::logaddexp", _OPSET)
     model = buffer.getvalue()
     session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
     got = session.run(None, {"X": x_raw})[0]

@@ -74,7 +74,11 @@ def _dedent(block: str) -> str:
 
 def test_all_lists_exactly_the_reexported_names():
     assert sorted(control_dl.__all__) == sorted(set(control_dl.__all__)), "duplicates in __all__"
-    assert set(control_dl.__all__) == reexported_names()
+    reexported = reexported_names()
+    assert set(control_dl.__all__) == reexported, (
+        f"control_dl/__init__.py: __all__ lacks {sorted(reexported - set(control_dl.__all__))}, "
+        f"lists unexported {sorted(set(control_dl.__all__) - reexported)}"
+    )
     for name in control_dl.__all__:
         assert hasattr(control_dl, name), name
 

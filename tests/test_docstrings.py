@@ -22,11 +22,7 @@ MODULES = [cdl, cdl.plotting, cdl.datasets, cdl.backends, cdl.diagnostics, cdl.e
 PUBLIC_DUNDERS = {"__call__"}
 
 #: Docstrings in files other helpers own and were changing while this test landed (issue 16 item 9).
-#: TODO(solvers): document Solver.run and Recorder.elapsed (control_dl/solvers/base.py) and remove them.
-KNOWN_FAILURES: set[str] = {
-    "control_dl.solvers.base.Recorder.elapsed",
-    "control_dl.solvers.base.Solver.run",
-}
+KNOWN_FAILURES: set[str] = set()
 
 
 def _public_callables():

@@ -185,6 +185,23 @@ def encode_targets(task: str, loss: str, y: np.ndarray, n_classes: int) -> np.nd
     return np.eye(n_classes)[:, labels]
 
 
+def decision_threshold(loss: str | LossFunction) -> float:
+    """The value of a single readout at which the predicted class changes from 0 to 1.
+
+    Parameters
+    ----------
+    loss : str or callable
+        ``Cost.loss``.
+
+    Returns
+    -------
+    float
+        0 for ``"logistic"`` (the readout is a logit), 0.5 otherwise (the readout regresses 0/1 targets,
+        as for ``"mse"`` and callable losses).
+    """
+    return 0.0 if isinstance(loss, str) and loss == "logistic" else 0.5
+
+
 def predict_labels(task: str, loss: str, yhat: np.ndarray) -> np.ndarray:
     """Turn readout values into class labels.
 
@@ -204,7 +221,7 @@ def predict_labels(task: str, loss: str, yhat: np.ndarray) -> np.ndarray:
         Integer labels ``(S,)``.
     """
     if yhat.shape[0] == 1:
-        return (yhat[0] > (0.0 if not callable(loss) and loss == "logistic" else 0.5)).astype(int)
+        return (yhat[0] > decision_threshold(loss)).astype(int)
     return np.argmax(yhat, axis=0)
 
 

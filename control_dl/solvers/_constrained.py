@@ -202,14 +202,7 @@ def run_constrained(solver: Direct, problem: TrainingProblem, w0: np.ndarray, pr
         log(w)
         with threadpool_limits(limits=1, user_api="blas"):
             for _ in range(MAX_OUTER):
-                options = {
-                    "maxiter": solver.max_iter - used,
-                    "gtol": solver.tol,
-                    "ftol": solver.tol,
-                    "maxfun": 20 * (solver.max_iter - used) + 100,
-                    "maxcor": 30,
-                    **solver.lbfgsb_options,
-                }
+                options = solver.lbfgsb_options.scipy_options(solver.max_iter - used, solver.tol)
                 res = minimize(
                     fun, w, jac=True, method="L-BFGS-B", bounds=Bounds(lbx, ubx), callback=callback, options=options
                 )

@@ -71,6 +71,13 @@ class Evaluator:
         return ev.objective, ev.loss, grad, extra
 
 
+def _damped(product: Any, damping: float) -> Any:
+    """G·v + μ·v (Levenberg-Marquardt damping of the Gauss-Newton product; μ = 0: G·v itself)."""
+    if damping == 0:
+        return product
+    return lambda w, v: product(w, v) + damping * v
+
+
 #: scipy ``status`` -> Result.status (L-BFGS-B: 2 = the line search could not make progress;
 #: trust-ncg: 2+ = the trust region collapsed, a non-positive Hessian direction, or NaN)
 SCIPY_STATUS = {0: "converged", 1: "max_iter"}
@@ -85,8 +92,9 @@ def run_lbfgsb(solver: Direct, problem: TrainingProblem, w0: np.ndarray, progres
     Parameters
     ----------
     solver : Direct
-        Options (``nlp``, ``max_iter``, ``tol`` as ``gtol`` (and ``ftol``), ``lbfgsb_options``,
-        ``engine``, ``jit``, ``target_loss``, ``subsample``).
+        Options (``nlp``, ``max_iter``, ``tol`` as ``gtol`` (and ``ftol``), ``lbfgsb_options`` or
+        ``trust_ncg_options``, ``gauss_newton_damping`` (trust-ncg), ``engine``, ``jit``,
+        ``target_loss``, ``subsample``).
     problem : TrainingProblem
         The problem; its lipschitz constraint is enforced by :func:`._constrained.run_constrained`
         (``nlp="lbfgsb"``, dispatched by Direct) and rejected by trust-ncg (SpecError).
@@ -134,18 +142,11 @@ def run_lbfgsb(solver: Direct, problem: TrainingProblem, w0: np.ndarray, progres
         log(np.asarray(intermediate_result.x, dtype=float))
 
     if solver.nlp == "trust-ncg":
-        method, extra = "trust-ncg", {"hessp": evaluate.engine.gauss_newton_product}
-        options = {"maxiter": solver.max_iter, "gtol": solver.tol}
+        hessp = _damped(evaluate.engine.gauss_newton_product, solver.gauss_newton_damping)
+        method, extra = "trust-ncg", {"hessp": hessp}
     else:
         method, extra = "L-BFGS-B", {}
-        options = {
-            "maxiter": solver.max_iter,
-            "gtol": solver.tol,
-            "ftol": solver.tol,
-            "maxfun": 20 * solver.max_iter + 100,
-            "maxcor": 30,  # 30 correction pairs: 2.7x fewer iterations than scipy's 10 on ring (S = 400)
-        }
-    options.update(solver.lbfgsb_options)
+    options = solver.backend_options.scipy_options(solver.max_iter, solver.tol)
     lbx, ubx = theta_bounds(problem)
     w_start = np.clip(w0, lbx, ubx)
     try:
