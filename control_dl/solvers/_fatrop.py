@@ -249,24 +249,15 @@ def run_fatrop(solver, problem, w0: np.ndarray, progress: bool):
             )
         stats = nlpsol.stats()
     except RuntimeError as exc:  # CasADi raises on evaluation errors and bad options
-<<<<<<< HEAD
-        return make_result(problem, solver, w0, "failed", f"CasADi error: {exc}", recorder, 0, {"name": "casadi"})
-=======
         if log_iterate.reached:
             return _target_result(solver, problem, recorder, log_iterate)
         return make_result(problem, solver, w0, "failed", f"CasADi error: {exc}", recorder, 0)
     if log_iterate.reached:
         return _target_result(solver, problem, recorder, log_iterate)
->>>>>>> main
     w = np.asarray(solution["x"], dtype=float).ravel()[inverse][: tr.n_w]
     flag = int(stats["fatrop"]["return_flag"])
     status = FATROP_STATUS.get(flag, "failed")
     message = f"fatrop: return flag {flag} ({stats.get('unified_return_status', 'unknown')})"
-<<<<<<< HEAD
-    return make_result(
-        problem, solver, w, status, message, recorder, int(stats.get("iter_count", 0)), {"name": "casadi"}
-    )
-=======
     return make_result(problem, solver, w, status, message, recorder, int(stats.get("iter_count", 0)))
 
 
@@ -274,4 +265,3 @@ def _target_result(solver, problem, recorder, log_iterate):
     """The Result of a fatrop solve stopped at the first iterate whose loss met ``target_loss``."""
     message = f"target loss {solver.target_loss:g} reached (fatrop interrupted)"
     return make_result(problem, solver, log_iterate.last_w, "converged", message, recorder, len(recorder.history) - 1)
->>>>>>> main

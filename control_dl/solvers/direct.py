@@ -170,7 +170,6 @@ class Direct:
         "gauss-newton"`` only). GN is PSD but often near-singular (e.g. an unregularised readout);
         IPOPT then takes huge steps, which μ damps.
     engine : {"auto", "casadi", "torch"} or EngineSpec
-<<<<<<< HEAD
         How J, ∇J and G·v are evaluated (:mod:`control_dl.engines`; "casadi" and "auto" take
         ``jit`` and ``parallelization``; "auto" times one J + ∇J on each engine and keeps the
         faster): by ``nlp="lbfgsb"``/``"trust-ncg"``, by IPOPT in single shooting with
@@ -179,11 +178,6 @@ class Direct:
         fatrop, sqpmethod and IPOPT with exact or Gauss-Newton Hessians build sparse CasADi NLPs
         from the casadi engine's per-sample Functions: they accept only "auto" (= casadi there) or
         "casadi" (SpecError otherwise).
-=======
-        How J, ∇J and G·v are evaluated for ``nlp="lbfgsb"``/``"trust-ncg"`` and for the iteration
-        history (:mod:`control_dl.engines`; "casadi" and "auto" take ``jit`` and ``parallelization``).
-        Multiple shooting, collocation, fatrop and sqpmethod build sparse CasADi NLPs from the
-        casadi engine's per-sample Functions: they accept only "auto" or "casadi".
 
     Raises
     ------
@@ -191,7 +185,6 @@ class Direct:
         An invalid value, or an option that would not reach the back-end in use (e.g.
         ``ipopt_options`` with ``nlp="lbfgsb"``, ``collocation_degree`` with single shooting,
         ``gauss_newton_damping`` with the exact Hessian).
->>>>>>> main
     """
 
     transcription: str = "single_shooting"
@@ -549,30 +542,15 @@ class Direct:
             return run_fatrop(self, problem, w0, progress)
         recorder = self.recorder(problem, progress)
         tr = self.transcribe(problem, w0)
-<<<<<<< HEAD
-        reached = []
         x, y = self.batch(problem)
         engine = self.bind_engine(problem, x, y)
-        full = x.shape[1] == problem.data.x_train.shape[1]  # the history is logged on the whole training set
-        evaluate = Evaluator(engine if full else self.bind_engine(problem, problem.data.x_train, problem.targets))
-
-        def on_iterate(z: np.ndarray, _f: float) -> bool:
-            # IPOPT's f may belong to a trial point (and to infeasible states): log J at w itself
-            w = z[: tr.n_w]
-            j, loss, _, extra = evaluate(w)
-            recorder.log(len(recorder.history), w, j, loss, **extra)
-            if self.target_loss is not None and loss <= self.target_loss:
-                reached.append(True)
-            return bool(reached)
-=======
-        log_iterate = self.iterate_logger(problem, recorder)
+        log_iterate = self.iterate_logger(problem, recorder, engine)
         collocation = self.transcription == "collocation"
 
         def on_iterate(z: np.ndarray, f: float) -> bool:
             # log J at w by simulation (IPOPT's f belongs to the NLP's own states); for collocation
             # IPOPT's f (the collocation objective) is kept beside it as nlp_objective
             return log_iterate(z[: tr.n_w], **({"nlp_objective": f} if collocation else {}))
->>>>>>> main
 
         options: dict[str, Any] = {
             "print_time": self.verbose,
@@ -586,13 +564,9 @@ class Direct:
             hessian = transcriptions.gauss_newton_hessian(tr, self.casadi_model(problem), self.gauss_newton_damping)
             options["hess_lag"] = hessian if self.nlp == "ipopt" else transcriptions.symmetric_hessian(hessian)
         bounds = {"lbx": tr.lbz, "ubx": tr.ubz, "lbg": tr.lbg, "ubg": tr.ubg}
-<<<<<<< HEAD
         objective, _callback = self.objective_for_ipopt(problem, tr, engine)
         nlp = {"x": tr.z, "f": objective, "g": tr.g}
-=======
-        nlp = {"x": tr.z, "f": self.objective_for_ipopt(problem, tr), "g": tr.g}
         label = "IPOPT" if self.nlp == "ipopt" else "sqpmethod"
->>>>>>> main
         try:
             with casadi_console(self.verbose) as console:
                 solver = ca.nlpsol("direct", self.nlp, nlp, options)
@@ -616,12 +590,11 @@ class Direct:
                 f"{problem.integrator} re-simulation of w"
             )
         iterations = int(stats.get("iter_count", max(len(recorder.history) - 1, 0)))
-<<<<<<< HEAD
         return make_result(problem, self, w, status, message, recorder, iterations, engine.info)
-=======
-        return make_result(problem, self, w, status, message, recorder, iterations)
 
-    def iterate_logger(self, problem: TrainingProblem, recorder: Recorder) -> _IterateLogger:
+    def iterate_logger(
+        self, problem: TrainingProblem, recorder: Recorder, engine: Engine | None = None
+    ) -> _IterateLogger:
         """The per-iteration logger of the CasADi back-ends: J, the loss (and ‖∇J‖, accuracy with
         ``jit``) at w by simulation on all training samples, and the ``target_loss`` test.
 
@@ -631,6 +604,8 @@ class Direct:
             The problem.
         recorder : Recorder
             Where the iterations go.
+        engine : Engine, optional
+            The solver's engine, reused when it is bound to all training samples.
 
         Returns
         -------
@@ -639,7 +614,9 @@ class Direct:
             attribute tells afterwards.
         """
         x, y = problem.data.x_train, problem.targets
-        evaluate = Evaluator(self.bind_engine(problem, x, y)) if self.jit else None
+        if engine is None or engine.n_samples != x.shape[1]:
+            engine = self.bind_engine(problem, x, y) if self.jit else None
+        evaluate = Evaluator(engine) if engine is not None else None
         return _IterateLogger(problem, recorder, evaluate, self.target_loss)
 
 
@@ -662,4 +639,3 @@ class _IterateLogger:
         self.last_w = np.array(w, dtype=float, copy=True)
         self.reached = self.reached or (self.target is not None and loss <= self.target)
         return self.reached
->>>>>>> main
