@@ -232,3 +232,12 @@ def test_two_point_sweep_over_an_npz(npz_file, tmp_path):
     for row in rows:
         result = cdl.Result.load(row["result_path"])
         np.testing.assert_array_equal(result.problem.data.x_test, X[36:].T)
+
+
+def test_cli_compare_on_an_npz(npz_file, tmp_path, capsys):
+    spec = problem_toml(npz_file.parent, "../circle.npz")
+    out = tmp_path / "compare"
+    assert main(["compare", str(spec), "--solvers", "lbfgsb", "--out", str(out), "--no-progress"]) == 0
+    table = json.loads((out / "compare.json").read_text())
+    assert table["problem_spec"]["data"]["path"] == str(npz_file)
+    assert "lbfgsb" in capsys.readouterr().out

@@ -29,6 +29,7 @@ __all__ = [
     "as_features",
     "bundled",
     "circle",
+    "encode_labels",
     "ring",
     "sin",
     "spheres",
