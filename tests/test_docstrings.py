@@ -17,7 +17,17 @@ from numpydoc.docscrape import NumpyDocString
 
 import control_dl as cdl
 
-MODULES = [cdl, cdl.plotting, cdl.datasets, cdl.backends, cdl.diagnostics, cdl.experiments, cdl.engines, cdl.solvers]
+MODULES = [
+    cdl,
+    cdl.problems,
+    cdl.plotting,
+    cdl.datasets,
+    cdl.backends,
+    cdl.diagnostics,
+    cdl.experiments,
+    cdl.engines,
+    cdl.solvers,
+]
 #: dunder methods that are part of a public protocol (a user implements or calls them)
 PUBLIC_DUNDERS = {"__call__"}
 
