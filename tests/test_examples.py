@@ -55,8 +55,8 @@ def _solves(env: dict) -> list[tuple[object, object, int]]:
     problems, results = env.get("problems"), env.get("results")
     if isinstance(problems, dict) and isinstance(results, dict):
         return [(problems[k], results[k], 0) for k in problems]
-    if "problem" in env and isinstance(results, dict):  # one problem, one solve per seed
-        return [(env["problem"], r, seed) for seed, r in results.items()]
+    if "problem" in env and isinstance(results, dict):  # one problem, one solve per seed or per solver
+        return [(env["problem"], r, key if isinstance(key, int) else 0) for key, r in results.items()]
     if "problem" in env and isinstance(results, list):  # one problem, several solvers
         return [(env["problem"], r, 0) for r in results]
     if "problem" in env and "result" in env:
