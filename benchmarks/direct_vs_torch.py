@@ -27,8 +27,9 @@ import torch  # noqa: E402
 
 import control_dl as cdl  # noqa: E402
 from control_dl.backends import get_ops  # noqa: E402
-from control_dl.solvers._jit import compile_function  # noqa: E402
-from control_dl.solvers._lbfgsb import objective_loss_gradient  # noqa: E402
+from control_dl.engines import casadi_model  # noqa: E402
+from control_dl.engines._casadi_model import objective_loss_gradient  # noqa: E402
+from control_dl.engines._jit import compile_function  # noqa: E402
 
 TARGET = 1e-3
 
@@ -102,8 +103,8 @@ def fgrad_times(problem, reps: int = 200) -> dict:
     w = problem.initial_guess(0)
     n = problem.data.x_train.shape[1]
     x, y = ca.DM(problem.data.x_train), ca.DM(problem.targets)
-    plain = problem.casadi.functions(n)[1]
-    compiled, _ = compile_function(objective_loss_gradient(problem.casadi, n))
+    plain = casadi_model(problem).functions(n)[1]
+    compiled, _ = compile_function(objective_loss_gradient(casadi_model(problem), n))
     ops = get_ops("torch")
     xt, yt = ops.asarray(problem.data.x_train), ops.asarray(problem.targets)
 
@@ -134,7 +135,7 @@ def fgrad_times(problem, reps: int = 200) -> dict:
 def compile_times(problem) -> dict:
     """JIT compile time on an empty cache, then on the warm cache (same Function)."""
     n = problem.data.x_train.shape[1]
-    f = objective_loss_gradient(problem.casadi, n)
+    f = objective_loss_gradient(casadi_model(problem), n)
     with tempfile.TemporaryDirectory() as cache:
         previous = os.environ.get("CONTROL_DL_CACHE")
         os.environ["CONTROL_DL_CACHE"] = cache

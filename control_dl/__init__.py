@@ -9,6 +9,7 @@ __version__ = "0.1.0"
 
 from . import backends as backends
 from . import diagnostics as diagnostics
+from . import engines as engines
 from . import experiments as experiments
 from . import plotting as plotting
 from ._errors import SpecError as SpecError
@@ -35,7 +36,55 @@ from .problems.spec import problem_from_spec as problem_from_spec
 from .result import Result as Result
 from .solvers import MSA as MSA
 from .solvers import Direct as Direct
+from .solvers import FatropOptions as FatropOptions
+from .solvers import IpoptOptions as IpoptOptions
+from .solvers import LbfgsbOptions as LbfgsbOptions
+from .solvers import Solver as Solver
+from .solvers import SqpmethodOptions as SqpmethodOptions
 from .solvers import TorchTrainer as TorchTrainer
+from .solvers import TrustNcgOptions as TrustNcgOptions
 from .solvers import list_solvers as list_solvers
 from .solvers import load_solver as load_solver
 from .solvers import solve as solve
+
+__all__ = [
+    "Bottleneck",
+    "CompareTable",
+    "Constraints",
+    "Control",
+    "Cost",
+    "Dataset",
+    "Direct",
+    "FatropOptions",
+    "FeedForward",
+    "Inside",
+    "IpoptOptions",
+    "LbfgsbOptions",
+    "MSA",
+    "Outside",
+    "PiecewiseConstant",
+    "PiecewiseLinear",
+    "Result",
+    "Solver",
+    "SpecError",
+    "Spectral",
+    "SqpmethodOptions",
+    "TimeInvariant",
+    "TorchTrainer",
+    "TrainingProblem",
+    "TrustNcgOptions",
+    "VectorField",
+    "backends",
+    "compare",
+    "datasets",
+    "diagnostics",
+    "engines",
+    "experiments",
+    "list_problems",
+    "list_solvers",
+    "load_problem",
+    "load_solver",
+    "plotting",
+    "problem_from_spec",
+    "solve",
+]

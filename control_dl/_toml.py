@@ -32,10 +32,12 @@ def read_toml(path: Path) -> dict[str, Any]:
     Raises
     ------
     SpecError
-        If the file is not valid TOML (or not UTF-8 text).
+        If the file is not valid TOML (or not UTF-8 text, or nested too deeply to parse).
     """
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SpecError(f"{path}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise SpecError(f"{path}: invalid spec: arrays or tables nested too deeply") from None

@@ -11,6 +11,9 @@ from typing import Any
 from ._errors import SpecError
 from ._toml import tomllib
 
+#: the preset ``solve`` uses when neither --solver nor the problem's ``solver`` key names one
+DEFAULT_SOLVER = "ipopt-lbfgs"
+
 
 def parse_assignment(text: str) -> tuple[str, Any]:
     """Parse ``key=value``; the value is read as a TOML value (numbers, booleans, strings, lists).
@@ -119,7 +122,7 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     checkpoint = out / "checkpoint.npz"
     if args.checkpoint_every:
         options.update(checkpoint=str(checkpoint), checkpoint_every=args.checkpoint_every)
-    solver = load_solver(args.solver, **options)
+    solver = load_solver(args.solver or problem.spec.get("solver") or DEFAULT_SOLVER, **options)
     w0 = None
     if args.resume and checkpoint.is_file():
         from .solvers.checkpoint import checkpoint_iteration, load_checkpoint
@@ -189,12 +192,12 @@ def write_turnpike_outputs(sweep: Any, out: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .diagnostics.turnpike import plot_turnpike
+    from .plotting import turnpike as plot_turnpike
     from .result import atomic_write_bytes
 
     atomic_write_bytes(out / "turnpike.json", json.dumps(sweep.to_dict(), indent=2).encode())
     fig, ax = plt.subplots(figsize=(6, 4.8))
-    plot_turnpike(sweep, ax=ax)
+    plot_turnpike(sweep, "theta", ax=ax)
     return [out / "turnpike.json", _save(fig, out / "turnpike.png")]
 
 
@@ -249,6 +252,22 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import FORMATS, write_export
+    from .result import Result, result_path
+
+    source = result_path(args.result) if not Path(args.result).is_file() else Path(args.result)
+    if not source.is_file():
+        raise SpecError(f"result={args.result!r}: no such file")
+    result = Result.load(source)
+    if result.problem is None:
+        raise SpecError(f"result={args.result!r}: has no problem to export (saved without its spec or data)")
+    out = Path(args.out) if args.out else source.with_suffix(FORMATS[args.format])
+    written = write_export(result.problem, result.w, args.format, out)
+    print(f"wrote {written}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``control-dl``.
 
@@ -262,7 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="list named problems and solver presets").set_defaults(func=_cmd_list)
     solve = sub.add_parser("solve", help="solve one problem, write result.npz, summary.json and figures")
     solve.add_argument("problem", help="problem name or TOML path")
-    solve.add_argument("--solver", default="ipopt-lbfgs", help="solver preset name or TOML path")
+    solve.add_argument(
+        "--solver", default=None, help=f"solver preset or TOML path (default: the problem's, else {DEFAULT_SOLVER})"
+    )
     solve.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a problem key")
     solve.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="override a solver option")
     solve.add_argument("--seed", type=int, default=0, help="seed of the initial guess")
@@ -308,6 +329,11 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--out", default="runs/compare", help="output folder")
     comp.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     comp.set_defaults(func=_cmd_compare)
+    export = sub.add_parser("export", help="write a saved result's network as torch / CasADi / ONNX")
+    export.add_argument("result", help="result file (result.npz of `control-dl solve`)")
+    export.add_argument("--format", required=True, choices=["torch", "casadi", "onnx"], help="file format")
+    export.add_argument("--out", default=None, help="output file (default: next to RESULT, .pt2/.casadi/.onnx)")
+    export.set_defaults(func=_cmd_export)
     return parser
 
 

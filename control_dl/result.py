@@ -1,4 +1,4 @@
-"""The one output type of every solver, with exact save/load."""
+"""The one output type of every solver: exact save/load with its data, predictions, export."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._errors import SpecError
+
 if TYPE_CHECKING:
+    from .problems.datasets import Dataset
     from .problems.training import TrainingProblem
 
 STATUSES = ("converged", "max_iter", "failed", "diverged")
@@ -103,6 +106,9 @@ class Result:
         Seed of the initial guess.
     problem : TrainingProblem or None
         The problem (not saved; rebuilt from ``problem_spec`` on load when possible).
+    data_source : dict or None
+        Where the data of a loaded result came from (the dataset's ``source`` with the data file's
+        SHA-256, or ``{"dataset": "arrays", ...}``); a result from a solve reads it off ``problem``.
     """
 
     status: str
@@ -123,6 +129,7 @@ class Result:
     versions: dict[str, str] = field(default_factory=dict)
     seed: int | None = None
     problem: TrainingProblem | None = field(default=None, repr=False)
+    data_source: dict[str, Any] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -163,20 +170,80 @@ class Result:
         """
         return self._need_problem().theta(self.w, t)
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """Readout λ2(x(T)) for inputs X (``n_in × S``).
+    def predict(self, X: Any, layout: str = "features") -> np.ndarray:
+        """Readout λ2(x(T)) for raw inputs X (the network's output: logits for classification losses).
+
+        When the problem's data were standardised, (X − mean) / scale (fitted on the training split)
+        is applied first, so X is in the units of the data file; model-space inputs such as
+        ``problem.data.x_test`` go through ``problem.predict(result.w, x)`` instead.
 
         Parameters
         ----------
-        X : ndarray
-            Inputs.
+        X : array_like
+            Inputs: ``n_in × S`` with ``layout="features"`` (one column per sample, the package's
+            convention), ``S × n_in`` with ``layout="samples"`` (numpy / scikit-learn / torch's).
+        layout : {"features", "samples"}
+            Layout of X and of the returned predictions.
 
         Returns
         -------
         ndarray
-            ``n_out × S`` predictions.
+            ``n_out × S`` predictions (``S × n_out`` for ``layout="samples"``).
+
+        Raises
+        ------
+        SpecError
+            If X does not fit ``layout`` (the message names the expected shape and says when the other
+            layout fits).
         """
-        return self._need_problem().predict(self.w, X)
+        from .problems.datasets import as_features
+
+        problem = self._need_problem()
+        x = as_features(X, problem.data.n_in, layout)
+        yhat = problem.predict(self.w, problem.data.transform(x))
+        return yhat if layout == "features" else yhat.T
+
+    def to_torch(self) -> Any:
+        """The trained network as a ``torch.nn.Module`` (float64): see :func:`control_dl.export.to_torch`.
+
+        Returns
+        -------
+        torch.nn.Module
+            ``forward(X)`` maps raw sample-major inputs ``S × n_in`` to ``S × n_out`` predictions,
+            equal to ``predict(X, layout="samples")``.
+        """
+        from .export import to_torch
+
+        return to_torch(self._need_problem(), self.w)
+
+    def to_casadi(self) -> Any:
+        """The input-output map Φ(x) = λ2(x(T)) as a ``casadi.Function``: see :func:`control_dl.export.to_casadi`.
+
+        Returns
+        -------
+        casadi.Function
+            ``phi: x (n_in × 1, raw units) -> y (n_out × 1)``, exact derivatives by CasADi's AD.
+        """
+        from .export import to_casadi
+
+        return to_casadi(self._need_problem(), self.w)
+
+    def to_onnx(self, path: str | Path) -> Path:
+        """Write the trained network as an ONNX model: see :func:`control_dl.export.to_onnx`.
+
+        Parameters
+        ----------
+        path : str or Path
+            Destination ``.onnx`` file (written atomically).
+
+        Returns
+        -------
+        Path
+            The file; input ``X`` (``S × n_in``, float64, raw units), output ``y`` (``S × n_out``).
+        """
+        from .export import to_onnx
+
+        return to_onnx(self._need_problem(), self.w, path)
 
     def summary(self) -> str:
         """One line: solver, status, loss, accuracies, time.
@@ -213,52 +280,154 @@ class Result:
             "seed": self.seed,
         }
 
-    def save(self, path: str | Path) -> Path:
+    def _data_record(self, store_data: bool) -> tuple[dict[str, Any] | None, dict[str, np.ndarray]]:
+        """The data source to record, and the arrays to store (data given as arrays only)."""
+        if self.problem is None:
+            return self.data_source, {}
+        data = self.problem.data
+        if data.source is not None:
+            return dict(data.source), {}
+        record = {"dataset": "arrays", "stored": store_data, "task": data.task, "name": data.name}
+        record["class_names"] = list(data.class_names) if data.class_names is not None else None
+        if not store_data:
+            return record, {}
+        arrays = {f"data_{k}": getattr(data, k) for k in ("x_train", "y_train", "x_test", "y_test")}
+        if data.mean is not None:
+            arrays.update(data_mean=data.mean, data_scale=data.scale)
+        return record, arrays
+
+    def save(self, path: str | Path, data: bool = True) -> Path:
         """Write the result to one ``.npz`` file (arrays + JSON metadata), atomically.
+
+        Besides w, the history and the snapshots, the file records where the data came from: a
+        generator and its arguments, a scikit-learn set, or a data file's absolute path and SHA-256;
+        data given as arrays in Python are stored in the file itself (unless ``data=False``). The
+        problem's spec is the one it was loaded from, or :func:`control_dl.problems.spec.describe`
+        of a problem built in Python.
 
         Parameters
         ----------
         path : str or Path
-            Destination; ``.npz`` is appended if missing.
+            Destination; ``.npz`` is appended if missing (:meth:`load` accepts the same path).
+        data : bool
+            Store data given as arrays (ignored for data a spec can rebuild).
 
         Returns
         -------
         Path
             The file written.
         """
-        path = Path(path)
-        if path.suffix != ".npz":
-            path = path.with_name(path.name + ".npz")
+        from .problems.spec import describe
+
+        path = result_path(path)
         snaps = np.array([s[2] for s in self.snapshots]) if self.snapshots else np.zeros((0, self.w.size))
+        spec = self.problem_spec
+        if spec is None and self.problem is not None:
+            spec = describe(self.problem)
+        source, arrays = self._data_record(data)
+        meta = {**self._metadata(), "problem_spec": spec, "data_source": source}
         buffer = io.BytesIO()
-        np.savez(buffer, w=self.w, snapshots=snaps, metadata=np.array(json.dumps(self._metadata())))
+        np.savez(buffer, w=self.w, snapshots=snaps, metadata=np.array(json.dumps(meta)), **arrays)
         atomic_write_bytes(path, buffer.getvalue())
         return path
 
     @classmethod
-    def load(cls, path: str | Path, problem: TrainingProblem | None = None) -> Result:
-        """Read a result written by :meth:`save`.
+    def load(cls, path: str | Path, problem: TrainingProblem | None = None, rebuild: bool = True) -> Result:
+        """Read a result written by :meth:`save`, and rebuild its problem.
 
         Parameters
         ----------
         path : str or Path
-            The ``.npz`` file.
+            The file, or the path given to :meth:`save` (``.npz`` appended as there).
         problem : TrainingProblem, optional
-            Attach this problem; by default it is rebuilt from the stored spec when there is one.
+            Attach this problem instead of rebuilding one.
+        rebuild : bool
+            Rebuild the problem from the stored spec and data source (default); False loads the
+            result alone (``problem`` None), e.g. when its data file is gone.
 
         Returns
         -------
         Result
-            The result, arrays bit-identical to the saved ones.
+            The result, arrays bit-identical to the saved ones; the rebuilt problem's data are
+            bit-identical to the saved problem's.
+
+        Raises
+        ------
+        SpecError
+            When the problem cannot be rebuilt: its data file is missing or changed since the save
+            (the message names the file and how to load anyway).
+        FileNotFoundError
+            When there is no result file at ``path``.
         """
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(str(data["metadata"]))
-            w = data["w"].copy()
-            snaps = data["snapshots"].copy()
+        path = Path(path)
+        if not path.is_file() and result_path(path).is_file():
+            path = result_path(path)
+        with np.load(path, allow_pickle=False) as stored:
+            meta = json.loads(str(stored["metadata"]))
+            w = stored["w"].copy()
+            snaps = stored["snapshots"].copy()
+            arrays = {k[5:]: stored[k].copy() for k in stored.files if k.startswith("data_")}
         info = meta.pop("snapshot_info")
         snapshots = [(i, t, snaps[k]) for k, (i, t) in enumerate(info)]
-        if problem is None and meta.get("problem_spec"):
-            from .problems.spec import build_problem
-
-            problem = build_problem(meta["problem_spec"])
+        meta.setdefault("data_source", None)
+        if problem is None and rebuild and meta.get("problem_spec"):
+            problem = _rebuild_problem(path, meta["problem_spec"], meta["data_source"], arrays)
         return cls(w=w, snapshots=snapshots, problem=problem, **meta)
+
+
+def result_path(path: str | Path) -> Path:
+    """The file :meth:`Result.save` writes for ``path``: ``.npz`` appended when missing.
+
+    Parameters
+    ----------
+    path : str or Path
+        A path as given to :meth:`Result.save`.
+
+    Returns
+    -------
+    Path
+        The ``.npz`` path.
+    """
+    path = Path(path)
+    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+
+
+def _rebuild_problem(
+    path: Path, spec: dict[str, Any], source: dict[str, Any] | None, arrays: dict[str, np.ndarray]
+) -> TrainingProblem | None:
+    """The saved problem from its spec: stored arrays, or a data file checked against its SHA-256."""
+    from .problems.datafiles import file_sha256
+    from .problems.spec import build_problem
+
+    kind = (source or {}).get("dataset")
+    if kind == "arrays":
+        return build_problem(spec, data=_stored_dataset(source, arrays)) if arrays else None
+    if kind == "file":
+        file = Path(source["path"])
+        hint = "restore it, pass problem=, or load with rebuild=False"
+        if not file.is_file():
+            raise SpecError(f"{path}: its data file {file} is missing; {hint}")
+        digest = file_sha256(file)
+        if digest != source.get("sha256"):
+            raise SpecError(
+                f"{path}: its data file {file} changed since the result was saved "
+                f"(SHA-256 {str(source.get('sha256'))[:12]}…, now {digest[:12]}…); {hint}"
+            )
+    return build_problem(spec)
+
+
+def _stored_dataset(source: dict[str, Any], arrays: dict[str, np.ndarray]) -> Dataset:
+    from .problems.datasets import Dataset
+
+    names = source.get("class_names")
+    return Dataset(
+        arrays["x_train"],
+        arrays["y_train"],
+        arrays["x_test"],
+        arrays["y_test"],
+        task=source["task"],
+        name=source["name"],
+        class_names=tuple(names) if names is not None else None,
+        mean=arrays.get("mean"),
+        scale=arrays.get("scale"),
+    )

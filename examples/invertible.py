@@ -25,8 +25,8 @@ problems = {
     "unconstrained": cdl.load_problem("ring", dim=2, n_steps=4, horizon=2.0, **size),
 }
 
-# --- solver: the constraint needs IPOPT (a bound-constrained method cannot enforce it) --------
-solver = cdl.Direct(hessian="lbfgs", max_iter=10 if small else 300)
+# --- solver: the recommended constrained route (augmented Lagrangian around L-BFGS-B) ---------
+solver = cdl.load_solver("certified", max_iter=10 if small else 1000)
 
 
 # --- run --------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Regenerate the README gallery: run the seed examples, then shrink chosen figures into docs/gallery/.
+"""Regenerate the gallery: run the examples, then shrink chosen figures into docs/gallery/.
 
 ``python examples/make_gallery.py`` (or ``make gallery``). Each PNG is downscaled and reduced to a
 256-colour palette so that it stays under 150 kB.
@@ -27,6 +27,12 @@ GALLERY = {
     "morse.png": ("morse", "morse.png"),
     "turnpike.png": ("turnpike", "turnpike.png"),
     "invertible.png": ("invertible", "invertible.png"),
+    "demo_compare.png": ("demo", "ring-3d/compare.png"),
+    "initialisations.png": ("initialisations", "initialisations.png"),
+    "turnpike_kappa.png": ("turnpike_claim", "turnpike_kappa.png"),
+    "training_dynamics.png": ("training_dynamics", "heatmaps.png"),
+    "mlp_vs_resnet.png": ("mlp_vs_resnet", "singular_values.png"),
+    "emsa_sin.png": ("emsa_sin", "convergence.png"),
 }
 MAX_BYTES = 150_000
 

@@ -3,7 +3,8 @@
 With the running training error κ∫(1/S)Σℓ(λ2(x_i(t)), y_i) dt in the cost and a fixed step h, deeper
 networks (larger T) reach a small error early and then stay near it: ‖θ(t)‖ and the error decay in t,
 and the curves for different T overlap on the first part of [0, T]. (The third turnpike curve,
-``quantity="state"``, measures ‖x(t) − x̄‖ against a tracking target x̄; this cost has none.)
+``quantity="state"``, is the mean ‖x_i(t) − x̄_i‖ with x̄_i = x_i(T), as this cost has no tracking
+target; all three curves are those of ``cdl.diagnostics.turnpike``.)
 """
 
 from __future__ import annotations

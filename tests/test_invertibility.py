@@ -103,3 +103,78 @@ def test_certificate_of_other_fields_is_below_the_solvers_frobenius_bound(field,
     np.testing.assert_allclose(report.step_constants, expected, rtol=1e-12)
     frobenius = np.sqrt(problem.step_lipschitz_sq(w, cdl.backends.numpy_ops))
     assert np.all(report.step_constants <= frobenius + 1e-15)
+
+
+CONTROLS = [
+    {"control": "piecewise_constant"},
+    {"control": "piecewise_linear", "n_nodes": 3},
+    {"control": "time_invariant"},
+    {"control": "spectral", "n_modes": 3},
+]
+
+
+@pytest.mark.parametrize("integrator", ["euler", "rk4"])
+@pytest.mark.parametrize("control", CONTROLS, ids=lambda c: c["control"])
+def test_constrained_solve_certifies_for_every_integrator_and_control(integrator, control):
+    # few large steps (h = 1): the RK4 increment bound q(h L) exceeds h L, which the constraint
+    # used to ignore (certificate 1.25 for lipschitz = 0.9 with rk4 before the fix)
+    problem = cdl.load_problem(
+        "square_1d", dim=2, n_steps=4, horizon=4.0, lipschitz=0.9, integrator=integrator, **control
+    )
+    result = cdl.solve(problem, cdl.load_solver("ipopt-exact", max_iter=100), progress=False)
+    frobenius = D.invertibility(problem, result, norm="frobenius").certificate
+    assert D.invertibility(problem, result).certificate <= frobenius <= 0.9 + 1e-6
+
+
+def test_rk4_increment_bound_is_exact_for_a_linear_field():
+    # f = a·x (identity activation, A = a I, b = 0): the RK4 increment is the matrix polynomial
+    # q(h a) I, so its Lipschitz constant is q(h a): the bound is tight
+    problem = cdl.TrainingProblem(
+        data=cdl.datasets.ring(10),
+        dim=2,
+        field=cdl.Inside(activation="identity"),
+        control=cdl.PiecewiseConstant(2),
+        horizon=2.0,
+        integrator="rk4",
+    )
+    a = 0.7
+    w = np.zeros(problem.n_params)
+    w[: problem.layout.n_theta] = np.tile(np.r_[a * np.eye(2).ravel(order="F"), 0.0, 0.0], 2)
+    (theta,) = {tuple(t) for t in problem.stage_thetas(w, 0, cdl.backends.numpy_ops)}
+    assert theta[:4] == (a, 0.0, 0.0, a)
+    increment = problem.step(np.eye(2), problem.stage_thetas(w, 0, cdl.backends.numpy_ops), cdl.backends.numpy_ops)
+    exact = np.linalg.norm(increment - np.eye(2), 2)
+    hl = problem.step_size * a
+    np.testing.assert_allclose(D.invertibility(problem, w).step_constants, exact, rtol=1e-12)
+    assert exact == pytest.approx(hl * (1 + hl / 2 + hl**2 / 6 + hl**3 / 24), rel=1e-12)
+
+
+@pytest.mark.parametrize("integrator", ["euler", "rk4"])
+def test_certificate_bounds_the_observed_lipschitz_constant_of_each_step(integrator):
+    problem = cdl.TrainingProblem(
+        data=cdl.datasets.ring(10),
+        dim=3,
+        control=cdl.PiecewiseLinear(n_nodes=3, n_steps=3),
+        horizon=1.5,
+        integrator=integrator,
+    )
+    w = problem.initial_guess(3, scale=1.5)
+    constants = D.invertibility(problem, w).step_constants
+    rng = np.random.default_rng(0)
+    x, v = rng.normal(size=(3, 2000)), 1e-6 * rng.normal(size=(3, 2000))
+    for k in range(problem.n_steps):
+        thetas = problem.stage_thetas(w, k, cdl.backends.numpy_ops)
+        moved, base = (problem.step(z, thetas, cdl.backends.numpy_ops) - z for z in (x + v, x))
+        ratio = np.linalg.norm(moved - base, axis=0) / np.linalg.norm(v, axis=0)
+        assert ratio.max() <= constants[k] * (1 + 1e-6)
+        assert ratio.max() > 0.2 * constants[k]  # and is not vacuous
+
+
+def test_node_limit_inverts_the_rk4_increment_bound():
+    from control_dl.problems import lipschitz
+
+    for c in (0.05, 0.5, 0.9):
+        r = lipschitz.node_limit("rk4", c)
+        assert 0 < r < c
+        assert lipschitz.increment_bound("rk4", r) == pytest.approx(c, rel=1e-12)
+        assert lipschitz.node_limit("euler", c) == c

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pytest
 
 import control_dl as cdl
 from control_dl.backends import get_ops
-from control_dl.solvers._hamiltonian import PontryaginFunctions
-from control_dl.solvers._msa_inner import InnerProblem, MSAFunctions
-from control_dl.solvers._msa_layers import LayerInnerProblem, LayerMSAFunctions, LayerPontryaginFunctions
+from control_dl.engines import Casadi
+from control_dl.solvers._msa_inner import InnerProblem, StageMap
 
 
-def _sweep(problem: cdl.TrainingProblem, w: np.ndarray):
-    pf = PontryaginFunctions(problem, problem.data.x_train.shape[1])
-    return pf, pf.states_costates(w, problem.data.x_train, problem.targets)
+def _inner(problem: cdl.TrainingProblem, w: np.ndarray, rho: float) -> InnerProblem:
+    """The inner problem of MSA at w on the casadi engine (full batch)."""
+    engine = Casadi(jit=False).bind(problem, problem.data.x_train, problem.targets)
+    return InnerProblem(StageMap(problem, jit=False), engine, engine.sweep(w), rho)
 
 
 def _torch_state_gradient(problem: cdl.TrainingProblem, w: np.ndarray, states: np.ndarray, k: int) -> np.ndarray:
@@ -37,14 +39,16 @@ def _torch_state_gradient(problem: cdl.TrainingProblem, w: np.ndarray, states: n
 
 @pytest.mark.parametrize("integrator", ["euler", "rk4"])
 def test_costates_equal_minus_state_gradients(integrator: str) -> None:
+    """The sweep MSA runs on (the engine's one costate pass): p_k = −dJ/dx_k by torch autograd."""
     problem = cdl.load_problem(
         "ring", n_samples=12, dim=3, n_steps=4, integrator=integrator, turnpike=0.3, tracking=0.2
     )
     w = problem.initial_guess(seed=1)
-    _, (states, costates, _) = _sweep(problem, w)
+    sweep = _inner(problem, w, 1.0).sweep
+    states = np.array(sweep.states)
     assert np.allclose(states, problem.forward(w), atol=1e-12)
     for k in range(problem.n_steps + 1):
-        assert np.allclose(costates[k], -_torch_state_gradient(problem, w, states, k), rtol=1e-9, atol=1e-12)
+        assert np.allclose(sweep.costates[k], -_torch_state_gradient(problem, w, states, k), rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -61,8 +65,7 @@ def test_hamiltonian_gradient_is_minus_objective_gradient(overrides: dict) -> No
     problem = cdl.load_problem("ring", n_samples=10, dim=3, n_steps=4, **overrides)
     w = problem.initial_guess(seed=2)
     n_theta = problem.layout.n_theta
-    pf, sweep = _sweep(problem, w)
-    inner = InnerProblem(MSAFunctions(problem, pf, jit=False), *sweep, w[:n_theta], rho=3.0)
+    inner = _inner(problem, w, rho=3.0)
     ev = inner.evaluate(w[:n_theta], hessian=True)
     assert np.allclose(ev.grad, problem.gradient(w, backend="torch")[:n_theta], rtol=1e-8, atol=1e-11)
     # φ is block-separable (the Jacobi split removes the H1 coupling), so its Hessian is the blocks
@@ -71,27 +74,44 @@ def test_hamiltonian_gradient_is_minus_objective_gradient(overrides: dict) -> No
     fd = (inner.evaluate(w[:n_theta] + eps * direction).grad - inner.evaluate(w[:n_theta] - eps * direction).grad) / (
         2 * eps
     )
-    m = ev.hess.shape[1]
-    hv = np.einsum("bij,bj->bi", ev.hess, direction.reshape(-1, m)).ravel()
+    hv = np.concatenate([h @ inner.stages.block(direction, b) for b, h in enumerate(ev.hess)])
     assert np.allclose(hv, fd, rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize(
-    ("name", "overrides"),
+    ("name", "overrides", "options"),
     [
-        ("sin", {"n_samples": 10, "dim": 1, "n_steps": 2, "l2": 0.05}),
-        ("ring", {"n_samples": 20, "dim": 3, "n_steps": 3, "l2": 0.1}),
+        ("sin", {"n_samples": 10, "dim": 1, "n_steps": 2, "l2": 0.05}, {}),
+        ("sin", {"n_samples": 10, "dim": 1, "n_steps": 2, "l2": 0.05}, {"memory": 5}),
+        # the exact readout descends past this ring's critical point (see the test below): L-BFGS-B readout
+        ("ring", {"n_samples": 20, "dim": 3, "n_steps": 3, "l2": 0.1}, {"readout": "lbfgsb"}),
     ],
 )
-def test_pmp_residual_small_at_the_end(name: str, overrides: dict) -> None:
+def test_pmp_residual_small_at_the_end(name: str, overrides: dict, options: dict) -> None:
     problem = cdl.load_problem(name, **overrides)
-    result = cdl.solve(problem, cdl.load_solver("emsa", max_iter=300, tol=1e-5, jit=False), progress=False)
+    solver = cdl.load_solver("emsa", max_iter=300, tol=1e-5, jit=False, **options)
+    result = cdl.solve(problem, solver, progress=False)
     assert result.status == "converged", result.message
     assert result.history[-1]["pmp_residual"] <= 1e-4
     assert result.objective < result.history[0]["objective"]
     grad = problem.gradient(result.w)  # independent check: ∂H_k/∂θ_k = −∇_{θ_k} J
     per_layer = np.linalg.norm(grad[: problem.layout.n_theta].reshape(problem.n_steps, -1), axis=1)
     assert per_layer.max() <= 1e-4
+
+
+def test_exact_readout_is_optimal_for_the_states_and_goes_below_the_inexact_one() -> None:
+    """Variable projection: after every update ∇_{P,c} J = 0 (the readout is the least-squares fit
+    of the final states). On this ring (MSE, unregularised readout, l2 = 0.1) the inexact L-BFGS-B
+    readout stops at the critical point θ ≈ 0 that direct L-BFGS-B also finds; the exact readout
+    keeps descending (θ small, the readout growing: J has no minimiser along that path)."""
+    problem = cdl.load_problem("ring", n_samples=20, dim=3, n_steps=3, l2=0.1)
+    exact = cdl.solve(problem, cdl.load_solver("emsa", max_iter=40, jit=False), progress=False)
+    assert max(h["readout_grad_norm"] for h in exact.history[1:]) <= 1e-10
+    inexact = cdl.solve(problem, cdl.load_solver("emsa", readout="lbfgsb", max_iter=300, tol=1e-5), progress=False)
+    direct = cdl.solve(problem, cdl.load_solver("lbfgsb", tol=1e-12), progress=False)
+    assert inexact.status == direct.status == "converged"
+    assert inexact.objective == pytest.approx(direct.objective, rel=1e-6)
+    assert exact.objective < 0.5 * inexact.objective
 
 
 def test_emsa_decreases_the_objective_monotonically_on_ring() -> None:
@@ -142,6 +162,11 @@ def test_presets_and_option_validation() -> None:
         {"rho_factor": 1.0},
         {"batch_size": 0},
         {"rho_max": 1e-3},
+        {"readout": "newton"},
+        {"memory": -1},
+        {"memory": 5, "inner": "lbfgsb"},
+        {"memory": 5, "inner": "newton", "inner_iters": 3},
+        {"memory": 5, "inner": "newton", "inner_iters": 1, "batch_size": 10},
     ):
         with pytest.raises(cdl.SpecError, match=next(iter(bad))):
             cdl.MSA(**bad)
@@ -180,24 +205,18 @@ def _mlp(**overrides) -> cdl.TrainingProblem:
     return cdl.load_problem("circle", model="mlp", widths=[2, 4, 3, 1], n_samples=40, **overrides)
 
 
-def _layer_inner(problem: cdl.TrainingProblem, w: np.ndarray, rho: float) -> LayerInnerProblem:
-    pf = LayerPontryaginFunctions(problem, problem.data.x_train.shape[1])
-    sweep = pf.states_costates(w, problem.data.x_train, problem.targets)
-    return LayerInnerProblem(LayerMSAFunctions(problem, pf, jit=False), *sweep, w, rho)
-
-
 def test_mlp_costates_equal_minus_state_gradients() -> None:
     """p_k ∈ R^{w_k} is −dJ/dx_k (torch autograd) at every layer, though the state size changes."""
     problem = _mlp(l1=1e-3)
     w = problem.initial_guess(seed=1)
-    pf = LayerPontryaginFunctions(problem, 40)
-    states, costates, qs = pf.states_costates(w, problem.data.x_train, problem.targets)
+    sweep = _inner(problem, w, 1.0).sweep
     padded = problem.forward(w)
     for k, width in enumerate(problem.state_dims):
-        assert states[k].shape == costates[k].shape == (width, 40)
-        assert np.allclose(states[k], padded[k, :width], atol=1e-12)
-        assert np.allclose(costates[k], -_torch_state_gradient(problem, w, states, k), rtol=1e-9, atol=1e-13)
-    assert all(q is p for q, p in zip(qs, costates[:-1], strict=True))
+        assert sweep.states[k].shape == sweep.costates[k].shape == (width, 40)
+        assert np.allclose(sweep.states[k], padded[k, :width], atol=1e-12)
+        grad = -_torch_state_gradient(problem, w, sweep.states, k)
+        assert np.allclose(sweep.costates[k], grad, rtol=1e-9, atol=1e-13)
+    assert all(np.array_equal(q, p) for q, p in zip(sweep.q, sweep.costates[:-1], strict=True))
 
 
 @pytest.mark.parametrize("rho", [0.0, 2.0])
@@ -206,17 +225,17 @@ def test_mlp_hamiltonian_gradient_is_minus_objective_gradient(rho: float) -> Non
     finite differences of the gradient."""
     problem = _mlp(l1=1e-3)
     w = problem.initial_guess(seed=2)
-    inner = _layer_inner(problem, w, rho)
+    inner = _inner(problem, w, rho)
     ev = inner.evaluate(w, hessian=True)
     grad = problem.gradient(w, backend="torch")
     assert np.allclose(ev.grad, grad, rtol=1e-8, atol=1e-12)
     offsets = problem.layout.offsets
     norms = [np.linalg.norm(grad[offsets[k] : offsets[k + 1]]) for k in range(problem.n_steps)]
     assert np.allclose(inner.block_norms(ev.grad), norms, rtol=1e-8)
-    assert [h.shape for h in ev.hess] == [(1, m, m) for m in problem.layout.sizes]
+    assert [h.shape for h in ev.hess] == [(m, m) for m in problem.layout.sizes]
     direction, eps = np.random.default_rng(0).normal(size=w.size), 1e-6
     fd = (inner.evaluate(w + eps * direction).grad - inner.evaluate(w - eps * direction).grad) / (2 * eps)
-    hv = np.concatenate([h[0] @ inner.layer(direction, k) for k, h in enumerate(ev.hess)])
+    hv = np.concatenate([h @ inner.stages.block(direction, k) for k, h in enumerate(ev.hess)])
     assert np.allclose(hv, fd, rtol=1e-5, atol=1e-7)
 
 
@@ -224,7 +243,7 @@ def test_mlp_hamiltonian_gradient_is_minus_objective_gradient(rho: float) -> Non
 def test_emsa_decreases_the_objective_monotonically_on_an_mlp(inner: str) -> None:
     problem = _mlp(theta_max=1.5)
     w0 = np.clip(problem.initial_guess(seed=0), -1.5, 1.5)
-    solver = cdl.load_solver("emsa", inner=inner, max_iter=12, jit=False)
+    solver = cdl.load_solver("emsa", inner=inner, inner_iters=5, max_iter=12, jit=False)
     result = cdl.solve(problem, solver, w0=w0, progress=False)
     objective = np.array([h["objective"] for h in result.history])
     assert result.status == "max_iter" and np.all(np.diff(objective) <= 0)
@@ -250,3 +269,39 @@ def test_step_control_caps_rho(small_ring):
     assert max(rhos) == 0.5  # uncapped, this run climbs to 10
     objectives = [h["objective"] for h in result.history]
     assert all(b <= a + 1e-12 for a, b in zip(objectives, objectives[1:], strict=False))
+
+
+class _CountingEngine(Casadi):
+    """The casadi engine, counting the calls MSA makes (a user-supplied EngineSpec)."""
+
+    calls: ClassVar[dict[str, int]] = {}
+
+    def bind(self, problem, x, y, normaliser=None, regulariser=True):
+        engine = super().bind(problem, x, y, normaliser, regulariser)
+        calls = type(self).calls
+        for name in ("sweep", "augmented_hamiltonian", "evaluate", "states"):
+            method = getattr(engine, name)
+
+            def counted(*args, _method=method, _name=name, **kwargs):
+                calls[_name] = calls.get(_name, 0) + 1
+                return _method(*args, **kwargs)
+
+            setattr(engine, name, counted)
+        return engine
+
+
+def test_msa_evaluates_through_the_engine_it_is_given() -> None:
+    """Sweeps, stage Hamiltonians and J come from the engine passed as ``engine`` (one sweep per
+    accepted iterate); the message names the engine; a bad engine is a SpecError."""
+    problem = cdl.load_problem("ring", n_samples=20, n_steps=4)
+    _CountingEngine.calls.clear()
+    result = cdl.solve(problem, cdl.MSA(rho=1.0, max_iter=5, engine=_CountingEngine(jit=False)), progress=False)
+    calls = _CountingEngine.calls
+    accepted = 1 + sum(h["accepted"] for h in result.history[1:])
+    assert calls["sweep"] == accepted and calls["augmented_hamiltonian"] >= 5 and calls["states"] >= 5
+    assert "casadi engine" in result.message
+    reference = cdl.solve(problem, cdl.MSA(rho=1.0, max_iter=5, engine="casadi", jit=False), progress=False)
+    assert np.array_equal(result.w, reference.w)
+    for bad in ("numpy", 3):
+        with pytest.raises(cdl.SpecError, match="engine"):
+            cdl.MSA(engine=bad)

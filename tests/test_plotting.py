@@ -93,34 +93,36 @@ def test_grid_deformation_3d(ring3):
     assert ax.name == "3d" and ax.get_zlabel() == "$x_3$" and len(ax.lines) == 6
 
 
-def test_turnpike_series_match_the_model(ring3):
-    problem, result = ring3
-    t, theta = plotting.turnpike_series(problem, result, "theta")
-    blocks = problem.unflatten(result.w)["theta"]
-    expected = [np.sqrt(sum(np.sum(v**2) for v in block.values())) for block in blocks]
-    np.testing.assert_allclose(theta, expected)
-    assert np.all((t > 0) & (t < problem.horizon))
-    _, error = plotting.turnpike_series(problem, result, "error")
-    assert error[-1] == pytest.approx(result.loss)  # the readout at T is the training loss
-    _, gap = plotting.turnpike_series(problem, result, "state", target=0.0)
-    x0 = problem.data.x_train
-    assert gap[0] == pytest.approx(np.sqrt(np.mean(np.sum(x0**2, axis=0))))
-    with pytest.raises(ValueError, match="quantity"):
-        plotting.turnpike_series(problem, result, "speed")
-
-
-def test_turnpike_one_line_per_horizon(ring3):
+def test_turnpike_figure_draws_the_diagnostic(ring3):
+    # issue 16: the figure computed its own state gap (RMS to 0) and sampled θ at midpoints, so its
+    # gap at t = 0 read 0.69 where the diagnostic said 0.579; now every line is the report's arrays
     problem, result = ring3
     longer = cdl.load_problem("ring", n_samples=30, dim=3, n_steps=8, horizon=2.0)
     pairs = [(problem, result), (longer, quick(longer))]
-    for quantity in ("theta", "state", "error"):
+    reports = [cdl.diagnostics.turnpike(p, r) for p, r in pairs]
+    for quantity, attribute in (("theta", "theta_norm"), ("state", "state_gap"), ("error", "error_t")):
         ax = plotting.turnpike(pairs, quantity)
         assert len(ax.lines) == 2
         assert ax.get_xlabel() == "time t (depth)" and ax.get_ylabel()
         assert [t.get_text() for t in ax.get_legend().get_texts()] == ["T = 1", "T = 2"]
-        assert ax.lines[1].get_xdata().max() > 1.5
+        for line, report in zip(ax.lines, reports, strict=True):
+            np.testing.assert_array_equal(line.get_xdata(), report.t)
+            np.testing.assert_array_equal(line.get_ydata(), getattr(report, attribute))
+        t, values = plotting.turnpike_series(problem, result, quantity)
+        np.testing.assert_array_equal(values, getattr(reports[0], attribute))
+    with pytest.raises(ValueError, match="quantity"):
+        plotting.turnpike_series(problem, result, "speed")
     with pytest.raises(ValueError):
         plotting.turnpike([])
+
+
+def test_turnpike_figure_of_a_sweep_draws_its_reports():
+    solver = cdl.Direct(hessian="lbfgs", max_iter=3)
+    sweep = cdl.diagnostics.turnpike_sweep(cdl.load_problem("ring", n_samples=20, dim=3, n_steps=4), solver, [1.0, 2.0])
+    ax = plotting.turnpike(sweep, "state", log=False)
+    for line, report in zip(ax.lines, sweep.reports, strict=True):
+        np.testing.assert_array_equal(line.get_xydata(), np.column_stack([report.t, report.state_gap]))
+    assert ax.get_legend().get_texts()[0].get_text().startswith("T = 1 (μ = ")
 
 
 @pytest.mark.parametrize("points", [None, np.array([[0.0, 0.1], [0.2, -0.1], [0.3, 0.3]])])

@@ -62,3 +62,108 @@ def test_save_leaves_no_temporary_files(result, tmp_path):
 def test_bad_status_rejected():
     with pytest.raises(ValueError, match="status"):
         cdl.Result(status="ok", message="", w=np.zeros(1), objective=0.0, loss=0.0)
+
+
+# ------------------------------------------------------------------ results keep their data
+RNG = np.random.default_rng(5)
+X = RNG.normal(size=(40, 3)) * [1.0, 3.0, 0.5] + [0.0, 2.0, -1.0]
+LABELS = np.array(["cat", "dog", "emu", "dog"] * 10)
+
+
+def short_solve(problem: cdl.TrainingProblem) -> cdl.Result:
+    return cdl.solve(problem, cdl.Direct(hessian="lbfgs", nlp="lbfgsb", max_iter=5), progress=False)
+
+
+def assert_same_problem(a: cdl.TrainingProblem, b: cdl.TrainingProblem) -> None:
+    for name in ("x_train", "y_train", "x_test", "y_test", "mean", "scale"):
+        np.testing.assert_array_equal(getattr(a.data, name), getattr(b.data, name))
+    assert (a.data.task, a.data.class_names, a.n_params) == (b.data.task, b.data.class_names, b.n_params)
+
+
+def test_save_then_load_with_the_same_path(result, tmp_path):
+    result.save(tmp_path / "r")
+    np.testing.assert_array_equal(cdl.Result.load(tmp_path / "r").w, result.w)
+
+
+def test_array_built_problem_is_stored_and_rebuilt_bit_exactly(tmp_path):
+    data = cdl.Dataset.from_arrays(X, LABELS, standardize=True)
+    problem = cdl.TrainingProblem(
+        data=data, dim=4, control=cdl.PiecewiseLinear(n_nodes=3, n_steps=4), cost=cdl.Cost(loss="cross_entropy")
+    )
+    result = short_solve(problem)
+    loaded = cdl.Result.load(result.save(tmp_path / "arrays"))
+    assert_same_problem(loaded.problem, problem)
+    assert loaded.problem.control == problem.control and loaded.problem.dim == 4
+    np.testing.assert_array_equal(loaded.predict(X, layout="samples"), result.predict(X, layout="samples"))
+    assert loaded.objective == problem.objective(loaded.w)
+    without = cdl.Result.load(result.save(tmp_path / "lean", data=False))
+    assert without.problem is None and without.data_source["stored"] is False
+    assert (tmp_path / "lean.npz").stat().st_size < (tmp_path / "arrays.npz").stat().st_size
+
+
+def test_file_backed_problem_is_rebuilt_and_a_changed_file_is_named(tmp_path):
+    path = tmp_path / "zoo.csv"
+    path.write_text(
+        "a,b,c,animal\n" + "".join(f"{r[0]!r},{r[1]!r},{r[2]!r},{n}\n" for r, n in zip(X.tolist(), LABELS, strict=True))
+    )
+    problem = cdl.TrainingProblem(
+        data=cdl.Dataset.from_file(path, target="animal", standardize=True), cost=cdl.Cost(loss="cross_entropy")
+    )
+    saved = short_solve(problem).save(tmp_path / "run")
+    loaded = cdl.Result.load(saved)
+    assert_same_problem(loaded.problem, problem)
+    assert loaded.data_source["sha256"] == problem.data.source["sha256"]
+    path.write_text(path.read_text().replace("cat", "cow", 1))
+    with pytest.raises(cdl.SpecError, match=r"zoo\.csv changed since the result was saved"):
+        cdl.Result.load(saved)
+    assert cdl.Result.load(saved, rebuild=False).problem is None
+    path.unlink()
+    with pytest.raises(cdl.SpecError, match=r"zoo\.csv is missing"):
+        cdl.Result.load(saved)
+
+
+def test_generator_problem_records_its_arguments(result, tmp_path, small_ring):
+    loaded = cdl.Result.load(result.save(tmp_path / "ring"))
+    assert loaded.data_source == {"dataset": "ring", "n_samples": 40, "noise": 0.0, "seed": 0}
+    assert_same_problem(loaded.problem, small_ring)
+
+
+# ------------------------------------------------------------------------- predict layouts
+def test_predict_takes_both_layouts_and_raw_inputs(tmp_path):
+    data = cdl.Dataset.from_arrays(X, LABELS, standardize=True)
+    problem = cdl.TrainingProblem(data=data, cost=cdl.Cost(loss="cross_entropy"))
+    result = short_solve(problem)
+    by_features = result.predict(X.T)
+    np.testing.assert_array_equal(result.predict(X, layout="samples"), by_features.T)
+    np.testing.assert_allclose(
+        by_features, problem.predict(result.w, (X - data.mean).T / data.scale[:, None]), rtol=1e-13
+    )
+
+
+@pytest.mark.parametrize(
+    ("inputs", "layout", "message"),
+    [
+        (X, "features", r"layout='features' expects \(n_in, S\) = \(3, S\); it fits layout='samples'"),
+        (X.T, "samples", r"layout='samples' expects \(S, n_in\) = \(S, 3\); it fits layout='features'"),
+        (X[:, :2], "samples", r"expects \(S, n_in\) = \(S, 3\)$"),
+        (X[0], "samples", "must be a matrix"),  # one sample or 3 samples of one feature?
+        (X, "rows", "layout"),
+    ],
+)
+def test_predict_shape_errors_name_the_expected_layout(inputs, layout, message):
+    problem = cdl.TrainingProblem(data=cdl.Dataset.from_arrays(X, LABELS), cost=cdl.Cost(loss="cross_entropy"))
+    result = cdl.Result(
+        status="max_iter", message="", w=problem.initial_guess(), objective=0.0, loss=0.0, problem=problem
+    )
+    with pytest.raises(cdl.SpecError, match=message):
+        result.predict(inputs, layout=layout)
+
+
+def test_diagnostics_taking_inputs_accept_both_layouts(result, small_ring):
+    x = small_ring.data.x_test
+    by_features = cdl.diagnostics.layer_ranks(small_ring, result, x)
+    by_samples = cdl.diagnostics.layer_ranks(small_ring, result, x.T, layout="samples")
+    for a, b in zip(by_features.jacobian_singular_values, by_samples.jacobian_singular_values, strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(cdl.SpecError, match="it fits layout='samples'"):
+        cdl.diagnostics.layer_ranks(small_ring, result, x.T)

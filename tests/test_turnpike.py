@@ -21,25 +21,64 @@ def test_exponential_fit_recovers_the_rate():
     assert r2 == pytest.approx(1.0)
 
 
-def test_turnpike_profiles_match_the_model(small_ring):
-    w = small_ring.initial_guess(1)
-    report = D.turnpike(small_ring, w)
-    np.testing.assert_allclose(report.t, small_ring.times)
-    np.testing.assert_allclose(report.theta_norm, np.linalg.norm(small_ring.theta(w, small_ring.times), axis=1))
-    states = small_ring.forward(w)
-    assert report.target == "final" and report.state_gap[-1] == 0.0
-    gap0 = np.mean(np.linalg.norm(states[0] - states[-1], axis=0))
-    assert report.state_gap[0] == pytest.approx(gap0)
-    assert report.error_t[-1] == pytest.approx(small_ring.objective_and_loss(w)[1])
+MU, T, N = 0.7, 4.0, 20
+V = np.array([0.3, -0.4, 1.2])
+
+
+def _decaying_drift(**overrides):
+    """f = W x + b with W = 0 and b(t_k) = v e^{−μ t_k}: everything has a closed form.
+
+    Euler: x_i(t_k) = x_i(0) + s_k v with s_k = h Σ_{j<k} e^{−μ t_j} = h (1 − q^k)/(1 − q), q = e^{−μh}.
+    """
+    problem = cdl.load_problem(
+        "ring", n_samples=30, dim=3, n_steps=N, horizon=T, field="outside", activation="identity", **overrides
+    )
+    w = problem.initial_guess(0)
+    theta = np.zeros((problem.layout.p, N))
+    theta[9:, :] = V[:, None] * np.exp(-MU * problem.times[:-1])[None, :]
+    w[: problem.layout.n_theta] = theta.ravel(order="F")
+    blocks = problem.unflatten(w)["theta"]
+    assert np.all(blocks[3]["W"] == 0) and np.allclose(blocks[3]["b"], V * np.exp(-MU * 3 * T / N))
+    return problem, w
+
+
+def test_turnpike_recovers_an_exact_exponential_decay():
+    problem, w = _decaying_drift()
+    report = D.turnpike(problem, w)
+    h, q = T / N, np.exp(-MU * T / N)
+    k = np.arange(N + 1)
+    np.testing.assert_allclose(report.t, k * h, atol=1e-15)
+    # ‖θ(t_k)‖ = ‖v‖ e^{−μ t_k} on every layer; θ(T) is the last layer's
+    expected_theta = np.linalg.norm(V) * np.exp(-MU * h * np.minimum(k, N - 1))
+    np.testing.assert_allclose(report.theta_norm, expected_theta, rtol=1e-13)
+    assert report.rate == pytest.approx(MU, rel=1e-10) and report.fit_r2 == pytest.approx(1.0, abs=1e-12)
+    assert report.half_ratio == pytest.approx(
+        np.mean(expected_theta[k * h >= T / 2]) / np.mean(expected_theta[k * h < T / 2]), rel=1e-12
+    )
+    # every sample moves by the same s_k v, so x_i(t_k) − x_i(T) = −(s_N − s_k) v for all i
+    s = h * (1 - q**k) / (1 - q)
+    assert report.target == "final"
+    np.testing.assert_allclose(report.state_gap, (s[-1] - s) * np.linalg.norm(V), rtol=1e-12, atol=1e-15)
+    # the running error at t_k is the MSE of the readout of x(0) + s_k v; at T the training loss
+    x0 = np.vstack([problem.data.x_train, np.zeros((1, problem.data.x_train.shape[1]))])
+    readout = problem.unflatten(w)["readout"]
+    for j in (0, N // 2, N):
+        yhat = readout["P"] @ (x0 + s[j] * V[:, None]) + readout["c"][:, None]
+        assert report.error_t[j] == pytest.approx(np.mean(np.sum((yhat - problem.targets) ** 2, axis=0)), rel=1e-12)
+    assert report.error_t[-1] == pytest.approx(problem.objective_and_loss(w)[1], rel=1e-12)
 
 
 def test_tracking_target_is_the_turnpike_state():
-    problem = cdl.load_problem("ring", n_samples=20, dim=3, n_steps=4, tracking=1.0)
-    w = problem.initial_guess(0)
+    problem, w = _decaying_drift(tracking=1.0, tracking_target=0.5)
     report = D.turnpike(problem, w)
     assert report.target == "tracking"
-    expected = np.linalg.norm(problem.forward(w) - problem.cost.tracking_target, axis=1).mean(axis=1)
-    np.testing.assert_allclose(report.state_gap, expected)
+    h, q = T / N, np.exp(-MU * T / N)
+    s = h * (1 - q ** np.arange(N + 1)) / (1 - q)
+    x0 = np.vstack([problem.data.x_train, np.zeros((1, problem.data.x_train.shape[1]))])
+    gap0 = np.mean(np.linalg.norm(x0 - 0.5, axis=0))
+    gap_t = np.mean(np.linalg.norm(x0 + s[-1] * V[:, None] - 0.5, axis=0))
+    assert report.state_gap[0] == pytest.approx(gap0, rel=1e-12)
+    assert report.state_gap[-1] == pytest.approx(gap_t, rel=1e-12)
 
 
 def test_sweep_rebuilds_the_horizon_from_spec_and_python():

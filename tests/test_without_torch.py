@@ -16,7 +16,8 @@ result = cdl.solve(problem, cdl.Direct(hessian="lbfgs", max_iter=5), progress=Fa
 assert "torch" not in result.versions
 try:
     problem.objective(w, "torch")
-except ImportError:
+except cdl.SpecError as err:  # a missing extra is a SpecError naming it, not an ImportError
+    assert "control_dl[torch]" in str(err), err
     print("ok")
 """
 

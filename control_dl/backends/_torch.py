@@ -2,70 +2,119 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
 import torch
 
+from ._protocol import Ops
 
-class TorchOps:
-    """Array operations over torch tensors; see :mod:`control_dl.backends`."""
+
+class TorchOps(Ops):
+    """:class:`~control_dl.backends.Ops` over torch tensors (docstrings: see ``Ops``).
+
+    Numpy arrays and numbers passed to any op become tensors of ``dtype`` on the device of the
+    other operand (``device`` for a unary op). Kinks follow torch's own derivatives, which are the
+    package convention.
+
+    Parameters
+    ----------
+    dtype : torch.dtype
+        Floating type of constants (float64).
+    device : str or torch.device, optional
+        Device of constants that meet no tensor (default: torch's default device).
+    """
 
     name = "torch"
-    dtype = torch.float64
 
-    def asarray(self, x):
-        return torch.as_tensor(x, dtype=self.dtype)
+    def __init__(self, dtype: torch.dtype = torch.float64, device: Any = None) -> None:
+        self.dtype = dtype
+        self.device = device
 
-    @staticmethod
-    def reshape(v, shape: tuple[int, int]):
+    def _t(self, x: Any, like: Any = None) -> torch.Tensor:
+        if isinstance(x, torch.Tensor):
+            return x
+        device = like.device if isinstance(like, torch.Tensor) else self.device
+        return torch.as_tensor(np.asarray(x, dtype=np.float64), dtype=self.dtype, device=device)
+
+    def asarray(self, x: Any) -> torch.Tensor:
+        if isinstance(x, torch.Tensor):
+            return x.to(self.dtype)
+        return self._t(x)
+
+    def zeros(self, shape: tuple[int, int]) -> torch.Tensor:
+        return torch.zeros(shape, dtype=self.dtype, device=self.device)
+
+    def ones(self, shape: tuple[int, int]) -> torch.Tensor:
+        return torch.ones(shape, dtype=self.dtype, device=self.device)
+
+    def reshape(self, v: Any, shape: tuple[int, int]) -> torch.Tensor:
         # column-major, like numpy order="F" and CasADi
-        return v.reshape(shape[1], shape[0]).T
+        return self._t(v).reshape(shape[1], shape[0]).T
 
-    @staticmethod
-    def matmul(a, b):
-        return a @ b
+    def transpose(self, a: Any) -> torch.Tensor:
+        return self._t(a).T
 
-    @staticmethod
-    def tanh(z):
-        return torch.tanh(z)
+    def vstack(self, parts: Sequence[Any]) -> torch.Tensor:
+        like = next((p for p in parts if isinstance(p, torch.Tensor)), None)
+        return torch.vstack([self._t(p, like) for p in parts])
 
-    @staticmethod
-    def sigmoid(z):
-        return torch.sigmoid(z)
+    def hstack(self, parts: Sequence[Any]) -> torch.Tensor:
+        like = next((p for p in parts if isinstance(p, torch.Tensor)), None)
+        return torch.hstack([self._t(p, like) for p in parts])
 
-    @staticmethod
-    def softplus(z):
+    def matmul(self, a: Any, b: Any) -> torch.Tensor:
+        return self._t(a, b) @ self._t(b, a)
+
+    def sum(self, z: Any) -> torch.Tensor:
+        return torch.sum(self._t(z))
+
+    def sum_rows(self, z: Any) -> torch.Tensor:
+        return torch.sum(self._t(z), dim=0, keepdim=True)
+
+    def logsumexp_rows(self, z: Any) -> torch.Tensor:
+        return torch.logsumexp(self._t(z), dim=0, keepdim=True)
+
+    def sin(self, z: Any) -> torch.Tensor:
+        return torch.sin(self._t(z))
+
+    def cos(self, z: Any) -> torch.Tensor:
+        return torch.cos(self._t(z))
+
+    def tanh(self, z: Any) -> torch.Tensor:
+        return torch.tanh(self._t(z))
+
+    def exp(self, z: Any) -> torch.Tensor:
+        return torch.exp(self._t(z))
+
+    def log(self, z: Any) -> torch.Tensor:
+        return torch.log(self._t(z))
+
+    def sqrt(self, z: Any) -> torch.Tensor:
+        return torch.sqrt(self._t(z))
+
+    def square(self, z: Any) -> torch.Tensor:
+        return torch.square(self._t(z))
+
+    def abs(self, z: Any) -> torch.Tensor:
+        return torch.abs(self._t(z))
+
+    def sign(self, z: Any) -> torch.Tensor:
+        return torch.sign(self._t(z))
+
+    def maximum(self, a: Any, b: Any) -> torch.Tensor:
+        return torch.maximum(self._t(a, b), self._t(b, a))
+
+    def minimum(self, a: Any, b: Any) -> torch.Tensor:
+        return torch.minimum(self._t(a, b), self._t(b, a))
+
+    def relu(self, z: Any) -> torch.Tensor:
+        return torch.relu(self._t(z))
+
+    def sigmoid(self, z: Any) -> torch.Tensor:
+        return torch.sigmoid(self._t(z))
+
+    def softplus(self, z: Any) -> torch.Tensor:
+        z = self._t(z)
         return torch.logaddexp(z, torch.zeros_like(z))
-
-    @staticmethod
-    def relu(z):
-        return torch.relu(z)
-
-    @staticmethod
-    def sqrt(z):
-        return torch.sqrt(z)
-
-    @staticmethod
-    def exp(z):
-        return torch.exp(z)
-
-    @staticmethod
-    def log(z):
-        return torch.log(z)
-
-    @staticmethod
-    def sum(z):
-        return torch.sum(z)
-
-    @staticmethod
-    def sum_rows(z):
-        return torch.sum(z, dim=0, keepdim=True)
-
-    @staticmethod
-    def logsumexp_rows(z):
-        return torch.logsumexp(z, dim=0, keepdim=True)
-
-    @staticmethod
-    def vstack(parts):
-        return torch.vstack(list(parts))
-
-    def zeros(self, shape: tuple[int, int]):
-        return torch.zeros(shape, dtype=self.dtype)

@@ -34,6 +34,5 @@ from .training_dynamics import TrainingDynamics as TrainingDynamics
 from .training_dynamics import training_dynamics as training_dynamics
 from .turnpike import TurnpikeReport as TurnpikeReport
 from .turnpike import TurnpikeSweep as TurnpikeSweep
-from .turnpike import plot_turnpike as plot_turnpike
 from .turnpike import turnpike as turnpike
 from .turnpike import turnpike_sweep as turnpike_sweep

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..problems.controls import PiecewiseConstant
+from ..problems.datasets import as_features
 from ..problems.training import TrainingProblem
 from ._common import weights_of
 
@@ -60,6 +61,7 @@ def euler_convergence(
     n_steps: Any = (4, 8, 16, 32, 64),
     refine: int = 4,
     X: np.ndarray | None = None,
+    layout: str = "features",
 ) -> ConvergenceReport:
     """Error of the problem's integrator at depths N against the fine RK4 flow, and the fitted order.
 
@@ -74,7 +76,9 @@ def euler_convergence(
     refine : int
         The reference uses ``refine × max(n_steps)`` RK4 steps.
     X : ndarray, optional
-        Inputs ``n_in × S`` (default: the training inputs).
+        Model inputs (standardised like ``problem.data.x_train``; default: the training inputs).
+    layout : {"features", "samples"}
+        X is ``n_in × S`` ("features") or ``S × n_in`` ("samples").
 
     Returns
     -------
@@ -90,7 +94,7 @@ def euler_convergence(
     if depths.size < 2 or depths[0] < 1:
         raise ValueError(f"n_steps={list(n_steps)} needs at least two depths >= 1")
     w = weights_of(problem, w)
-    x = problem.data.x_train if X is None else np.asarray(X, dtype=float)
+    x = problem.data.x_train if X is None else as_features(X, problem.data.n_in, layout)
     reference_steps = int(refine * depths[-1])
     reference = _final_states(problem, w, reference_steps, "rk4", x)
     errors = np.array(

@@ -1,12 +1,12 @@
 r"""Invertibility of the ResNet steps (Behrmann et al.) and what it does to decision regions.
 
-A step x_{k+1} = x_k + h f(x_k, θ_k) is invertible when h·Lip_x f(·, θ_k) < 1: then
-x_k = x_{k+1} − h f(x_k, θ_k) is a contraction fixed point. With Lip_x f ≤ Lip(σ)‖A‖₂ (Inside),
-Lip(σ)‖W‖₂ (Outside) or Lip(σ)‖W‖₂‖A‖₂ (Bottleneck), the certificate is
+A step x_{k+1} = x_k + Ψ_k(x_k) is invertible when its increment is a contraction, Lip Ψ_k < 1:
+then x_k = x_{k+1} − Ψ_k(x_k) is a contraction fixed point (Behrmann et al. 2019). The certificate
 
-    c = max_k h · Lip_x f(·, θ_k) < 1.
+    c = max_k Lip Ψ_k < 1,   Lip Ψ_k ≤ h L_k (Euler),  q(h L_k) = hL_k(1 + hL_k/2 + (hL_k)²/6 + (hL_k)³/24) (RK4),
 
-For RK4 the increment Ψ obeys Lip Ψ ≤ L(1 + hL/2 + (hL)²/6 + (hL)³/24), used in place of L. An
+with L_k the field bound at the step's nodes, is computed by :mod:`control_dl.problems.lipschitz`,
+the same definition the solvers constrain (``lipschitz = c``), in the exact spectral norm. An
 invertible flow is a homeomorphism: in the plane (d = n_in = 2) the region a linear readout assigns
 to one class is then the image of a half-plane, unbounded, so it cannot be an enclosed disk
 (Andreu's ring example); an augmented flow (d = 3) can enclose it.
@@ -21,8 +21,8 @@ import numpy as np
 from scipy import ndimage
 
 from ..backends import numpy_ops
+from ..problems import lipschitz
 from ..problems.costs import predict_labels
-from ..problems.fields import Bottleneck, Inside, Outside
 from ..problems.training import TrainingProblem
 from ._common import weights_of
 
@@ -34,7 +34,7 @@ class InvertibilityReport:
     Attributes
     ----------
     step_constants : ndarray
-        h·Lip_x of each step's map increment, shape ``(N,)``.
+        Lip Ψ_k of each step's increment, shape ``(N,)``.
     certificate : float
         max of ``step_constants``.
     invertible : bool
@@ -46,45 +46,18 @@ class InvertibilityReport:
     invertible: bool
 
 
-def field_lipschitz(problem: TrainingProblem, theta: np.ndarray) -> float:
-    """Lip_x f(·, θ) from spectral norms (exact norms, not the Frobenius bound).
+def invertibility(problem: TrainingProblem, result: Any, norm: str = "spectral") -> InvertibilityReport:
+    """Certificate max_k Lip Ψ_k that every step is invertible (e.g. Euler: h·Lip(σ)·‖A_k‖₂).
 
     Parameters
     ----------
     problem : TrainingProblem
-        Supplies the field and the parameter layout.
-    theta : ndarray
-        One flat θ.
-
-    Returns
-    -------
-    float
-        The Lipschitz bound.
-    """
-    field = problem.field
-    params = problem.layout.unpack(theta, problem.layout.theta_shapes, numpy_ops)
-    if isinstance(field, Inside):
-        norm = np.linalg.norm(params["A"], 2)
-    elif isinstance(field, Outside):
-        norm = np.linalg.norm(params["W"], 2)
-    elif isinstance(field, Bottleneck):
-        norm = np.linalg.norm(params["W"], 2) * np.linalg.norm(params["A"], 2)
-    elif hasattr(field, "lipschitz_sq_bound"):
-        return float(np.sqrt(field.lipschitz_sq_bound(params, numpy_ops)))
-    else:
-        raise ValueError(f"field {type(field).__name__} has no Lipschitz bound (add lipschitz_sq_bound())")
-    return float(field.lipschitz * norm)
-
-
-def invertibility(problem: TrainingProblem, result: Any) -> InvertibilityReport:
-    """Certificate max_k h·‖A_k‖₂·Lip(σ) that every step is invertible.
-
-    Parameters
-    ----------
-    problem : TrainingProblem
-        The problem.
+        The problem (a flow: a feed-forward model has no residual steps).
     result : Result or array_like
         The solve (or its w).
+    norm : {"spectral", "frobenius"}
+        Matrix norm of the field bound: the exact ‖·‖₂ (default), or ‖·‖_F as a
+        ``lipschitz_norm="frobenius"`` constraint bounds it (never smaller).
 
     Returns
     -------
@@ -92,13 +65,7 @@ def invertibility(problem: TrainingProblem, result: Any) -> InvertibilityReport:
         Per-step constants and their maximum.
     """
     w = weights_of(problem, result)
-    h = problem.step_size
-    constants = []
-    for k in range(problem.n_steps):
-        lip = max(field_lipschitz(problem, np.ravel(th)) for th in problem.stage_thetas(w, k, numpy_ops))
-        hl = h * lip
-        constants.append(hl if problem.integrator == "euler" else hl * (1 + hl / 2 + hl**2 / 6 + hl**3 / 24))
-    constants = np.array(constants)
+    constants = lipschitz.step_constants(problem, w, norm)
     certificate = float(constants.max())
     return InvertibilityReport(constants, certificate, certificate < 1.0)
 

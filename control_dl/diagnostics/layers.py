@@ -23,6 +23,8 @@ import casadi as ca
 import numpy as np
 
 from ..backends import numpy_ops
+from ..engines import casadi_model
+from ..problems.datasets import as_features
 from ..problems.feedforward import check_widths
 from ..problems.training import TrainingProblem
 
@@ -135,7 +137,7 @@ def _rank(sv: np.ndarray, rtol: float) -> np.ndarray:
 
 
 def _layer_jacobians(problem: TrainingProblem, k: int, x: np.ndarray, stage: np.ndarray) -> np.ndarray:
-    step = problem.casadi.step_at(k)
+    step = casadi_model(problem).step_at(k)
     xs = ca.SX.sym("x", step.size1_in(0))
     th = ca.SX.sym("Theta", step.size1_in(1))
     jac = ca.Function("layer_jacobian", [xs, th], [ca.jacobian(step(xs, th), xs)])
@@ -144,7 +146,9 @@ def _layer_jacobians(problem: TrainingProblem, k: int, x: np.ndarray, stage: np.
     return values.reshape(m, s, n).transpose(1, 0, 2)
 
 
-def layer_ranks(problem: TrainingProblem, result: Any, X: np.ndarray | None = None, rtol: float = 1e-6) -> LayerRanks:
+def layer_ranks(
+    problem: TrainingProblem, result: Any, X: np.ndarray | None = None, rtol: float = 1e-6, layout: str = "features"
+) -> LayerRanks:
     """Singular values of every weight matrix and of every layer map's Jacobian over the data.
 
     Works for feed-forward models (layer k: x ↦ σ(A_k x + b_k)) and for flows (step k of the
@@ -157,9 +161,11 @@ def layer_ranks(problem: TrainingProblem, result: Any, X: np.ndarray | None = No
     result : Result or array_like
         A solve's result (its ``w``) or a decision vector.
     X : ndarray, optional
-        Inputs ``n_in × S`` (default: the training inputs).
+        Model inputs (standardised like ``problem.data.x_train``; default: the training inputs).
     rtol : float
         Singular values ≤ rtol · the largest count as zero.
+    layout : {"features", "samples"}
+        X is ``n_in × S`` ("features") or ``S × n_in`` ("samples").
 
     Returns
     -------
@@ -167,7 +173,7 @@ def layer_ranks(problem: TrainingProblem, result: Any, X: np.ndarray | None = No
         Singular values, numerical ranks and which layers collapse.
     """
     w = problem.check_w(getattr(result, "w", result))
-    x = problem.data.x_train if X is None else np.asarray(X, dtype=float)
+    x = problem.data.x_train if X is None else as_features(X, problem.data.n_in, layout)
     states = list(problem.trajectory(w, x, numpy_ops))
     lay = problem.layout
     weight_sv, weight_rank, jac_sv, jac_rank, collapsed = [], [], [], [], []

@@ -96,12 +96,34 @@ class InputOutputMap:
         self.gradient = ca.Function("grad", [x], [grad])
 
     def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-        """(Φ(x), ∇Φ(x), ∇²Φ(x)) at one point."""
+        """(Φ(x), ∇Φ(x), ∇²Φ(x)) at one point.
+
+        Parameters
+        ----------
+        x : ndarray
+            Input point, shape ``(n_in,)``.
+
+        Returns
+        -------
+        tuple
+            Φ(x) (float), ∇Φ(x) ``(n_in,)`` and ∇²Φ(x) ``(n_in, n_in)``.
+        """
         phi, grad, hess = self.derivatives(x)
         return float(phi), np.asarray(grad, dtype=float).ravel(), np.asarray(hess, dtype=float)
 
     def grad_norms(self, points: np.ndarray) -> np.ndarray:
-        """‖∇Φ‖ at the columns of ``points`` (``n_in × M``)."""
+        """‖∇Φ‖ at the columns of ``points``.
+
+        Parameters
+        ----------
+        points : ndarray
+            Inputs, ``n_in × M``.
+
+        Returns
+        -------
+        ndarray
+            Shape ``(M,)``.
+        """
         grads = np.asarray(self.gradient.map(points.shape[1])(points), dtype=float)
         return np.linalg.norm(grads, axis=0)
 

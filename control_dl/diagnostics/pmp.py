@@ -35,6 +35,7 @@ import casadi as ca
 import numpy as np
 
 from ..backends import numpy_ops
+from ..engines import casadi_model
 from ..problems.training import TrainingProblem
 from ._common import weights_of
 
@@ -80,7 +81,7 @@ class _StageFunctions:
     """Per-sample CasADi Functions of the model, mapped over the S columns (one per distinct step)."""
 
     def __init__(self, problem: TrainingProblem, n_samples: int) -> None:
-        model, lay, h = problem.casadi, problem.layout, problem.step_size
+        model, lay, h = casadi_model(problem), problem.layout, problem.step_size
         y = ca.SX.sym("y", lay.n_out)
         w_readout = ca.SX.sym("w_readout", lay.n_readout)
         if problem.model is None:
@@ -104,7 +105,7 @@ class _StageFunctions:
         p = ca.SX.sym("p", step.size1_out(0))
         nxt = step(x, theta)
         if problem.model is None:
-            run = problem.casadi.running(x, y, w_readout)
+            run = casadi_model(problem).running(x, y, w_readout)
             data = ca.dot(p, nxt - x) / h - run
         else:  # the state size changes: H_k = p·F_k / h, no running cost
             run, data = ca.SX(0), ca.dot(p, nxt) / h

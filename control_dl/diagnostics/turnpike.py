@@ -24,20 +24,26 @@ from ._common import weights_of, with_overrides
 
 @dataclass(frozen=True)
 class TurnpikeReport:
-    """Turnpike profile of one solve, on the grid t_k = k h, k = 0..N.
+    """Turnpike profile of one solve, on the integrator grid t_k = k h, k = 0..N.
+
+    This is the package's one definition of the turnpike curves; :func:`control_dl.plotting.turnpike`
+    draws exactly these arrays.
 
     Attributes
     ----------
     t : ndarray
-        Times t_k.
+        Times t_k, shape ``(N + 1,)``.
     theta_norm : ndarray
-        ‖θ(t_k)‖ (Euclidean norm of all field parameters).
+        ‖θ(t_k)‖ (Euclidean norm of all field parameters), θ(t_k) the control of the step
+        [t_k, t_{k+1}) (:func:`~control_dl.problems.step_index`; a ResNet's layer k) and θ(T) that of
+        the last step.
     state_gap : ndarray
-        (1/S) Σ_i ‖x_i(t_k) − x̄_i‖.
+        (1/S) Σ_i ‖x_i(t_k) − x̄_i‖ (mean Euclidean distance, not RMS).
     error_t : ndarray
-        Running training error (1/S) Σ_i ℓ(λ2(x_i(t_k)), y_i).
+        Running training error (1/S) Σ_i ℓ(λ2(x_i(t_k)), y_i): the loss if the network stopped at t_k.
     rate : float
-        μ of the least-squares fit log ‖θ(t)‖ ≈ log C − μ t from the peak of ‖θ‖ on (μ > 0: decay).
+        μ of the least-squares fit log ‖θ(t_k)‖ ≈ log C − μ t_k over the steps from the peak of ‖θ‖
+        to the last step, t_k ∈ [t_peak, T) (μ > 0: decay).
     fit_r2 : float
         Coefficient of determination of that fit (1: exactly exponential).
     state_rate : float
@@ -124,8 +130,8 @@ def turnpike(problem: TrainingProblem, result: Any) -> TurnpikeReport:
             for x in states
         ]
     )
-    peak = int(np.argmax(theta_norm))
-    rate, r2 = exponential_fit(t[peak:], theta_norm[peak:])
+    peak = int(np.argmax(theta_norm[:-1]))
+    rate, r2 = exponential_fit(t[peak:-1], theta_norm[peak:-1])
     state_rate, _ = exponential_fit(t[:-1], state_gap[:-1])
     return TurnpikeReport(t, theta_norm, state_gap, error_t, rate, r2, state_rate, "tracking" if tracking else "final")
 
@@ -250,31 +256,3 @@ def turnpike_sweep(
         losses.append(float(result.loss))
     collapse = np.array([_profile_distance(a, b) for a, b in zip(reports[:-1], reports[1:], strict=True)])
     return TurnpikeSweep(tuple(values), tuple(reports), tuple(statuses), tuple(losses), collapse)
-
-
-def plot_turnpike(sweep: TurnpikeSweep, ax: Any = None) -> Any:
-    """‖θ(t)‖ against t for every horizon of a sweep (log scale).
-
-    Parameters
-    ----------
-    sweep : TurnpikeSweep
-        Output of :func:`turnpike_sweep`.
-    ax : matplotlib Axes, optional
-        Where to draw (default: a new figure).
-
-    Returns
-    -------
-    matplotlib Axes
-        The axes drawn on.
-    """
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots()
-    for horizon, report in zip(sweep.horizons, sweep.reports, strict=True):
-        ax.semilogy(report.t, np.maximum(report.theta_norm, 1e-16), label=f"T = {horizon:g} (μ = {report.rate:.2f})")
-    ax.set_xlabel("t")
-    ax.set_ylabel("‖θ(t)‖")
-    ax.set_title("Turnpike: control norm for several horizons")
-    ax.legend()
-    return ax

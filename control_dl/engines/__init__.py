@@ -12,9 +12,13 @@ from ._base import EngineSpec as EngineSpec
 from ._base import Evaluation as Evaluation
 from ._base import StageValues as StageValues
 from ._base import Sweep as Sweep
+from ._casadi import Casadi as Casadi
+from ._casadi import CasadiEngine as CasadiEngine
+from ._casadi_model import CasadiModel as CasadiModel
+from ._casadi_model import casadi_model as casadi_model
 
 #: engine name -> spec class with default options (filled by the implementations)
-ENGINES: dict[str, type[EngineSpec]] = {}
+ENGINES: dict[str, type[EngineSpec]] = {"casadi": Casadi, "auto": Casadi}
 
 
 def make_engine(
@@ -59,4 +63,16 @@ def make_engine(
     return spec.bind(problem, x, y, normaliser, regulariser)
 
 
-__all__ = ["ENGINES", "Engine", "EngineSpec", "Evaluation", "StageValues", "Sweep", "make_engine"]
+__all__ = [
+    "ENGINES",
+    "Casadi",
+    "CasadiEngine",
+    "CasadiModel",
+    "Engine",
+    "EngineSpec",
+    "Evaluation",
+    "StageValues",
+    "Sweep",
+    "casadi_model",
+    "make_engine",
+]

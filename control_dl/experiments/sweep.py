@@ -37,7 +37,7 @@ from typing import Any
 from .._catalog import resolve
 from .._errors import SpecError, spec_error
 from .._toml import read_toml
-from ..problems.spec import SCHEMA, SECTIONS, normalise
+from ..problems.spec import SCHEMA, SECTIONS, normalise, read_problem_doc
 from ..solvers.base import solver_spec
 from ..solvers.catalog import SOLVER_KINDS, solver_from_options
 
@@ -195,7 +195,7 @@ class SweepSpec:
 
     def _resolve(self, point: dict[str, Any], read: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         preset = _as_name("solver", point.get("solver", self.solver))
-        problem_doc = read("problems", _as_name("problem", point.get("problem", self.problem)))
+        problem_doc = read_problem_doc(_as_name("problem", point.get("problem", self.problem)))
         solver_doc = dict(read("solvers", preset))
         solver_doc.pop("description", None)
         kind = solver_doc.pop("solver", None)

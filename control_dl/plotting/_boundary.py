@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..problems.costs import predict_labels
+from ..problems.costs import decision_threshold, predict_labels
 from ._common import class_colors, new_axes
 
 
@@ -41,14 +41,14 @@ def decision_boundary(problem: Any, result: Any, ax: Any = None, resolution: int
     yhat = problem.predict(result.w, grid)
     if yhat.shape[0] == 1:
         score = yhat[0]
-        label = "readout λ2(x(T))" + (" (logit)" if problem.cost.loss == "logistic" else "")
+        label = "readout λ2(x(T))" + (" (logit)" if decision_threshold(problem.cost.loss) == 0.0 else "")
     else:
         score = predict_labels(problem.data.task, problem.cost.loss, yhat).astype(float)
         label = "predicted class"
     mesh = ax.contourf(xx, yy, score.reshape(xx.shape), levels=30, cmap="RdBu_r", alpha=0.75)
     ax.figure.colorbar(mesh, ax=ax, label=label)
     if yhat.shape[0] == 1:
-        threshold = 0.0 if problem.cost.loss == "logistic" else 0.5
+        threshold = decision_threshold(problem.cost.loss)
         ax.contour(xx, yy, score.reshape(xx.shape), levels=[threshold], colors="k", linewidths=1.5)
     ax.scatter(x[0], x[1], c=class_colors(problem.data.y_train), s=10, edgecolors="white", linewidths=0.3)
     ax.set_xlabel("$x_1$")

@@ -1,4 +1,8 @@
-"""Turnpike curves: ‖θ(t)‖, ‖x(t) − x̄‖ and the running training error against t, for several T."""
+"""Turnpike curves: ‖θ(t)‖, ‖x(t) − x̄‖ and the running training error against t, for several T.
+
+The curves are those of :func:`control_dl.diagnostics.turnpike` (the one definition), drawn as they
+are: this module computes nothing of its own.
+"""
 
 from __future__ import annotations
 
@@ -7,85 +11,76 @@ from typing import Any
 
 import numpy as np
 
-from ..backends import numpy_ops
-from ..problems.costs import loss_per_sample
+from ..diagnostics.turnpike import TurnpikeReport, TurnpikeSweep
+from ..diagnostics.turnpike import turnpike as turnpike_report
 from ._common import new_axes
 
-#: quantity -> (y label, title)
+#: quantity -> (TurnpikeReport attribute, y label, title)
 QUANTITIES = {
-    "theta": (r"$\|\theta(t)\|$", "size of the control θ(t)"),
-    "state": (r"RMS $\|x_i(t) - \bar{x}\|$", "distance of the states to x̄"),
-    "error": (r"mean loss $\ell(\lambda_2(x_i(t)), y_i)$", "training error read out at time t"),
+    "theta": ("theta_norm", r"$\|\theta(t)\|$", "size of the control θ(t)"),
+    "state": ("state_gap", r"mean $\|x_i(t) - \bar{x}_i\|$", "distance of the states to x̄"),
+    "error": ("error_t", r"mean loss $\ell(\lambda_2(x_i(t)), y_i)$", "training error read out at time t"),
 }
 
 
-def turnpike_series(problem: Any, result: Any, quantity: str, target: float | None = None) -> tuple[Any, Any]:
-    """One turnpike curve of a solve, computed from the problem's own forward pass and readout.
+def _check_quantity(quantity: str) -> str:
+    if quantity not in QUANTITIES:
+        raise ValueError(f"quantity={quantity!r} must be one of {list(QUANTITIES)}")
+    return QUANTITIES[quantity][0]
 
-    ``theta``: ‖θ(t)‖₂ at the step midpoints t_k + h/2. ``state``: (1/S Σ_i ‖x_i(t_k) − x̄‖²)^½
-    at the grid times, x̄ = ``target`` (default the cost's tracking target). ``error``:
-    (1/S) Σ_i ℓ(P x_i(t_k) + c, y_i), the loss if the network stopped at t_k.
+
+def turnpike_series(problem: Any, result: Any, quantity: str) -> tuple[np.ndarray, np.ndarray]:
+    """One turnpike curve of a solve: the arrays of :func:`control_dl.diagnostics.turnpike`.
+
+    ``theta``: ``report.theta_norm``; ``state``: ``report.state_gap`` (x̄ the tracking target when
+    η > 0, else each sample's x_i(T)); ``error``: ``report.error_t``; all on ``report.t`` = t_k.
 
     Parameters
     ----------
     problem : TrainingProblem
         The problem.
-    result : Result
-        Its solve.
+    result : Result or array_like
+        Its solve (or its w).
     quantity : {"theta", "state", "error"}
         Which curve.
-    target : float, optional
-        x̄ for ``state`` (a constant in every coordinate).
 
     Returns
     -------
     tuple of ndarray
-        ``(t, values)``.
+        ``(t, values)``, both of shape ``(N + 1,)``.
+
+    Raises
+    ------
+    ValueError
+        If ``quantity`` is not one of the three.
     """
-    if quantity not in QUANTITIES:
-        raise ValueError(f"quantity={quantity!r} must be one of {list(QUANTITIES)}")
-    if quantity == "theta":
-        t = problem.times[:-1] + 0.5 * problem.step_size
-        return t, np.linalg.norm(problem.theta(result.w, t), axis=1)
-    states = problem.forward(result.w)
-    if quantity == "state":
-        xbar = problem.cost.tracking_target if target is None else float(target)
-        return problem.times, np.sqrt(np.mean(np.sum((states - xbar) ** 2, axis=1), axis=1))
-    readout = problem.layout.readout(result.w, numpy_ops)
-    errors = [
-        float(
-            np.mean(
-                loss_per_sample(problem.cost.loss, problem.readout(x, readout, numpy_ops), problem.targets, numpy_ops)
-            )
-        )
-        for x in states
-    ]
-    return problem.times, np.array(errors)
+    attribute = _check_quantity(quantity)
+    report = turnpike_report(problem, result)
+    return report.t, getattr(report, attribute)
 
 
 def turnpike(
-    pairs: Sequence[tuple[Any, Any]],
+    runs: Sequence[tuple[Any, Any]] | TurnpikeSweep,
     quantity: str = "theta",
     ax: Any = None,
-    target: float | None = None,
     log: bool = True,
 ) -> Any:
     """Turnpike curves of several solves with different horizons T, one line per solve.
 
     The turnpike property (Esteve, Geshkovski, Pighin, Zuazua) predicts that for growing T the
     optimal θ(t) and x(t) stay near a steady optimum for most of [0, T], and the running training
-    error decays exponentially in t.
+    error decays exponentially in t. Each line is a :class:`~control_dl.diagnostics.TurnpikeReport`
+    drawn point for point (``ax.lines[j].get_xydata()`` is ``(report.t, values)``).
 
     Parameters
     ----------
-    pairs : sequence of (TrainingProblem, Result)
-        The solves (typically the same problem with growing ``horizon``).
+    runs : sequence of (TrainingProblem, Result), or TurnpikeSweep
+        The solves (typically the same problem with growing ``horizon``), or the output of
+        :func:`control_dl.diagnostics.turnpike_sweep` (its reports are drawn, with the fitted μ).
     quantity : {"theta", "state", "error"}
         Which curve (see :func:`turnpike_series`).
     ax : matplotlib Axes, optional
         Where to draw.
-    target : float, optional
-        x̄ for ``quantity="state"``.
     log : bool
         Log-scale vertical axis.
 
@@ -93,25 +88,36 @@ def turnpike(
     -------
     matplotlib Axes
         The axes with a legend of the horizons.
+
+    Raises
+    ------
+    ValueError
+        If there is nothing to draw or ``quantity`` is unknown.
     """
-    if not pairs:
-        raise ValueError("turnpike needs at least one (problem, result) pair")
-    ylabel, title = QUANTITIES.get(quantity, (None, None))
-    if ylabel is None:
-        raise ValueError(f"quantity={quantity!r} must be one of {list(QUANTITIES)}")
+    attribute = _check_quantity(quantity)
+    if isinstance(runs, TurnpikeSweep):
+        reports: list[TurnpikeReport] = list(runs.reports)
+        labels = [f"T = {T:g} (μ = {r.rate:.2f})" for T, r in zip(runs.horizons, reports, strict=True)]
+        name = ""
+    else:
+        if not runs:
+            raise ValueError("turnpike needs at least one (problem, result) pair or a TurnpikeSweep")
+        reports = [turnpike_report(problem, result) for problem, result in runs]
+        labels = [f"T = {problem.horizon:g}" for problem, _ in runs]
+        name = f"{runs[0][0].data.name}: "
+    _, ylabel, title = QUANTITIES[quantity]
     ax = new_axes(ax)
     import matplotlib.pyplot as plt
 
     cmap = plt.get_cmap("viridis")
-    for j, (problem, result) in enumerate(pairs):
-        t, values = turnpike_series(problem, result, quantity, target)
-        color = cmap(0.85 * j / max(len(pairs) - 1, 1))
-        ax.plot(t, values, marker=".", ms=3, lw=1.2, color=color, label=f"T = {problem.horizon:g}")
+    for j, (report, label) in enumerate(zip(reports, labels, strict=True)):
+        color = cmap(0.85 * j / max(len(reports) - 1, 1))
+        ax.plot(report.t, getattr(report, attribute), marker=".", ms=3, lw=1.2, color=color, label=label)
     if log:
         ax.set_yscale("log")
     ax.set_xlabel("time t (depth)")
     ax.set_ylabel(ylabel)
-    ax.set_title(f"{pairs[0][0].data.name}: {title}", fontsize=10)
+    ax.set_title(f"{name}{title}", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     return ax

@@ -6,6 +6,7 @@ from .controls import PiecewiseConstant as PiecewiseConstant
 from .controls import PiecewiseLinear as PiecewiseLinear
 from .controls import Spectral as Spectral
 from .controls import TimeInvariant as TimeInvariant
+from .controls import step_index as step_index
 from .costs import Constraints as Constraints
 from .costs import Cost as Cost
 from .datasets import Dataset as Dataset

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.polynomial import legendre
@@ -25,6 +26,40 @@ from .._errors import spec_error
 def _check_int(field: str, value: object, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise spec_error(field, value, f"must be an integer >= {minimum}")
+
+
+#: Relative tolerance (in units of one step) within which a time counts as the grid point t_k.
+GRID_RTOL = 1e-9
+
+
+def step_index(t: Any, horizon: float, n_steps: int) -> np.ndarray:
+    """Index k of the integration step [t_k, t_{k+1}) that contains each time t.
+
+    The grid is the integrator's, t_k = k h with h = T / N (``TrainingProblem.times``). In floating
+    point t_k · N / T can land just below k (e.g. 29 · 0.16 · 50 / 8 = 28.999…), so a plain
+    ``floor`` would return the previous step. Here s = t N / T is first rounded to the nearest
+    integer when it lies within ``GRID_RTOL · max(1, |s|)`` of it, then floored: a grid time t_k
+    always maps to step k, the final time T to the last step N − 1, and times outside [0, T] to
+    the first or last step. Every time → step lookup in the package goes through this function.
+
+    Parameters
+    ----------
+    t : float or array_like
+        Times, any shape.
+    horizon : float
+        T > 0.
+    n_steps : int
+        N ≥ 1.
+
+    Returns
+    -------
+    ndarray
+        Integer step indices in 0..N-1, the shape of ``t`` (0-d for a scalar).
+    """
+    s = np.asarray(t, dtype=float) * (n_steps / horizon)
+    nearest = np.rint(s)
+    snapped = np.where(np.abs(s - nearest) <= GRID_RTOL * np.maximum(1.0, np.abs(s)), nearest, s)
+    return np.clip(np.floor(snapped), 0, n_steps - 1).astype(int)
 
 
 def _gram_factor(gram: np.ndarray) -> np.ndarray:
@@ -49,7 +84,20 @@ class Control(ABC):
 
     @abstractmethod
     def basis_at(self, t: np.ndarray, horizon: float) -> np.ndarray:
-        """Basis values φ_j(t), shape ``(len(t), n_coeffs)``."""
+        """Basis values φ_j(t).
+
+        Parameters
+        ----------
+        t : array_like
+            Times in [0, T], shape ``(n,)``.
+        horizon : float
+            T.
+
+        Returns
+        -------
+        ndarray
+            φ_j(t_i), shape ``(n, n_coeffs)``.
+        """
 
     def stage_basis(self, step: int, c: float, horizon: float) -> np.ndarray:
         """Basis weights at t = (k + c) h inside integration step k.
@@ -90,7 +138,18 @@ class Control(ABC):
 
     @abstractmethod
     def h1_factor(self, horizon: float) -> np.ndarray:
-        """Factor R_1 with ∫‖θ'‖² dt = ‖C R_1ᵀ‖_F², shape ``(m, n_coeffs)``."""
+        """Factor R_1 with ∫‖θ'‖² dt = ‖C R_1ᵀ‖_F².
+
+        Parameters
+        ----------
+        horizon : float
+            T.
+
+        Returns
+        -------
+        ndarray
+            R_1, shape ``(m, n_coeffs)``.
+        """
 
     @property
     def _pieces(self) -> int:
@@ -125,20 +184,69 @@ class PiecewiseConstant(Control):
         return self.n_steps
 
     def basis_at(self, t: np.ndarray, horizon: float) -> np.ndarray:
-        """Indicator of the step containing t (the last step includes T)."""
-        k = np.clip(np.floor(np.asarray(t) * self.n_steps / horizon).astype(int), 0, self.n_steps - 1)
-        return np.eye(self.n_steps)[k]
+        """Indicator e_k of the step k = :func:`step_index` (t) containing t (the last step includes T).
+
+        Parameters
+        ----------
+        t : array_like
+            Times, shape ``(n,)``.
+        horizon : float
+            T.
+
+        Returns
+        -------
+        ndarray
+            One-hot rows, shape ``(n, n_steps)``.
+        """
+        return np.eye(self.n_steps)[step_index(np.atleast_1d(t), horizon, self.n_steps)]
 
     def stage_basis(self, step: int, c: float, horizon: float) -> np.ndarray:
-        """e_k for every stage of step k (θ is constant across a step)."""
+        """e_k for every stage of step k (θ is constant across a step).
+
+        Parameters
+        ----------
+        step : int
+            Step index k in 0..n_steps-1.
+        c : float
+            Fraction of the step in [0, 1] (unused: θ is constant on the step).
+        horizon : float
+            T.
+
+        Returns
+        -------
+        ndarray
+            e_k, shape ``(n_steps,)``.
+        """
         return np.eye(self.n_steps)[step]
 
     def l2_factor(self, horizon: float) -> np.ndarray:
-        """√h I: ∫‖θ‖² = h Σ_k ‖θ_k‖²."""
+        """√h I: ∫‖θ‖² = h Σ_k ‖θ_k‖².
+
+        Parameters
+        ----------
+        horizon : float
+            T.
+
+        Returns
+        -------
+        ndarray
+            R_0 = √h I, shape ``(n_steps, n_steps)``.
+        """
         return np.sqrt(horizon / self.n_steps) * np.eye(self.n_steps)
 
     def h1_factor(self, horizon: float) -> np.ndarray:
-        """Rows (e_{k+1} − e_k)/√h: the discrete Σ_k ‖θ_{k+1} − θ_k‖² / h."""
+        """Rows (e_{k+1} − e_k)/√h: the discrete Σ_k ‖θ_{k+1} − θ_k‖² / h.
+
+        Parameters
+        ----------
+        horizon : float
+            T.
+
+        Returns
+        -------
+        ndarray
+            R_1, shape ``(n_steps - 1, n_steps)``.
+        """
         h = horizon / self.n_steps
         return np.diff(np.eye(self.n_steps), axis=0) / np.sqrt(h)
 
@@ -172,12 +280,36 @@ class PiecewiseLinear(Control):
         return self.n_nodes - 1
 
     def basis_at(self, t: np.ndarray, horizon: float) -> np.ndarray:
-        """Hat functions centred at the nodes."""
+        """Hat functions centred at the nodes (linear interpolation weights).
+
+        Parameters
+        ----------
+        t : array_like
+            Times in [0, T], shape ``(n,)``.
+        horizon : float
+            T.
+
+        Returns
+        -------
+        ndarray
+            φ_j(t_i), shape ``(n, n_coeffs)``.
+        """
         nodes = np.linspace(0.0, horizon, self.n_nodes)
         return np.stack([np.interp(t, nodes, e) for e in np.eye(self.n_nodes)], axis=1)
 
     def h1_factor(self, horizon: float) -> np.ndarray:
-        """Rows (e_{j+1} − e_j)/√Δ: θ' is constant between nodes."""
+        """Rows (e_{j+1} − e_j)/√Δ with Δ = T / (n_nodes − 1): θ' is constant between nodes.
+
+        Parameters
+        ----------
+        horizon : float
+            T.
+
+        Returns
+        -------
+        ndarray
+            R_1, shape ``(n_nodes - 1, n_nodes)``.
+        """
         delta = horizon / (self.n_nodes - 1)
         return np.diff(np.eye(self.n_nodes), axis=0) / np.sqrt(delta)
 
@@ -200,11 +332,35 @@ class TimeInvariant(Control):
         return 1
 
     def basis_at(self, t: np.ndarray, horizon: float) -> np.ndarray:
-        """φ_0(t) = 1."""
+        """φ_0(t) = 1.
+
+        Parameters
+        ----------
+        t : array_like
+            Times in [0, T], shape ``(n,)``.
+        horizon : float
+            T.
+
+        Returns
+        -------
+        ndarray
+            Ones, shape ``(n, 1)``.
+        """
         return np.ones((len(np.atleast_1d(t)), 1))
 
     def h1_factor(self, horizon: float) -> np.ndarray:
-        """No rows: θ' = 0."""
+        """No rows: θ' = 0.
+
+        Parameters
+        ----------
+        horizon : float
+            T.
+
+        Returns
+        -------
+        ndarray
+            Shape ``(0, 1)``.
+        """
         return np.zeros((0, 1))
 
 
@@ -238,11 +394,35 @@ class Spectral(Control):
         return self.n_modes
 
     def basis_at(self, t: np.ndarray, horizon: float) -> np.ndarray:
-        """φ_j(t) for j = 0..n_modes-1."""
+        """φ_j(t) for j = 0..n_modes-1 (Legendre P_j(2t/T − 1) or the Fourier basis).
+
+        Parameters
+        ----------
+        t : array_like
+            Times in [0, T], shape ``(n,)``.
+        horizon : float
+            T.
+
+        Returns
+        -------
+        ndarray
+            φ_j(t_i), shape ``(n, n_coeffs)``.
+        """
         return self._eval(np.asarray(t, dtype=float), horizon, derivative=False)
 
     def h1_factor(self, horizon: float) -> np.ndarray:
-        """Factor of the Gram matrix of the derivatives φ_j'."""
+        """Factor of the Gram matrix ∫ φ_i' φ_j' dt (Gauss-Legendre quadrature).
+
+        Parameters
+        ----------
+        horizon : float
+            T.
+
+        Returns
+        -------
+        ndarray
+            R_1, shape ``(m, n_modes)``.
+        """
         t, wq = self._quadrature(horizon)
         dphi = self._eval(t, horizon, derivative=True)
         return _gram_factor(dphi.T @ (wq[:, None] * dphi))

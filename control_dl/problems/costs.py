@@ -4,31 +4,42 @@ r"""Losses, the cost functional and the constraints of the training OCP.
         + κ ∫ (1/S) Σ_i ℓ(λ2(x_i(t)), y_i) dt + η ∫ (1/S) Σ_i ‖x_i(t) − x̄‖² dt
 
 Each loss maps a ``n_out × S`` prediction and the encoded targets to a ``1 × S`` row of per-sample
-losses, written once against ``ops``.
+losses, written once against ``ops``. A user's loss is any callable with the same signature,
+``loss(yhat, target, ops) -> 1 × S`` (see :data:`LossFunction`), passed as ``Cost(loss=callable)``.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .._errors import spec_error
+from .._errors import SpecError, spec_error
+from ..backends import Ops, numpy_ops
 
 LOSSES = ("mse", "logistic", "cross_entropy")
 
+#: A user-defined loss: ``loss(yhat, target, ops) -> 1 × S`` per-sample losses, where ``yhat`` and
+#: ``target`` are ``n_out × S`` (targets encoded as for ``"mse"``: a 0/1 row for binary labels, one-hot
+#: columns for several classes, the values for regression) and ``ops`` is the backend
+#: (:class:`~control_dl.backends.Ops`). Written only with ``ops`` and arithmetic operators it runs
+#: in every backend and solver; Gauss-Newton Hessians use its Hessian in ŷ, computed by CasADi.
+LossFunction = Callable[[Any, Any, Ops], Any]
 
-def loss_per_sample(name: str, yhat: Any, target: Any, ops: Any) -> Any:
+
+def loss_per_sample(loss: str | LossFunction, yhat: Any, target: Any, ops: Ops) -> Any:
     """Per-sample loss ℓ(ŷ_i, y_i) as a ``1 × S`` row.
 
     Parameters
     ----------
-    name : {"mse", "logistic", "cross_entropy"}
+    loss : {"mse", "logistic", "cross_entropy"} or callable
         ``mse``: ‖ŷ − y‖². ``logistic`` (y ∈ {0, 1}, ŷ a logit): softplus(ŷ) − y ŷ, which equals
         −y log σ(ŷ) − (1 − y) log(1 − σ(ŷ)) without ever forming log σ. ``cross_entropy``
-        (y one-hot, ŷ logits): logsumexp(ŷ) − ⟨y, ŷ⟩.
+        (y one-hot, ŷ logits): logsumexp(ŷ) − ⟨y, ŷ⟩. A callable (:data:`LossFunction`) is
+        called as ``loss(yhat, target, ops)``.
     yhat : array
         Predictions, ``n_out × S``.
     target : array
@@ -41,9 +52,11 @@ def loss_per_sample(name: str, yhat: Any, target: Any, ops: Any) -> Any:
     array
         ``1 × S`` losses.
     """
-    if name == "mse":
+    if callable(loss):
+        return loss(yhat, target, ops)
+    if loss == "mse":
         return ops.sum_rows((yhat - target) * (yhat - target))
-    if name == "logistic":
+    if loss == "logistic":
         return ops.softplus(yhat) - target * yhat
     return ops.logsumexp_rows(yhat) - ops.sum_rows(target * yhat)
 
@@ -60,8 +73,9 @@ class Cost:
 
     Parameters
     ----------
-    loss : {"mse", "logistic", "cross_entropy"}
-        Training loss ℓ.
+    loss : {"mse", "logistic", "cross_entropy"} or callable
+        Training loss ℓ, by name or a :data:`LossFunction` ``loss(yhat, target, ops) -> 1 × S``
+        (checked once on the data when the ``TrainingProblem`` is built, see :func:`check_loss`).
     l2 : float
         α, weight of ∫‖θ‖² dt.
     h1 : float
@@ -78,7 +92,7 @@ class Cost:
         x̄ (a constant, the same in every coordinate; 0 by default).
     """
 
-    loss: str = "mse"
+    loss: str | LossFunction = "mse"
     l2: float = 0.0
     h1: float = 0.0
     l1: float = 0.0
@@ -88,8 +102,8 @@ class Cost:
     tracking_target: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.loss not in LOSSES:
-            raise spec_error("loss", self.loss, f"must be one of {list(LOSSES)}")
+        if not callable(self.loss) and self.loss not in LOSSES:
+            raise spec_error("loss", self.loss, f"must be one of {list(LOSSES)} or a callable (yhat, target, ops)")
         for field in ("l2", "h1", "l1", "turnpike", "tracking"):
             object.__setattr__(self, field, _check_weight(field, getattr(self, field)))
         eps = _check_weight("l1_eps", self.l1_eps)
@@ -114,11 +128,16 @@ class Constraints:
     theta_max : float or None
         M in the box |θ| ≤ M (every entry of every coefficient vector).
     lipschitz : float or None
-        c ∈ (0, 1): enforce h·‖A_k‖·Lip(σ) ≤ c per step (the invertibility constraint).
+        c ∈ (0, 1): bound the Lipschitz constant of every step's increment by c, e.g. Euler
+        h·Lip(σ)·‖A_k‖ ≤ c (the invertibility constraint; :mod:`~control_dl.problems.lipschitz`).
+    lipschitz_norm : {"frobenius", "spectral"}
+        ‖A_k‖ in that bound: ‖A_k‖_F (smooth, every constrained solver) or the exact ‖A_k‖₂
+        (``nlp="lbfgsb"`` only).
     """
 
     theta_max: float | None = None
     lipschitz: float | None = None
+    lipschitz_norm: str = "frobenius"
 
     def __post_init__(self) -> None:
         m = self.theta_max
@@ -129,6 +148,8 @@ class Constraints:
         c = self.lipschitz
         if c is not None and (isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 < c < 1):
             raise spec_error("lipschitz", c, "must be a number in (0, 1) (omit it for no constraint)")
+        if self.lipschitz_norm not in ("frobenius", "spectral"):
+            raise spec_error("lipschitz_norm", self.lipschitz_norm, "must be 'frobenius' or 'spectral'")
 
 
 def encode_targets(task: str, loss: str, y: np.ndarray, n_classes: int) -> np.ndarray:
@@ -138,8 +159,8 @@ def encode_targets(task: str, loss: str, y: np.ndarray, n_classes: int) -> np.nd
     ----------
     task : {"binary", "multiclass", "regression"}
         Kind of dataset.
-    loss : str
-        Loss name.
+    loss : str or callable
+        Loss name; a callable loss gets the targets of ``"mse"``.
     y : ndarray
         Labels ``(S,)`` (classification) or targets ``(n_out, S)`` (regression).
     n_classes : int
@@ -150,6 +171,8 @@ def encode_targets(task: str, loss: str, y: np.ndarray, n_classes: int) -> np.nd
     ndarray
         Targets, float64 ``n_out × S``.
     """
+    if callable(loss):
+        loss = "mse"
     if task == "regression":
         if loss != "mse":
             raise spec_error("loss", loss, "regression data needs loss='mse'")
@@ -162,6 +185,23 @@ def encode_targets(task: str, loss: str, y: np.ndarray, n_classes: int) -> np.nd
     return np.eye(n_classes)[:, labels]
 
 
+def decision_threshold(loss: str | LossFunction) -> float:
+    """The value of a single readout at which the predicted class changes from 0 to 1.
+
+    Parameters
+    ----------
+    loss : str or callable
+        ``Cost.loss``.
+
+    Returns
+    -------
+    float
+        0 for ``"logistic"`` (the readout is a logit), 0.5 otherwise (the readout regresses 0/1 targets,
+        as for ``"mse"`` and callable losses).
+    """
+    return 0.0 if isinstance(loss, str) and loss == "logistic" else 0.5
+
+
 def predict_labels(task: str, loss: str, yhat: np.ndarray) -> np.ndarray:
     """Turn readout values into class labels.
 
@@ -169,8 +209,9 @@ def predict_labels(task: str, loss: str, yhat: np.ndarray) -> np.ndarray:
     ----------
     task : str
         Dataset kind.
-    loss : str
-        Loss name: logits are thresholded at 0, MSE outputs at 0.5.
+    loss : str or callable
+        Loss name: logits (``logistic``) are thresholded at 0, MSE and callable-loss outputs at 0.5;
+        several outputs give the arg max.
     yhat : ndarray
         Readout, ``n_out × S``.
 
@@ -180,5 +221,46 @@ def predict_labels(task: str, loss: str, yhat: np.ndarray) -> np.ndarray:
         Integer labels ``(S,)``.
     """
     if yhat.shape[0] == 1:
-        return (yhat[0] > (0.0 if loss == "logistic" else 0.5)).astype(int)
+        return (yhat[0] > decision_threshold(loss)).astype(int)
     return np.argmax(yhat, axis=0)
+
+
+def check_loss(loss: str | LossFunction, targets: np.ndarray) -> None:
+    """Check a callable loss once on the encoded targets (a named loss passes unchecked).
+
+    The loss is evaluated on the numpy backend at ŷ = y + 0.1 and must return one finite value
+    per sample, a ``1 × S`` row.
+
+    Parameters
+    ----------
+    loss : str or callable
+        ``Cost.loss``.
+    targets : ndarray
+        Encoded targets ``n_out × S``.
+
+    Raises
+    ------
+    SpecError
+        Naming ``loss``: if calling it raises (the error is chained and quoted) or it returns
+        another shape or non-finite values.
+    """
+    if not callable(loss):
+        return
+    name = getattr(loss, "__name__", type(loss).__name__)
+    try:
+        value = np.asarray(loss(targets + 0.1, targets, numpy_ops), dtype=float)
+    except Exception as err:
+        raise SpecError(
+            f"loss={name}: loss(yhat, target, ops) on the numpy backend with yhat and target of shape "
+            f"{targets.shape} raised {type(err).__name__}: {err}"
+        ) from err
+    expected = (1, targets.shape[1])
+    if value.shape != expected:
+        raise spec_error(
+            "loss",
+            name,
+            f"returned shape {value.shape} for yhat and target of shape {targets.shape}; it must return one "
+            f"loss per sample, a row of shape {expected} (e.g. ops.sum_rows(...))",
+        )
+    if not np.all(np.isfinite(value)):
+        raise spec_error("loss", name, "returned non-finite values at yhat = target + 0.1")

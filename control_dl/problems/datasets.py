@@ -1,19 +1,43 @@
-"""Synthetic datasets of the seed experiments, deterministic given ``seed``.
+"""Datasets: the :class:`Dataset` container, user data (arrays, files) and the catalog's data.
 
 Inputs are stored as ``n_in × S`` matrices (one column per sample, the convention of the whole
-package). Every generator draws the training set and a separate test set from the same
-distribution, with independent random streams derived from ``seed``.
+package). The synthetic generators draw the training set and a separate test set from the same
+distribution, with independent random streams derived from ``seed``. User data come in sample-major
+(``S × n_in``, as numpy, scikit-learn and torch users hold them) through :meth:`Dataset.from_arrays`
+and :meth:`Dataset.from_file`; scikit-learn's bundled sets (iris, wine, breast cancer, digits) through
+:func:`bundled` (optional extra ``datasets``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .._errors import SpecError, spec_error
 
-__all__ = ["DATASETS", "TASKS", "Dataset", "circle", "ring", "sin", "spheres", "spiral", "square_1d", "xor"]
+__all__ = [
+    "BUNDLED",
+    "LAYOUTS",
+    "DATASETS",
+    "TASKS",
+    "Dataset",
+    "as_features",
+    "bundled",
+    "circle",
+    "encode_labels",
+    "ring",
+    "sin",
+    "spheres",
+    "spiral",
+    "square_1d",
+    "stratified_split",
+    "xor",
+]
 
 TASKS = ("binary", "multiclass", "regression")
 #: class labels must be below this (one-hot targets have a row per class)
@@ -35,18 +59,30 @@ def _real_array(field: str, value: object) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class Dataset:
-    """Training and test data.
+    """Training and test data, inputs one column per sample.
+
+    Build it from sample-major arrays with :meth:`from_arrays`, from a file with :meth:`from_file`,
+    or take one of the generators of this module.
 
     Parameters
     ----------
     x_train, x_test : ndarray
-        Inputs, ``n_in × S`` and ``n_in × S_test``.
+        Model inputs, ``n_in × S`` and ``n_in × S_test`` (already standardised when ``mean`` is set).
     y_train, y_test : ndarray
-        Integer labels ``(S,)`` for classification, targets ``n_out × S`` for regression.
+        Integer labels ``(S,)`` for classification (booleans are read as 0/1), targets ``n_out × S``
+        for regression.
     task : {"binary", "multiclass", "regression"}
         What the labels are.
     name : str
         Short name (used in figures and tables).
+    class_names : tuple of str, optional
+        Name of class k at position k (labels that were strings or non-consecutive integers).
+    mean, scale : ndarray, optional
+        Standardisation fitted on the training split: model input = (raw − mean) / scale per feature,
+        shape ``(n_in,)``. :meth:`transform` applies it to raw inputs.
+    source : dict, optional
+        How to rebuild the data: the ``[data]`` section of a problem spec (plus ``sha256`` of a
+        data file). None for data given as arrays (a saved Result then stores the arrays).
     """
 
     x_train: np.ndarray
@@ -55,6 +91,10 @@ class Dataset:
     y_test: np.ndarray
     task: str
     name: str = "data"
+    class_names: tuple[str, ...] | None = None
+    mean: np.ndarray | None = None
+    scale: np.ndarray | None = None
+    source: dict[str, Any] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -69,30 +109,63 @@ class Dataset:
                 raise spec_error(f"x_{split}", x.shape, "must be a non-empty n_in × S matrix")
             if not np.all(np.isfinite(x)):
                 raise spec_error(f"x_{split}", "NaN/inf", "data must be finite")
-            y = self._check_targets(split, y, x.shape[1])
+            y = self._check_targets(split, y, x)
             object.__setattr__(self, f"x_{split}", x)
             object.__setattr__(self, f"y_{split}", y)
         if self.x_train.shape[0] != self.x_test.shape[0]:
             raise spec_error("x_test", self.x_test.shape, f"must have {self.n_in} rows like x_train")
+        self._check_standardisation()
+        if self.class_names is not None:
+            names = tuple(str(c) for c in self.class_names)
+            if self.task == "regression" or len(names) < self.n_classes:
+                raise spec_error("class_names", self.class_names, f"must name the {self.n_classes} classes")
+            object.__setattr__(self, "class_names", names)
 
-    def _check_targets(self, split: str, y: np.ndarray, n: int) -> np.ndarray:
-        field = f"y_{split}"
+    @staticmethod
+    def _transposed_hint(x: np.ndarray, n_labels: int) -> str:
+        """Inputs passed sample-major (S × n_in) are the common mistake: say so."""
+        if x.shape[0] == n_labels != x.shape[1]:
+            return (
+                f"; the inputs look transposed ({x.shape[0]} rows = the number of labels): Dataset takes "
+                "n_in × S, one column per sample (pass x.T, or use Dataset.from_arrays(X, y) for sample-major X)"
+            )
+        return ""
+
+    def _check_targets(self, split: str, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+        field, n = f"y_{split}", x.shape[1]
         if self.task == "regression":
             y = _real_array(field, y)
             y = y[None, :] if y.ndim == 1 else y
             if y.ndim != 2 or y.shape[1] != n:
-                raise spec_error(field, y.shape, f"regression targets must be n_out × {n}")
+                hint = self._transposed_hint(x, y.shape[-1]) if y.ndim == 2 else ""
+                raise spec_error(field, y.shape, f"regression targets must be n_out × {n}{hint}")
             if not np.all(np.isfinite(y)):
                 raise spec_error(field, "NaN/inf", "targets must be finite")
             return y
+        if y.dtype == bool:
+            y = y.astype(int)
         if y.shape != (n,) or not np.issubdtype(y.dtype, np.number) or not np.all(np.isfinite(y)):
-            raise spec_error(field, y.shape, f"labels must be a vector of {n} integers")
+            hint = self._transposed_hint(x, y.shape[0]) if y.ndim == 1 else ""
+            raise spec_error(field, y.shape, f"labels must be a vector of {n} integers (or booleans){hint}")
         if np.any(y != np.round(y)) or np.any(y < 0) or np.any(y >= MAX_CLASSES):
             raise spec_error(field, "labels", f"class labels must be integers in [0, {MAX_CLASSES})")
         y = y.astype(int)
         if self.task == "binary" and np.any(y > 1):
             raise spec_error(field, sorted(set(y.tolist())), "binary labels must be 0 or 1")
         return y
+
+    def _check_standardisation(self) -> None:
+        if (self.mean is None) != (self.scale is None):
+            raise spec_error("scale" if self.scale is None else "mean", None, "mean and scale are given together")
+        if self.mean is None:
+            return
+        for name in ("mean", "scale"):
+            value = _real_array(name, getattr(self, name))
+            if value.shape != (self.n_in,) or not np.all(np.isfinite(value)):
+                raise spec_error(name, value.shape, f"must be {self.n_in} finite numbers (one per input)")
+            object.__setattr__(self, name, value)
+        if np.any(self.scale <= 0):
+            raise spec_error("scale", self.scale.tolist(), "must be > 0")
 
     @property
     def n_in(self) -> int:
@@ -111,6 +184,381 @@ class Dataset:
         """Dimension of regression targets (0 for classification)."""
         return self.y_train.shape[0] if self.task == "regression" else 0
 
+    def transform(self, X: Any) -> np.ndarray:
+        """Raw inputs → model inputs: (X − mean) / scale per feature (the identity when not standardised).
+
+        Parameters
+        ----------
+        X : array_like
+            Raw inputs, ``n_in × S``.
+
+        Returns
+        -------
+        ndarray
+            Model inputs, ``n_in × S`` float64 (a new array).
+        """
+        X = np.array(X, dtype=float)
+        if self.mean is None:
+            return X
+        return (X - self.mean[:, None]) / self.scale[:, None]
+
+    def inverse_transform(self, X: Any) -> np.ndarray:
+        """Model inputs → raw inputs: X · scale + mean per feature (e.g. ``x_test`` in the file's units).
+
+        Parameters
+        ----------
+        X : array_like
+            Model inputs, ``n_in × S``.
+
+        Returns
+        -------
+        ndarray
+            Raw inputs, ``n_in × S`` float64.
+        """
+        X = np.array(X, dtype=float)
+        if self.mean is None:
+            return X
+        return X * self.scale[:, None] + self.mean[:, None]
+
+    @classmethod
+    def from_arrays(
+        cls,
+        X: Any,
+        y: Any,
+        X_test: Any = None,
+        y_test: Any = None,
+        test_size: float = 0.25,
+        seed: int = 0,
+        task: str | None = None,
+        standardize: bool = False,
+        name: str = "data",
+        source: dict[str, Any] | None = None,
+    ) -> Dataset:
+        """Data from sample-major arrays, as numpy / scikit-learn / torch users hold them.
+
+        Labels are encoded as in :func:`encode_labels` (strings and non-consecutive integers → 0..K−1
+        in sorted order, names kept in ``class_names``). Without a test set, a seeded split holds out
+        ``ceil(test_size · S)`` samples, stratified by class (:func:`stratified_split`).
+
+        Parameters
+        ----------
+        X : array_like
+            Inputs, ``S × n_in`` (a vector is S samples of one feature).
+        y : array_like
+            Labels ``(S,)`` (integers, booleans or strings) or regression targets ``(S,)`` / ``(S, n_out)``.
+        X_test, y_test : array_like, optional
+            A test set in the same layout (both or neither).
+        test_size : float
+            Fraction of the samples held out when no test set is given, in (0, 1).
+        seed : int
+            Seed of the split.
+        task : {"binary", "multiclass", "regression"}, optional
+            Inferred when absent: integer, boolean or string labels → binary (2 classes) or multiclass,
+            floats → regression.
+        standardize : bool
+            Fit mean and standard deviation per feature on the training split only, store them in
+            ``mean`` / ``scale`` (a constant feature gets scale 1) and standardise both splits.
+        name : str
+            Short name.
+        source : dict, optional
+            Provenance recorded in :attr:`source` (set by :meth:`from_file`).
+
+        Returns
+        -------
+        Dataset
+            The data, inputs ``n_in × S``.
+
+        Raises
+        ------
+        SpecError
+            On arrays of the wrong shape or kind, a half-given test set, or a bad ``test_size``.
+        """
+        x = _sample_major("X", X)
+        labels = _labels("y", y, x.shape[0])
+        if (X_test is None) != (y_test is None):
+            raise spec_error("X_test" if X_test is None else "y_test", None, "give X_test and y_test together")
+        if X_test is not None:
+            x_test = _sample_major("X_test", X_test)
+            labels_test = _labels("y_test", y_test, x_test.shape[0])
+            if x_test.shape[1] != x.shape[1]:
+                raise spec_error("X_test", x_test.shape, f"must have {x.shape[1]} columns (features) like X")
+        task, encoded, class_names = encode_labels(labels if X_test is None else [labels, labels_test], task)
+        if X_test is None:
+            train, test = stratified_split(encoded if task != "regression" else None, x.shape[0], test_size, seed)
+            x, x_test, y_train, y_test_enc = x[train], x[test], encoded[train], encoded[test]
+        else:
+            y_train, y_test_enc = encoded
+        mean = scale = None
+        if standardize:
+            mean, scale = x.mean(axis=0), x.std(axis=0)
+            scale = np.where(scale > 0, scale, 1.0)
+            x, x_test = (x - mean) / scale, (x_test - mean) / scale
+        if task == "regression":
+            y_train, y_test_enc = (np.reshape(v, (v.shape[0], -1)).T for v in (y_train, y_test_enc))
+        return cls(
+            x.T,
+            y_train,
+            x_test.T,
+            y_test_enc,
+            task=task,
+            name=name,
+            class_names=class_names,
+            mean=mean,
+            scale=scale,
+            source=source,
+        )
+
+    @classmethod
+    def from_file(
+        cls,
+        path: str | Path,
+        target: str | int | None = None,
+        task: str | None = None,
+        standardize: bool = False,
+        test_size: float = 0.25,
+        seed: int = 0,
+    ) -> Dataset:
+        """Data from a ``.csv``, ``.npz`` or ``.npy`` file (see :mod:`control_dl.problems.datafiles`).
+
+        ``.csv``: a header row, one sample per row; ``target`` names the label column, every other
+        column is a numeric feature. ``.npz``: arrays ``X`` (``S × n_in``), ``y`` and optionally
+        ``X_test``, ``y_test``. ``.npy``: one ``S × (n_in + 1)`` array, ``target`` the index of the
+        label column (default the last). The rest is :meth:`from_arrays`.
+
+        Parameters
+        ----------
+        path : str or Path
+            The file.
+        target : str or int, optional
+            Label column: a header name (csv, required), a column index (npy); not used by npz.
+        task, standardize, test_size, seed
+            As in :meth:`from_arrays`.
+
+        Returns
+        -------
+        Dataset
+            The data; :attr:`source` records the absolute path, the options and the file's SHA-256.
+
+        Raises
+        ------
+        SpecError
+            Naming the file, the line and the column of the first bad cell, or the missing key.
+        """
+        from .datafiles import file_sha256, read_data_file
+
+        path = Path(os.path.abspath(Path(path).expanduser()))
+        arrays = read_data_file(path, target)
+        source = {
+            "dataset": "file",
+            "path": str(path),
+            "target": target,
+            "task": task,
+            "standardize": standardize,
+            "test_size": test_size,
+            "seed": seed,
+            "sha256": file_sha256(path),
+        }
+        try:
+            return cls.from_arrays(
+                *arrays,
+                test_size=test_size,
+                seed=seed,
+                task=task,
+                standardize=standardize,
+                name=path.stem,
+                source={k: v for k, v in source.items() if v is not None},
+            )
+        except SpecError as exc:
+            raise SpecError(f"{path}: {exc}") from None
+
+
+LAYOUTS = ("features", "samples")
+
+
+def as_features(X: Any, n_in: int, layout: str = "features", field: str = "X") -> np.ndarray:
+    """Inputs as the ``n_in × S`` float64 matrix the model takes, from either layout.
+
+    Parameters
+    ----------
+    X : array_like
+        Inputs: ``n_in × S`` for ``layout="features"`` (the package's convention, one column per
+        sample), ``S × n_in`` for ``layout="samples"`` (numpy / scikit-learn / torch's).
+    n_in : int
+        Input dimension of the problem.
+    layout : {"features", "samples"}
+        How X is laid out.
+    field : str
+        Name used in errors.
+
+    Returns
+    -------
+    ndarray
+        ``n_in × S`` (a copy or a transposed view).
+
+    Raises
+    ------
+    SpecError
+        On an unknown layout, a non-matrix (a vector is ambiguous: one sample or n samples of one
+        feature?), or a shape that does not fit ``layout``; the message says which layout was
+        expected and whether the other one fits.
+    """
+    if layout not in LAYOUTS:
+        raise spec_error("layout", layout, f"must be one of {list(LAYOUTS)}")
+    x = _real_array(field, X)
+    expected = f"(n_in, S) = ({n_in}, S)" if layout == "features" else f"(S, n_in) = (S, {n_in})"
+    if x.ndim != 2:
+        raise spec_error(
+            field,
+            x.shape,
+            f"must be a matrix; layout={layout!r} expects {expected} (one sample: X[:, None] for "
+            "'features', X[None, :] for 'samples')",
+        )
+    x = x if layout == "features" else x.T
+    if x.shape[0] != n_in:
+        other = "samples" if layout == "features" else "features"
+        hint = f"; it fits layout={other!r}, pass that" if x.shape[1] == n_in else ""
+        raise spec_error(field, np.shape(X), f"layout={layout!r} expects {expected}{hint}")
+    return x
+
+
+def _sample_major(field: str, value: Any) -> np.ndarray:
+    """``S × n_in`` float64 inputs (a vector is one feature), finite, non-empty."""
+    x = _real_array(field, value)
+    x = x[:, None] if x.ndim == 1 else x
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+        raise spec_error(field, x.shape, "must be a non-empty S × n_in matrix (one row per sample)")
+    if not np.all(np.isfinite(x)):
+        row = int(np.argwhere(~np.isfinite(x))[0, 0])
+        raise spec_error(field, "NaN/inf", f"data must be finite (first bad value in sample {row})")
+    return x
+
+
+def _labels(field: str, value: Any, n: int) -> np.ndarray:
+    """Labels or targets with one entry (row) per sample."""
+    try:
+        y = np.asarray(value)
+    except ValueError as exc:
+        raise spec_error(field, "ragged", f"must be an array ({exc})") from None
+    if y.dtype == object:
+        raise spec_error(field, "objects", "must hold numbers, booleans or strings (not Python objects)")
+    if y.ndim == 0 or y.shape[0] != n or y.ndim > 2:
+        hint = "; X looks transposed (S × n_in expected)" if y.ndim >= 1 and y.shape[0] != n else ""
+        raise spec_error(field, y.shape, f"must have one entry per sample, {n} of them{hint}")
+    return y
+
+
+def encode_labels(y: np.ndarray | list[np.ndarray], task: str | None = None):
+    """Infer the task and encode labels as 0..K−1 (the splits of a list share one encoding).
+
+    Integer and boolean labels 0..K−1 stay as they are; strings and other integers are encoded by
+    their position in the sorted list of distinct values, whose text becomes ``class_names``. Floats
+    are regression targets unless ``task`` says otherwise (then they must be whole numbers).
+
+    Parameters
+    ----------
+    y : ndarray or list of ndarray
+        Labels ``(S,)`` or targets ``(S,)`` / ``(S, n_out)``; a list encodes several splits together.
+    task : {"binary", "multiclass", "regression"}, optional
+        The task; inferred when None (2 classes → binary, more → multiclass).
+
+    Returns
+    -------
+    tuple
+        ``(task, encoded, class_names)``: encoded like ``y`` (a list for a list), ``class_names`` a
+        tuple of str or None.
+
+    Raises
+    ------
+    SpecError
+        On a task that does not fit the labels, or fewer than two classes.
+    """
+    parts = y if isinstance(y, list) else [y]
+    if task is not None and task not in TASKS:
+        raise spec_error("task", task, f"must be one of {list(TASKS)}")
+    kinds = {part.dtype.kind for part in parts}
+    text = bool(kinds & {"U", "S"})
+    if text and kinds - {"U", "S"}:
+        parts = [part.astype(str) for part in parts]
+    if task is None:
+        task = "regression" if kinds <= {"f"} else "classification"
+    if task == "regression":
+        if text:
+            raise spec_error("task", task, "needs numeric targets; these labels are strings")
+        encoded = [_real_array("y", part) for part in parts]
+        return "regression", encoded if isinstance(y, list) else encoded[0], None
+    if not text and any(part.ndim != 1 for part in parts):
+        raise spec_error("y", parts[0].shape, "class labels must be a vector (one per sample)")
+    if kinds <= {"f"} and any(np.any(part != np.round(part)) for part in parts):
+        raise spec_error("task", task, "class labels must be whole numbers; these are fractional (regression?)")
+    values = [part.astype(int) if part.dtype.kind in "bf" else part for part in parts]
+    classes = np.unique(np.concatenate(values))
+    if classes.size < 2:
+        raise spec_error("y", classes.tolist(), "classification needs at least two classes")
+    names = None
+    if text or classes[0] != 0 or classes[-1] != classes.size - 1:
+        names = tuple(str(c) for c in classes)
+        values = [np.searchsorted(classes, part) for part in values]
+    inferred = "binary" if classes.size == 2 else "multiclass"
+    if task == "classification":
+        task = inferred
+    elif task == "binary" and inferred != "binary":
+        raise spec_error("task", task, f"binary needs two classes; the labels have {classes.size}")
+    return task, values if isinstance(y, list) else values[0], names
+
+
+def stratified_split(labels: np.ndarray | None, n: int, test_size: float = 0.25, seed: int = 0):
+    """Indices of a seeded train/test split holding out ``ceil(test_size · n)`` samples.
+
+    With labels, each class k of n_k samples gives ⌊n_test n_k / n⌋ test samples and the remaining
+    ones go to the classes with the largest remainders (Hamilton's apportionment), so the class
+    proportions match to one sample; scikit-learn's ``train_test_split(stratify=y)`` allocates the
+    same way. One numpy implementation (not scikit-learn's) keeps a split identical whether or not
+    scikit-learn is installed, so a saved result rebuilds its data bit for bit anywhere.
+
+    Parameters
+    ----------
+    labels : ndarray or None
+        Class of each sample ``(n,)``, or None for a plain shuffled split (regression).
+    n : int
+        Number of samples.
+    test_size : float
+        Fraction held out, in (0, 1).
+    seed : int
+        Seed of the local generator.
+
+    Returns
+    -------
+    tuple of ndarray
+        ``(train, test)`` sorted index vectors.
+
+    Raises
+    ------
+    SpecError
+        If ``test_size`` leaves no training or no test sample.
+    """
+    if isinstance(test_size, bool) or not isinstance(test_size, (int, float)) or not 0 < test_size < 1:
+        raise spec_error("test_size", test_size, "must be a number in (0, 1)")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise spec_error("seed", seed, "must be an integer >= 0")
+    n_test = math.ceil(test_size * n)
+    if not 0 < n_test < n:
+        raise spec_error("test_size", test_size, f"leaves no training or no test sample of {n}")
+    rng = np.random.default_rng(seed)
+    if labels is None:
+        test = rng.permutation(n)[:n_test]
+    else:
+        classes, counts = np.unique(labels, return_counts=True)
+        share = n_test * counts / n
+        take = np.floor(share).astype(int)
+        order = np.argsort(-(share - take), kind="stable")
+        take[order[: n_test - take.sum()]] += 1
+        test = np.concatenate(
+            [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take, strict=True)]
+        )
+    mask = np.zeros(n, bool)
+    mask[test] = True
+    return np.flatnonzero(~mask), np.flatnonzero(mask)
+
 
 def _streams(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
     train, test = np.random.SeedSequence(seed).spawn(2)
@@ -126,8 +574,9 @@ def _check(n_samples: int, noise: float, seed: int) -> None:
         raise spec_error("seed", seed, "must be an integer >= 0")
 
 
-def _make(name, task, sampler, n_samples, noise, seed, n_test) -> Dataset:
+def _make(name, task, sampler, n_samples, noise, seed, n_test, **extra) -> Dataset:
     _check(n_samples, noise, seed)
+    source = {"dataset": name, "n_samples": n_samples, "noise": noise, "seed": seed, "n_test": n_test, **extra}
     n_test = max(2, n_samples // 4) if n_test is None else n_test
     _check(n_test, noise, seed)
     rng_train, rng_test = _streams(seed)
@@ -135,7 +584,8 @@ def _make(name, task, sampler, n_samples, noise, seed, n_test) -> Dataset:
     if noise > 0:
         xtr = xtr + noise * rng_train.standard_normal(xtr.shape)
         xte = xte + noise * rng_test.standard_normal(xte.shape)
-    return Dataset(xtr, ytr, xte, yte, task=task, name=name)
+    source = {k: v for k, v in source.items() if v is not None}
+    return Dataset(xtr, ytr, xte, yte, task=task, name=name, source=source)
 
 
 def _ball(n: int, dim: int, r_min: float, r_max: float, rng: np.random.Generator) -> np.ndarray:
@@ -195,7 +645,16 @@ def spheres(
     """
     if isinstance(n_in, bool) or not isinstance(n_in, (int, np.integer)) or n_in < 1:
         raise spec_error("n_in", n_in, "must be an integer >= 1")
-    return _make("spheres", "binary", lambda n, r: _shells(n, n_in, r, 0.5, (1.0, 1.5)), n_samples, noise, seed, n_test)
+    return _make(
+        "spheres",
+        "binary",
+        lambda n, r: _shells(n, n_in, r, 0.5, (1.0, 1.5)),
+        n_samples,
+        noise,
+        seed,
+        n_test,
+        n_in=n_in,
+    )
 
 
 def _spiral(n: int, rng: np.random.Generator):
@@ -307,6 +766,59 @@ def sin(n_samples: int = 100, noise: float = 0.0, seed: int = 0, n_test: int | N
         Regression data, ``n_out = 1``.
     """
     return _make("sin", "regression", _regression(np.sin, -np.pi, np.pi), n_samples, noise, seed, n_test)
+
+
+#: scikit-learn's bundled data sets (no download): name -> loader in ``sklearn.datasets``
+BUNDLED = {
+    "iris": "load_iris",
+    "wine": "load_wine",
+    "breast_cancer": "load_breast_cancer",
+    "digits": "load_digits",
+}
+
+
+def bundled(name: str, seed: int = 0, test_size: float = 0.25, standardize: bool = True) -> Dataset:
+    """One of scikit-learn's bundled classification sets, split and (by default) standardised.
+
+    iris (150 × 4, 3 classes), wine (178 × 13, 3 classes), breast_cancer (569 × 30, 2 classes) and
+    digits (1797 × 64 pixel intensities 0..16, 10 classes), read from the files scikit-learn ships
+    (never downloaded), split by :func:`stratified_split` and standardised on the training split.
+
+    Parameters
+    ----------
+    name : {"iris", "wine", "breast_cancer", "digits"}
+        Which set.
+    seed : int
+        Seed of the split.
+    test_size : float
+        Fraction held out for testing.
+    standardize : bool
+        Standardise the inputs (fitted on the training split).
+
+    Returns
+    -------
+    Dataset
+        The data, ``class_names`` from scikit-learn's ``target_names``.
+
+    Raises
+    ------
+    SpecError
+        On an unknown name, or when scikit-learn (the optional extra ``datasets``) is missing.
+    """
+    if name not in BUNDLED:
+        raise spec_error("dataset", name, f"must be one of {sorted(BUNDLED)}")
+    try:
+        from sklearn import datasets as sk_datasets
+    except ImportError:
+        raise spec_error(
+            "dataset", name, "needs scikit-learn, the optional extra 'datasets': pip install 'control_dl[datasets]'"
+        ) from None
+    bunch = getattr(sk_datasets, BUNDLED[name])()
+    source = {"dataset": name, "seed": seed, "test_size": test_size, "standardize": standardize}
+    data = Dataset.from_arrays(
+        bunch.data, bunch.target, test_size=test_size, seed=seed, standardize=standardize, name=name, source=source
+    )
+    return replace(data, class_names=tuple(str(n) for n in bunch.target_names))
 
 
 DATASETS = {

@@ -103,7 +103,18 @@ class FeedForward:
         return {"A": (self.widths[k + 1], self.widths[k]), "b": (self.widths[k + 1],)}
 
     def layer_activation(self, k: int) -> str:
-        """σ_k: ``output_activation`` on the last layer, ``activation`` elsewhere."""
+        """σ_k: ``output_activation`` on the last layer, ``activation`` elsewhere.
+
+        Parameters
+        ----------
+        k : int
+            Layer index in 0..L-1.
+
+        Returns
+        -------
+        str
+            The activation name.
+        """
         return self.output_activation if k == self.n_layers - 1 else self.activation
 
     def __call__(self, k: int, x: Any, params: dict[str, Any], ops: Any) -> Any:

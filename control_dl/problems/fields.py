@@ -10,9 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from .._errors import spec_error
+import numpy as np
 
-#: Lipschitz constants of the activations (used by the invertibility certificate).
+from .._errors import SpecError, spec_error
+from ..backends import numpy_ops
+from .layout import unpack_blocks
+
+#: Lipschitz constants of the activations (the field bounds live in :mod:`.lipschitz`).
 ACTIVATION_LIPSCHITZ = {"tanh": 1.0, "sigmoid": 0.25, "softplus": 1.0, "relu": 1.0, "identity": 1.0}
 ACTIVATIONS = tuple(ACTIVATION_LIPSCHITZ)
 
@@ -67,12 +71,97 @@ class VectorField(Protocol):
     """
 
     def param_shapes(self, dim: int) -> dict[str, tuple[int, ...]]:
-        """Shapes of the parameters θ for state dimension ``dim``."""
+        """Shapes of the parameters θ for state dimension ``dim``.
+
+        Parameters
+        ----------
+        dim : int
+            State dimension d.
+
+        Returns
+        -------
+        dict
+            Name → shape ``(n,)`` or ``(m, n)`` of positive integers; w stores them in this order.
+        """
         ...
 
     def __call__(self, x: Any, params: dict[str, Any], ops: Any) -> Any:
-        """Evaluate f(x, θ) on the ``d × S`` batch ``x``."""
+        """Evaluate f(x, θ) on the ``d × S`` batch ``x``, written only with ``ops`` and operators.
+
+        Parameters
+        ----------
+        x : array
+            States, ``d × S`` (one column per sample).
+        params : dict
+            θ by name in the shapes of :meth:`param_shapes` (a 1-D shape as a column).
+        ops : Ops
+            Backend namespace (:class:`~control_dl.backends.Ops`).
+
+        Returns
+        -------
+        array
+            f(x, θ), ``d × S`` (the shape of x; checked once by :func:`check_field`).
+        """
         ...
+
+
+def check_field(field: VectorField, dim: int, n_samples: int = 2) -> None:
+    """Check a vector field's declared parameter shapes and its output shape, once.
+
+    Like diffrax's ``ODETerm``, the field is evaluated once on the reference (numpy) backend, here
+    on a ``d × S`` batch of distinct states with S = ``n_samples`` (so a field that mixes samples or
+    drops the batch axis is caught) and parameters of the declared shapes filled with small
+    distinct values. ``TrainingProblem`` calls this at construction.
+
+    Parameters
+    ----------
+    field : VectorField
+        The field to check.
+    dim : int
+        State dimension d.
+    n_samples : int
+        Batch size S of the probe (≥ 2).
+
+    Raises
+    ------
+    SpecError
+        Naming ``field``: if ``param_shapes(d)`` is not a dict of names to 1-D or 2-D shapes of
+        positive integers, if evaluating the field raises (the original error is chained and
+        quoted), or if f(x, θ) does not have the shape ``(d, S)`` of x.
+    """
+    name = type(field).__name__
+    shapes = field.param_shapes(dim)
+    if not isinstance(shapes, dict) or not all(
+        isinstance(k, str)
+        and isinstance(v, tuple)
+        and len(v) in (1, 2)
+        and all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1 for n in v)
+        for k, v in shapes.items()
+    ):
+        raise spec_error(
+            "field",
+            name,
+            f"param_shapes({dim}) returned {shapes!r}; expected a dict of names to shapes (n,) or (m, n)"
+            " of positive integers",
+        )
+    size = sum(int(np.prod(v)) for v in shapes.values())
+    params = unpack_blocks(np.linspace(-0.5, 0.5, size) if size > 1 else np.full(size, 0.1), shapes, numpy_ops)
+    x = np.linspace(-1.0, 1.0, dim * n_samples).reshape(dim, n_samples)
+    try:
+        out = field(x, params, numpy_ops)
+    except Exception as err:
+        raise SpecError(
+            f"field={name}: evaluating f(x, θ) on the numpy backend with x of shape {x.shape} and θ of shapes "
+            f"{ {k: v.shape for k, v in params.items()} } raised {type(err).__name__}: {err}"
+        ) from err
+    got = np.shape(out)
+    if got != (dim, n_samples):
+        raise spec_error(
+            "field",
+            name,
+            f"f(x, θ) returned shape {got} for x of shape {(dim, n_samples)} (d × S, one column per sample); "
+            f"it must return the shape of x, {(dim, n_samples)}",
+        )
 
 
 @dataclass(frozen=True)
@@ -99,16 +188,38 @@ class Inside(_Activated):
     """
 
     def param_shapes(self, dim: int) -> dict[str, tuple[int, ...]]:
-        """Return ``{"A": (d, d), "b": (d,)}``."""
+        """Parameter shapes of σ(A x + b).
+
+        Parameters
+        ----------
+        dim : int
+            State dimension d.
+
+        Returns
+        -------
+        dict
+            ``{"A": (d, d), "b": (d,)}``.
+        """
         return {"A": (dim, dim), "b": (dim,)}
 
     def __call__(self, x: Any, params: dict[str, Any], ops: Any) -> Any:
-        """Return σ(A x + b)."""
-        return activate(self.activation, ops.matmul(params["A"], x) + params["b"], ops)
+        """Evaluate f(x, θ) = σ(A x + b).
 
-    def lipschitz_sq_bound(self, params: dict[str, Any], ops: Any) -> Any:
-        """Smooth upper bound of Lip_x(f)²: Lip(σ)² ‖A‖_F² (since ‖A‖₂ ≤ ‖A‖_F)."""
-        return self.lipschitz**2 * ops.sum(params["A"] * params["A"])
+        Parameters
+        ----------
+        x : array
+            States, ``d × S`` (one column per sample).
+        params : dict
+            θ by name in the shapes of :meth:`param_shapes` (a 1-D shape as a column).
+        ops : Ops
+            Backend namespace (:class:`~control_dl.backends.Ops`).
+
+        Returns
+        -------
+        array
+            ``d × S``.
+        """
+        return activate(self.activation, ops.matmul(params["A"], x) + params["b"], ops)
 
 
 @dataclass(frozen=True)
@@ -122,16 +233,38 @@ class Outside(_Activated):
     """
 
     def param_shapes(self, dim: int) -> dict[str, tuple[int, ...]]:
-        """Return ``{"W": (d, d), "b": (d,)}``."""
+        """Parameter shapes of W σ(x) + b.
+
+        Parameters
+        ----------
+        dim : int
+            State dimension d.
+
+        Returns
+        -------
+        dict
+            ``{"W": (d, d), "b": (d,)}``.
+        """
         return {"W": (dim, dim), "b": (dim,)}
 
     def __call__(self, x: Any, params: dict[str, Any], ops: Any) -> Any:
-        """Return W σ(x) + b."""
-        return ops.matmul(params["W"], activate(self.activation, x, ops)) + params["b"]
+        """Evaluate f(x, θ) = W σ(x) + b.
 
-    def lipschitz_sq_bound(self, params: dict[str, Any], ops: Any) -> Any:
-        """Smooth upper bound of Lip_x(f)²: Lip(σ)² ‖W‖_F²."""
-        return self.lipschitz**2 * ops.sum(params["W"] * params["W"])
+        Parameters
+        ----------
+        x : array
+            States, ``d × S`` (one column per sample).
+        params : dict
+            θ by name in the shapes of :meth:`param_shapes` (a 1-D shape as a column).
+        ops : Ops
+            Backend namespace (:class:`~control_dl.backends.Ops`).
+
+        Returns
+        -------
+        array
+            ``d × S``.
+        """
+        return ops.matmul(params["W"], activate(self.activation, x, ops)) + params["b"]
 
 
 @dataclass(frozen=True)
@@ -156,18 +289,40 @@ class Bottleneck(_Activated):
             raise spec_error("width", self.width, "must be an integer >= 1")
 
     def param_shapes(self, dim: int) -> dict[str, tuple[int, ...]]:
-        """Return ``{"A": (m, d), "b": (m,), "W": (d, m)}``."""
+        """Parameter shapes of W σ(A x + b) with hidden width m.
+
+        Parameters
+        ----------
+        dim : int
+            State dimension d.
+
+        Returns
+        -------
+        dict
+            ``{"A": (m, d), "b": (m,), "W": (d, m)}``.
+        """
         m = self.width
         return {"A": (m, dim), "b": (m,), "W": (dim, m)}
 
     def __call__(self, x: Any, params: dict[str, Any], ops: Any) -> Any:
-        """Return W σ(A x + b)."""
+        """Evaluate f(x, θ) = W σ(A x + b).
+
+        Parameters
+        ----------
+        x : array
+            States, ``d × S`` (one column per sample).
+        params : dict
+            θ by name in the shapes of :meth:`param_shapes` (a 1-D shape as a column).
+        ops : Ops
+            Backend namespace (:class:`~control_dl.backends.Ops`).
+
+        Returns
+        -------
+        array
+            ``d × S``.
+        """
         hidden = activate(self.activation, ops.matmul(params["A"], x) + params["b"], ops)
         return ops.matmul(params["W"], hidden)
-
-    def lipschitz_sq_bound(self, params: dict[str, Any], ops: Any) -> Any:
-        """Smooth upper bound of Lip_x(f)²: Lip(σ)² ‖W‖_F² ‖A‖_F²."""
-        return self.lipschitz**2 * ops.sum(params["W"] * params["W"]) * ops.sum(params["A"] * params["A"])
 
 
 FIELDS = {"inside": Inside, "outside": Outside, "bottleneck": Bottleneck}

@@ -1,7 +1,8 @@
 """Problem specifications: TOML documents ↔ :class:`TrainingProblem` objects.
 
 A spec has the sections ``[data]``, ``[model]``, ``[control]``, ``[cost]``, ``[constraints]``
-(plus top-level ``name`` and ``description``). Every leaf key is unique across sections, so an
+(plus top-level ``name``, ``description`` and ``solver``, the preset the command line uses when no
+``--solver`` is given). Every leaf key is unique across sections, so an
 override names the leaf alone: ``load_problem("ring", dim=3, n_steps=20)``. Unknown keys, wrong
 types and out-of-range values raise :class:`~control_dl.SpecError` naming the key and the value.
 """
@@ -9,7 +10,9 @@ types and out-of-range values raise :class:`~control_dl.SpecError` naming the ke
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,7 @@ from .._errors import SpecError, spec_error
 from .._toml import read_toml
 from .controls import CONTROLS
 from .costs import Constraints, Cost
-from .datasets import DATASETS
+from .datasets import BUNDLED, DATASETS, Dataset, bundled
 from .feedforward import FeedForward
 from .fields import FIELDS
 from .training import TrainingProblem
@@ -31,6 +34,11 @@ SCHEMA: dict[str, tuple[str, type]] = {
     "seed": ("data", int),
     "n_test": ("data", int),
     "n_in": ("data", int),
+    "path": ("data", str),
+    "target": ("data", str),
+    "task": ("data", str),
+    "standardize": ("data", bool),
+    "test_size": ("data", float),
     "model": ("model", str),
     "dim": ("model", int),
     "field": ("model", str),
@@ -55,6 +63,7 @@ SCHEMA: dict[str, tuple[str, type]] = {
     "tracking_target": ("cost", float),
     "theta_max": ("constraints", float),
     "lipschitz": ("constraints", float),
+    "lipschitz_norm": ("constraints", str),
 }
 SECTIONS = ("data", "model", "control", "cost", "constraints")
 #: keys that describe the flow of a ResNet; a ``model = "mlp"`` spec ignores them when they come from
@@ -75,7 +84,16 @@ RESNET_ONLY = (
 #: integer sizes (every int key but ``seed``, and ``widths`` entries) must stay below this: larger ones
 #: cannot index an array
 MAX_SIZE = 2**31
-TOP_LEVEL = ("name", "description")
+TOP_LEVEL = ("name", "description", "solver")
+#: keys of ``[data]`` per kind of data source (the generators take theirs from their signature)
+DATA_KEYS = {
+    "file": ("path", "target", "task", "standardize", "test_size", "seed"),
+    **{name: ("seed", "test_size", "standardize") for name in BUNDLED},
+    **{name: ("n_samples", "noise", "seed", "n_test") for name in DATASETS},
+    "spheres": ("n_samples", "noise", "seed", "n_test", "n_in"),
+}
+#: ``dataset = "arrays"``: data stored in a saved Result (never written in a TOML file)
+ARRAYS = "arrays"
 
 
 def _check_type(key: str, value: Any) -> Any:
@@ -88,6 +106,10 @@ def _check_type(key: str, value: Any) -> Any:
         if not math.isfinite(value):
             raise spec_error(key, value, "must be finite (no NaN/inf)")
         return float(value)
+    if key == "target" and isinstance(value, int) and not isinstance(value, bool):
+        return value  # a column index (.npy data)
+    if kind is bool and not isinstance(value, bool):
+        raise spec_error(key, value, "must be true or false")
     if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
         raise spec_error(key, value, "must be an integer")
     if kind is int and key != "seed" and abs(value) >= MAX_SIZE:
@@ -116,13 +138,22 @@ def normalise(doc: dict[str, Any], overrides: dict[str, Any] | None = None) -> d
     Returns
     -------
     dict
-        A new, type-checked spec with every section present.
+        A new, type-checked spec with every section present; a relative data ``path`` is made
+        absolute (against the working directory: :func:`read_problem_doc` anchors the paths of a
+        TOML file to its folder first).
 
     Raises
     ------
     SpecError
         On an unknown section or key, or a value of the wrong type.
     """
+    try:
+        return _normalise(doc, overrides)
+    except RecursionError:
+        raise SpecError("spec: arrays or tables nested too deeply") from None
+
+
+def _normalise(doc: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise SpecError(f"spec must be a table, got {type(doc).__name__}")
     spec: dict[str, Any] = {section: {} for section in SECTIONS}
@@ -145,6 +176,8 @@ def normalise(doc: dict[str, Any], overrides: dict[str, Any] | None = None) -> d
         if leaf not in SCHEMA:
             raise spec_error(leaf, value, f"unknown key; valid keys: {sorted(SCHEMA)}")
         spec[SCHEMA[leaf][0]][leaf] = _check_type(leaf, value)
+    if spec["data"].get("path") is not None:
+        spec["data"]["path"] = os.path.abspath(Path(spec["data"]["path"]).expanduser())
     return spec
 
 
@@ -155,25 +188,61 @@ def _pick(section: dict[str, Any], keys: tuple[str, ...], owner: str) -> dict[st
     return {k: section[k] for k in keys if section.get(k) is not None}
 
 
-def build_problem(spec: dict[str, Any]) -> TrainingProblem:
+def build_dataset(section: dict[str, Any]) -> Dataset:
+    """The data a ``[data]`` section names: a generator, a file or a scikit-learn set.
+
+    Parameters
+    ----------
+    section : dict
+        The normalised ``[data]`` section (``dataset`` plus the keys of that kind, :data:`DATA_KEYS`).
+
+    Returns
+    -------
+    Dataset
+        The data.
+
+    Raises
+    ------
+    SpecError
+        On an unknown dataset, a key that does not apply to it, or a bad file.
+    """
+    data = dict(section)
+    name = data.pop("dataset", None)
+    if name not in DATA_KEYS:
+        raise spec_error("dataset", name, f"must be 'file' or one of {sorted(set(DATA_KEYS) - {'file'})}")
+    options = _pick(data, DATA_KEYS[name], f"dataset {name!r}")
+    if name == "file":
+        if "path" not in options:
+            raise spec_error("path", None, 'dataset = "file" needs path = "data.csv" (relative to the TOML file)')
+        if str(options["path"]).lower().endswith(".csv") and "target" not in options:
+            raise spec_error("target", None, "a CSV file needs target = the label column's header name")
+        return Dataset.from_file(**options)
+    if name in BUNDLED:
+        return bundled(name, **options)
+    return DATASETS[name](**options)
+
+
+def build_problem(spec: dict[str, Any], data: Dataset | None = None) -> TrainingProblem:
     """Build a :class:`TrainingProblem` from a normalised spec.
 
     Parameters
     ----------
     spec : dict
         Output of :func:`normalise`.
+    data : Dataset, optional
+        Use these data instead of building them from ``spec["data"]`` (required when the spec says
+        ``dataset = "arrays"``: data stored in a saved Result).
 
     Returns
     -------
     TrainingProblem
         The problem, with ``spec`` attached.
     """
-    data = dict(spec["data"])
-    name = data.pop("dataset", None)
-    if name not in DATASETS:
-        raise spec_error("dataset", name, f"must be one of {sorted(DATASETS)}")
-    data_keys = ("n_samples", "noise", "seed", "n_test") + (("n_in",) if name == "spheres" else ())
-    dataset = DATASETS[name](**_pick(data, data_keys, f"dataset {name!r}"))
+    if data is None:
+        if spec["data"].get("dataset") == ARRAYS:
+            raise spec_error("dataset", ARRAYS, "names data stored in a saved Result; pass the Dataset itself")
+        data = build_dataset(spec["data"])
+    dataset = data
 
     model = dict(spec["model"])
     kind = model.pop("model", "resnet")
@@ -246,8 +315,33 @@ def load_problem(name_or_path: str | Path, **overrides: Any) -> TrainingProblem:
     SpecError
         On an unknown name or key, a wrong type or an out-of-range value.
     """
+    return problem_from_spec(read_problem_doc(name_or_path), **overrides)
+
+
+def read_problem_doc(name_or_path: str | Path) -> dict[str, Any]:
+    """Read a problem TOML (catalog name or path), its data ``path`` made relative to the file's folder.
+
+    Parameters
+    ----------
+    name_or_path : str or Path
+        Catalog name or path to a TOML spec.
+
+    Returns
+    -------
+    dict
+        The document (not yet normalised).
+
+    Raises
+    ------
+    SpecError
+        On an unknown name, a missing file or invalid TOML.
+    """
     path = resolve("problems", name_or_path)
-    return problem_from_spec(read_toml(path), **overrides)
+    doc = read_toml(path)
+    data = doc.get("data")
+    if isinstance(data, dict) and isinstance(data.get("path"), str) and not Path(data["path"]).is_absolute():
+        data["path"] = os.path.abspath(path.parent / data["path"])
+    return doc
 
 
 def problem_from_spec(doc: dict[str, Any], **overrides: Any) -> TrainingProblem:
@@ -264,6 +358,11 @@ def problem_from_spec(doc: dict[str, Any], **overrides: Any) -> TrainingProblem:
     -------
     TrainingProblem
         The problem.
+
+    Raises
+    ------
+    SpecError
+        On an unknown key, a wrong type or an out-of-range value.
     """
     spec = normalise(doc, overrides)
     if spec["model"].get("model") == "mlp":
@@ -282,3 +381,56 @@ def list_problems() -> list[str]:
         Sorted names usable with :func:`load_problem`.
     """
     return list_names("problems")
+
+
+def describe(problem: TrainingProblem) -> dict[str, Any] | None:
+    """The normalised spec of a problem built in Python, or None when the spec format cannot say it.
+
+    The data section is the dataset's :attr:`~control_dl.Dataset.source` (a generator, a file, a
+    scikit-learn set) or ``{"dataset": "arrays"}`` for data given as arrays. A user-defined vector
+    field, a callable loss or a feed-forward option outside the spec (residual, step, output
+    activation) has no spec: the result is then saved without one.
+
+    Parameters
+    ----------
+    problem : TrainingProblem
+        The problem (its own ``spec`` is returned when set).
+
+    Returns
+    -------
+    dict or None
+        A spec that :func:`build_problem` turns back into an equal problem (checked here).
+    """
+    if problem.spec is not None:
+        return problem.spec
+    source = problem.data.source
+    data = {k: v for k, v in source.items() if k != "sha256"} if source else {"dataset": ARRAYS}
+    doc: dict[str, Any] = {
+        "data": data,
+        "cost": dataclasses.asdict(problem.cost),
+        "constraints": dataclasses.asdict(problem.constraints),
+    }
+    model = problem.model
+    if model is not None:
+        doc["model"] = {"model": "mlp", "widths": list(model.widths), "activation": model.activation}
+    else:
+        field_name = next((n for n, kind in FIELDS.items() if type(problem.field) is kind), None)
+        control_name = next((n for n, kind in CONTROLS.items() if type(problem.control) is kind), None)
+        if field_name is None or control_name is None:
+            return None
+        doc["model"] = {"dim": problem.dim, "field": field_name, "lift": problem.lift, **vars(problem.field)}
+        doc["control"] = {
+            "control": control_name,
+            "horizon": problem.horizon,
+            "integrator": problem.integrator,
+            **dataclasses.asdict(problem.control),
+        }
+    try:
+        spec = normalise(doc)
+        rebuilt = build_problem(spec, data=problem.data)
+    except (SpecError, TypeError):
+        return None
+    same = ("field", "dim", "control", "horizon", "integrator", "cost", "constraints", "lift", "model")
+    if any(getattr(rebuilt, name) != getattr(problem, name) for name in same):
+        return None
+    return spec

@@ -19,12 +19,13 @@ from typing import Any
 import numpy as np
 
 from .._errors import spec_error
-from ..backends import get_ops, numpy_ops
-from .controls import Control, PiecewiseConstant
-from .costs import Constraints, Cost, encode_targets, loss_per_sample, predict_labels
+from ..backends import get_ops, numpy_ops, smooth_abs
+from . import lipschitz
+from .controls import Control, PiecewiseConstant, step_index
+from .costs import Constraints, Cost, check_loss, encode_targets, loss_per_sample, predict_labels
 from .datasets import Dataset
 from .feedforward import FeedForward
-from .fields import Inside, VectorField
+from .fields import Inside, VectorField, check_field
 from .integrators import Integrator, get_integrator
 from .layout import LayerLayout, Layout
 
@@ -87,6 +88,7 @@ class TrainingProblem:
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < self.data.n_in:
             raise spec_error("dim", dim, f"must be an integer >= the input dimension {self.data.n_in}")
         object.__setattr__(self, "dim", int(dim))
+        check_field(self.field, self.dim)
         horizon = self.horizon
         if isinstance(horizon, bool) or not isinstance(horizon, (int, float)) or not (0 < horizon < np.inf):
             raise spec_error("horizon", horizon, "must be a finite number > 0")
@@ -94,7 +96,9 @@ class TrainingProblem:
         get_integrator(self.integrator)
         if self.lift not in ("pad", "affine"):
             raise spec_error("lift", self.lift, "must be 'pad' or 'affine'")
-        encode_targets(self.data.task, self.cost.loss, self.data.y_train, self.data.n_classes)
+        check_loss(
+            self.cost.loss, encode_targets(self.data.task, self.cost.loss, self.data.y_train, self.data.n_classes)
+        )
         if self.model is not None:
             self._check_feedforward()
 
@@ -221,7 +225,22 @@ class TrainingProblem:
         return total
 
     def rhs(self, x: Any, theta: Any, ops: Any) -> Any:
-        """f(x, θ) for a flat θ: unpack by the field's shapes and evaluate the field."""
+        """f(x, θ) for a flat θ: unpack by the field's shapes and evaluate the field.
+
+        Parameters
+        ----------
+        x : array
+            States, ``d × S`` (one column per sample).
+        theta : array
+            θ at one time, flat (length p, the layout's order).
+        ops : Ops
+            Backend namespace.
+
+        Returns
+        -------
+        array
+            f(x, θ), ``d × S``.
+        """
         return self.field(x, self.layout.unpack(theta, self.layout.theta_shapes, ops), ops)
 
     def step(self, x: Any, thetas: list[Any], ops: Any, k: int | None = None) -> Any:
@@ -250,7 +269,22 @@ class TrainingProblem:
         return self.scheme.step(lambda z, th: self.rhs(z, th, ops), x, thetas, self.step_size)
 
     def lift_states(self, x: Any, lift: dict[str, Any], ops: Any) -> Any:
-        """λ1: zero-pad ``n_in × S`` inputs to ``d × S``, or apply L x + l (identity for an MLP)."""
+        """λ1: zero-pad ``n_in × S`` inputs to ``d × S``, or apply L x + l (identity for an MLP).
+
+        Parameters
+        ----------
+        x : array
+            Inputs, ``n_in × S``.
+        lift : dict
+            L and l (``layout.lift(w, ops)``); empty for the fixed padding.
+        ops : Ops
+            Backend namespace.
+
+        Returns
+        -------
+        array
+            x(0), ``d × S``.
+        """
         if lift:
             return ops.matmul(lift["L"], x) + lift["l"]
         d0 = self.state_dims[0]
@@ -259,17 +293,66 @@ class TrainingProblem:
         return ops.vstack([x, ops.zeros((d0 - self.data.n_in, x.shape[1]))])
 
     def readout(self, x: Any, readout: dict[str, Any], ops: Any) -> Any:
-        """λ2(x) = P x + c (the identity when the readout is empty, as for a feed-forward model)."""
+        """λ2(x) = P x + c (the identity when the readout is empty, as for a feed-forward model).
+
+        Parameters
+        ----------
+        x : array
+            States, ``d × S`` (one column per sample).
+        readout : dict
+            P and c (``layout.readout(w, ops)``); empty for a feed-forward model.
+        ops : Ops
+            Backend namespace.
+
+        Returns
+        -------
+        array
+            ŷ, ``n_out × S``.
+        """
         if not readout:
             return x
         return ops.matmul(readout["P"], x) + readout["c"]
 
     def terminal_loss(self, x: Any, target: Any, readout: dict[str, Any], ops: Any) -> Any:
-        """Σ_i ℓ(λ2(x_i), y_i) over the columns (sum, not mean)."""
+        """Σ_i ℓ(λ2(x_i), y_i) over the columns (sum, not mean).
+
+        Parameters
+        ----------
+        x : array
+            States, ``d × S`` (one column per sample).
+        target : array
+            Encoded targets y, ``n_out × S``.
+        readout : dict
+            P and c (``layout.readout(w, ops)``); empty for a feed-forward model.
+        ops : Ops
+            Backend namespace.
+
+        Returns
+        -------
+        array
+            A scalar.
+        """
         return ops.sum(loss_per_sample(self.cost.loss, self.readout(x, readout, ops), target, ops))
 
     def running_cost(self, x: Any, target: Any, readout: dict[str, Any], ops: Any) -> Any:
-        """Σ_i [κ ℓ(λ2(x_i), y_i) + η ‖x_i − x̄‖²] over the columns (sum, not mean)."""
+        """Σ_i [κ ℓ(λ2(x_i), y_i) + η ‖x_i − x̄‖²] over the columns (sum, not mean).
+
+        Parameters
+        ----------
+        x : array
+            States, ``d × S`` (one column per sample).
+        target : array
+            Encoded targets y, ``n_out × S``.
+        readout : dict
+            P and c (``layout.readout(w, ops)``); empty for a feed-forward model.
+        ops : Ops
+            Backend namespace.
+
+        Returns
+        -------
+        array
+            A scalar (0.0 when κ = η = 0).
+        """
         total = 0.0
         if self.cost.turnpike > 0:
             total = total + self.cost.turnpike * self.terminal_loss(x, target, readout, ops)
@@ -305,7 +388,7 @@ class TrainingProblem:
         if cost.l1 > 0:
             theta_mid = ops.matmul(coeffs, ops.asarray(self._midpoint_basis.T))
             eps = cost.l1_eps
-            total = total + cost.l1 * self.step_size * ops.sum(ops.sqrt(theta_mid * theta_mid + eps**2) - eps)
+            total = total + cost.l1 * self.step_size * ops.sum(smooth_abs(theta_mid, eps, ops))
         return total
 
     def _layer_regulariser(self, w: Any, ops: Any) -> Any:
@@ -316,7 +399,7 @@ class TrainingProblem:
             total = total + self.cost.l2 * h * ops.sum(theta * theta)
         if self.cost.l1 > 0:
             eps = self.cost.l1_eps
-            total = total + self.cost.l1 * h * ops.sum(ops.sqrt(theta * theta + eps**2) - eps)
+            total = total + self.cost.l1 * h * ops.sum(smooth_abs(theta, eps, ops))
         return total
 
     @cached_property
@@ -332,10 +415,10 @@ class TrainingProblem:
         return np.array([self.control.stage_basis(k, 0.5, self.horizon) for k in range(self.n_steps)])
 
     def step_lipschitz_sq(self, w: Any, ops: Any) -> list[Any]:
-        """(h · Lip_x f(·, θ))² bounds at every distinct integrator node of every step.
+        """(h·Lip_x f(·, θ))² at every distinct integrator node: the invertibility constraint's rows.
 
-        ``h·Lip < 1`` at every step makes each Euler step x ↦ x + h f(x, θ) invertible (a
-        homeomorphism, Behrmann et al.). Needs ``field.lipschitz_sq_bound``.
+        Each row is bounded by ``lipschitz.constraint_limit(self)²``; see
+        :func:`control_dl.problems.lipschitz.node_bounds_sq` (the one definition).
 
         Parameters
         ----------
@@ -347,30 +430,48 @@ class TrainingProblem:
         Returns
         -------
         list
-            One scalar per (step, node).
+            One scalar per distinct (step, node).
         """
-        bound = getattr(self.field, "lipschitz_sq_bound", None)
-        if bound is None:
-            raise spec_error(
-                "lipschitz",
-                self.constraints.lipschitz,
-                f"field {type(self.field).__name__} has no lipschitz_sq_bound()",
-            )
-        h2 = self.step_size**2
-        return [
-            h2 * bound(self.layout.unpack(theta, self.layout.theta_shapes, ops), ops)
-            for k in range(self.n_steps)
-            for theta in self.stage_thetas(w, k, ops)
-        ]
+        return lipschitz.node_bounds_sq(self, w, ops)
 
     def stage_thetas(self, w: Any, k: int, ops: Any) -> list[Any]:
-        """θ at each integrator node of step k (θ_k alone for a feed-forward model)."""
+        """θ at each integrator node of step k (θ_k alone for a feed-forward model).
+
+        Parameters
+        ----------
+        w : array
+            Decision vector (a backend array).
+        k : int
+            Step index in 0..N-1.
+        ops : Ops
+            Backend namespace.
+
+        Returns
+        -------
+        list of array
+            One flat θ per node of the integrator.
+        """
         if self.model is not None:
             return [self.layout.coefficient(w, k)]
         return [self.theta_vector(w, wts, ops) for wts in self.stage_weights[k]]
 
     def trajectory(self, w: Any, x: Any, ops: Any) -> Iterator[Any]:
-        """Yield x_0 = λ1(x), x_1, …, x_N for a batch of inputs (the forward pass)."""
+        """Yield x_0 = λ1(x), x_1, …, x_N for a batch of inputs (the forward pass).
+
+        Parameters
+        ----------
+        w : array
+            Decision vector (a backend array).
+        x : array
+            Inputs, ``n_in × S``.
+        ops : Ops
+            Backend namespace.
+
+        Yields
+        ------
+        array
+            x_k, ``d_k × S``, for k = 0..N.
+        """
         state = self.lift_states(x, self.layout.lift(w, ops), ops)
         yield state
         for k in range(self.n_steps):
@@ -385,7 +486,8 @@ class TrainingProblem:
         Parameters
         ----------
         w : array
-            Decision vector (numpy array, torch tensor; CasADi goes through :attr:`casadi`).
+            Decision vector (numpy array, torch tensor; CasADi goes through
+            :func:`control_dl.engines.casadi_model`).
         x : array
             Inputs, ``n_in × S``.
         target : array
@@ -490,7 +592,11 @@ class TrainingProblem:
         """
         w = self.check_w(w)
         if backend == "casadi":
-            j, loss = self.casadi.objective(w, self.data.x_train, self.targets)
+            # problems imports no engine at module level (arrows: engines -> problems); the CasADi
+            # view is traced on first use and cached per problem by the engine layer
+            from ..engines import casadi_model
+
+            j, loss = casadi_model(self).objective(w, self.data.x_train, self.targets)
             return float(j), float(loss)
         ops = get_ops(backend)
         j, loss = self.objective_terms(ops.asarray(w), ops.asarray(self.data.x_train), ops.asarray(self.targets), ops)
@@ -513,7 +619,9 @@ class TrainingProblem:
         """
         w = self.check_w(w)
         if backend == "casadi":
-            return self.casadi.objective_gradient(w, self.data.x_train, self.targets)[1]
+            from ..engines import casadi_model  # lazily, as in objective_and_loss
+
+            return casadi_model(self).objective_gradient(w, self.data.x_train, self.targets)[1]
         if backend == "torch":
             ops = get_ops("torch")
             wt = ops.asarray(w).requires_grad_(True)
@@ -521,13 +629,6 @@ class TrainingProblem:
             j.backward()
             return wt.grad.detach().numpy().copy()
         raise ValueError(f"backend={backend!r}: gradients come from 'casadi' or 'torch'")
-
-    @cached_property
-    def casadi(self) -> Any:
-        """The compiled CasADi model (per-sample Functions mapped over samples)."""
-        from .compiled import CasadiModel
-
-        return CasadiModel(self)
 
     def forward(self, w: Any, X: np.ndarray | None = None) -> np.ndarray:
         """States x_0, …, x_N of the inputs X (default: the training inputs).
@@ -641,7 +742,7 @@ class TrainingProblem:
         lay = self.layout
         if self.model is not None:
             t = np.atleast_1d(np.asarray(t, dtype=float))
-            layers = np.clip(np.floor(t / self.step_size).astype(int), 0, self.n_steps - 1)
+            layers = step_index(t, self.horizon, self.n_steps)
             out = np.zeros((t.size, lay.p))
             for i, k in enumerate(layers):
                 theta_k = lay.coefficient(w, k)

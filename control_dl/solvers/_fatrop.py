@@ -18,13 +18,16 @@ constraints that do not couple stages; otherwise :func:`stage_layout` raises ``S
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import casadi as ca
 import numpy as np
 
 from .._errors import spec_error
 from ..backends import casadi_ops
+from ._console import casadi_console
 from ._transcriptions import Transcription
 from .base import make_result
 
@@ -141,9 +144,37 @@ def stage_layout(model, tr: Transcription) -> StageLayout:
 FATROP_STATUS = {0: "converged", 1: "max_iter"}
 
 
-def _log(recorder, problem, w: np.ndarray) -> None:
-    j, loss = problem.casadi.objective(w, problem.data.x_train, problem.targets)
-    recorder.log(len(recorder.history), w, j, loss)
+class _IterationTap(ca.Callback):
+    """A zero added to fatrop's objective gradient that calls ``on_iterate(z)``.
+
+    CasADi's fatrop interface calls no ``iteration_callback``, but fatrop evaluates ∇f once per
+    iteration, at the iterate (trial points of the line search only need f and g): a gradient
+    Function ``nlp_grad_f`` = ∇f + tap(z) placed in the nlpsol ``cache`` lets the Recorder see every
+    iterate (measured on a 2-variable test: 18 evaluations for 17 iterations, the start included).
+    fatrop has no user stop: once ``on_iterate`` returns True the tap returns NaN, and fatrop ends
+    within a few iterations (an exception raised here is caught by fatrop, which then runs on).
+    """
+
+    def __init__(self, n_z: int, on_iterate: Any) -> None:
+        ca.Callback.__init__(self)
+        self.n_z, self.on_iterate = n_z, on_iterate
+        self.construct("fatrop_iteration_tap", {})
+
+    def get_n_in(self) -> int:
+        return 1
+
+    def get_n_out(self) -> int:
+        return 1
+
+    def get_sparsity_in(self, i: int) -> ca.Sparsity:
+        return ca.Sparsity.dense(self.n_z)
+
+    def get_sparsity_out(self, i: int) -> ca.Sparsity:
+        return ca.Sparsity.dense(1)
+
+    def eval(self, arg: list[ca.DM]) -> list[float]:
+        stop = self.on_iterate(np.asarray(arg[0], dtype=float).ravel())
+        return [math.nan if stop else 0.0]
 
 
 def run_fatrop(solver, problem, w0: np.ndarray, progress: bool):
@@ -152,7 +183,8 @@ def run_fatrop(solver, problem, w0: np.ndarray, progress: bool):
     Parameters
     ----------
     solver : Direct
-        Options (``max_iter``, ``tol``, ``verbose``, ``fatrop_options``, ``subsample``).
+        Options (``max_iter``, ``tol``, ``verbose``, ``fatrop_options``, ``subsample``,
+        ``target_loss``, ``record_every``, ``jit`` for the history evaluation).
     problem : TrainingProblem
         The problem.
     w0 : ndarray
@@ -163,8 +195,9 @@ def run_fatrop(solver, problem, w0: np.ndarray, progress: bool):
     Returns
     -------
     Result
-        Status from fatrop's return flag (0: "converged", 1: "max_iter", else "failed"). fatrop
-        calls no iteration callback: ``history`` holds w0 and the solution only.
+        Status from fatrop's return flag (0: "converged", 1: "max_iter", else "failed"), or
+        "converged" when ``target_loss`` was reached (fatrop is then interrupted); ``history`` has
+        one entry per iteration (:class:`_IterationTap`).
 
     Raises
     ------
@@ -172,7 +205,9 @@ def run_fatrop(solver, problem, w0: np.ndarray, progress: bool):
         When the problem has no stage-wise structure (:func:`stage_layout`).
     """
     recorder = solver.recorder(problem, progress)
-    _log(recorder, problem, w0)
+    log_iterate = solver.iterate_logger(problem, recorder)
+    if log_iterate(w0):
+        return make_result(problem, solver, w0, "converged", "target loss reached at w0", recorder, 0)
     model = solver.casadi_model(problem)
     tr = solver.transcribe(problem, w0)
     layout = stage_layout(model, tr)
@@ -181,32 +216,52 @@ def run_fatrop(solver, problem, w0: np.ndarray, progress: bool):
     z = ca.MX.sym("z", tr.z.shape[0])
     objective, constraints = ca.Function("nlp", [tr.z], [tr.objective, tr.g])(z[inverse.tolist()])
     nlp = {"x": z, "f": objective, "g": constraints[layout.g_order.tolist()]}
+    first = [True]
+
+    def on_iterate(z_value: np.ndarray) -> bool:
+        if first.pop() if first else False:  # fatrop's first gradient is at w0, logged above
+            return False
+        return log_iterate.reached or log_iterate(z_value[inverse][: tr.n_w])
+
+    tap = _IterationTap(z.shape[0], on_iterate)
+    gradient = ca.Function("nlp_grad_f", [z, ca.MX.sym("p", 0)], [ca.gradient(objective, z) + tap(z)])
     options = {
         **layout.options(),
         "fatrop": {
             "max_iter": solver.max_iter,
             "tol": solver.tol,
             "print_level": 5 if solver.verbose else 0,
-            **solver.fatrop_options,
+            **solver.fatrop_options.plugin_options(),
         },
         "print_time": solver.verbose,
+        "cache": {"nlp_grad_f": gradient},
     }
     z_order, g_order = layout.z_order, layout.g_order
     try:
-        nlpsol = ca.nlpsol("direct_fatrop", "fatrop", nlp, options)
-        solution = nlpsol(
-            x0=np.clip(tr.z0, tr.lbz, tr.ubz)[z_order],
-            lbx=tr.lbz[z_order],
-            ubx=tr.ubz[z_order],
-            lbg=tr.lbg[g_order],
-            ubg=tr.ubg[g_order],
-        )
+        with casadi_console(solver.verbose, expected=lambda: log_iterate.reached):
+            nlpsol = ca.nlpsol("direct_fatrop", "fatrop", nlp, options)
+            solution = nlpsol(
+                x0=np.clip(tr.z0, tr.lbz, tr.ubz)[z_order],
+                lbx=tr.lbz[z_order],
+                ubx=tr.ubz[z_order],
+                lbg=tr.lbg[g_order],
+                ubg=tr.ubg[g_order],
+            )
         stats = nlpsol.stats()
     except RuntimeError as exc:  # CasADi raises on evaluation errors and bad options
+        if log_iterate.reached:
+            return _target_result(solver, problem, recorder, log_iterate)
         return make_result(problem, solver, w0, "failed", f"CasADi error: {exc}", recorder, 0)
+    if log_iterate.reached:
+        return _target_result(solver, problem, recorder, log_iterate)
     w = np.asarray(solution["x"], dtype=float).ravel()[inverse][: tr.n_w]
     flag = int(stats["fatrop"]["return_flag"])
-    _log(recorder, problem, w)
     status = FATROP_STATUS.get(flag, "failed")
     message = f"fatrop: return flag {flag} ({stats.get('unified_return_status', 'unknown')})"
     return make_result(problem, solver, w, status, message, recorder, int(stats.get("iter_count", 0)))
+
+
+def _target_result(solver, problem, recorder, log_iterate):
+    """The Result of a fatrop solve stopped at the first iterate whose loss met ``target_loss``."""
+    message = f"target loss {solver.target_loss:g} reached (fatrop interrupted)"
+    return make_result(problem, solver, log_iterate.last_w, "converged", message, recorder, len(recorder.history) - 1)

@@ -12,7 +12,8 @@ Every transcription has the decision vector z = [w; states], the terminal predic
   own integrator: the problem's ``integrator`` (euler/rk4) is not used.
 
 Each uses per-sample CasADi Functions ``map``-ped over the S columns (never one expanded graph), and
-the optional constraints |θ| ≤ M (bounds on the θ coefficients) and h²·Lip_x f(·, θ)² ≤ c².
+the optional constraints |θ| ≤ M (bounds on the θ coefficients) and h²·Lip_x f(·, θ)² ≤ r² at every
+node (r = c for Euler, q⁻¹(c) for RK4: :mod:`control_dl.problems.lipschitz`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 from .._errors import spec_error
 from ..backends import casadi_ops
 from ..problems.costs import loss_per_sample
+from ..problems.lipschitz import constraint_limit as lipschitz_limit
 
 #: transcription name -> short label used in solver names
 SHORT = {"single_shooting": "ss", "multiple_shooting": "ms", "collocation": "col"}
@@ -126,7 +128,7 @@ def _finish(model, w: ca.MX, y: np.ndarray, states: list[ca.MX], z: ca.MX, z0, g
     n_lip = len(lipschitz)
     g = ca.vertcat(*lipschitz, *g_extra)
     n_eq = g.shape[0] - n_lip
-    c2 = (problem.constraints.lipschitz or 0.0) ** 2
+    c2 = lipschitz_limit(problem) ** 2 if n_lip else 0.0
     lbg = np.r_[np.full(n_lip, -np.inf), np.zeros(n_eq)]
     ubg = np.r_[np.full(n_lip, c2), np.zeros(n_eq)]
     return Transcription(

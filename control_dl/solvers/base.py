@@ -1,4 +1,20 @@
-"""The Solver protocol, the shared iteration recorder and :func:`solve`."""
+"""The Solver protocol, the shared iteration recorder, the outcome policy and :func:`solve`.
+
+Outcome policy (every solver that finishes through :func:`make_result`): the :class:`Recorder`
+keeps the best iterate it saw (lowest J; feasible, for a constrained problem) and
+:func:`judge_outcome` turns the solver's own report into one of four statuses:
+
+- ``diverged``: J is not finite, or exploding, J > ``DIVERGENCE_FACTOR`` · max(L₀, 1) with L₀ the
+  loss of the best constant predictor (a network whose states blew up); the best finite iterate
+  is returned;
+- ``failed``: the run ended infeasible, or with J above J at its (feasible) start; the best
+  (feasible) iterate is returned and the message says what happened and what to try. A
+  "converged" first-order point with θ ≈ 0 (the flow is the identity) whose loss is that of the
+  best constant predictor L₀ (to ``SADDLE_RTOL``) is, on a symmetric data set, the saddle θ = 0
+  with zero costates (∂H/∂θ = 0, PMP residual 0): it is reported "failed" as such;
+- otherwise the solver's own ``converged`` / ``max_iter`` (with the best iterate returned when a
+  ``max_iter`` run ended above it).
+"""
 
 from __future__ import annotations
 
@@ -16,19 +32,47 @@ from ..problems.training import TrainingProblem
 from ..result import Result, package_versions
 from .checkpoint import Checkpointer
 
+#: J > DIVERGENCE_FACTOR · max(L₀, 1) (L₀: the constant predictor's loss) is "exploding": diverged
+DIVERGENCE_FACTOR = 1e6
+#: a "converged" w with max|θ| ≤ SADDLE_THETA (the flow is the identity, the costates' θ-gradient is
+#: zero) and a loss within SADDLE_RTOL of L₀ (sampling noise of a symmetric set: 2% at S = 100) is the
+#: saddle of the constant predictor
+SADDLE_THETA = 1e-4
+SADDLE_RTOL = 5e-2
+#: largest constraint violation of a feasible iterate (|θ| − M and h·Lip − c)
+FEASIBILITY_TOL = 1e-6
+
 
 @runtime_checkable
 class Solver(Protocol):
-    """How to solve a :class:`TrainingProblem`.
+    """How to solve a :class:`TrainingProblem`: the extension point of :func:`solve`.
 
-    A solver is a frozen dataclass of options with a ``name`` and a ``run`` method; it never keeps
-    its own copy of the model (it evaluates the problem through the ``ops`` backends).
+    Anything with a ``name`` and a ``run`` method is a solver; the built-in ones are frozen
+    dataclasses of options that also carry a ``kind`` (their preset key) and never keep their own
+    copy of the model (they evaluate the problem through the ``ops`` backends). A user-defined
+    solver may build its :class:`Result` with :func:`make_result` (history through a
+    :class:`Recorder`) to get the same outcome policy as the built-in ones.
     """
 
     name: str
 
     def run(self, problem: TrainingProblem, w0: np.ndarray, progress: bool) -> Result:
-        """Solve from w0 and return a Result."""
+        """Solve from w0 and return a Result.
+
+        Parameters
+        ----------
+        problem : TrainingProblem
+            What to solve.
+        w0 : ndarray
+            Initial decision vector, shape ``(n_params,)`` (a copy the solver may modify).
+        progress : bool
+            Show a progress bar.
+
+        Returns
+        -------
+        Result
+            The outcome; failures are statuses, never exceptions.
+        """
         ...
 
 
@@ -123,9 +167,21 @@ class Recorder:
         self.record_every = record_every
         self.start = time.perf_counter()
         self.bar = tqdm(total=total, disable=not progress, desc=desc, leave=False)
+        self.constrained = problem.constraints.theta_max is not None or problem.constraints.lipschitz is not None
+        #: the first logged iterate (the start of the run) and whether it is feasible
+        self.w_start: np.ndarray | None = None
+        self.start_feasible = True
+        #: (iteration, logged J, w) of the lowest finite J among feasible logged iterates
+        self.best: tuple[int, float, np.ndarray] | None = None
 
     def elapsed(self) -> float:
-        """Seconds since the recorder was created."""
+        """Wall-clock time of the run so far.
+
+        Returns
+        -------
+        float
+            Seconds since the recorder was created.
+        """
         return time.perf_counter() - self.start
 
     def log(self, iteration: int, w: np.ndarray, objective: float, loss: float, **extra: float) -> None:
@@ -152,6 +208,15 @@ class Recorder:
         if accuracy is not None:
             entry["accuracy"] = accuracy
         entry.update({k: float(v) for k, v in extra.items()})
+        finite = math.isfinite(objective) and bool(np.all(np.isfinite(w)))
+        feasible = True
+        if self.constrained and finite:
+            entry["constraint_violation"] = violation = constraint_violation(self.problem, w)
+            feasible = violation <= FEASIBILITY_TOL
+        if self.w_start is None:
+            self.w_start, self.start_feasible = np.array(w, dtype=float, copy=True), feasible and finite
+        if finite and feasible and (self.best is None or objective < self.best[1]):
+            self.best = (int(iteration), float(objective), np.array(w, dtype=float, copy=True))
         self.history.append(entry)
         if self.record_every and iteration % self.record_every == 0:
             self.snapshots.append((int(iteration), now, np.array(w, dtype=float, copy=True)))
@@ -175,9 +240,8 @@ def make_result(
     recorder: Recorder,
     iterations: int,
 ) -> Result:
-    """Assemble a :class:`Result`, evaluating objective, losses and accuracies at w in numpy.
-
-    A non-finite w or objective turns the status into "diverged" (never a silent success).
+    """Assemble a :class:`Result` under the outcome policy (module docstring), evaluating objective,
+    losses and accuracies at the returned w in numpy.
 
     Parameters
     ----------
@@ -190,26 +254,24 @@ def make_result(
     status, message : str
         Outcome reported by the solver.
     recorder : Recorder
-        History of the run.
+        History of the run (its start and best iterate).
     iterations : int
         Iterations taken.
 
     Returns
     -------
     Result
-        The result.
+        The result; ``w`` is the final iterate or, when the policy says so, the best one.
     """
     recorder.close()
     wall = recorder.elapsed()
-    w = np.asarray(w, dtype=float).ravel()
-    if np.all(np.isfinite(w)):
+    w, status, message = judge_outcome(problem, recorder, np.asarray(w, dtype=float).ravel(), status, message)
+    finite = bool(np.all(np.isfinite(w)))
+    if finite:
         objective, loss = problem.objective_and_loss(w)
         test_loss = _test_loss(problem, w)
     else:
         objective = loss = test_loss = math.nan
-    if not (math.isfinite(objective) and math.isfinite(loss)) and status != "failed":
-        status, message = "diverged", f"non-finite objective at the last iterate ({message})"
-    finite = np.all(np.isfinite(w))
     if recorder.snapshots and recorder.snapshots[-1][0] != iterations and finite:
         recorder.snapshots.append((iterations, wall, w.copy()))
     return Result(
@@ -233,6 +295,190 @@ def make_result(
     )
 
 
+def judge_outcome(
+    problem: TrainingProblem, recorder: Recorder, w: np.ndarray, status: str, message: str
+) -> tuple[np.ndarray, str, str]:
+    """The outcome policy: which w to return, with which status and message.
+
+    Parameters
+    ----------
+    problem : TrainingProblem
+        The problem.
+    recorder : Recorder
+        History of the run: its start ``w_start`` and ``best`` iterate.
+    w : ndarray
+        The solver's final iterate.
+    status, message : str
+        The solver's own report.
+
+    Returns
+    -------
+    tuple
+        ``(w, status, message)`` after the policy of the module docstring.
+    """
+    j_final = _objective(problem, w)
+    j_start = _objective(problem, recorder.w_start) if recorder.w_start is not None else math.nan
+    if not recorder.start_feasible:
+        j_start = math.inf  # an infeasible start is no yardstick: any feasible end is progress
+    best = recorder.best
+    j_best = math.inf
+    if best is not None and not np.array_equal(best[2], w):
+        j_best = _objective(problem, best[2])
+    reference = constant_predictor_loss(problem)
+    limit = DIVERGENCE_FACTOR * max(reference if reference is not None else 1.0, 1.0)
+    violation = constraint_violation(problem, w) if recorder.constrained and math.isfinite(j_final) else 0.0
+    use_best = best is not None and j_best < j_final
+    where = f"the best iterate (iteration {best[0]}, J = {j_best:.4g})" if use_best else ""
+    if status == "diverged":  # the solver saw non-finite values: keep its word, return the best iterate
+        return (best[2], status, f"{message}; returned {where}") if use_best else (w, status, message)
+    if not math.isfinite(j_final) or j_final > limit:
+        what = "is not finite" if not math.isfinite(j_final) else f"= {j_final:.3g} is exploding (> {limit:.0e})"
+        w_out = best[2] if use_best else w
+        j_out = j_best if use_best else j_final
+        if math.isfinite(j_out) and j_out <= limit:  # an earlier iterate is sound: return it, say so
+            return w_out, "failed", f"J at the last iterate {what}; returned {where} ({message})"
+        return (
+            w_out,
+            "diverged",
+            (
+                f"J {what}: the forward pass blows up; try a smaller initial guess (initial_guess scale), "
+                f"a shorter horizon, a smaller step or learning rate, or the lipschitz constraint ({message})"
+            ),
+        )
+    if violation > FEASIBILITY_TOL:
+        if best is not None and not np.array_equal(best[2], w):
+            return (
+                best[2],
+                "failed",
+                (
+                    f"ended infeasible (constraint violation {violation:.2e} > {FEASIBILITY_TOL:g}); returned the best "
+                    f"feasible iterate (iteration {best[0]}, J = {j_best:.4g}); try more iterations or a solver "
+                    f"that enforces the constraints (the preset 'certified') ({message})"
+                ),
+            )
+        return (
+            w,
+            "failed",
+            (
+                f"ended infeasible (constraint violation {violation:.2e} > {FEASIBILITY_TOL:g}) and no feasible iterate "
+                f"was seen; try more iterations, a feasible start or a solver that enforces the constraints "
+                f"(the preset 'certified') ({message})"
+            ),
+        )
+    if j_final > j_start + 1e-12 * abs(j_start):
+        w_out = best[2] if use_best else w
+        return (
+            w_out,
+            "failed",
+            (
+                f"ended with J = {j_final:.4g} above its start J = {j_start:.4g}; returned "
+                f"{where or 'the last iterate'}; try more iterations (max_iter), another Hessian "
+                f"(hessian='exact') or another solver ({message})"
+            ),
+        )
+    if status == "converged" and _is_saddle(problem, w, reference):
+        loss = problem.objective_and_loss(w)[1]
+        return (
+            w,
+            "failed",
+            (
+                f"converged to θ ≈ 0 with the loss {loss:.4g} of the best constant predictor ({reference:.4g}): a "
+                f"saddle (the flow is the identity, zero costates, PMP residual 0 on symmetric data), not a trained "
+                f"network; start away from it (another seed or a larger initial_guess scale) or use another solver "
+                f"({message})"
+            ),
+        )
+    if status in ("max_iter", "failed") and use_best:
+        return best[2], status, f"{message}; returned {where}, below the last iterate's J = {j_final:.4g}"
+    return w, status, message
+
+
+def _is_saddle(problem: TrainingProblem, w: np.ndarray, reference: float | None) -> bool:
+    """θ ≈ 0 (max|θ| ≤ SADDLE_THETA) and loss ≥ (1 − SADDLE_RTOL)·L₀: the constant-predictor saddle."""
+    n_theta = problem.layout.n_theta
+    if reference is None or reference <= 1e-12 or n_theta == 0 or problem.model is not None:
+        return False
+    if float(np.max(np.abs(w[:n_theta]))) > SADDLE_THETA:
+        return False
+    return problem.objective_and_loss(w)[1] >= (1 - SADDLE_RTOL) * reference
+
+
+def _objective(problem: TrainingProblem, w: np.ndarray) -> float:
+    """J(w) in numpy, NaN when w or J is not finite (overflow is divergence, not an error)."""
+    if not np.all(np.isfinite(w)):
+        return math.nan
+    with np.errstate(all="ignore"):
+        value = problem.objective_and_loss(w)[0]
+    return value if math.isfinite(value) else math.nan
+
+
+def constraint_violation(problem: TrainingProblem, w: np.ndarray) -> float:
+    """Largest violation of the problem's constraints at w (0 when all hold).
+
+    max(|θ_i| − M, h·Lip_x f(·, θ_node) − r) over the θ coefficients and the distinct integrator
+    nodes, with r = :func:`control_dl.problems.lipschitz.constraint_limit` (c for Euler, the RK4
+    node limit for RK4) and (h·Lip)² from :meth:`TrainingProblem.step_lipschitz_sq`.
+
+    Parameters
+    ----------
+    problem : TrainingProblem
+        The problem (``constraints.theta_max = M``, ``constraints.lipschitz = c``).
+    w : ndarray
+        Decision vector.
+
+    Returns
+    -------
+    float
+        The violation, ≥ 0.
+    """
+    from ..backends import numpy_ops
+    from ..problems.lipschitz import constraint_limit
+
+    violation = 0.0
+    m, c = problem.constraints.theta_max, problem.constraints.lipschitz
+    if m is not None:
+        violation = max(violation, float(np.max(np.abs(w[: problem.layout.n_theta]), initial=0.0)) - m)
+    if c is not None:
+        bounds = np.sqrt(np.maximum(np.array(problem.step_lipschitz_sq(w, numpy_ops), dtype=float), 0.0))
+        violation = max(violation, float(np.max(bounds, initial=0.0)) - constraint_limit(problem))
+    return max(violation, 0.0)
+
+
+def constant_predictor_loss(problem: TrainingProblem) -> float | None:
+    """L₀ = min_c (1/S) Σ_i ℓ(c, y_i): the training loss of the best constant prediction c ∈ R^{n_out}.
+
+    The yardstick of the outcome policy: a trained network's loss is below it, a network stuck at
+    the saddle θ = 0 on a symmetric data set has exactly it (its readout is then constant).
+
+    Parameters
+    ----------
+    problem : TrainingProblem
+        The problem (training targets and loss).
+
+    Returns
+    -------
+    float or None
+        L₀, or None when the loss cannot be evaluated on constant predictions.
+    """
+    from scipy.optimize import minimize
+
+    from ..backends import numpy_ops
+    from ..problems.costs import loss_per_sample
+
+    targets = np.asarray(problem.targets, dtype=float)
+
+    def mean_loss(c: np.ndarray) -> float:
+        yhat = np.repeat(c[:, None], targets.shape[1], axis=1)
+        return float(np.mean(loss_per_sample(problem.cost.loss, yhat, targets, numpy_ops)))
+
+    try:
+        with np.errstate(all="ignore"):
+            result = minimize(mean_loss, targets.mean(axis=1), method="L-BFGS-B", options={"gtol": 1e-12})
+    except (TypeError, ValueError):  # a user loss that cannot take constant predictions
+        return None
+    return float(result.fun) if math.isfinite(result.fun) else None
+
+
 def _test_loss(problem: TrainingProblem, w: np.ndarray) -> float:
     from ..backends import numpy_ops
     from ..problems.costs import loss_per_sample
@@ -247,14 +493,15 @@ def solver_spec(solver: Any) -> dict[str, Any]:
     Parameters
     ----------
     solver : Solver
-        A solver dataclass.
+        A solver: its ``kind`` (else its class name) and, for a dataclass, every field.
 
     Returns
     -------
     dict
         JSON-serialisable options.
     """
-    return {"solver": solver.kind, **dataclasses.asdict(solver)}
+    options = dataclasses.asdict(solver) if dataclasses.is_dataclass(solver) else {}
+    return {"solver": getattr(solver, "kind", type(solver).__name__), **options}
 
 
 def solve(problem: TrainingProblem, solver: Solver, w0: Any = None, seed: int = 0, progress: bool = True) -> Result:

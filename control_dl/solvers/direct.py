@@ -5,7 +5,8 @@ multiple shooting (states per step as variables, continuity constraints) and dir
 (Legendre/Radau, degree 1–4). Hessians for IPOPT: exact (CasADi AD), Gauss-Newton (sum-of-squares
 structure of the loss, generalised for logistic/cross-entropy) or IPOPT's limited-memory BFGS.
 ``nlp="lbfgsb"`` runs scipy's L-BFGS-B over the JIT-compiled objective and gradient (single
-shooting, bounds only; :mod:`._lbfgsb`), the fastest route for unconstrained fits. ``nlp="fatrop"``
+shooting, bounds only; :mod:`._lbfgsb`), the fastest route for unconstrained fits, and with
+``lipschitz`` an augmented Lagrangian around it (:mod:`._constrained`, preset ``certified``). ``nlp="fatrop"``
 solves the multiple-shooting NLP with fatrop, an interior-point method whose Riccati recursion
 exploits the stage structure (:mod:`._fatrop`).
 
@@ -17,22 +18,35 @@ h²·Lip_x f(·, θ_k)² ≤ c² at every step (a smooth sufficient form of h·�
 from __future__ import annotations
 
 from dataclasses import dataclass
-from dataclasses import field as dataclass_field
 from typing import Any
 
 import casadi as ca
 import numpy as np
 
 from .._errors import spec_error
-from ..problems.compiled import CasadiModel
+from ..engines import ENGINES, Casadi, CasadiModel, Engine, EngineSpec, casadi_model, make_engine
+from ..engines._casadi_model import objective_function
+from ..engines._jit import compile_function
 from ..problems.training import TrainingProblem
 from ..result import Result
 from . import _transcriptions as transcriptions
+from ._console import casadi_console
+from ._constrained import run_constrained
 from ._fatrop import run_fatrop
-from ._jit import compile_function
-from ._lbfgsb import Evaluator, objective_function, run_lbfgsb
+from ._lbfgsb import Evaluator, run_lbfgsb
+from ._nlp_options import (
+    BACKEND_OPTIONS,
+    FatropOptions,
+    IpoptOptions,
+    LbfgsbOptions,
+    SqpmethodOptions,
+    TrustNcgOptions,
+)
 from .base import Recorder, check_choice, check_positive_float, check_positive_int, make_result
 from .checkpoint import check_checkpoint
+
+#: nlp -> the Direct field holding its options object
+_OPTIONS_FIELD = {cls.nlp: name for name, cls in BACKEND_OPTIONS.items()}
 
 #: IPOPT (and sqpmethod, same names) return_status -> Result.status
 IPOPT_STATUS = {
@@ -100,7 +114,8 @@ class Direct:
         ``nlp="sqpmethod"``.
     nlp : {"ipopt", "lbfgsb", "trust-ncg", "fatrop", "sqpmethod"}
         NLP solver: IPOPT through CasADi's nlpsol, scipy's L-BFGS-B over the JIT-compiled
-        objective and gradient (single shooting; handles ``theta_max`` but not ``lipschitz``),
+        objective and gradient (single shooting; ``theta_max`` as bounds, ``lipschitz`` by an
+        augmented Lagrangian with exact restoration, :mod:`._constrained`),
         scipy's trust-ncg with matrix-free Gauss-Newton products G·v built with ``jtimes``
         (single shooting, no constraints), or
         fatrop through CasADi's nlpsol (multiple shooting, exact Hessian, stage-wise controls), or
@@ -111,30 +126,34 @@ class Direct:
     tol : float
         Convergence tolerance (IPOPT ``tol``; L-BFGS-B ``gtol`` and ``ftol``).
     verbose : bool
-        Show IPOPT's console output.
-    ipopt_options : dict
-        Further IPOPT options, passed through unchanged (they override the defaults above).
+        Show the console output of IPOPT, sqpmethod or fatrop (the scipy back-ends print nothing:
+        SpecError). Without it their output (and CasADi's warnings) goes to the ``logging`` logger
+        ``control_dl.solvers``, each distinct line once.
+    ipopt_options : IpoptOptions or dict, optional
+        IPOPT's options object (``nlp="ipopt"`` only); a dict (TOML table ``[ipopt_options]``)
+        fills its fields, other keys go to its ``extra`` (IPOPT names, passed through whole).
     record_every : int
         Snapshot w every this many iterations (0: never).
-    collocation_degree : int
-        K = 1..4 collocation points per step (``transcription="collocation"``).
-    collocation_scheme : {"legendre", "radau"}
-        Collocation points.
+    collocation_degree : int, optional
+        K = 1..4 collocation points per step (``transcription="collocation"`` only; default 3).
+    collocation_scheme : {"legendre", "radau"}, optional
+        Collocation points (``transcription="collocation"`` only; default "legendre").
     jit : bool
-        Compile to C (cached on disk): the objective and gradient for ``nlp="lbfgsb"``; for IPOPT
-        the per-iteration history evaluation and, with ``hessian="lbfgs"`` in serial single
+        Compile to C (cached on disk): the objective and gradient for ``nlp="lbfgsb"`` and
+        ``"trust-ncg"`` (and the Gauss-Newton products); for IPOPT, sqpmethod and fatrop the
+        per-iteration history evaluation and, for IPOPT with ``hessian="lbfgs"`` in serial single
         shooting, J and its Jacobian (exact and Gauss-Newton Hessians use the MX graph).
-    sqpmethod_options : dict
-        Further options of CasADi's ``sqpmethod`` (they override ``qpsol="qrqp"``, ``max_iter``,
-        ``tol_pr = tol_du = tol`` and the print switches).
-    fatrop_options : dict
-        Further fatrop options, passed through unchanged (they override ``max_iter``, ``tol`` and
-        ``print_level``).
-    lbfgsb_options : dict
-        Further ``scipy.optimize.minimize(method="L-BFGS-B")`` options; they override the defaults
-        ``maxiter=max_iter, gtol=ftol=tol, maxcor=30, maxfun=20·max_iter+100``.
+    sqpmethod_options : SqpmethodOptions or dict, optional
+        sqpmethod's options object (``nlp="sqpmethod"`` only).
+    fatrop_options : FatropOptions or dict, optional
+        fatrop's options object (``nlp="fatrop"`` only).
+    lbfgsb_options : LbfgsbOptions or dict, optional
+        scipy L-BFGS-B's options object (``nlp="lbfgsb"`` only).
+    trust_ncg_options : TrustNcgOptions or dict, optional
+        scipy trust-ncg's options object (``nlp="trust-ncg"`` only).
     target_loss : float, optional
-        Stop (status "converged") as soon as the training loss is ≤ this value.
+        Stop (status "converged") as soon as the training loss is ≤ this value (every back-end;
+        fatrop, which has no user stop, is interrupted from its per-iteration tap).
     subsample : int, optional
         Fit on this many training samples (evenly spaced indices) instead of all S.
     parallelization : {"serial", "thread"}
@@ -146,8 +165,21 @@ class Direct:
     checkpoint_every : int
         Checkpoint interval K (0: never).
     gauss_newton_damping : float
-        μ ≥ 0 added as μ·I to the Gauss-Newton Hessian (Levenberg-Marquardt). GN is PSD but often
-        near-singular (e.g. an unregularised readout); IPOPT then takes huge steps, which μ damps.
+        μ ≥ 0 added as μ·I to the Gauss-Newton Hessian (Levenberg-Marquardt; ``hessian=
+        "gauss-newton"`` only). GN is PSD but often near-singular (e.g. an unregularised readout);
+        IPOPT then takes huge steps, which μ damps.
+    engine : {"auto", "casadi", "torch"} or EngineSpec
+        How J, ∇J and G·v are evaluated for ``nlp="lbfgsb"``/``"trust-ncg"`` and for the iteration
+        history (:mod:`control_dl.engines`; "casadi" and "auto" take ``jit`` and ``parallelization``).
+        Multiple shooting, collocation, fatrop and sqpmethod build sparse CasADi NLPs from the
+        casadi engine's per-sample Functions: they accept only "auto" or "casadi".
+
+    Raises
+    ------
+    SpecError
+        An invalid value, or an option that would not reach the back-end in use (e.g.
+        ``ipopt_options`` with ``nlp="lbfgsb"``, ``collocation_degree`` with single shooting,
+        ``gauss_newton_damping`` with the exact Hessian).
     """
 
     transcription: str = "single_shooting"
@@ -156,20 +188,22 @@ class Direct:
     max_iter: int = 500
     tol: float = 1e-8
     verbose: bool = False
-    ipopt_options: dict[str, Any] = dataclass_field(default_factory=dict)
+    ipopt_options: IpoptOptions | dict[str, Any] | None = None
     record_every: int = 0
     checkpoint: str | None = None
     checkpoint_every: int = 0
-    collocation_degree: int = 3
-    collocation_scheme: str = "legendre"
+    collocation_degree: int | None = None
+    collocation_scheme: str | None = None
     jit: bool = True
-    lbfgsb_options: dict[str, Any] = dataclass_field(default_factory=dict)
-    fatrop_options: dict[str, Any] = dataclass_field(default_factory=dict)
-    sqpmethod_options: dict[str, Any] = dataclass_field(default_factory=dict)
+    lbfgsb_options: LbfgsbOptions | dict[str, Any] | None = None
+    fatrop_options: FatropOptions | dict[str, Any] | None = None
+    sqpmethod_options: SqpmethodOptions | dict[str, Any] | None = None
+    trust_ncg_options: TrustNcgOptions | dict[str, Any] | None = None
     target_loss: float | None = None
     subsample: int | None = None
     parallelization: str = "serial"
     gauss_newton_damping: float = 0.0
+    engine: str | EngineSpec = "auto"
 
     kind = "direct"
 
@@ -200,26 +234,116 @@ class Direct:
         check_positive_float("tol", self.tol)
         check_positive_int("record_every", self.record_every, 0)
         check_checkpoint(self.checkpoint, self.checkpoint_every)
-        check_positive_int("collocation_degree", self.collocation_degree, 1)
-        if self.collocation_degree > 4:
-            raise spec_error("collocation_degree", self.collocation_degree, "must be 1, 2, 3 or 4")
-        check_choice("collocation_scheme", self.collocation_scheme, ("legendre", "radau"))
+        self._check_collocation()
         check_choice("parallelization", self.parallelization, ("serial", "thread"))
-        if self.parallelization != "serial" and self.nlp == "lbfgsb" and self.jit:
+        if self.parallelization != "serial" and self.nlp in ("lbfgsb", "trust-ncg") and self.jit:
             raise spec_error(
-                "parallelization", self.parallelization, "applies to uncompiled maps: set jit=false with nlp='lbfgsb'"
+                "parallelization",
+                self.parallelization,
+                f"applies to uncompiled maps: set jit=false with nlp={self.nlp!r}",
             )
         check_positive_float("gauss_newton_damping", self.gauss_newton_damping, allow_zero=True)
+        if self.gauss_newton_damping > 0 and self.hessian != "gauss-newton":
+            raise spec_error(
+                "gauss_newton_damping",
+                self.gauss_newton_damping,
+                f"damps the Gauss-Newton Hessian; hessian={self.hessian!r}",
+            )
         if self.target_loss is not None:
             check_positive_float("target_loss", self.target_loss, allow_zero=True)
         if self.subsample is not None:
             check_positive_int("subsample", self.subsample, 1)
+        self._check_engine()
         for flag in ("verbose", "jit"):
             if not isinstance(getattr(self, flag), bool):
                 raise spec_error(flag, getattr(self, flag), "must be true or false")
-        for table in ("ipopt_options", "lbfgsb_options", "fatrop_options", "sqpmethod_options"):
-            if not isinstance(getattr(self, table), dict):
-                raise spec_error(table, getattr(self, table), "must be a table of options")
+        if self.verbose and self.nlp in ("lbfgsb", "trust-ncg"):
+            raise spec_error(
+                "verbose", self.verbose, f"nlp={self.nlp!r} prints nothing: use progress or Result.history"
+            )
+        self._bind_backend_options()
+
+    def _check_collocation(self) -> None:
+        """collocation_degree / collocation_scheme: only with collocation (then defaults 3, "legendre")."""
+        if self.transcription != "collocation":
+            for name in ("collocation_degree", "collocation_scheme"):
+                if getattr(self, name) is not None:
+                    raise spec_error(
+                        name,
+                        getattr(self, name),
+                        f"applies to transcription='collocation' only, not {self.transcription!r}",
+                    )
+            return
+        if self.collocation_degree is None:
+            object.__setattr__(self, "collocation_degree", 3)
+        if self.collocation_scheme is None:
+            object.__setattr__(self, "collocation_scheme", "legendre")
+        check_positive_int("collocation_degree", self.collocation_degree, 1)
+        if self.collocation_degree > 4:
+            raise spec_error("collocation_degree", self.collocation_degree, "must be 1, 2, 3 or 4")
+        check_choice("collocation_scheme", self.collocation_scheme, ("legendre", "radau"))
+
+    def _bind_backend_options(self) -> None:
+        """Each ``*_options`` field becomes its options object; only the back-end in use keeps one
+        (its defaults when unset), an options object for any other back-end is a SpecError."""
+        for name, cls in BACKEND_OPTIONS.items():
+            value = getattr(self, name)
+            options = cls.from_table(value)
+            if cls.nlp == self.nlp:
+                object.__setattr__(self, name, options)
+            elif not options.is_default():
+                raise spec_error(
+                    name, value, f"reach nlp={cls.nlp!r} only; nlp={self.nlp!r} takes {_OPTIONS_FIELD[self.nlp]}"
+                )
+            else:
+                object.__setattr__(self, name, None)
+
+    @property
+    def backend_options(self) -> Any:
+        """The options object of the back-end in use (e.g. :class:`IpoptOptions` for ``nlp="ipopt"``).
+
+        Returns
+        -------
+        IpoptOptions, LbfgsbOptions, TrustNcgOptions, FatropOptions or SqpmethodOptions
+            The object passed to the back-end.
+        """
+        return getattr(self, _OPTIONS_FIELD[self.nlp])
+
+    def _check_engine(self) -> None:
+        """SpecError unless ``engine`` is a registered name or a spec this NLP can use."""
+        if isinstance(self.engine, str):
+            if self.engine not in ENGINES and self.engine != "torch":
+                raise spec_error(
+                    "engine", self.engine, f"must be one of {sorted({*ENGINES, 'torch'})} or an EngineSpec"
+                )
+        elif not isinstance(self.engine, EngineSpec):
+            raise spec_error("engine", type(self.engine).__name__, "must be an engine name or an EngineSpec")
+        casadi_only = self.nlp not in ("lbfgsb", "trust-ncg")
+        if casadi_only and self.engine not in ("auto", "casadi") and not isinstance(self.engine, Casadi):
+            raise spec_error(
+                "engine", self.engine, f"nlp={self.nlp!r} builds its NLP from CasADi Functions: use 'auto' or 'casadi'"
+            )
+
+    def bind_engine(self, problem: TrainingProblem, x: np.ndarray, y: np.ndarray) -> Engine:
+        """This solver's engine bound to the batch (x, y).
+
+        Parameters
+        ----------
+        problem : TrainingProblem
+            The problem.
+        x, y : ndarray
+            Inputs ``n_in × S`` and encoded targets ``n_out × S``.
+
+        Returns
+        -------
+        Engine
+            "casadi" (and, for now, "auto") is ``Casadi(jit, parallelization)`` with this solver's
+            options; another name or spec is bound as given.
+        """
+        spec = self.engine
+        if spec in ("auto", "casadi"):
+            spec = Casadi(jit=self.jit, parallelization=self.parallelization)
+        return make_engine(spec, problem, x, y)
 
     @property
     def name(self) -> str:
@@ -237,11 +361,9 @@ class Direct:
         Returns
         -------
         CasadiModel
-            ``problem.casadi`` when serial, else a model whose maps use threads.
+            The problem's cached model with this parallelization.
         """
-        if self.parallelization == "serial":
-            return problem.casadi
-        return CasadiModel(problem, self.parallelization)
+        return casadi_model(problem, self.parallelization)
 
     def batch(self, problem: TrainingProblem) -> tuple[np.ndarray, np.ndarray]:
         """The training batch (x, y) the NLP is built on: all S columns or ``subsample`` of them.
@@ -278,7 +400,7 @@ class Direct:
         }
         if self.hessian == "lbfgs":
             options["hessian_approximation"] = "limited-memory"
-        options.update(self.ipopt_options)
+        options.update(self.ipopt_options.plugin_options())
         return options
 
     def sqpmethod_solver_options(self) -> dict[str, Any]:
@@ -290,8 +412,6 @@ class Direct:
             nlpsol options of the ``sqpmethod`` plugin with the active-set QP solver ``qrqp``.
         """
         options: dict[str, Any] = {
-            "qpsol": "qrqp",
-            "qpsol_options": {"print_iter": False, "print_header": False, "error_on_fail": False},
             "max_iter": self.max_iter,
             "tol_pr": self.tol,
             "tol_du": self.tol,
@@ -299,7 +419,10 @@ class Direct:
             "print_iteration": self.verbose,
             "print_status": self.verbose,
         }
-        options.update(self.sqpmethod_options)
+        options.update(self.sqpmethod_options.plugin_options())
+        if options["qpsol"] == "qrqp":
+            quiet = {"print_iter": False, "print_header": False, "error_on_fail": False}
+            options["qpsol_options"] = {**quiet, **options.get("qpsol_options", {})}
         return options
 
     def recorder(self, problem: TrainingProblem, progress: bool) -> Recorder:
@@ -390,27 +513,21 @@ class Direct:
             Status from IPOPT's or sqpmethod's return status (scipy's for L-BFGS-B, fatrop's
             return flag for fatrop); failures are never raised.
         """
+        if self.nlp == "lbfgsb" and problem.constraints.lipschitz is not None:
+            return run_constrained(self, problem, w0, progress)
         if self.nlp in ("lbfgsb", "trust-ncg"):
             return run_lbfgsb(self, problem, w0, progress)
         if self.nlp == "fatrop":
             return run_fatrop(self, problem, w0, progress)
         recorder = self.recorder(problem, progress)
         tr = self.transcribe(problem, w0)
-        reached = []
-        evaluate = Evaluator(self, problem, problem.data.x_train, problem.targets) if self.jit else None
+        log_iterate = self.iterate_logger(problem, recorder)
+        collocation = self.transcription == "collocation"
 
-        def on_iterate(z: np.ndarray, _f: float) -> bool:
-            # IPOPT's f may belong to a trial point (and to infeasible states): log J at w itself
-            w = z[: tr.n_w]
-            if evaluate is None:
-                j, loss = problem.casadi.objective(w, problem.data.x_train, problem.targets)
-                recorder.log(len(recorder.history), w, j, loss)
-            else:
-                j, loss, _, extra = evaluate(w)
-                recorder.log(len(recorder.history), w, j, loss, **extra)
-            if self.target_loss is not None and loss <= self.target_loss:
-                reached.append(True)
-            return bool(reached)
+        def on_iterate(z: np.ndarray, f: float) -> bool:
+            # log J at w by simulation (IPOPT's f belongs to the NLP's own states); for collocation
+            # IPOPT's f (the collocation objective) is kept beside it as nlp_objective
+            return log_iterate(z[: tr.n_w], **({"nlp_objective": f} if collocation else {}))
 
         options: dict[str, Any] = {
             "print_time": self.verbose,
@@ -425,16 +542,68 @@ class Direct:
             options["hess_lag"] = hessian if self.nlp == "ipopt" else transcriptions.symmetric_hessian(hessian)
         bounds = {"lbx": tr.lbz, "ubx": tr.ubz, "lbg": tr.lbg, "ubg": tr.ubg}
         nlp = {"x": tr.z, "f": self.objective_for_ipopt(problem, tr), "g": tr.g}
+        label = "IPOPT" if self.nlp == "ipopt" else "sqpmethod"
         try:
-            solver = ca.nlpsol("direct", self.nlp, nlp, options)
-            solution = solver(x0=np.clip(tr.z0, tr.lbz, tr.ubz), **bounds)
+            with casadi_console(self.verbose) as console:
+                solver = ca.nlpsol("direct", self.nlp, nlp, options)
+                solution = solver(x0=np.clip(tr.z0, tr.lbz, tr.ubz), **bounds)
             stats = solver.stats()
         except RuntimeError as exc:  # CasADi raises on evaluation errors and bad options
             return make_result(problem, self, w0, "failed", f"CasADi error: {exc}", recorder, len(recorder.history))
         w = np.asarray(solution["x"], dtype=float).ravel()[: tr.n_w]
         nlp_status = stats.get("return_status", "unknown")
+        reached = log_iterate.reached
         status = "converged" if reached else IPOPT_STATUS.get(nlp_status, "failed")
-        label = "IPOPT" if self.nlp == "ipopt" else "sqpmethod"
         message = f"target loss {self.target_loss:g} reached" if reached else f"{label}: {nlp_status}"
+        if console.summary():
+            message += f"; CasADi printed {console.summary()}"
+        if collocation:
+            message += (
+                f"; {label}'s status refers to the collocation NLP (objective {float(solution['f']):.6g}, history "
+                f"'nlp_objective'); Result.objective, history 'objective' and target_loss use J of the "
+                f"{problem.integrator} re-simulation of w"
+            )
         iterations = int(stats.get("iter_count", max(len(recorder.history) - 1, 0)))
         return make_result(problem, self, w, status, message, recorder, iterations)
+
+    def iterate_logger(self, problem: TrainingProblem, recorder: Recorder) -> _IterateLogger:
+        """The per-iteration logger of the CasADi back-ends: J, the loss (and ‖∇J‖, accuracy with
+        ``jit``) at w by simulation on all training samples, and the ``target_loss`` test.
+
+        Parameters
+        ----------
+        problem : TrainingProblem
+            The problem.
+        recorder : Recorder
+            Where the iterations go.
+
+        Returns
+        -------
+        callable
+            ``log(w, **extra) -> bool`` (True: the target loss is reached); its ``reached``
+            attribute tells afterwards.
+        """
+        x, y = problem.data.x_train, problem.targets
+        evaluate = Evaluator(self.bind_engine(problem, x, y)) if self.jit else None
+        return _IterateLogger(problem, recorder, evaluate, self.target_loss)
+
+
+class _IterateLogger:
+    """Logs w (J and loss by simulation) and tests the target loss; see :meth:`Direct.iterate_logger`."""
+
+    def __init__(self, problem: TrainingProblem, recorder: Recorder, evaluate: Any, target: float | None) -> None:
+        self.problem, self.recorder, self.evaluate, self.target = problem, recorder, evaluate, target
+        self.reached = False
+        self.last_w: np.ndarray | None = None
+
+    def __call__(self, w: np.ndarray, **extra: float) -> bool:
+        problem = self.problem
+        if self.evaluate is None:
+            j, loss = casadi_model(problem).objective(w, problem.data.x_train, problem.targets)
+        else:
+            j, loss, _, more = self.evaluate(w)
+            extra = {**more, **extra}
+        self.recorder.log(len(self.recorder.history), w, j, loss, **extra)
+        self.last_w = np.array(w, dtype=float, copy=True)
+        self.reached = self.reached or (self.target is not None and loss <= self.target)
+        return self.reached

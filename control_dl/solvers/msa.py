@@ -13,13 +13,26 @@ Li, Chen, Tai & E (2018), "Maximum principle based algorithms for deep learning"
    with the paper's per-sample costates p̂ = S p (ρ then means the same for every batch size);
    ρ = 0 is plain MSA. For TimeInvariant / Spectral / PiecewiseLinear controls, θ is shared by the
    steps and the Hamiltonian is summed over them (one inner problem over the coefficients);
-4. the readout (P, c) and a trainable lift are not controls of any step: they take an L-BFGS-B
-   step on J (``inner_iters`` iterations) with θ fixed at its new value.
+4. the readout (P, c) is not the control of any step: with θ at its new value and the states
+   x_N fixed, J is a convex function of (P, c) (an affine map into a convex loss), minimised exactly
+   by damped Newton (``readout="exact"``, the default; one step for MSE: linear least squares).
+   So every iterate is a variable-projection iterate (Golub & Pereyra 1973): J̄(θ) = min_{P,c} J,
+   and ∇_θ J̄ = ∇_θ J there (the envelope theorem), which the costates still give. ``readout="lbfgsb"``
+   takes ``inner_iters`` L-BFGS-B iterations on (P, c) instead (the inexact update measured below);
+   a trainable lift always takes that L-BFGS-B step, jointly with the readout.
 
 A feed-forward model (``model=FeedForward(...)``) runs the same iteration with its layer maps
 x_{k+1} = F_k(x_k, θ_k) as the steps: the state size changes with k, so costates p_k ∈ R^{w_k} and
-every layer's H̃_k is maximised over its own θ_k (:mod:`._msa_layers`); λ2 is the identity, so
-there is no readout step.
+every layer's H̃_k is maximised over its own θ_k; λ2 is the identity, so there is no readout step.
+
+Every model evaluation goes through an engine (``engine="auto" | "casadi" | "torch"`` or an
+:class:`~control_dl.engines.EngineSpec`): the forward/costate pass is
+:meth:`~control_dl.engines.Engine.sweep` (the one costate implementation of the package), the
+stage terms of H̃ and their Θ-derivatives are
+:meth:`~control_dl.engines.Engine.augmented_hamiltonian`, J and ∇J are
+:meth:`~control_dl.engines.Engine.evaluate`. The inner maximisation is batched damped Newton on
+the blocks' Hessians when every block θ_k has at most 200 entries (``inner="auto"``), else one
+L-BFGS-B over all blocks, whose cost grows linearly with the size of θ_k (digits: 4160 per layer).
 
 Step control (beyond the paper; the successive quadratic Hamiltonian idea of Hofmann & Borzì,
 with ρ acting as a proximal trust region): the update θ⁰ + α(θ_new − θ⁰) is tried for α = 1, ½, ¼
@@ -29,6 +42,13 @@ when the accepted decrease of J is below 0.1 × the increase of H̃ found by the
 shrinks, ρ ← max(ρ / rho_factor, min(ρ₀, rho_min)), when that ratio exceeds 0.5.
 ``adapt_rho=False`` gives the raw method of the paper (α = 1, ρ fixed, every update accepted).
 
+Why the exact readout (measured on the sin toy, ``load_problem("sin")``, 1 thread, see
+``docs/benchmarks/msa.md``): with the inexact L-BFGS-B readout step, ‖∇_{P,c} J‖ stays at 1e-3–1e-2,
+every θ update is computed against a readout that lags behind, the line search shortens the steps
+and ρ climbs to 10–100; E-MSA then creeps (J = 5e-3 after 400 iterations, 27 s, where Adam reaches
+9.5e-4 in 10 000 steps). With the readout solved exactly the same Hamiltonian steps reach 9.5e-4 in
+~0.5 s and J ≈ 2e-5 later.
+
 The PMP residual of w is max_j ‖∂H/∂C_j‖ over the coefficient vectors (= max_k ‖∂H_k/∂θ_k‖ for a
 ResNet), which equals max_j ‖∇_{C_j} J‖ since ∂H/∂θ = −∇_θ J at the current iterate.
 """
@@ -37,18 +57,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from scipy import optimize
 from threadpoolctl import threadpool_limits
 
 from .._errors import spec_error
+from ..engines import ENGINES, Casadi, Engine, EngineSpec, make_engine
+from ..problems.costs import predict_labels
 from ..problems.training import TrainingProblem
 from ..result import Result
-from ._hamiltonian import PontryaginFunctions
-from ._msa_inner import InnerProblem, MSAFunctions
-from ._msa_layers import LayerInnerProblem, LayerMSAFunctions, LayerPontryaginFunctions
+from ._msa_inner import NEWTON_MAX_BLOCK, InnerProblem, StageMap, Values, quasi_newton_step
+from ._msa_readout import ReadoutObjective
 from .base import Recorder, check_choice, check_positive_float, check_positive_int, make_result
 from .checkpoint import check_checkpoint
 
@@ -61,12 +81,22 @@ class MSA:
     ----------
     rho : float
         Initial penalty ρ ≥ 0 of the augmented Hamiltonian H̃ (0: plain MSA).
-    inner : {"lbfgsb", "newton", "ipopt"}
-        Inner maximisation of H̃ over all steps at once: scipy L-BFGS-B, batched damped Newton
-        (per-step Hessians, the fastest for ResNets; layer by layer for a feed-forward model), or
-        IPOPT with exact Hessian (also enforces the problem's bound and Lipschitz constraints).
+    inner : {"auto", "newton", "lbfgsb", "ipopt"}
+        Inner maximisation of H̃ over all steps at once: batched damped Newton (per-block Hessians,
+        the fastest for small blocks), scipy L-BFGS-B (no Hessians: cost linear in the size of θ_k,
+        for wide layers), or IPOPT with exact Hessian (also enforces the problem's bound and
+        Lipschitz constraints). "auto": Newton when every block has ≤ 200 entries, else L-BFGS-B.
     inner_iters : int
-        Iterations of the inner solver (and of the readout step).
+        Iterations of the inner solver (and of the L-BFGS-B readout step).
+    readout : {"exact", "lbfgsb"}
+        Readout update after each θ update: "exact" minimises J over (P, c) for the fixed states
+        (variable projection; J is convex in (P, c)), "lbfgsb" takes ``inner_iters`` L-BFGS-B
+        iterations. A trainable lift always takes the L-BFGS-B step.
+    memory : int
+        Quasi-Newton coupling of the layers (0: off, the paper's simultaneous maximisations): the
+        one-Newton-step maximisation of every layer's H̃ is corrected by the last ``memory`` secant
+        pairs of the costate gradients ∇_θ J = −∂H/∂θ (:func:`._msa_inner.quasi_newton_step`).
+        Needs Newton blocks (``inner`` "newton" or "auto"), ``inner_iters=1`` and full batches.
     max_iter : int
         Outer iterations.
     batch_size : int or None
@@ -84,18 +114,27 @@ class MSA:
     rho_max : float
         Largest ρ the step control may reach (a cap: beyond it the penalties only amplify round-off).
     jit : bool
-        JIT-compile the Hamiltonian Functions to native code (needs a C compiler).
+        JIT-compile the CasADi Functions (the casadi engine's and the readout's) to native code.
+    engine : {"auto", "casadi", "torch"} or EngineSpec
+        What evaluates the sweeps, the stage Hamiltonians and J (:mod:`control_dl.engines`).
     record_every : int
         Snapshot w every this many iterations (0: never).
     checkpoint : str, optional
         File to which w is saved every ``checkpoint_every`` iterations (resume with ``--resume``).
     checkpoint_every : int
         Checkpoint period K (0: never).
+
+    Raises
+    ------
+    SpecError
+        A bad option value or combination.
     """
 
     rho: float = 0.0
-    inner: str = "lbfgsb"
+    inner: str = "auto"
     inner_iters: int = 10
+    readout: str = "exact"
+    memory: int = 0
     max_iter: int = 500
     batch_size: int | None = None
     tol: float = 1e-6
@@ -105,6 +144,7 @@ class MSA:
     rho_min: float = 1e-2
     rho_max: float = 1e8
     jit: bool = True
+    engine: str | EngineSpec = "auto"
     record_every: int = 0
     checkpoint: str | None = None
     checkpoint_every: int = 0
@@ -113,8 +153,20 @@ class MSA:
 
     def __post_init__(self) -> None:
         check_positive_float("rho", self.rho, allow_zero=True)
-        check_choice("inner", self.inner, ("lbfgsb", "newton", "ipopt"))
+        check_choice("inner", self.inner, ("auto", "newton", "lbfgsb", "ipopt"))
         check_positive_int("inner_iters", self.inner_iters)
+        check_choice("readout", self.readout, ("exact", "lbfgsb"))
+        check_positive_int("memory", self.memory, 0)
+        if self.memory and (
+            self.inner not in ("auto", "newton") or self.inner_iters != 1 or self.batch_size is not None
+        ):
+            raise spec_error(
+                "memory",
+                self.memory,
+                "the quasi-Newton coupling takes one Newton step per iteration on full batches: "
+                f"needs inner='newton' or 'auto', inner_iters=1, batch_size=None (got {self.inner!r}, "
+                f"{self.inner_iters}, {self.batch_size})",
+            )
         check_positive_int("max_iter", self.max_iter, 0)
         if self.batch_size is not None:
             check_positive_int("batch_size", self.batch_size)
@@ -128,15 +180,50 @@ class MSA:
             raise spec_error("rho_max", self.rho_max, f"must be >= rho_min={self.rho_min}")
         if self.rho_factor <= 1:
             raise spec_error("rho_factor", self.rho_factor, "must be > 1")
+        for name in ("rho_factor", "rho_min", "rho_max"):  # the step control's options need the step control
+            if not self.adapt_rho and getattr(self, name) != type(self).__dataclass_fields__[name].default:
+                raise spec_error(name, getattr(self, name), "is an option of the step control: needs adapt_rho=true")
         for field in ("adapt_rho", "jit"):
             if not isinstance(getattr(self, field), bool):
                 raise spec_error(field, getattr(self, field), "must be true or false")
+        if isinstance(self.engine, str):
+            if self.engine not in {*ENGINES, "torch"}:
+                raise spec_error(
+                    "engine", self.engine, f"must be one of {sorted({*ENGINES, 'torch'})} or an EngineSpec"
+                )
+        elif not isinstance(self.engine, EngineSpec):
+            raise spec_error("engine", type(self.engine).__name__, "must be an engine name or an EngineSpec")
         check_positive_int("record_every", self.record_every, 0)
 
     @property
     def name(self) -> str:
-        """``msa-<inner>`` for ρ = 0, ``emsa-<inner>`` otherwise; ``-raw`` without step control."""
-        return f"{'emsa' if self.rho > 0 else 'msa'}-{self.inner}{'' if self.adapt_rho else '-raw'}"
+        """``msa-<inner>`` for ρ = 0, ``emsa-<inner>`` otherwise; ``-qn<memory>`` with quasi-Newton
+        coupling, ``-lbfgsb-readout`` with the inexact readout, ``-raw`` without step control."""
+        base = f"{'emsa' if self.rho > 0 else 'msa'}-{self.inner}"
+        qn = f"-qn{self.memory}" if self.memory else ""
+        readout = "-lbfgsb-readout" if self.readout == "lbfgsb" else ""
+        return f"{base}{qn}{readout}{'' if self.adapt_rho else '-raw'}"
+
+    def bind_engine(self, problem: TrainingProblem, x: np.ndarray, y: np.ndarray) -> Engine:
+        """This solver's engine bound to the batch (x, y).
+
+        Parameters
+        ----------
+        problem : TrainingProblem
+            The problem.
+        x, y : ndarray
+            Inputs ``n_in × S`` and encoded targets ``n_out × S``.
+
+        Returns
+        -------
+        Engine
+            "casadi" is ``Casadi(jit)``, as is "auto" without ``jit``; another name or spec is
+            bound by :func:`~control_dl.engines.make_engine`.
+        """
+        spec = self.engine
+        if spec == "casadi" or (spec == "auto" and not self.jit):
+            spec = Casadi(jit=self.jit)
+        return make_engine(spec, problem, x, y)
 
     def run(self, problem: TrainingProblem, w0: np.ndarray, progress: bool) -> Result:
         """Train by successive approximations from w0.
@@ -155,169 +242,203 @@ class MSA:
         Result
             ``converged`` (PMP residual ≤ tol), ``max_iter`` or ``diverged``; history entries carry
             ``pmp_residual``, ``readout_grad_norm``, ``rho``, ``accepted`` and ``step`` (the line-search α
-            of the update that led to the iterate).
+            of the update that led to the iterate). The message names the engine and the inner solver.
+
+        Raises
+        ------
+        SpecError
+            The Lipschitz constraint without ``inner="ipopt"``; ``memory`` with blocks too large for Newton.
         """
         if problem.constraints.lipschitz is not None and self.inner != "ipopt":
             raise spec_error("inner", self.inner, "the Lipschitz constraint needs inner='ipopt'")
-        # the inner problems are many tiny dense matrices: BLAS threads only cost (restored on exit)
+        # the inner problems are many small dense matrices: BLAS threads only cost (restored on exit)
         with threadpool_limits(limits=1, user_api="blas"):
-            return self._run(problem, w0, progress)
+            return _Run(self, problem, progress).run(w0)
 
-    def _run(self, problem: TrainingProblem, w0: np.ndarray, progress: bool) -> Result:
-        n_total = problem.data.x_train.shape[1]
-        n_batch = n_total if self.batch_size is None else min(self.batch_size, n_total)
-        shared, make_inner = _compiled(problem, n_batch, self.jit)
-        sampler = _BatchSampler(n_total, n_batch, self.seed)
-        recorder = Recorder(
-            problem,
-            self.max_iter,
-            progress,
-            self.record_every,
-            desc=self.name,
-            checkpoint=self.checkpoint,
-            checkpoint_every=self.checkpoint_every,
-        )
-        n_theta = problem.layout.n_theta
-        w, rho, accepted, step = w0.copy(), float(self.rho), True, 1.0
-        status, message, it = "max_iter", f"reached max_iter={self.max_iter}", 0
-        while True:
-            if accepted or sampler.n_batch < sampler.n_total:  # after a rejection w and the batch are unchanged
-                x_in, y = sampler.batch(problem)
-                sweep = shared.pf.states_costates(w, x_in, y)
-                j_batch, grad = problem.casadi.objective_gradient(w, x_in, y)
-                objective, loss = problem.casadi.objective(w, problem.data.x_train, problem.targets)
-            inner = make_inner(shared, *sweep, w[:n_theta], rho)
-            start = inner.evaluate(w[:n_theta], hessian=self.inner == "newton")
-            residual = float(inner.block_norms(start.grad).max())
-            readout_norm = float(np.linalg.norm(grad[n_theta:]))
-            recorder.log(
-                it,
-                w,
-                objective,
-                loss,
-                pmp_residual=residual,
-                readout_grad_norm=readout_norm,
-                rho=rho,
-                accepted=accepted,
-                step=step,
-            )
-            if not (math.isfinite(objective) and math.isfinite(residual)):
-                status, message = "diverged", f"non-finite objective or residual at iteration {it}"
-                break
-            if max(residual, readout_norm) <= self.tol:
-                status, message = "converged", f"PMP residual {residual:.2e} <= tol={self.tol:g}"
-                break
-            if it >= self.max_iter:
-                break
-            it += 1
-            c_new, value = self._maximise(inner, start, problem)
-            candidate, j_new, step = self._line_search(problem, shared, w, c_new, x_in, y, j_batch)
-            accepted = not self.adapt_rho or (math.isfinite(j_new) and j_new <= j_batch)
-            if accepted:
-                w = candidate
-            if self.adapt_rho:
-                ratio = (j_batch - j_new) / max(start.values.sum() - value, 1e-300) if step == 1.0 else 0.0
-                rho = self._next_rho(rho, accepted, ratio)
-        return make_result(problem, self, w, status, message, recorder, it)
+    def next_rho(self, rho: float, accepted: bool, ratio: float) -> float:
+        """Trust-region style update from ratio = actual decrease of J / decrease of −H̃.
 
-    def _line_search(
-        self,
-        problem: TrainingProblem,
-        shared: Any,
-        w: np.ndarray,
-        c_new: np.ndarray,
-        x_in: np.ndarray,
-        y: np.ndarray,
-        j_old: float,
-    ) -> tuple[np.ndarray, float, float]:
-        """θ = θ⁰ + α (θ_new − θ⁰) for α = 1, ½, ¼ (only α = 1 without step control), each with the
-        readout step; the first α that does not increase J wins. Returns (w, J(w), α)."""
-        n_theta = problem.layout.n_theta
-        for alpha in (1.0, 0.5, 0.25) if self.adapt_rho else (1.0,):
-            candidate = w.copy()
-            candidate[:n_theta] = w[:n_theta] + alpha * (c_new - w[:n_theta])
-            candidate, j_new = _readout_step(problem, shared, candidate, x_in, y, self.inner_iters)
-            if math.isfinite(j_new) and j_new <= j_old:
-                break
-        return candidate, j_new, alpha
+        Parameters
+        ----------
+        rho : float
+            Current ρ.
+        accepted : bool
+            Whether the update was accepted.
+        ratio : float
+            Actual / predicted decrease (0 after a shortened step).
 
-    def _next_rho(self, rho: float, accepted: bool, ratio: float) -> float:
-        """Trust-region style update from ratio = actual decrease of J / decrease of −H̃."""
+        Returns
+        -------
+        float
+            The next ρ.
+        """
         if not accepted or ratio < 0.1:
             return min(max(rho * self.rho_factor, self.rho_min), self.rho_max)
         if ratio > 0.5:
             return max(rho / self.rho_factor, min(self.rho, self.rho_min))
         return rho
 
-    def _maximise(self, inner: InnerProblem, start: Any, problem: TrainingProblem) -> tuple[np.ndarray, float]:
-        bound = problem.constraints.theta_max
+
+class _Run:
+    """The state of one MSA solve: engines, the stage map, the readout objective and the batches."""
+
+    def __init__(self, solver: MSA, problem: TrainingProblem, progress: bool) -> None:
+        self.solver, self.problem = solver, problem
+        lay = problem.layout
+        self.n_theta = lay.n_theta
+        n_total = problem.data.x_train.shape[1]
+        n_batch = n_total if solver.batch_size is None else min(solver.batch_size, n_total)
+        self.sampler = _BatchSampler(n_total, n_batch, solver.seed)
+        self.full_engine = solver.bind_engine(problem, problem.data.x_train, problem.targets)
+        self.stages = StageMap(problem, solver.jit)
+        self.inner = solver.inner
+        if self.inner == "auto":
+            self.inner = "newton" if max(self.stages.sizes) <= NEWTON_MAX_BLOCK else "lbfgsb"
+        if solver.memory and self.inner != "newton":
+            raise spec_error(
+                "memory",
+                solver.memory,
+                f"needs Newton blocks (≤ {NEWTON_MAX_BLOCK} entries; largest {max(self.stages.sizes)})",
+            )
+        has_readout = lay.n_readout > 0 and not lay.affine_lift
+        self.readout = ReadoutObjective(problem, n_batch, solver.jit) if has_readout else None
+        full = problem.data.task != "regression"
+        self.labels = problem.data.y_train if full else None
+        self.recorder = Recorder(
+            problem,
+            solver.max_iter,
+            progress,
+            solver.record_every,
+            desc=solver.name,
+            checkpoint=solver.checkpoint,
+            checkpoint_every=solver.checkpoint_every,
+        )
+
+    def run(self, w0: np.ndarray) -> Result:
+        """The outer iterations (module docstring) from w0."""
+        solver, problem, n_theta = self.solver, self.problem, self.n_theta
+        w, rho, accepted, step = w0.copy(), float(solver.rho), True, 1.0
+        pairs: list[tuple[np.ndarray, np.ndarray]] = []  # secant pairs of the quasi-Newton coupling
+        last: tuple[np.ndarray, np.ndarray] | None = None  # (s, ∇_θ J) of the last accepted step
+        status, message, it = "max_iter", f"reached max_iter={solver.max_iter}", 0
+        engine = self.full_engine
+        while True:
+            if accepted or self.sampler.n_batch < self.sampler.n_total:  # after a rejection nothing changed
+                engine, y = self._batch_engine()
+                sweep = engine.sweep(w)
+                ev = engine.evaluate(w)
+                j_batch, grad = ev.objective, ev.gradient
+                logged = ev if engine is self.full_engine else self.full_engine.evaluate(w, gradient=False)
+            inner = InnerProblem(self.stages, engine, sweep, rho)
+            start = inner.evaluate(w[:n_theta], hessian=self.inner == "newton")
+            if solver.memory and accepted and last is not None:
+                s_k, y_k = last[0], start.grad - last[1]
+                if s_k @ y_k > 1e-10 * np.linalg.norm(s_k) * np.linalg.norm(y_k):  # curvature condition
+                    pairs = [*pairs, (s_k, y_k)][-solver.memory :]
+            residual = float(inner.block_norms(start.grad).max())
+            readout_norm = float(np.linalg.norm(grad[n_theta:]))
+            extra = {} if self.labels is None else {"accuracy": self._accuracy(logged.predictions)}
+            self.recorder.log(
+                it,
+                w,
+                logged.objective,
+                logged.loss,
+                pmp_residual=residual,
+                readout_grad_norm=readout_norm,
+                rho=rho,
+                accepted=accepted,
+                step=step,
+                **extra,
+            )
+            if not (math.isfinite(logged.objective) and math.isfinite(residual)):
+                status, message = "diverged", f"non-finite objective or residual at iteration {it}"
+                break
+            if max(residual, readout_norm) <= solver.tol:
+                status, message = "converged", f"PMP residual {residual:.2e} <= tol={solver.tol:g}"
+                break
+            if it >= solver.max_iter:
+                break
+            it += 1
+            c_new, value = self._maximise(inner, start, pairs)
+            candidate, j_new, step = self._line_search(engine, w, c_new, y, j_batch)
+            accepted = not solver.adapt_rho or (math.isfinite(j_new) and j_new <= j_batch)
+            if accepted:
+                last = (candidate[:n_theta] - w[:n_theta], start.grad)
+                w = candidate
+            else:  # the memory's model failed: restart it from the E-MSA step
+                pairs, last = [], None
+            if solver.adapt_rho:
+                ratio = (j_batch - j_new) / max(start.values.sum() - value, 1e-300) if step == 1.0 else 0.0
+                rho = solver.next_rho(rho, accepted, ratio)
+        message += f" ({engine.info['name']} engine, inner {self.inner})"
+        return make_result(problem, solver, w, status, message, self.recorder, it)
+
+    def _batch_engine(self) -> tuple[Engine, np.ndarray]:
+        """The engine of the next batch (the full-data engine for full batches) and its targets."""
+        if self.sampler.n_batch == self.sampler.n_total:
+            return self.full_engine, self.problem.targets
+        x, y = self.sampler.batch(self.problem)
+        return self.solver.bind_engine(self.problem, x, y), y
+
+    def _accuracy(self, predictions: np.ndarray) -> float:
+        labels = predict_labels(self.problem.data.task, self.problem.cost.loss, predictions)
+        return float(np.mean(labels == self.labels))
+
+    def _maximise(
+        self, inner: InnerProblem, start: Values, pairs: list[tuple[np.ndarray, np.ndarray]]
+    ) -> tuple[np.ndarray, float]:
+        bound = self.problem.constraints.theta_max
+        if self.solver.memory:
+            return quasi_newton_step(start, pairs, bound)
         if self.inner == "newton":
-            return inner.newton(start, self.inner_iters, bound)
+            return inner.newton(start, self.solver.inner_iters, bound)
         if self.inner == "lbfgsb":
-            return inner.lbfgsb(self.inner_iters, bound)
-        return inner.ipopt(self.inner_iters)
+            return inner.lbfgsb(self.solver.inner_iters, bound)
+        return inner.ipopt(self.solver.inner_iters)
 
+    def _line_search(
+        self, engine: Engine, w: np.ndarray, c_new: np.ndarray, y: np.ndarray, j_old: float
+    ) -> tuple[np.ndarray, float, float]:
+        """θ = θ⁰ + α (θ_new − θ⁰) for α = 1, ½, ¼ (only α = 1 without step control), each with the
+        readout update; the first α that does not increase J wins. Returns (w, J(w), α)."""
+        n_theta = self.n_theta
+        for alpha in (1.0, 0.5, 0.25) if self.solver.adapt_rho else (1.0,):
+            candidate = w.copy()
+            candidate[:n_theta] = w[:n_theta] + alpha * (c_new - w[:n_theta])
+            candidate, j_new = self._readout_step(engine, candidate, y)
+            if math.isfinite(j_new) and j_new <= j_old:
+                break
+        return candidate, j_new, alpha
 
-def _compiled(problem: TrainingProblem, n_batch: int, jit: bool) -> tuple[Any, type]:
-    """The compiled Functions of one solve and the class of its inner problems: all steps batched for
-    a flow (ResNet), one layer at a time for a feed-forward model (the layers' sizes differ)."""
-    if problem.model is None:
-        return MSAFunctions(problem, PontryaginFunctions(problem, n_batch), jit), InnerProblem
-    return LayerMSAFunctions(problem, LayerPontryaginFunctions(problem, n_batch), jit), LayerInnerProblem
+    def _readout_step(self, engine: Engine, w: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+        """Update the readout (and a trainable lift) with θ fixed; returns (w, J on the batch), NaN if not finite.
 
+        A feed-forward model has no readout (λ2 is the identity). With the fixed zero-padding lift
+        the states do not depend on the readout: one forward pass on the engine, then
+        :meth:`._msa_readout.ReadoutObjective.minimise`. A trainable lift moves the states, so
+        L-BFGS-B runs over (P, c, lift) with J and ∇J from the engine.
+        """
+        n_theta = self.n_theta
+        if not np.all(np.isfinite(w)):
+            return w, math.nan
+        if self.problem.layout.n_params == n_theta:
+            j = engine.evaluate(w, gradient=False).objective
+            return w, j if math.isfinite(j) else math.nan
+        if self.readout is None:  # trainable lift
 
-def _readout_step(
-    problem: TrainingProblem, shared: Any, w: np.ndarray, x_in: np.ndarray, y: np.ndarray, iters: int
-) -> tuple[np.ndarray, float]:
-    """L-BFGS-B on J over the readout (P, c) and a trainable lift, θ fixed; returns (w, J(w)).
+            def fun(z: np.ndarray) -> tuple[float, np.ndarray]:
+                ev = engine.evaluate(np.concatenate([w[:n_theta], z]))
+                return ev.objective, ev.gradient[n_theta:]
 
-    With the fixed zero-padding lift the states do not depend on the readout: one forward pass,
-    then L-BFGS-B on the cost of those states as a function of (P, c) only. A trainable lift moves
-    the states, so J and its gradient come from the full model.
-
-    Parameters
-    ----------
-    problem : TrainingProblem
-        The problem.
-    shared : MSAFunctions or LayerMSAFunctions
-        Compiled Functions of this solve.
-    w : ndarray
-        Decision vector with the new θ.
-    x_in, y : ndarray
-        Batch.
-    iters : int
-        L-BFGS-B iterations.
-
-    Returns
-    -------
-    tuple
-        w with the readout (and lift) block updated, and J on the batch there (NaN if not finite).
-    """
-    n_theta = problem.layout.n_theta
-    if not np.all(np.isfinite(w)):
-        return w, math.nan
-    if problem.layout.n_params == n_theta:  # feed-forward: λ2 is the identity, nothing to update
-        j = problem.casadi.objective(w, x_in, y)[0]
-        return w, j if math.isfinite(j) else math.nan
-    if problem.layout.affine_lift:
-
-        def fun(z: np.ndarray) -> tuple[float, np.ndarray]:
-            j, g = problem.casadi.objective_gradient(np.concatenate([w[:n_theta], z]), x_in, y)
-            return j, g[n_theta:]
-
-        offset = 0.0
-    else:
-        states = np.asarray(shared.pf.forward(w, x_in))
-
-        def fun(z: np.ndarray) -> tuple[float, np.ndarray]:
-            j, g = shared.pf.readout_objective(z, states, y)
-            return float(j), np.asarray(g, dtype=float).ravel()
-
-        offset = float(shared.reg_vg(w[:n_theta])[0])
-    if not math.isfinite(fun(w[n_theta:])[0]):
-        return w, math.nan
-    res = optimize.minimize(fun, w[n_theta:], jac=True, method="L-BFGS-B", options={"maxiter": iters})
-    return np.concatenate([w[:n_theta], res.x]), float(res.fun) + offset
+            if not math.isfinite(fun(w[n_theta:])[0]):
+                return w, math.nan
+            res = optimize.minimize(
+                fun, w[n_theta:], jac=True, method="L-BFGS-B", options={"maxiter": self.solver.inner_iters}
+            )
+            return np.concatenate([w[:n_theta], res.x]), float(res.fun)
+        z, j = self.readout.minimise(w[n_theta:], engine.states(w), y, self.solver.readout, self.solver.inner_iters)
+        j += float(self.stages.reg_vg(w[:n_theta])[0])
+        return np.concatenate([w[:n_theta], z]), j if math.isfinite(j) else math.nan
 
 
 class _BatchSampler:

@@ -13,20 +13,26 @@ Per-sample Functions (all column vectors):
 
 A feed-forward model has one step Function per layer (``layer_steps[k](x_k, θ_k)``, the shapes
 differ per layer) and ``step`` is None; :meth:`CasadiModel.step_at` gives either.
+
+:func:`casadi_model` caches one model per problem (and parallelization); the symbolic builders below
+(:func:`objective_loss_gradient`, :func:`objective_function`, :func:`gauss_newton_hvp`,
+:func:`stage_functions`) are what the CasADi engine compiles and what the sparse transcriptions
+(multiple shooting, collocation, fatrop) compose.
 """
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING
 
 import casadi as ca
 import numpy as np
 
 from ..backends import casadi_ops as ops
-from .costs import loss_per_sample
+from ..problems.costs import loss_per_sample
 
 if TYPE_CHECKING:
-    from .training import TrainingProblem
+    from ..problems.training import TrainingProblem
 
 
 class CasadiModel:
@@ -140,7 +146,9 @@ class CasadiModel:
             states.append(mapped[f.name()](states[-1], self.stage_vector(w, k)))
         return states
 
-    def objective_parts(self, w: ca.MX, states: list[ca.MX], y: ca.MX) -> tuple[ca.MX, ca.MX, ca.MX]:
+    def objective_parts(
+        self, w: ca.MX, states: list[ca.MX], y: ca.MX, normaliser: float | None = None, regulariser: bool = True
+    ) -> tuple[ca.MX, ca.MX, ca.MX]:
         """Ŷ = λ2(X_N), the mean terminal loss and the rest of J (regulariser, running terms).
 
         Every transcription composes J from these parts, whatever holds the states (a simulation
@@ -154,6 +162,10 @@ class CasadiModel:
             X_0..X_N, each ``d × S``.
         y : casadi.MX or casadi.DM
             Encoded targets ``n_out × S``.
+        normaliser : float, optional
+            n in the (1/n) Σ_i of the loss and running terms (default S).
+        regulariser : bool
+            Include R(θ) in ``rest``.
 
         Returns
         -------
@@ -161,13 +173,14 @@ class CasadiModel:
             ``(predictions, loss, rest)`` with J = loss + rest.
         """
         p, lay = self.problem, self.problem.layout
-        n = y.shape[1]
+        s = y.shape[1]
+        n = float(s if normaliser is None else normaliser)
         w_readout = w[lay.n_theta : lay.n_theta + lay.n_readout]
-        predictions = self.mapped(self.readout, n, [1], [])(states[-1], w_readout)
-        loss = self.mapped(self.loss, n, [], [0])(predictions, y) / n
-        rest = p.regulariser(w, ops)
+        predictions = self.mapped(self.readout, s, [1], [])(states[-1], w_readout)
+        loss = self.mapped(self.loss, s, [], [0])(predictions, y) / n
+        rest = p.regulariser(w, ops) if regulariser else ca.MX(0)
         if p.cost.has_running_cost:
-            run = self.mapped(self.running, n, [2], [0])
+            run = self.mapped(self.running, s, [2], [0])
             for state in states[1:]:
                 rest = rest + p.step_size * run(state, y, w_readout) / n
         return predictions, loss, rest
@@ -237,3 +250,187 @@ class CasadiModel:
         """
         j, g = self.functions(x.shape[1])[1](w, x, y)
         return float(j), np.asarray(g, dtype=float).ravel()
+
+
+_MODELS: weakref.WeakKeyDictionary[TrainingProblem, dict[str, CasadiModel]] = weakref.WeakKeyDictionary()
+
+
+def casadi_model(problem: TrainingProblem, parallelization: str = "serial") -> CasadiModel:
+    """The problem's :class:`CasadiModel`, traced once per problem and parallelization (cached).
+
+    The cache holds the problem weakly: a model lives as long as its problem.
+
+    Parameters
+    ----------
+    problem : TrainingProblem
+        The problem.
+    parallelization : {"serial", "thread", "openmp"}
+        How the model's ``map``s evaluate the samples.
+
+    Returns
+    -------
+    CasadiModel
+        The cached model.
+    """
+    models = _MODELS.setdefault(problem, {})
+    if parallelization not in models:
+        models[parallelization] = CasadiModel(problem, parallelization)
+    return models[parallelization]
+
+
+def _single_shooting(
+    model: CasadiModel, n_samples: int, normaliser: float | None, regulariser: bool
+) -> tuple[ca.MX, ca.MX, ca.MX, ca.MX, ca.MX, ca.MX]:
+    """Symbols w, x, y and the MX parts (Ŷ, loss, rest) of J by simulation, for S = ``n_samples``."""
+    lay = model.problem.layout
+    w = ca.MX.sym("w", lay.n_params)
+    x = ca.MX.sym("x", lay.n_in, n_samples)
+    y = ca.MX.sym("y", lay.n_out, n_samples)
+    predictions, loss, rest = model.objective_parts(w, model.trajectory_expr(w, x), y, normaliser, regulariser)
+    return w, x, y, predictions, loss, rest
+
+
+def objective_loss_gradient(
+    model: CasadiModel, n_samples: int, normaliser: float | None = None, regulariser: bool = True
+) -> ca.Function:
+    """``(w, x, y) -> (J, loss, ∇_w J, Ŷ)`` for batches of ``n_samples`` columns (not compiled).
+
+    Ŷ = λ2(x_N) are the predictions (``n_out × S``), so accuracies cost nothing extra. ∇_w J is
+    CasADi's reverse mode through the mapped per-sample steps.
+
+    Parameters
+    ----------
+    model : CasadiModel
+        The problem's CasADi view.
+    n_samples : int
+        Batch size S.
+    normaliser : float, optional
+        n in J's (1/n) Σ_i (default S).
+    regulariser : bool
+        Include R(θ).
+
+    Returns
+    -------
+    casadi.Function
+        The Function, named ``objective_loss_gradient``.
+    """
+    w, x, y, predictions, loss, rest = _single_shooting(model, n_samples, normaliser, regulariser)
+    j = loss + rest
+    return ca.Function(
+        "objective_loss_gradient",
+        [w, x, y],
+        [j, loss, ca.gradient(j, w), predictions],
+        ["w", "x", "y"],
+        ["J", "loss", "g", "yhat"],
+    )
+
+
+def objective_function(
+    model: CasadiModel, n_samples: int, normaliser: float | None = None, regulariser: bool = True, outputs: str = "J"
+) -> ca.Function:
+    """``(w, x, y) -> J`` (or ``-> (J, loss, Ŷ)``) for batches of ``n_samples`` columns (not compiled).
+
+    Parameters
+    ----------
+    model : CasadiModel
+        The problem's CasADi view.
+    n_samples : int
+        Batch size S.
+    normaliser : float, optional
+        n in J's (1/n) Σ_i (default S).
+    regulariser : bool
+        Include R(θ).
+    outputs : {"J", "J_loss_yhat"}
+        J alone (what IPOPT differentiates), or also the loss and the predictions.
+
+    Returns
+    -------
+    casadi.Function
+        The Function, named ``objective_j`` (``objective_loss`` with all outputs).
+    """
+    w, x, y, predictions, loss, rest = _single_shooting(model, n_samples, normaliser, regulariser)
+    if outputs == "J":
+        return ca.Function("objective_j", [w, x, y], [loss + rest], ["w", "x", "y"], ["J"])
+    return ca.Function(
+        "objective_loss", [w, x, y], [loss + rest, loss, predictions], ["w", "x", "y"], ["J", "loss", "yhat"]
+    )
+
+
+def gauss_newton_hvp(
+    model: CasadiModel, n_samples: int, normaliser: float | None = None, regulariser: bool = True
+) -> ca.Function:
+    r"""``(w, v, x, y) -> G(w) v``, the generalised Gauss-Newton Hessian times v, matrix-free.
+
+    G = J_Ŷᵀ (∇²_Ŷ ℓ / n) J_Ŷ + ∇²(rest) (Schraudolph 2002), with Ŷ = λ2(x_N(w)) the predictions: a
+    forward directional derivative J_Ŷ v (``jtimes``), the per-sample loss Hessian in the outputs
+    (2/n for MSE, σ(1−σ)/n for logistic), then a reverse product J_Ŷᵀ u; the regulariser and running
+    terms ("rest") enter with their exact Hessian-vector product. No Jacobian is ever formed.
+
+    Parameters
+    ----------
+    model : CasadiModel
+        The problem's CasADi view.
+    n_samples : int
+        Batch size S.
+    normaliser : float, optional
+        n in J's (1/n) Σ_i (default S).
+    regulariser : bool
+        Include R(θ).
+
+    Returns
+    -------
+    casadi.Function
+        The Function, named ``gauss_newton_hvp``.
+    """
+    lay = model.problem.layout
+    n = float(n_samples if normaliser is None else normaliser)
+    w, x, y, predictions, _, rest = _single_shooting(model, n_samples, normaliser, regulariser)
+    v = ca.MX.sym("v", lay.n_params)
+    yhat_s, y_s, d_s = (ca.SX.sym(name, lay.n_out) for name in ("yhat", "y", "d"))
+    hessian = ca.hessian(model.loss(yhat_s, y_s), yhat_s)[0]
+    weigh = ca.Function("loss_hessian_times", [yhat_s, y_s, d_s], [ca.mtimes(hessian, d_s)])
+    u = model.mapped(weigh, n_samples, [], [])(predictions, y, ca.jtimes(predictions, w, v)) / n
+    hv = ca.jtimes(predictions, w, u, True) + ca.jtimes(ca.gradient(rest, w), w, v)
+    return ca.Function("gauss_newton_hvp", [w, v, x, y], [hv], ["w", "v", "x", "y"], ["Gv"])
+
+
+def stage_functions(step: ca.Function) -> tuple[ca.Function, ca.Function, ca.Function]:
+    r"""Per-sample pieces of one step x⁺ = F(x, Θ) (any step Function; the state sizes may differ).
+
+    The sample's term of the augmented Hamiltonian of E-MSA (Li, Chen, Tai & E 2018) is
+    a = p⁺·F(x, Θ) − ρ/2 (‖x⁺ − F(x, Θ)‖² + ‖q − J_{F,x}(x, Θ)ᵀ p⁺‖²).
+
+    Parameters
+    ----------
+    step : casadi.Function
+        ``(x, Θ) -> x⁺`` for one sample.
+
+    Returns
+    -------
+    tuple of casadi.Function
+        ``vjp(x, Θ, p_next) -> J_{F,x}ᵀ p_next``; ``h_vg(x, p_next, x_next, q, Θ, rho) -> (a, ∇_Θ a)``
+        and ``h_vgh`` (also ∇²_Θ a).
+    """
+    x = ca.SX.sym("x", step.size1_in(0))
+    pn = ca.SX.sym("p_next", step.size1_out(0))
+    theta = ca.SX.sym("Theta", step.size1_in(1))
+    f = step(x, theta)
+    vjp = ca.jtimes(f, x, pn, True)
+    xn = ca.SX.sym("x_next", step.size1_out(0))
+    q = ca.SX.sym("q", step.size1_in(0))
+    rho = ca.SX.sym("rho")
+    gap_x, gap_p = xn - f, q - vjp
+    a = ca.dot(pn, f) - 0.5 * rho * (ca.dot(gap_x, gap_x) + ca.dot(gap_p, gap_p))
+    grad = ca.gradient(a, theta)
+    hess = ca.jacobian(grad, theta)
+    ins, names = [x, pn, xn, q, theta, rho], ["x", "p_next", "x_next", "q", "Theta", "rho"]
+    return (
+        ca.Function("vjp", [x, theta, pn], [vjp], ["x", "Theta", "p_next"], ["q"]),
+        ca.Function("h_vg", ins, [a, grad], names, ["H", "g"]),
+        ca.Function("h_vgh", ins, [a, grad, hess], names, ["H", "g", "Hess"]),
+    )
+
+
+def sum_over_samples(per_sample: ca.Function, n_samples: int) -> ca.Function:
+    """Map a per-sample ``h_vg``/``h_vgh`` over S columns, summing every output (Θ and ρ shared)."""
+    return per_sample.map("samples", "serial", n_samples, [4, 5], list(range(per_sample.n_out())))

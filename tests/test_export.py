@@ -1,0 +1,112 @@
+"""Export: the torch module, the CasADi function and the ONNX file compute result.predict."""
+
+from __future__ import annotations
+
+import sys
+
+import casadi as ca
+import numpy as np
+import pytest
+
+import control_dl as cdl
+from control_dl.cli import main
+
+torch = pytest.importorskip("torch")
+
+RNG = np.random.default_rng(11)
+#: raw inputs on very different scales, so a missing standardisation would show
+X = RNG.normal(size=(60, 3)) * [1.0, 20.0, 0.1] + [5.0, -3.0, 0.0]
+SCORE = (X[:, 0] - 5.0) + (X[:, 1] + 3.0) / 20.0 - 10.0 * X[:, 2] ** 2
+LABELS = np.digitize(SCORE, np.quantile(SCORE, [1 / 3, 2 / 3]))  # three classes of 20
+
+
+def trained(problem: cdl.TrainingProblem) -> cdl.Result:
+    return cdl.solve(problem, cdl.Direct(hessian="lbfgs", nlp="lbfgsb", max_iter=15), progress=False)
+
+
+PROBLEMS = {
+    "resnet, standardised, affine lift, rk4": lambda data: cdl.TrainingProblem(
+        data=data, dim=4, lift="affine", integrator="rk4", control=cdl.PiecewiseConstant(n_steps=4),
+        cost=cdl.Cost(loss="cross_entropy", l2=1e-3),
+    ),
+    "spectral control, softplus bottleneck": lambda data: cdl.TrainingProblem(
+        data=data, dim=5, field=cdl.Bottleneck(width=2, activation="softplus"),
+        control=cdl.Spectral(n_modes=3, n_steps=6), cost=cdl.Cost(loss="cross_entropy"),
+    ),
+    "mlp": lambda data: cdl.TrainingProblem(
+        data=data, model=cdl.FeedForward(widths=(3, 6, 3)), cost=cdl.Cost(loss="cross_entropy")
+    ),
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module", params=sorted(PROBLEMS))
+def result(request) -> cdl.Result:
+    data = cdl.Dataset.from_arrays(X, LABELS, standardize=True)
+    return trained(PROBLEMS[request.param](data))
+
+
+def test_torch_module_equals_predict(result):
+    module = result.to_torch()
+    out = module(torch.as_tensor(X)).detach().numpy()
+    np.testing.assert_allclose(out, result.predict(X, layout="samples"), rtol=0, atol=1e-10)
+    assert module.w.dtype == torch.float64 and module.w.requires_grad
+    one = module(torch.as_tensor(X[:1])).detach().numpy()  # one sample, S = 1
+    np.testing.assert_allclose(one, result.predict(X[:1], layout="samples"), rtol=0, atol=1e-10)
+
+
+def test_casadi_function_equals_predict_with_exact_derivatives(result):
+    phi = result.to_casadi()
+    assert phi.size1_in(0) == 3 and phi.size1_out(0) == 3
+    values = np.array(phi.map(X.shape[0])(X.T))
+    np.testing.assert_allclose(values, result.predict(X.T), rtol=0, atol=1e-10)
+    x = ca.SX.sym("x", 3)
+    jacobian = ca.Function("J", [x], [ca.jacobian(phi(x), x)])
+    module = result.to_torch()
+    for sample in X[:4]:
+        exact = np.array(jacobian(sample))
+        autograd = torch.autograd.functional.jacobian(lambda z: module(z[None, :])[0], torch.as_tensor(sample))
+        np.testing.assert_allclose(exact, autograd.numpy(), rtol=1e-10, atol=1e-12)  # another AD engine
+        steps = np.eye(3) * 1e-6 * np.maximum(1.0, np.abs(sample))
+        central = np.stack(
+            [
+                (result.predict((sample + e)[:, None]) - result.predict((sample - e)[:, None]))[:, 0] / (2 * e.sum())
+                for e in steps
+            ],
+            axis=1,
+        )
+        np.testing.assert_allclose(exact, central, rtol=1e-5, atol=1e-6)  # finite differences
+
+
+def test_onnx_file_equals_predict(result, tmp_path):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    path = result.to_onnx(tmp_path / "net.onnx")
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    out = session.run(None, {"X": X})[0]
+    np.testing.assert_allclose(out, result.predict(X, layout="samples"), rtol=0, atol=1e-9)
+
+
+def test_cli_export_writes_files_other_programs_load(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    import onnxruntime
+
+    data = cdl.Dataset.from_arrays(X, LABELS, standardize=True)
+    result = trained(PROBLEMS["resnet, standardised, affine lift, rk4"](data))
+    saved = result.save(tmp_path / "run")
+    expected = result.predict(X, layout="samples")
+    for fmt in ("torch", "casadi", "onnx"):
+        assert main(["export", str(tmp_path / "run"), "--format", fmt]) == 0
+    program = torch.export.load(tmp_path / "run.pt2").module()
+    np.testing.assert_allclose(program(torch.as_tensor(X)).detach().numpy(), expected, rtol=0, atol=1e-10)
+    phi = ca.Function.load(str(tmp_path / "run.casadi"))
+    np.testing.assert_allclose(np.array(phi.map(60)(X.T)).T, expected, rtol=0, atol=1e-10)
+    session = onnxruntime.InferenceSession(str(tmp_path / "run.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"X": X})[0], expected, rtol=0, atol=1e-9)
+    assert saved.is_file() and "wrote" in capsys.readouterr().out
+    assert main(["export", str(tmp_path / "none.npz"), "--format", "onnx"]) == 2
+
+
+def test_missing_export_extra_is_a_spec_error_naming_it(result, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(cdl.SpecError, match=r"control_dl\[export\]"):
+        result.to_onnx(tmp_path / "net.onnx")
+    assert not (tmp_path / "net.onnx").exists()
