@@ -119,6 +119,10 @@ def _check_specific(name: str, env: dict, out: Path) -> None:
             assert problem.objective(result.w) == pytest.approx(result.objective, rel=1e-7)
             dyn = cdl.diagnostics.training_dynamics(problem, result)
             assert dyn.distance[0] > 0 and np.all(np.isfinite(dyn.distance))
+    elif name == "real_data":  # each export computes result.predict; the saved result rebuilds its data
+        assert set(env["gaps"]) >= {"torch", "casadi"} and max(env["gaps"].values()) < 1e-9
+        loaded = cdl.Result.load(out / "digits_result")
+        assert loaded.problem.data.class_names == tuple("0123456789")
     elif name == "mlp_vs_resnet":
         summary = json.loads((out / "summary.json").read_text())
         for rows in summary.values():
