@@ -43,17 +43,6 @@ def test_missing_extra_is_a_spec_error_naming_it(monkeypatch):
         cdl.load_problem("digits")
 
 
-def test_deeply_nested_toml_is_a_spec_error(tmp_path):
-    path = tmp_path / "deep.toml"
-    path.write_text("name = " + "[" * 500 + "]" * 500 + "\n")
-    with pytest.raises(cdl.SpecError, match="nested too deeply"):
-        cdl.load_problem(path)
-    tables = tmp_path / "tables.toml"
-    tables.write_text("data = " + "{a = " * 500 + "1" + "}" * 500 + "\n")
-    with pytest.raises(cdl.SpecError, match="nested too deeply"):
-        cdl.load_problem(tables)
-
-
 @pytest.mark.slow
 def test_digits_reaches_95_percent_with_its_default_solver():
     pytest.importorskip("sklearn")
