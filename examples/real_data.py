@@ -2,8 +2,8 @@
 
 The catalog problem ``digits`` (1797 8×8 images, 64 pixel intensities standardised on the training
 split, 10 classes) is a 64-dimensional ResNet of 10 Euler steps with a cross-entropy readout. It is
-trained with scipy's L-BFGS-B on the single-shooting NLP and with torch's L-BFGS (the problem's
-default solver); the test-set confusion matrices are drawn side by side (``confusion.png``), the
+trained with scipy's L-BFGS-B on the single-shooting NLP (the problem's default solver) and with
+torch's L-BFGS; the test-set confusion matrices are drawn side by side (``confusion.png``), the
 training curves in ``convergence.png``. The better network is exported as a torch module, a CasADi
 function and an ONNX file, and each export is checked against ``result.predict`` on the raw test
 images. Needs the extras ``datasets`` and ``export`` (``pip install 'control_dl[datasets,export]'``).
@@ -28,21 +28,21 @@ problem = cdl.load_problem("digits", **(dict(n_steps=2, test_size=0.8) if small 
 data = problem.data
 print(f"digits: {data.x_train.shape[1]} training / {data.x_test.shape[1]} test images, {problem.n_params} parameters")
 
-# --- solvers: the problem's default (torch L-BFGS) and scipy L-BFGS-B over the direct NLP -----------
+# --- solvers: the problem's default (scipy L-BFGS-B on the single-shooting NLP, engine "auto") and
+# torch's L-BFGS (strong Wolfe), the baseline a torch user knows -----------------------------------
 solvers = {
-    "torch-lbfgs": cdl.load_solver(problem.spec["solver"], **(dict(epochs=5) if small else {})),
-    "lbfgsb": cdl.load_solver("lbfgsb", **(dict(max_iter=5, jit=False) if small else dict(max_iter=400))),
+    "lbfgsb": cdl.load_solver(problem.spec["solver"], **(dict(max_iter=5) if small else {})),
+    "torch-lbfgs": cdl.load_solver("torch-lbfgs", **(dict(epochs=5) if small else {})),
 }
 
 # --- run: train, then classify the raw test images (predict applies the standardisation itself) ------
 raw_test = data.inverse_transform(data.x_test).T  # S × 64 pixel intensities 0..16
-results = {}
-for name, solver in solvers.items():
-    results[name] = result = cdl.solve(problem, solver, seed=0, progress=False)
-    print(f"{name:12s} {result.summary()}")
+results = [cdl.solve(problem, solver, seed=0, progress=False) for solver in solvers.values()]
+for result in results:
+    print(result.summary())
 
 fig, axes = plt.subplots(1, 2, figsize=(13, 5.6))
-for ax, (name, result) in zip(axes, results.items(), strict=True):
+for ax, name, result in zip(axes, solvers, results, strict=True):
     labels = predict_labels(data.task, problem.cost.loss, result.predict(raw_test, layout="samples").T)
     shown = ConfusionMatrixDisplay.from_predictions(
         data.y_test, labels, labels=np.arange(data.n_classes), display_labels=data.class_names, ax=ax, colorbar=True
@@ -54,12 +54,12 @@ fig.suptitle(f"digits: test-set confusion matrices (ResNet, d = {problem.dim}, N
 save(fig, out / "confusion.png")
 
 fig, ax = plt.subplots(figsize=(6.5, 4.5))
-plotting.convergence(list(results.values()), ax=ax, x="time")
+plotting.convergence(results, ax=ax, x="time")
 ax.set_title("digits: training objective J against wall time")
 save(fig, out / "convergence.png")
 
 # --- export the better network and check each export against result.predict ----------------------
-best = max(results.values(), key=lambda r: r.test_accuracy)
+best = max(results, key=lambda r: r.test_accuracy)
 expected = best.predict(raw_test, layout="samples")
 module = best.to_torch()
 phi = best.to_casadi()
@@ -80,4 +80,4 @@ print(
     f"exports of {best.solver} (max |export − predict| on the test images): "
     + ", ".join(f"{k} {v:.1e}" for k, v in gaps.items())
 )
-print(f"digits test accuracy with the default solver: {results['torch-lbfgs'].test_accuracy:.3f}")
+print(f"digits test accuracy with the default solver: {results[0].test_accuracy:.3f}")

@@ -63,7 +63,7 @@ from scipy import optimize
 from threadpoolctl import threadpool_limits
 
 from .._errors import spec_error
-from ..engines import ENGINES, Casadi, Engine, EngineSpec, make_engine
+from ..engines import ENGINES, Auto, Casadi, Engine, EngineSpec, make_engine
 from ..problems.costs import predict_labels
 from ..problems.training import TrainingProblem
 from ..result import Result
@@ -86,8 +86,9 @@ class MSA:
         the fastest for small blocks), scipy L-BFGS-B (no Hessians: cost linear in the size of θ_k,
         for wide layers), or IPOPT with exact Hessian (also enforces the problem's bound and
         Lipschitz constraints). "auto": Newton when every block has ≤ 200 entries, else L-BFGS-B.
-    inner_iters : int
-        Iterations of the inner solver (and of the L-BFGS-B readout step).
+    inner_iters : int, optional
+        Iterations of the inner solver (and of the L-BFGS-B readout and lift steps). Default: 1 for
+        Newton (one batched Newton step per outer iteration), 10 for L-BFGS-B and IPOPT.
     readout : {"exact", "lbfgsb"}
         Readout update after each θ update: "exact" minimises J over (P, c) for the fixed states
         (variable projection; J is convex in (P, c)), "lbfgsb" takes ``inner_iters`` L-BFGS-B
@@ -96,7 +97,8 @@ class MSA:
         Quasi-Newton coupling of the layers (0: off, the paper's simultaneous maximisations): the
         one-Newton-step maximisation of every layer's H̃ is corrected by the last ``memory`` secant
         pairs of the costate gradients ∇_θ J = −∂H/∂θ (:func:`._msa_inner.quasi_newton_step`).
-        Needs Newton blocks (``inner`` "newton" or "auto"), ``inner_iters=1`` and full batches.
+        Needs Newton blocks (``inner`` "newton" or "auto"), one Newton step (``inner_iters`` 1) and
+        full batches.
     max_iter : int
         Outer iterations.
     batch_size : int or None
@@ -132,7 +134,7 @@ class MSA:
 
     rho: float = 0.0
     inner: str = "auto"
-    inner_iters: int = 10
+    inner_iters: int | None = None
     readout: str = "exact"
     memory: int = 0
     max_iter: int = 500
@@ -154,17 +156,18 @@ class MSA:
     def __post_init__(self) -> None:
         check_positive_float("rho", self.rho, allow_zero=True)
         check_choice("inner", self.inner, ("auto", "newton", "lbfgsb", "ipopt"))
-        check_positive_int("inner_iters", self.inner_iters)
+        if self.inner_iters is not None:
+            check_positive_int("inner_iters", self.inner_iters)
         check_choice("readout", self.readout, ("exact", "lbfgsb"))
         check_positive_int("memory", self.memory, 0)
         if self.memory and (
-            self.inner not in ("auto", "newton") or self.inner_iters != 1 or self.batch_size is not None
+            self.inner not in ("auto", "newton") or self.inner_iters not in (None, 1) or self.batch_size is not None
         ):
             raise spec_error(
                 "memory",
                 self.memory,
                 "the quasi-Newton coupling takes one Newton step per iteration on full batches: "
-                f"needs inner='newton' or 'auto', inner_iters=1, batch_size=None (got {self.inner!r}, "
+                f"needs inner='newton' or 'auto', inner_iters=1 (or None), batch_size=None (got {self.inner!r}, "
                 f"{self.inner_iters}, {self.batch_size})",
             )
         check_positive_int("max_iter", self.max_iter, 0)
@@ -217,12 +220,14 @@ class MSA:
         Returns
         -------
         Engine
-            "casadi" is ``Casadi(jit)``, as is "auto" without ``jit``; another name or spec is
-            bound by :func:`~control_dl.engines.make_engine`.
+            "casadi" is ``Casadi(jit)`` and "auto" is ``Auto(casadi=Casadi(jit))`` (this solver's
+            ``jit``); another name or spec is bound by :func:`~control_dl.engines.make_engine`.
         """
         spec = self.engine
-        if spec == "casadi" or (spec == "auto" and not self.jit):
+        if spec == "casadi":
             spec = Casadi(jit=self.jit)
+        elif spec == "auto":
+            spec = Auto(casadi=Casadi(jit=self.jit))
         return make_engine(spec, problem, x, y)
 
     def run(self, problem: TrainingProblem, w0: np.ndarray, progress: bool) -> Result:
@@ -294,6 +299,7 @@ class _Run:
         self.inner = solver.inner
         if self.inner == "auto":
             self.inner = "newton" if max(self.stages.sizes) <= NEWTON_MAX_BLOCK else "lbfgsb"
+        self.inner_iters = solver.inner_iters or (1 if self.inner == "newton" else 10)
         if solver.memory and self.inner != "newton":
             raise spec_error(
                 "memory",
@@ -371,14 +377,15 @@ class _Run:
                 ratio = (j_batch - j_new) / max(start.values.sum() - value, 1e-300) if step == 1.0 else 0.0
                 rho = solver.next_rho(rho, accepted, ratio)
         message += f" ({engine.info['name']} engine, inner {self.inner})"
-        return make_result(problem, solver, w, status, message, self.recorder, it)
+        return make_result(problem, solver, w, status, message, self.recorder, it, self.full_engine.info)
 
     def _batch_engine(self) -> tuple[Engine, np.ndarray]:
         """The engine of the next batch (the full-data engine for full batches) and its targets."""
         if self.sampler.n_batch == self.sampler.n_total:
             return self.full_engine, self.problem.targets
         x, y = self.sampler.batch(self.problem)
-        return self.solver.bind_engine(self.problem, x, y), y
+        spec = getattr(self.full_engine, "spec", None)  # the kind "auto" chose: no re-timing per batch
+        return (spec.bind(self.problem, x, y) if spec is not None else self.solver.bind_engine(self.problem, x, y)), y
 
     def _accuracy(self, predictions: np.ndarray) -> float:
         labels = predict_labels(self.problem.data.task, self.problem.cost.loss, predictions)
@@ -391,10 +398,10 @@ class _Run:
         if self.solver.memory:
             return quasi_newton_step(start, pairs, bound)
         if self.inner == "newton":
-            return inner.newton(start, self.solver.inner_iters, bound)
+            return inner.newton(start, self.inner_iters, bound)
         if self.inner == "lbfgsb":
-            return inner.lbfgsb(self.solver.inner_iters, bound)
-        return inner.ipopt(self.solver.inner_iters)
+            return inner.lbfgsb(self.inner_iters, bound)
+        return inner.ipopt(self.inner_iters)
 
     def _line_search(
         self, engine: Engine, w: np.ndarray, c_new: np.ndarray, y: np.ndarray, j_old: float
@@ -433,10 +440,10 @@ class _Run:
             if not math.isfinite(fun(w[n_theta:])[0]):
                 return w, math.nan
             res = optimize.minimize(
-                fun, w[n_theta:], jac=True, method="L-BFGS-B", options={"maxiter": self.solver.inner_iters}
+                fun, w[n_theta:], jac=True, method="L-BFGS-B", options={"maxiter": self.inner_iters}
             )
             return np.concatenate([w[:n_theta], res.x]), float(res.fun)
-        z, j = self.readout.minimise(w[n_theta:], engine.states(w), y, self.solver.readout, self.solver.inner_iters)
+        z, j = self.readout.minimise(w[n_theta:], engine.states(w), y, self.solver.readout, self.inner_iters)
         j += float(self.stages.reg_vg(w[:n_theta])[0])
         return np.concatenate([w[:n_theta], z]), j if math.isfinite(j) else math.nan
 
