@@ -6,110 +6,35 @@ actors and the (in-process) comms; the benchmark ``benchmarks/dask_scaling.py`` 
 
 from __future__ import annotations
 
+import json
+import threading
+import time
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import pytest
 from scipy.optimize import minimize
 
 import control_dl as cdl
-from control_dl.engines import Engine, EngineSpec, Evaluation, StageValues, Sweep, make_engine
+from control_dl.engines import Casadi, CasadiEngine, Engine, make_engine
+from control_dl.solvers.checkpoint import checkpoint_iteration, load_checkpoint
 
 distributed = pytest.importorskip("distributed")
-torch = pytest.importorskip("torch")
-
-from control_dl.backends import torch_ops  # noqa: E402
 from control_dl.engines.dask import Dask, DaskEngineError  # noqa: E402
 
 RTOL = 1e-12
 
 
-# --------------------------------------------------------------------------- a stand-in local engine
-class AutogradEngine(Engine):
-    """Torch autograd over the one model (the engine helper's engines replace it once on main)."""
-
-    name = "autograd"
-
-    def _terms(self, w: Any, track_states: bool = False) -> tuple[Any, Any, Any, list[Any]]:
-        p, ops = self.problem, torch_ops()
-        x, y = torch.tensor(self.x, requires_grad=track_states), torch.as_tensor(self.y)
-        readout = p.layout.readout(w, ops)
-        states = list(p.trajectory(w, x, ops))
-        running = 0.0
-        for state in states[1:]:
-            if p.cost.has_running_cost:
-                running = running + p.step_size * p.running_cost(state, y, readout, ops)
-        loss = p.terminal_loss(states[-1], y, readout, ops) / self.normaliser
-        j = loss + running / self.normaliser + (p.regulariser(w, ops) if self.regulariser else 0.0)
-        return j, loss, p.readout(states[-1], readout, ops), states
-
-    def evaluate(self, w: np.ndarray, gradient: bool = True) -> Evaluation:
-        wt = torch.tensor(w, dtype=torch.float64, requires_grad=True)
-        j, loss, yhat, _ = self._terms(wt)
-        g = torch.autograd.grad(j, wt)[0].numpy() if gradient else None
-        return Evaluation(j.item(), loss.item(), g, yhat.detach().numpy(), self.n_samples)
-
-    def gauss_newton_product(self, w: np.ndarray, v: np.ndarray) -> np.ndarray:
-        # the exact Hessian stands in for G: additive over samples just the same
-        _, hv = torch.autograd.functional.hvp(lambda t: self._terms(t)[0], torch.tensor(w), torch.tensor(v))
-        return hv.numpy()
-
-    def states(self, w: np.ndarray) -> list[np.ndarray]:
-        return [s.detach().numpy() for s in self._terms(torch.tensor(w))[3]]
-
-    def sweep(self, w: np.ndarray) -> Sweep:
-        wt = torch.tensor(w)
-        j, _, _, states = self._terms(wt, track_states=True)
-        grads = torch.autograd.grad(j, states)
-        costates = [-g for g in grads]
-        q = []
-        for k in range(self.problem.n_steps):
-            xk = states[k].detach().requires_grad_(True)
-            nxt = self.problem.step(xk, self.problem.stage_thetas(wt, k, torch_ops()), torch_ops(), k)
-            q.append(torch.autograd.grad(nxt, xk, grad_outputs=costates[k + 1])[0].numpy())
-        return Sweep(w, [s.detach().numpy() for s in states], [c.numpy() for c in costates], q)
-
-    def augmented_hamiltonian(
-        self, sweep: Sweep, thetas: list[np.ndarray], rho: float, hessian: bool = False
-    ) -> StageValues:
-        n, ops = self.normaliser, torch_ops()
-
-        def a_k(k: int, theta: Any) -> Any:
-            xk = torch.tensor(sweep.states[k], requires_grad=True)
-            f = self.problem.step(xk, [theta], ops, k)
-            p_hat = n * torch.tensor(sweep.costates[k + 1])
-            jtp = torch.autograd.grad(f, xk, grad_outputs=p_hat, create_graph=True)[0]
-            gap = torch.tensor(sweep.states[k + 1]) - f
-            mismatch = n * torch.tensor(sweep.q[k]) - jtp
-            return (p_hat * f).sum() - rho / 2 * (gap * gap).sum() - rho / 2 * (mismatch * mismatch).sum()
-
-        values, gradients, hessians = [], [], []
-        for k, theta in enumerate(thetas):
-            t = torch.tensor(theta, requires_grad=True)
-            value = a_k(k, t)
-            values.append(float(value))
-            gradients.append(torch.autograd.grad(value, t)[0].numpy())
-            if hessian:
-                hessians.append(
-                    torch.autograd.functional.hessian(lambda s, k=k: a_k(k, s), torch.tensor(theta)).numpy()
-                )
-        return StageValues(np.array(values), gradients, hessians if hessian else None)
+LOCAL = Casadi(jit=False)  # uncompiled: no compile time in the suite; the same Functions as with jit
 
 
 @dataclass(frozen=True)
-class Autograd(EngineSpec):
-    name: ClassVar[str] = "autograd"
-    drop: int = 0  # answer for `drop` fewer samples than the shard holds (a broken engine)
+class Truncating(Casadi):
+    """A broken local engine: binds to its shard minus its first column."""
 
     def bind(self, problem: Any, x: np.ndarray, y: np.ndarray, normaliser: Any = None, regulariser: bool = True):
-        engine = AutogradEngine(problem, x, y, normaliser, regulariser)
-        if self.drop:
-            engine.x, engine.y = engine.x[:, self.drop :], engine.y[:, self.drop :]
-        return engine
-
-
-LOCAL = Autograd()
+        return super().bind(problem, x[:, 1:], y[:, 1:], normaliser, regulariser)
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -140,7 +65,7 @@ def test_sums_equal_the_local_engine(client, ring, n_shards):
     w = ring.initial_guess(seed=1)
     v = np.random.default_rng(0).normal(size=w.size)
     with make_engine(Dask(client, n_shards=n_shards, local=LOCAL), ring, x, y) as engine:
-        assert engine.info["n_shards"] == n_shards and engine.info["local"] == "autograd"
+        assert engine.info["n_shards"] == n_shards and engine.info["local"] == "casadi"
         ev, ref = engine.evaluate(w), local.evaluate(w)
         assert ev.n_samples == x.shape[1]
         for a, b in ((ev.objective, ref.objective), (ev.loss, ref.loss), (ev.gradient, ref.gradient)):
@@ -156,7 +81,7 @@ def test_sweep_stays_on_workers_and_hamiltonians_add(client, ring):
     x, y = ring.data.x_train, ring.targets
     w = ring.initial_guess(seed=2)
     local = make_engine(LOCAL, ring, x, y)
-    thetas = [t + 0.1 for k in range(ring.n_steps) for t in ring.stage_thetas(w, k, cdl.backends.numpy_ops)]
+    thetas = [np.concatenate(ring.stage_thetas(w, k, cdl.backends.numpy_ops)) + 0.1 for k in range(ring.n_steps)]
     ref = local.augmented_hamiltonian(local.sweep(w), thetas, rho=0.7, hessian=True)
     with make_engine(Dask(client, local=LOCAL), ring, x, y) as engine:
         sweep = engine.sweep(w)
@@ -193,48 +118,83 @@ def test_lbfgsb_on_two_shards_equals_the_serial_solve(client, ring):
     assert abs(sharded.fun - serial.fun) <= 1e-6 * serial.fun
 
 
-def test_a_worker_killed_mid_solve_is_replaced_and_every_sample_counted(ring):
-    """Kill the worker holding shard 1 after the 3rd evaluation: the shard is rebuilt, the solve goes on."""
-    x, y, w0 = ring.data.x_train, ring.targets, ring.initial_guess(seed=0)
-    serial = _lbfgsb(make_engine(LOCAL, ring, x, y), w0)
-    with (
-        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
-        distributed.Client(cluster) as c,
-    ):
-        engine = make_engine(Dask(c, n_shards=2, local=LOCAL), ring, x, y)
-        calls = {"n": 0}
-
-        def kill_after_three() -> None:
-            calls["n"] += 1
-            if calls["n"] == 3:
-                victim = engine._shards[1].worker
-                c.sync(next(wk for wk in cluster.workers.values() if wk.address == victim).close)
-
-        sharded = _lbfgsb(engine, w0, kill_after_three)
-        assert engine.info["rebuilt_shards"] == 1
-        assert len(c.scheduler_info()["workers"]) == 1
-        engine.close()
-    assert sharded.success
-    assert abs(sharded.fun - serial.fun) <= 1e-6 * serial.fun
+KILLED = threading.Event()
 
 
-def test_no_worker_left_fails_loudly(ring):
-    x, y = ring.data.x_train, ring.targets
-    w = ring.initial_guess()
-    with (
-        distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
-        distributed.Client(cluster) as c,
-    ):
-        engine = make_engine(Dask(c, n_shards=2, local=LOCAL, timeout=5), ring, x, y)
-        engine.evaluate(w)
-        c.sync(next(iter(cluster.workers.values())).close)
-        with pytest.raises(DaskEngineError):
-            engine.evaluate(w)
-        engine.close()
+class DoomedEngine(CasadiEngine):
+    """Closes its own worker during its ``after``-th evaluation (once per test), on shards > 0."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.worker = distributed.get_worker()  # bound in the actor's creation task, on its worker
+
+    def evaluate(self, w: np.ndarray, gradient: bool = True) -> Any:
+        self.calls = getattr(self, "calls", 0) + 1
+        if not self.regulariser and self.calls == self.spec.after and not KILLED.is_set():
+            KILLED.set()
+            self.worker.loop.add_callback(self.worker.close, executor_wait=False)
+            time.sleep(1.0)  # the worker dies while this evaluation runs
+        return super().evaluate(w, gradient)
+
+
+@dataclass(frozen=True)
+class Doomed(Casadi):
+    after: int = 3
+
+    def bind(self, problem: Any, x: np.ndarray, y: np.ndarray, normaliser: Any = None, regulariser: bool = True):
+        return DoomedEngine(problem, x, y, normaliser, regulariser, self)
+
+
+@pytest.fixture
+def cluster_of():
+    """A fresh in-process cluster of n workers (its workers get killed)."""
+    KILLED.clear()
+    made = []
+
+    def make(n: int) -> tuple[Any, Any]:
+        cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=False, dashboard_address=None)
+        made.append((distributed.Client(cluster), cluster))
+        return made[-1]
+
+    yield make
+    for item in made:
+        for closeable in item:
+            closeable.close()
+
+
+def test_a_worker_killed_mid_solve_is_replaced_and_the_solve_goes_on(ring, cluster_of, caplog):
+    """Direct L-BFGS-B through Dask: the worker of shard 1 dies during an evaluation; the shard is
+    re-sent to the other worker and the solve ends where the serial one does (every sample counted)."""
+    client, _ = cluster_of(2)
+    serial = cdl.solve(ring, cdl.load_solver("lbfgsb", engine=LOCAL, tol=1e-9), progress=False)
+    with caplog.at_level("WARNING", logger="control_dl.engines.dask"):
+        sharded = cdl.solve(
+            ring, cdl.load_solver("lbfgsb", engine=Dask(client, local=Doomed(jit=False)), tol=1e-9), progress=False
+        )
+    assert KILLED.is_set() and len(client.scheduler_info()["workers"]) == 1
+    assert "shard 1 re-sent" in caplog.text
+    assert serial.status == sharded.status == "converged"
+    assert abs(sharded.objective - serial.objective) <= 1e-5 * serial.objective  # flat valley: ftol stops
+
+
+def test_no_worker_left_fails_with_a_checkpoint_to_resume_from(ring, cluster_of, tmp_path):
+    """The only worker dies: status "failed" (never a wrong sum), the checkpoint holds the last
+    logged w, and a resumed solve from it converges."""
+    client, _ = cluster_of(1)
+    checkpoint = tmp_path / "checkpoint.npz"
+    options = {"tol": 1e-9, "checkpoint": str(checkpoint), "checkpoint_every": 1}
+    engine = Dask(client, n_shards=2, local=Doomed(jit=False, after=8), timeout=10)
+    failed = cdl.solve(ring, cdl.load_solver("lbfgsb", engine=engine, **options), progress=False)
+    assert failed.status == "failed" and "worker" in failed.message
+    assert checkpoint_iteration(checkpoint) >= 2
+    w = load_checkpoint(checkpoint, ring)
+    resumed = cdl.solve(ring, cdl.load_solver("lbfgsb", engine=LOCAL, tol=1e-9), w0=w, progress=False)
+    assert resumed.status == "converged"
+    assert ring.objective(w) < ring.objective(ring.initial_guess())
 
 
 def test_a_shard_answering_for_fewer_samples_is_an_error(client, ring):
-    with make_engine(Dask(client, local=Autograd(drop=1)), ring, ring.data.x_train, ring.targets) as engine:
+    with make_engine(Dask(client, local=Truncating(jit=False)), ring, ring.data.x_train, ring.targets) as engine:
         with pytest.raises(DaskEngineError, match="answered for 29 samples, it holds 30"):
             engine.evaluate(ring.initial_guess())
 
@@ -268,3 +228,16 @@ def test_more_shards_than_samples_and_unpicklable_problems_are_spec_errors(clien
     bad = cdl.TrainingProblem(data=small.data, field=Unpicklable(), dim=3)
     with pytest.raises(cdl.SpecError, match="must pickle"):
         make_engine(Dask(client, local=LOCAL), bad, bad.data.x_train, bad.targets)
+
+
+def test_cli_solve_on_a_running_scheduler(client, tmp_path):
+    """``control-dl solve --engine dask --scheduler ADDRESS`` trains through the cluster."""
+    from control_dl.cli import main
+
+    address = client.scheduler.address
+    args = ["solve", "ring", "--set", "n_samples=40", "--set", "n_steps=4", "--solver", "lbfgsb", "--no-progress"]
+    code = main([*args, "--out", str(tmp_path), "--engine", "dask", "--scheduler", address, "--option", "max_iter=5"])
+    assert code == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert "dask engine" in summary["message"] and summary["iterations"] == 5
+    assert main([*args, "--out", str(tmp_path), "--workers", "2"]) == 2  # --workers needs --engine dask
