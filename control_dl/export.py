@@ -121,6 +121,16 @@ def to_casadi(problem: TrainingProblem, w: Any, name: str = "phi") -> Any:
     return ca.Function(name, [x], [y], ["x"], ["y"])
 
 
+#: training samples used to trace the exports and to check the ONNX file
+_N_EXAMPLES = 256
+
+
+def _example_inputs(problem: TrainingProblem) -> np.ndarray:
+    """The first (at most 256) raw training inputs, sample-major: what the exports are traced on."""
+    x = problem.data.x_train[:, :_N_EXAMPLES]
+    return np.ascontiguousarray(problem.data.inverse_transform(x).T)
+
+
 #: ONNX opset of the exported files
 _OPSET = 17
 
@@ -144,8 +154,8 @@ def to_onnx(problem: TrainingProblem, w: Any, path: str | Path) -> Path:
     torch 2.13 stores Python float constants such as the step h as float32 (0.2 becomes
     0.20000000298), which moves the outputs by ~1e-9; the TorchScript path keeps every constant in
     float64 and needs no ``onnxscript`` (it has no rule for ``logaddexp``, the softplus of the torch
-    ops: :func:`_logaddexp` is registered while exporting). Before the file is written, onnxruntime runs it on the training
-    inputs and the outputs must match the torch module to 1e-9 relative.
+    ops: :func:`_logaddexp` is registered while exporting). Before the file is written, onnxruntime runs it on (up to 256 of) the
+    training inputs and the outputs must match the torch module to 1e-9 relative.
 
     Parameters
     ----------
@@ -178,7 +188,7 @@ def to_onnx(problem: TrainingProblem, w: Any, path: str | Path) -> Path:
     from .result import atomic_write_bytes
 
     module = to_torch(problem, w).eval()
-    x_raw = problem.data.inverse_transform(problem.data.x_train).T.copy()
+    x_raw = _example_inputs(problem)
     buffer = io.BytesIO()
     torch.onnx.register_custom_op_symbolic("aten::logaddexp", _logaddexp, _OPSET)
     try:
@@ -255,7 +265,7 @@ def write_export(problem: TrainingProblem, w: Any, fmt: str, path: str | Path) -
         return path
     torch = _torch()
     module = to_torch(problem, w).eval()
-    x = torch.as_tensor(problem.data.inverse_transform(problem.data.x_train).T.copy())
+    x = torch.as_tensor(_example_inputs(problem))
     program = torch.export.export(module, (x,), dynamic_shapes=({0: torch.export.Dim("S")},))
     buffer = io.BytesIO()
     torch.export.save(program, buffer)

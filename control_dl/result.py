@@ -104,6 +104,9 @@ class Result:
         Package versions at solve time.
     seed : int or None
         Seed of the initial guess.
+    engine : dict
+        The engine that evaluated J (:mod:`control_dl.engines`): ``name`` and, where they apply,
+        ``device``, ``compile`` and ``auto`` (timings, skipped engines and the reason of the choice).
     problem : TrainingProblem or None
         The problem (not saved; rebuilt from ``problem_spec`` on load when possible).
     data_source : dict or None
@@ -128,6 +131,7 @@ class Result:
     problem_spec: dict[str, Any] | None = None
     versions: dict[str, str] = field(default_factory=dict)
     seed: int | None = None
+    engine: dict[str, Any] = field(default_factory=dict)
     problem: TrainingProblem | None = field(default=None, repr=False)
     data_source: dict[str, Any] | None = field(default=None, repr=False)
 
@@ -246,7 +250,7 @@ class Result:
         return to_onnx(self._need_problem(), self.w, path)
 
     def summary(self) -> str:
-        """One line: solver, status, loss, accuracies, time.
+        """One line: solver, status, loss, accuracies, time, and the engine (with ``auto``'s reason).
 
         Returns
         -------
@@ -254,9 +258,12 @@ class Result:
             Human-readable summary.
         """
         acc = "" if self.accuracy is None else f" train_acc={self.accuracy:.3f} test_acc={self.test_accuracy:.3f}"
+        engine = f" engine={self.engine['name']}" if self.engine.get("name") else ""
+        if "auto" in self.engine:
+            engine += f" (auto: {self.engine['auto'].get('reason', '')})"
         return (
             f"{self.solver}: {self.status} objective={self.objective:.4g} loss={self.loss:.4g}{acc} "
-            f"iters={self.iterations} time={self.wall_time:.2f}s"
+            f"iters={self.iterations} time={self.wall_time:.2f}s{engine}"
         )
 
     # ---------------------------------------------------------------------------- persistence
@@ -278,6 +285,7 @@ class Result:
             "problem_spec": self.problem_spec,
             "versions": self.versions,
             "seed": self.seed,
+            "engine": self.engine,
         }
 
     def _data_record(self, store_data: bool) -> tuple[dict[str, Any] | None, dict[str, np.ndarray]]:

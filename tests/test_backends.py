@@ -150,3 +150,12 @@ def test_smooth_abs_is_the_l1_smoothing():
     assert np.all(np.abs(smooth_abs(z, eps, numpy_ops) - np.abs(z)) <= eps)
     s = ca.SX.sym("s")
     assert float(ca.Function("d", [s], [ca.gradient(smooth_abs(s, eps, casadi_ops), s)])(0.0)) == 0.0
+
+
+def test_torch_constants_follow_the_operand_device():
+    # the "meta" device stands in for a GPU: a numpy constant must land where the tensor lives
+    x = torch.zeros((3, 2), dtype=torch.float64, device="meta")
+    assert TORCH.matmul(np.ones((2, 3)), x).device.type == "meta"
+    assert TORCH.maximum(x, 0.0).device.type == "meta"
+    assert TORCH.vstack([np.ones((1, 2)), x]).device.type == "meta"
+    assert torch_ops(device="meta").ones((2, 2)).device.type == "meta"

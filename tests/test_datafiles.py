@@ -211,8 +211,10 @@ def test_bad_file_specs(csv_file, data, field):
 def test_cli_solve_on_a_csv(csv_file, tmp_path, capsys):
     spec = problem_toml(csv_file.parent, "../circle.csv", target="label", standardize=True)
     out = tmp_path / "run"
-    args = ["solve", str(spec), "--solver", "lbfgsb", "--option", "max_iter=30", "--out", str(out), "--no-progress"]
+    spec.write_text('solver = "lbfgsb"\n' + spec.read_text())  # the problem's default solver
+    args = ["solve", str(spec), "--option", "max_iter=30", "--out", str(out), "--no-progress"]
     assert main(args) == 0
+    assert "lbfgsb" in capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] in ("converged", "max_iter") and summary["accuracy"] > 0.8
     loaded = cdl.Result.load(out / "result.npz")

@@ -17,26 +17,22 @@ from numpydoc.docscrape import NumpyDocString
 
 import control_dl as cdl
 
-MODULES = [cdl, cdl.plotting, cdl.datasets, cdl.backends, cdl.diagnostics, cdl.experiments, cdl.engines, cdl.solvers]
+MODULES = [
+    cdl,
+    cdl.problems,
+    cdl.plotting,
+    cdl.datasets,
+    cdl.backends,
+    cdl.diagnostics,
+    cdl.experiments,
+    cdl.engines,
+    cdl.solvers,
+]
 #: dunder methods that are part of a public protocol (a user implements or calls them)
 PUBLIC_DUNDERS = {"__call__"}
 
 #: Docstrings in files other helpers own and were changing while this test landed (issue 16 item 9).
-#: TODO(engine): document the engine seam's methods (control_dl/engines/*) and remove these entries.
-KNOWN_FAILURES: set[str] = {
-    "control_dl.engines._base.Engine.augmented_hamiltonian",
-    "control_dl.engines._base.Engine.evaluate",
-    "control_dl.engines._base.Engine.gauss_newton_product",
-    "control_dl.engines._base.Engine.states",
-    "control_dl.engines._base.Engine.sweep",
-    "control_dl.engines._base.EngineSpec.bind",
-    "control_dl.engines._casadi.Casadi.bind",
-    "control_dl.engines._casadi.CasadiEngine.gauss_newton_product",
-    "control_dl.engines._casadi.CasadiEngine.states",
-    "control_dl.engines._casadi_model.CasadiModel.objective_expr",
-    "control_dl.engines._casadi_model.CasadiModel.stage_vector",
-    "control_dl.engines._casadi_model.CasadiModel.trajectory_expr",
-}
+KNOWN_FAILURES: set[str] = set()
 
 
 def _public_callables():

@@ -21,7 +21,7 @@ CONTROLS = [
 ]
 FULL_COST = dict(l2=1e-2, h1=1e-2, l1=1e-2, turnpike=0.3, tracking=0.1, tracking_target=0.2)
 #: engines under test, uncompiled where compiling only costs time (the compiled code is the same graph)
-SPECS = {"casadi": engines.Casadi(jit=False)}
+SPECS = {"casadi": engines.Casadi(jit=False), "torch": engines.Torch()}
 RTOL = 1e-10
 
 
@@ -252,3 +252,104 @@ def test_casadi_model_is_cached_per_problem():
     assert engines.casadi_model(problem) is engines.casadi_model(problem)
     assert engines.casadi_model(problem, "thread") is not engines.casadi_model(problem)
     assert not hasattr(problem, "casadi")
+
+
+def _ring(n_steps=4, samples=30):
+    return cdl.TrainingProblem(
+        data=cdl.datasets.ring(samples, seed=0),
+        dim=3,
+        control=cdl.PiecewiseConstant(n_steps=n_steps),
+        cost=cdl.Cost(loss="logistic", l2=1e-3),
+    )
+
+
+def test_auto_keeps_the_engine_the_timing_says(monkeypatch):
+    from control_dl.engines import _auto
+
+    problem = _ring()
+    x, y = problem.data.x_train, problem.targets
+    for fast, slow in (("torch", "casadi"), ("casadi", "torch")):
+        fake = {fast: 1e-3, slow: 5e-3}
+        monkeypatch.setattr(_auto, "time_evaluation", lambda engine, w, fake=fake: fake[engine.name])
+        engine = engines.make_engine("auto", problem, x, y)
+        assert engine.name == fast
+        assert engine.info["auto"]["timings_s"] == fake
+        assert engine.info["auto"]["reason"].startswith(f"{fast} J+grad 1 ms vs {slow} 5 ms")
+
+
+def test_auto_prescreen_skips_casadi_on_wide_states_and_says_why(monkeypatch):
+    from control_dl.engines import _auto
+
+    problem = _mlp()
+    monkeypatch.setattr(_auto, "CASADI_MAX_WIDTH", 5)  # widths (4, 5, 3, 3): the widest is 5
+    engine = engines.make_engine("auto", problem, problem.data.x_train, problem.targets)
+    assert engine.name == "torch"
+    assert "state width 5 >= 5" in engine.info["auto"]["skipped"]["casadi"]
+    assert "only torch" in engine.info["auto"]["reason"]
+
+
+def test_cuda_engine(problem_name="mlp"):
+    problem = _mlp()
+    if not torch.cuda.is_available():
+        with pytest.raises(cdl.SpecError, match="device"):
+            engines.make_engine(engines.Torch(device="cuda"), problem, problem.data.x_train, problem.targets)
+        pytest.skip("no CUDA device here: only the SpecError is checked")
+    w = problem.initial_guess(seed=1)
+    gpu = engines.make_engine(engines.Torch(device="cuda"), problem, problem.data.x_train, problem.targets)
+    cpu = engines.make_engine(engines.Torch(), problem, problem.data.x_train, problem.targets)
+    _close(gpu.evaluate(w).gradient, cpu.evaluate(w).gradient, 1e-9)
+    _close(gpu.sweep(w).costates[0], cpu.sweep(w).costates[0], 1e-9)
+
+
+def test_torch_spec_errors():
+    with pytest.raises(cdl.SpecError, match="device"):
+        engines.Torch(device="tpu")
+    with pytest.raises(cdl.SpecError, match="threads"):
+        engines.Torch(threads=0)
+    with pytest.raises(cdl.SpecError, match="engine"):
+        cdl.Direct(hessian="exact", engine="torch")
+    with pytest.raises(cdl.SpecError, match="engine"):
+        cdl.Direct(nlp="fatrop", transcription="multiple_shooting", engine=engines.Torch())
+
+
+def test_torch_engine_restores_threads():
+    problem = _ring()
+    engine = engines.make_engine(engines.Torch(threads=2), problem, problem.data.x_train, problem.targets)
+    before = torch.get_num_threads()
+    engine.evaluate(problem.initial_guess(0))
+    assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(nlp="lbfgsb", tol=1e-10, max_iter=300),
+        dict(nlp="trust-ncg", tol=1e-8, max_iter=100),
+        dict(nlp="ipopt", hessian="lbfgs", tol=1e-10, max_iter=300),
+    ],
+    ids=["lbfgsb", "trust-ncg", "ipopt-lbfgs"],
+)
+def test_single_shooting_on_torch_equals_casadi(options, tmp_path):
+    """The same NLP solved through either engine reaches the same optimum; the result says which ran."""
+    problem = cdl.TrainingProblem(
+        data=cdl.datasets.sin(20, seed=0),
+        model=cdl.FeedForward((1, 4, 1), activation="tanh"),
+        cost=cdl.Cost(loss="mse", l2=0.1),
+    )
+    results = {}
+    for name in ("casadi", "torch"):
+        results[name] = cdl.solve(problem, cdl.Direct(engine=name, **options), progress=False)
+        assert results[name].engine["name"] == name
+        assert results[name].status == "converged"
+    assert results["torch"].objective == pytest.approx(results["casadi"].objective, rel=1e-8)
+    np.testing.assert_allclose(results["torch"].w, results["casadi"].w, rtol=1e-4, atol=1e-6)
+    assert "engine=torch" in results["torch"].summary()
+    path = results["torch"].save(tmp_path / "r.npz")
+    assert cdl.Result.load(path).engine == results["torch"].engine
+
+
+def test_auto_solve_records_its_choice():
+    result = cdl.solve(_ring(), cdl.Direct(nlp="lbfgsb", max_iter=5), progress=False)
+    assert result.engine["name"] in ("casadi", "torch")
+    assert set(result.engine["auto"]["timings_s"]) == {"casadi", "torch"}
+    assert "auto: " in result.summary()

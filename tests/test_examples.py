@@ -55,8 +55,8 @@ def _solves(env: dict) -> list[tuple[object, object, int]]:
     problems, results = env.get("problems"), env.get("results")
     if isinstance(problems, dict) and isinstance(results, dict):
         return [(problems[k], results[k], 0) for k in problems]
-    if "problem" in env and isinstance(results, dict):  # one problem, one solve per seed
-        return [(env["problem"], r, seed) for seed, r in results.items()]
+    if "problem" in env and isinstance(results, dict):  # one problem, one solve per seed or per solver
+        return [(env["problem"], r, key if isinstance(key, int) else 0) for key, r in results.items()]
     if "problem" in env and isinstance(results, list):  # one problem, several solvers
         return [(env["problem"], r, 0) for r in results]
     if "problem" in env and "result" in env:
@@ -119,6 +119,10 @@ def _check_specific(name: str, env: dict, out: Path) -> None:
             assert problem.objective(result.w) == pytest.approx(result.objective, rel=1e-7)
             dyn = cdl.diagnostics.training_dynamics(problem, result)
             assert dyn.distance[0] > 0 and np.all(np.isfinite(dyn.distance))
+    elif name == "real_data":  # each export computes result.predict; the saved result rebuilds its data
+        assert set(env["gaps"]) >= {"torch", "casadi"} and max(env["gaps"].values()) < 1e-9
+        loaded = cdl.Result.load(out / "digits_result")
+        assert loaded.problem.data.class_names == tuple("0123456789")
     elif name == "mlp_vs_resnet":
         summary = json.loads((out / "summary.json").read_text())
         for rows in summary.values():

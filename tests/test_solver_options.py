@@ -68,8 +68,6 @@ REACHES = {
     (cdl.MSA, "readout"): "test_msa:test_exact_readout_is_optimal_for_the_states_and_goes_below_the_inexact_one",
     (cdl.MSA, "memory"): "test_msa:test_pmp_residual_small_at_the_end",
     (cdl.MSA, "jit"): "test_msa:test_emsa_decreases_the_objective_monotonically_on_ring",
-    (cdl.MSA, "readout"): "test_msa:test_exact_readout_is_optimal_for_the_states_and_goes_below_the_inexact_one",
-    (cdl.MSA, "memory"): "test_msa:test_pmp_residual_small_at_the_end",
     (cdl.MSA, "engine"): "test_msa:test_msa_evaluates_through_the_engine_it_is_given",
     (cdl.MSA, "record_every"): "test_checkpoint:test_solvers_checkpoint_the_iterate_every_k_iterations",
     (cdl.MSA, "checkpoint"): "test_checkpoint:test_solvers_checkpoint_the_iterate_every_k_iterations",

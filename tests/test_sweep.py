@@ -195,7 +195,7 @@ def test_workers_exit_when_the_sweep_process_is_killed_alone(tmp_path: Path) -> 
 def test_a_run_over_the_timeout_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
     spec = {
         "problem": {"name": "ring", "n_steps": 4},
-        "solver": {"preset": "ipopt-lbfgs", "max_iter": 30, "jit": False},  # uncompiled: slow at S = 20000
+        "solver": {"preset": "ipopt-lbfgs", "max_iter": 30, "jit": False, "engine": "casadi"},  # uncompiled: slow
         "grid": {"n_samples": [20000, 40]},  # the first takes a minute, the second a fraction of a second
     }
     rows = by_id(run_sweep(spec, tmp_path, workers=1, timeout=3.0, progress=False))

@@ -31,11 +31,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import casadi as ca
 import numpy as np
 
 from ..backends import numpy_ops
-from ..engines import casadi_model
+from ..engines import Casadi, EngineSpec, make_engine
 from ..problems.training import TrainingProblem
 from ._common import weights_of
 
@@ -77,46 +76,6 @@ class PMPReport:
         return float(np.max(self.grad_h_norm))
 
 
-class _StageFunctions:
-    """Per-sample CasADi Functions of the model, mapped over the S columns (one per distinct step)."""
-
-    def __init__(self, problem: TrainingProblem, n_samples: int) -> None:
-        model, lay, h = casadi_model(problem), problem.layout, problem.step_size
-        y = ca.SX.sym("y", lay.n_out)
-        w_readout = ca.SX.sym("w_readout", lay.n_readout)
-        if problem.model is None:
-            self._stages = [self._stage(problem, model.step, y, w_readout).map(n_samples, "serial")]
-        else:
-            self._stages = [
-                self._stage(problem, model.step_at(k), y, w_readout).map(n_samples, "serial")
-                for k in range(problem.n_steps)
-            ]
-        x = ca.SX.sym("x", problem.state_dims[-1])
-        run = model.running(x, y, w_readout)
-        term = model.terminal(x, y, w_readout)
-        final = ca.Function("final", [x, y, w_readout], [ca.gradient(term + h * run, x)])
-        self.final = final.map(n_samples, "serial")
-
-    @staticmethod
-    def _stage(problem: TrainingProblem, step: ca.Function, y: ca.SX, w_readout: ca.SX) -> ca.Function:
-        """(x, Θ, p, y, w_readout) -> (J_xᵀ p, J_Θᵀ p / h, the data part of H, ∇r) for one step."""
-        h = problem.step_size
-        x, theta = ca.SX.sym("x", step.size1_in(0)), ca.SX.sym("Theta", step.size1_in(1))
-        p = ca.SX.sym("p", step.size1_out(0))
-        nxt = step(x, theta)
-        if problem.model is None:
-            run = casadi_model(problem).running(x, y, w_readout)
-            data = ca.dot(p, nxt - x) / h - run
-        else:  # the state size changes: H_k = p·F_k / h, no running cost
-            run, data = ca.SX(0), ca.dot(p, nxt) / h
-        outputs = [ca.jtimes(nxt, x, p, True), ca.jtimes(nxt, theta, p, True) / h, data, ca.gradient(run, x)]
-        return ca.Function("stage", [x, theta, p, y, w_readout], outputs)
-
-    def stage(self, k: int) -> ca.Function:
-        """The mapped stage Function of step k."""
-        return self._stages[k if len(self._stages) > 1 else 0]
-
-
 def _control_cost(problem: TrainingProblem, theta: np.ndarray) -> tuple[float, np.ndarray]:
     """L(θ) = α‖θ‖² + γ Σ(√(θ²+ε²) − ε) and its gradient."""
     cost = problem.cost
@@ -129,8 +88,12 @@ def _control_cost(problem: TrainingProblem, theta: np.ndarray) -> tuple[float, n
     return value, grad
 
 
-def pmp_residual(problem: TrainingProblem, result: Any) -> PMPReport:
+def pmp_residual(problem: TrainingProblem, result: Any, engine: str | EngineSpec | None = None) -> PMPReport:
     """Costates p_k, the stationarity residual ‖∂H_k/∂θ‖ and the Hamiltonian H_k along t.
+
+    The costates and ∂H_k/∂θ come from the engine layer's one costate pass and stage Hamiltonian
+    (:meth:`~control_dl.engines.Engine.sweep` and ``augmented_hamiltonian`` at ρ = 0, whose
+    a_k = Σ_i p_{k+1,i}·Φ_h(x_{k,i}, Θ_k) with this module's p = S × the engine's costates).
 
     Parameters
     ----------
@@ -138,38 +101,41 @@ def pmp_residual(problem: TrainingProblem, result: Any) -> PMPReport:
         The problem.
     result : Result or array_like
         The solve (or its w).
+    engine : str or EngineSpec, optional
+        Engine of the sweep (default: uncompiled CasADi, as a diagnostic evaluates once).
 
     Returns
     -------
     PMPReport
-        Costates (backward pass through CasADi vector-Jacobian products), ∂H/∂θ, H and its drift.
+        Costates, ∂H/∂θ, H and its drift.
     """
     w = weights_of(problem, result)
-    states = problem.forward(w)
-    n_steps, n_samples = problem.n_steps, states.shape[2]
-    funcs = _StageFunctions(problem, n_samples)
-    lay, dims = problem.layout, problem.state_dims
-    w_readout = w[lay.n_theta : lay.n_theta + lay.n_readout]
-    targets = problem.targets
+    x, targets = problem.data.x_train, problem.targets
+    n_steps, n_samples, h = problem.n_steps, x.shape[1], problem.step_size
+    bound = make_engine(Casadi(jit=False) if engine is None else engine, problem, x, targets, regulariser=False)
+    sweep = bound.sweep(w)
+    dims = problem.state_dims
+    costates = np.zeros((n_steps + 1, problem.dim, n_samples))
+    for k, p in enumerate(sweep.costates):
+        costates[k, : dims[k]] = n_samples * p
+    nodes = [problem.stage_thetas(w, k, numpy_ops) for k in range(n_steps)]
+    stages = bound.augmented_hamiltonian(sweep, [np.concatenate([np.ravel(t) for t in th]) for th in nodes], 0.0)
+    readout = problem.layout.readout(w, numpy_ops)
     weights = _NODE_WEIGHTS[problem.integrator]
-    costates = np.zeros_like(states)
-    costates[-1, : dims[-1]] = -np.asarray(funcs.final(states[-1, : dims[-1]], targets, w_readout))
     grad_h = np.zeros(n_steps)
     hamiltonian = np.zeros(n_steps)
-    for k in range(n_steps - 1, -1, -1):
-        nodes = problem.stage_thetas(w, k, numpy_ops)
-        stacked = np.concatenate([np.ravel(th) for th in nodes])
-        x_k, p_next = states[k, : dims[k]], costates[k + 1, : dims[k + 1]]
-        vjp_x, vjp_theta, h_data, grad_run = (
-            np.asarray(v) for v in funcs.stage(k)(x_k, stacked, p_next, targets, w_readout)
-        )
-        running_grad = grad_run if k > 0 else 0.0
-        costates[k, : dims[k]] = vjp_x - problem.step_size * running_grad
-        control = [_control_cost(problem, np.ravel(th)) for th in nodes]
-        per_node = vjp_theta.sum(axis=1).reshape(len(nodes), -1) / n_samples
+    for k in range(n_steps):
+        control = [_control_cost(problem, np.ravel(th)) for th in nodes[k]]
+        per_node = stages.gradients[k].reshape(len(nodes[k]), -1) / (h * n_samples)
         grad_theta = sum(row - c * g for row, c, (_, g) in zip(per_node, weights, control, strict=True))
         grad_h[k] = float(np.linalg.norm(grad_theta))
-        hamiltonian[k] = float(h_data.mean()) - sum(c * v for c, (v, _) in zip(weights, control, strict=True))
+        if problem.model is None:  # mean_i [p_{k+1,i}·(Φ_h − x_{k,i}) / h − r(x_{k,i})]
+            shift = n_samples * float(np.sum(sweep.costates[k + 1] * sweep.states[k]))
+            running = problem.running_cost(sweep.states[k], targets, readout, numpy_ops) / n_samples
+            data = (stages.values[k] - shift) / (h * n_samples) - float(running)
+        else:  # the state size changes: H_k = p·F_k / h, no running cost
+            data = stages.values[k] / (h * n_samples)
+        hamiltonian[k] = data - sum(c * v for c, (v, _) in zip(weights, control, strict=True))
     drift = float(np.max(np.abs(hamiltonian - hamiltonian[0])))
     scale = max(float(np.max(np.abs(hamiltonian))), np.finfo(float).tiny)
     return PMPReport(problem.times, costates, grad_h, hamiltonian, drift, drift / scale)

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import spec_error
+from ._auto import Auto as Auto
 from ._base import Engine as Engine
 from ._base import EngineSpec as EngineSpec
 from ._base import Evaluation as Evaluation
@@ -16,9 +17,11 @@ from ._casadi import Casadi as Casadi
 from ._casadi import CasadiEngine as CasadiEngine
 from ._casadi_model import CasadiModel as CasadiModel
 from ._casadi_model import casadi_model as casadi_model
+from ._torch import Torch as Torch
+from ._torch import TorchEngine as TorchEngine
 
 #: engine name -> spec class with default options (filled by the implementations)
-ENGINES: dict[str, type[EngineSpec]] = {"casadi": Casadi, "auto": Casadi}
+ENGINES: dict[str, type[EngineSpec]] = {"auto": Auto, "casadi": Casadi, "torch": Torch}
 
 
 def make_engine(
@@ -65,6 +68,7 @@ def make_engine(
 
 __all__ = [
     "ENGINES",
+    "Auto",
     "Casadi",
     "CasadiEngine",
     "CasadiModel",
@@ -73,6 +77,8 @@ __all__ = [
     "Evaluation",
     "StageValues",
     "Sweep",
+    "Torch",
+    "TorchEngine",
     "casadi_model",
     "make_engine",
 ]

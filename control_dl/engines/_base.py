@@ -146,25 +146,90 @@ class Engine(ABC):
 
     @abstractmethod
     def evaluate(self, w: np.ndarray, gradient: bool = True) -> Evaluation:
-        """J, the loss, (∇J) and the predictions at w."""
+        """J, the loss, (∇J) and the predictions at w.
+
+        Parameters
+        ----------
+        w : ndarray
+            Decision vector, shape ``(n_params,)``.
+        gradient : bool
+            Also compute ∇_w J_batch.
+
+        Returns
+        -------
+        Evaluation
+            Values on the engine's batch.
+        """
 
     @abstractmethod
     def gauss_newton_product(self, w: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """G(w) v: generalised Gauss-Newton matrix of J_batch times v (exact Hessian on R and running terms)."""
+        """G(w) v: generalised Gauss-Newton matrix of J_batch times v (exact Hessian on R and running terms).
+
+        Parameters
+        ----------
+        w : ndarray
+            Decision vector, shape ``(n_params,)``.
+        v : ndarray
+            Direction, shape ``(n_params,)``.
+
+        Returns
+        -------
+        ndarray
+            G(w) v, shape ``(n_params,)``.
+        """
 
     @abstractmethod
     def states(self, w: np.ndarray) -> list[np.ndarray]:
-        """x_0, …, x_N for the batch (each ``d_k × S``)."""
+        """x_0, …, x_N for the batch.
+
+        Parameters
+        ----------
+        w : ndarray
+            Decision vector.
+
+        Returns
+        -------
+        list of ndarray
+            States, each ``d_k × S``.
+        """
 
     @abstractmethod
     def sweep(self, w: np.ndarray) -> Sweep:
-        """Forward states and backward costates at w (see the module docstring)."""
+        """Forward states and backward costates at w (see the module docstring).
+
+        Parameters
+        ----------
+        w : ndarray
+            Decision vector.
+
+        Returns
+        -------
+        Sweep
+            x_k, p_k = −∂J_batch/∂x_k and q_k.
+        """
 
     @abstractmethod
     def augmented_hamiltonian(
         self, sweep: Sweep, thetas: list[np.ndarray], rho: float, hessian: bool = False
     ) -> StageValues:
-        """a_k(Θ_k) for every step k at the given Θ_k, with gradients (and Hessians), see :class:`StageValues`."""
+        """a_k(Θ_k) for every step k at the given Θ_k, with gradients (and Hessians), see :class:`StageValues`.
+
+        Parameters
+        ----------
+        sweep : Sweep
+            States and costates from :meth:`sweep` (held fixed).
+        thetas : list of ndarray
+            Θ_k per step (θ at the step's integrator nodes, stacked).
+        rho : float
+            Penalty ρ ≥ 0 (ρ = 0: the plain Hamiltonian of MSA).
+        hessian : bool
+            Also return ∂²a_k/∂Θ_k².
+
+        Returns
+        -------
+        StageValues
+            Values, gradients and (optionally) Hessians per step.
+        """
 
 
 class EngineSpec(ABC):
@@ -180,4 +245,21 @@ class EngineSpec(ABC):
     def bind(
         self, problem: Any, x: np.ndarray, y: np.ndarray, normaliser: float | None = None, regulariser: bool = True
     ) -> Engine:
-        """An :class:`Engine` for ``problem`` on the batch (x, y) (parameters as in :class:`Engine`)."""
+        """An :class:`Engine` for ``problem`` on the batch (x, y).
+
+        Parameters
+        ----------
+        problem : TrainingProblem
+            What to evaluate.
+        x, y : ndarray
+            Inputs ``n_in × S`` and encoded targets ``n_out × S``.
+        normaliser : float, optional
+            n in J's (1/n) Σ_i (default S).
+        regulariser : bool
+            Include R(θ).
+
+        Returns
+        -------
+        Engine
+            The bound engine.
+        """

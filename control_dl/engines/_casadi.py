@@ -73,7 +73,24 @@ class Casadi(EngineSpec):
     def bind(
         self, problem: Any, x: np.ndarray, y: np.ndarray, normaliser: float | None = None, regulariser: bool = True
     ) -> CasadiEngine:
-        """A :class:`CasadiEngine` for ``problem`` on the batch (x, y) (see :class:`~._base.Engine`)."""
+        """A :class:`CasadiEngine` for ``problem`` on the batch (x, y).
+
+        Parameters
+        ----------
+        problem : TrainingProblem
+            What to evaluate.
+        x, y : ndarray
+            Inputs ``n_in × S`` and encoded targets ``n_out × S``.
+        normaliser : float, optional
+            n in J's (1/n) Σ_i (default S).
+        regulariser : bool
+            Include R(θ).
+
+        Returns
+        -------
+        CasadiEngine
+            The bound engine.
+        """
         return CasadiEngine(problem, x, y, normaliser, regulariser, self)
 
 
@@ -231,11 +248,35 @@ class CasadiEngine(Engine):
         return Evaluation(float(j), float(loss), grad, np.asarray(yhat, dtype=np.float64), self.n_samples)
 
     def gauss_newton_product(self, w: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """G(w) v (:func:`~._casadi_model.gauss_newton_hvp`), shape ``(n_params,)``."""
+        """G(w) v (:func:`~._casadi_model.gauss_newton_hvp`, compiled with ``jit``).
+
+        Parameters
+        ----------
+        w : ndarray
+            Decision vector, shape ``(n_params,)``.
+        v : ndarray
+            Direction, shape ``(n_params,)``.
+
+        Returns
+        -------
+        ndarray
+            G(w) v, shape ``(n_params,)``.
+        """
         return np.asarray(self._function("gauss_newton")(w, v, self._x, self._y), dtype=np.float64).ravel()
 
     def states(self, w: np.ndarray) -> list[np.ndarray]:
-        """x_0, …, x_N on the batch, each ``d_k × S``."""
+        """x_0, …, x_N on the batch.
+
+        Parameters
+        ----------
+        w : ndarray
+            Decision vector.
+
+        Returns
+        -------
+        list of ndarray
+            States, each ``d_k × S``.
+        """
         return [np.asarray(s, dtype=np.float64) for s in self._function("states")(w)]
 
     def sweep(self, w: np.ndarray) -> Sweep:

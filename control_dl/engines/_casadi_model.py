@@ -130,11 +130,37 @@ class CasadiModel:
         return self.step if self.layer_steps is None else self.layer_steps[k]
 
     def stage_vector(self, w: ca.MX, k: int) -> ca.MX:
-        """Θ_k: θ at the integrator nodes of step k, stacked (MX)."""
+        """Θ_k: θ at the integrator nodes of step k, stacked (MX).
+
+        Parameters
+        ----------
+        w : casadi.MX
+            Decision vector.
+        k : int
+            Step index.
+
+        Returns
+        -------
+        casadi.MX
+            Θ_k.
+        """
         return ca.vertcat(*self.problem.stage_thetas(w, k, ops))
 
     def trajectory_expr(self, w: ca.MX, x: ca.MX) -> list[ca.MX]:
-        """[X_0, …, X_N] as MX for a symbolic batch x (``n_in × S``)."""
+        """[X_0, …, X_N] as MX for a symbolic batch x (``n_in × S``).
+
+        Parameters
+        ----------
+        w : casadi.MX
+            Decision vector.
+        x : casadi.MX or casadi.DM
+            Inputs ``n_in × S``.
+
+        Returns
+        -------
+        list of casadi.MX
+            States, each ``d_k × S``.
+        """
         p, lay = self.problem, self.problem.layout
         n = x.shape[1]
         states = [self.mapped(self.lift, n, [1], [])(x, w[lay.n_theta + lay.n_readout :])]
@@ -186,7 +212,20 @@ class CasadiModel:
         return predictions, loss, rest
 
     def objective_expr(self, w: ca.MX, x: ca.MX, y: ca.MX) -> tuple[ca.MX, ca.MX]:
-        """(J, loss) as MX expressions of w and the batch (x, y), by simulation (single shooting)."""
+        """(J, loss) as MX expressions of w and the batch (x, y), by simulation (single shooting).
+
+        Parameters
+        ----------
+        w : casadi.MX
+            Decision vector.
+        x, y : casadi.MX
+            Inputs ``n_in × S`` and encoded targets ``n_out × S``.
+
+        Returns
+        -------
+        tuple of casadi.MX
+            ``(J, loss)``.
+        """
         _, loss, rest = self.objective_parts(w, self.trajectory_expr(w, x), y)
         return loss + rest, loss
 

@@ -44,7 +44,7 @@ def loss_per_sample(loss: str | LossFunction, yhat: Any, target: Any, ops: Ops) 
         Predictions, ``n_out × S``.
     target : array
         Encoded targets, same shape.
-    ops : namespace
+    ops : Ops
         Backend.
 
     Returns

@@ -13,7 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from .._errors import SpecError, spec_error
-from ..backends import numpy_ops
+from ..backends import Ops, numpy_ops
 from .layout import unpack_blocks
 
 #: Lipschitz constants of the activations (the field bounds live in :mod:`.lipschitz`).
@@ -21,7 +21,7 @@ ACTIVATION_LIPSCHITZ = {"tanh": 1.0, "sigmoid": 0.25, "softplus": 1.0, "relu": 1
 ACTIVATIONS = tuple(ACTIVATION_LIPSCHITZ)
 
 
-def activate(name: str, z: Any, ops: Any) -> Any:
+def activate(name: str, z: Any, ops: Ops) -> Any:
     """Apply the activation σ called ``name`` elementwise.
 
     Parameters
@@ -30,7 +30,7 @@ def activate(name: str, z: Any, ops: Any) -> Any:
         One of :data:`ACTIVATIONS`.
     z : array
         Pre-activation, any shape.
-    ops : namespace
+    ops : Ops
         The backend namespace.
 
     Returns
@@ -85,7 +85,7 @@ class VectorField(Protocol):
         """
         ...
 
-    def __call__(self, x: Any, params: dict[str, Any], ops: Any) -> Any:
+    def __call__(self, x: Any, params: dict[str, Any], ops: Ops) -> Any:
         """Evaluate f(x, θ) on the ``d × S`` batch ``x``, written only with ``ops`` and operators.
 
         Parameters
@@ -202,7 +202,7 @@ class Inside(_Activated):
         """
         return {"A": (dim, dim), "b": (dim,)}
 
-    def __call__(self, x: Any, params: dict[str, Any], ops: Any) -> Any:
+    def __call__(self, x: Any, params: dict[str, Any], ops: Ops) -> Any:
         """Evaluate f(x, θ) = σ(A x + b).
 
         Parameters
@@ -247,7 +247,7 @@ class Outside(_Activated):
         """
         return {"W": (dim, dim), "b": (dim,)}
 
-    def __call__(self, x: Any, params: dict[str, Any], ops: Any) -> Any:
+    def __call__(self, x: Any, params: dict[str, Any], ops: Ops) -> Any:
         """Evaluate f(x, θ) = W σ(x) + b.
 
         Parameters
@@ -304,7 +304,7 @@ class Bottleneck(_Activated):
         m = self.width
         return {"A": (m, dim), "b": (m,), "W": (dim, m)}
 
-    def __call__(self, x: Any, params: dict[str, Any], ops: Any) -> Any:
+    def __call__(self, x: Any, params: dict[str, Any], ops: Ops) -> Any:
         """Evaluate f(x, θ) = W σ(A x + b).
 
         Parameters

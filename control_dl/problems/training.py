@@ -500,14 +500,45 @@ class TrainingProblem:
         tuple
             ``(J, loss)`` as backend scalars (differentiable in torch).
         """
+        j, loss, _ = self.batch_objective(w, x, target, ops)
+        return j, loss
+
+    def batch_objective(
+        self, w: Any, x: Any, target: Any, ops: Any, normaliser: float | None = None, regulariser: bool = True
+    ) -> tuple[Any, Any, Any]:
+        """(J_batch, loss, predictions) on a batch with a given normaliser n (engines' convention).
+
+        J_batch = (1/n) Σ_i [ℓ(λ2(x_{N,i}), y_i) + h Σ_{k=1}^{N} r(x_{k,i})] + [R(θ)], so that shards
+        of a batch with n = the total S and R on one shard add up to J.
+
+        Parameters
+        ----------
+        w : array
+            Decision vector (numpy array or torch tensor).
+        x, target : array
+            Inputs ``n_in × S`` and encoded targets ``n_out × S``.
+        ops : namespace
+            Backend of ``w`` and ``x``.
+        normaliser : float, optional
+            n (default the batch size S).
+        regulariser : bool
+            Include R(θ).
+
+        Returns
+        -------
+        tuple
+            ``(J_batch, loss, λ2(x_N))`` as backend values (differentiable in torch).
+        """
         readout = self.layout.readout(w, ops)
-        n = x.shape[1]
+        n = x.shape[1] if normaliser is None else normaliser
         running = 0.0
         for k, state in enumerate(self.trajectory(w, x, ops)):
             if k > 0 and self.cost.has_running_cost:
                 running = running + self.step_size * self.running_cost(state, target, readout, ops)
-        loss = self.terminal_loss(state, target, readout, ops) / n
-        return loss + running / n + self.regulariser(w, ops), loss
+        predictions = self.readout(state, readout, ops)
+        loss = ops.sum(loss_per_sample(self.cost.loss, predictions, target, ops)) / n
+        j = loss + running / n
+        return (j + self.regulariser(w, ops) if regulariser else j), loss, predictions
 
     # ----------------------------------------------------------------------------- public API
     def initial_guess(self, seed: int = 0, scale: float = 1.0) -> np.ndarray:

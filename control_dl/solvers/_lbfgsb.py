@@ -152,7 +152,9 @@ def run_lbfgsb(solver: Direct, problem: TrainingProblem, w0: np.ndarray, progres
     try:
         log(w_start)
     except StopIteration:
-        return make_result(problem, solver, w_start, "converged", "target loss reached at w0", recorder, 0)
+        return make_result(
+            problem, solver, w_start, "converged", "target loss reached at w0", recorder, 0, evaluate.engine.info
+        )
     try:
         # scipy's L-BFGS-B calls BLAS on tiny vectors: threads only add overhead (4x on 2 cores)
         with threadpool_limits(limits=1, user_api="blas"):
@@ -161,7 +163,9 @@ def run_lbfgsb(solver: Direct, problem: TrainingProblem, w0: np.ndarray, progres
                 fun, w_start, jac=True, method=method, bounds=bounds, callback=callback, options=options, **extra
             )
     except (RuntimeError, ValueError, FloatingPointError) as exc:
-        return make_result(problem, solver, w_start, "failed", f"{method} error: {exc}", recorder, 0)
+        return make_result(
+            problem, solver, w_start, "failed", f"{method} error: {exc}", recorder, 0, evaluate.engine.info
+        )
     iterations = len(recorder.history) - 1
     if reached:
         status, message = "converged", f"target loss {solver.target_loss:g} reached"
@@ -169,4 +173,6 @@ def run_lbfgsb(solver: Direct, problem: TrainingProblem, w0: np.ndarray, progres
         status = SCIPY_STATUS.get(int(res.status), "failed")
         message = f"{method}: {res.message}"
     w = np.asarray(res.x, dtype=float)
-    return make_result(problem, solver, w, status, f"{message} ({jit_note})", recorder, iterations)
+    return make_result(
+        problem, solver, w, status, f"{message} ({jit_note})", recorder, iterations, evaluate.engine.info
+    )

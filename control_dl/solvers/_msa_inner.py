@@ -72,7 +72,7 @@ def _absolute_inverse(hessians: list[np.ndarray]) -> tuple[Callable[[np.ndarray]
 
 
 def damped_newton(
-    evaluate: Callable[[np.ndarray], Values], start: Values, iters: int, sizes: list[int], bounds: float | None
+    evaluate: Callable[[np.ndarray, bool], Values], start: Values, iters: int, sizes: list[int], bounds: float | None
 ) -> tuple[np.ndarray, float]:
     """Batched damped Newton (Levenberg-Marquardt per block) on independent blocks at once.
 
@@ -82,7 +82,7 @@ def damped_newton(
     Parameters
     ----------
     evaluate : callable
-        c -> Values with the blocks' Hessians.
+        (c, hessian) -> Values, with the blocks' Hessians when ``hessian`` (the last trial needs none).
     start : Values
         Values (with Hessians) at c⁰.
     iters : int
@@ -100,12 +100,13 @@ def damped_newton(
     cur = start
     mu = np.zeros(len(sizes))
     block_of = np.repeat(np.arange(len(sizes)), sizes)
-    for _ in range(iters):
+    for i in range(iters):
         solve, largest = _absolute_inverse(cur.hess)
         trial_c = cur.c - solve(cur.grad, mu)
         if bounds is not None:
             trial_c = np.clip(trial_c, -bounds, bounds)
-        trial = evaluate(trial_c)
+        last = i == iters - 1
+        trial = evaluate(trial_c, not last)
         ok = np.isfinite(trial.values) & (trial.values < cur.values)
         mu = np.where(ok, mu / 3.0, np.maximum(10.0 * mu, 1e-3 * np.array(largest)))
         keep = ok[block_of]
@@ -113,7 +114,7 @@ def damped_newton(
             np.where(keep, trial.c, cur.c),
             np.where(ok, trial.values, cur.values),
             np.where(keep, trial.grad, cur.grad),
-            [t if k else h for t, h, k in zip(trial.hess, cur.hess, ok, strict=True)],
+            cur.hess if last else [t if k else h for t, h, k in zip(trial.hess, cur.hess, ok, strict=True)],
         )
     return cur.c, float(cur.values.sum())
 
@@ -201,8 +202,10 @@ class StageMap:
         ]
         reg_vg = ca.Function("reg_vg", [theta], [r, grad])
         reg_blocks = ca.Function("reg_blocks", [theta], blocks)
+        reg_map = reg_vg.map("reg_map", "serial", len(self.sizes), [], [])
         self.reg_vg = compile_function(reg_vg)[0] if jit else reg_vg
         self._reg_blocks = compile_function(reg_blocks)[0] if jit else reg_blocks
+        self._reg_map = compile_function(reg_map)[0] if jit else reg_map
         hess0 = np.asarray(
             ca.densify(ca.Function("reg_hess", [theta], [ca.jacobian(grad, theta)])(np.zeros(lay.n_theta)))
         )
@@ -249,13 +252,10 @@ class StageMap:
 
     def reg_block_values(self, c: np.ndarray, c0: np.ndarray) -> np.ndarray:
         """R(c⁰ + e_b ⊗ (c_b − c⁰_b)) for every block b (the Jacobi split of R)."""
-        values = np.empty(len(self.sizes))
-        for b in range(len(self.sizes)):
-            col = c0.copy()
-            a, e = self.offsets[b], self.offsets[b + 1]
-            col[a:e] = c[a:e]
-            values[b] = float(self.reg_vg(col)[0])
-        return values
+        cols = np.tile(c0[:, None], (1, len(self.sizes)))
+        for b, (a, e) in enumerate(zip(self.offsets[:-1], self.offsets[1:], strict=True)):
+            cols[a:e, b] = c[a:e]
+        return np.asarray(self._reg_map(cols)[0]).ravel()
 
     def ipopt_solver(self, engine: Engine, iters: int) -> tuple[Any, dict[str, np.ndarray]]:
         """An IPOPT nlpsol for φ with parameters (per step x_k, p̂_{k+1}, x_{k+1}, q̂_k; c⁰; ρ), and its
@@ -366,7 +366,7 @@ class InnerProblem:
         tuple
             The new θ block and φ there (up to the constant of ``evaluate``).
         """
-        return damped_newton(lambda c: self.evaluate(c, hessian=True), start, iters, self.stages.sizes, bounds)
+        return damped_newton(self.evaluate, start, iters, self.stages.sizes, bounds)
 
     def lbfgsb(self, iters: int, bounds: float | None) -> tuple[np.ndarray, float]:
         """One scipy L-BFGS-B over all blocks (the sum of the blocks' φ_b): no Hessians, so the cost

@@ -239,6 +239,7 @@ def make_result(
     message: str,
     recorder: Recorder,
     iterations: int,
+    engine: dict[str, Any] | None = None,
 ) -> Result:
     """Assemble a :class:`Result` under the outcome policy (module docstring), evaluating objective,
     losses and accuracies at the returned w in numpy.
@@ -257,6 +258,8 @@ def make_result(
         History of the run (its start and best iterate).
     iterations : int
         Iterations taken.
+    engine : dict, optional
+        ``info`` of the engine that evaluated J (stored as ``Result.engine``).
 
     Returns
     -------
@@ -291,6 +294,7 @@ def make_result(
         solver_spec=solver_spec(solver),
         problem_spec=problem.spec,
         versions=package_versions(),
+        engine=dict(engine or {}),
         problem=problem,
     )
 

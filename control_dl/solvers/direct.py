@@ -24,7 +24,8 @@ import casadi as ca
 import numpy as np
 
 from .._errors import spec_error
-from ..engines import ENGINES, Casadi, CasadiModel, Engine, EngineSpec, casadi_model, make_engine
+from ..engines import ENGINES, Auto, Casadi, CasadiModel, Engine, EngineSpec, casadi_model, make_engine
+from ..engines._callback import engine_objective
 from ..engines._casadi_model import objective_function
 from ..engines._jit import compile_function
 from ..problems.training import TrainingProblem
@@ -169,10 +170,14 @@ class Direct:
         "gauss-newton"`` only). GN is PSD but often near-singular (e.g. an unregularised readout);
         IPOPT then takes huge steps, which μ damps.
     engine : {"auto", "casadi", "torch"} or EngineSpec
-        How J, ∇J and G·v are evaluated for ``nlp="lbfgsb"``/``"trust-ncg"`` and for the iteration
-        history (:mod:`control_dl.engines`; "casadi" and "auto" take ``jit`` and ``parallelization``).
-        Multiple shooting, collocation, fatrop and sqpmethod build sparse CasADi NLPs from the
-        casadi engine's per-sample Functions: they accept only "auto" or "casadi".
+        How J, ∇J and G·v are evaluated (:mod:`control_dl.engines`; "casadi" and "auto" take
+        ``jit`` and ``parallelization``; "auto" times one J + ∇J on each engine and keeps the
+        faster): by ``nlp="lbfgsb"``/``"trust-ncg"``, by IPOPT in single shooting with
+        ``hessian="lbfgs"`` (J and ∇J through :func:`~control_dl.engines._callback.engine_objective`
+        on a non-CasADi engine), and for the iteration history. Multiple shooting, collocation,
+        fatrop, sqpmethod and IPOPT with exact or Gauss-Newton Hessians build sparse CasADi NLPs
+        from the casadi engine's per-sample Functions: they accept only "auto" (= casadi there) or
+        "casadi" (SpecError otherwise).
 
     Raises
     ------
@@ -318,11 +323,16 @@ class Direct:
                 )
         elif not isinstance(self.engine, EngineSpec):
             raise spec_error("engine", type(self.engine).__name__, "must be an engine name or an EngineSpec")
-        casadi_only = self.nlp not in ("lbfgsb", "trust-ncg")
-        if casadi_only and self.engine not in ("auto", "casadi") and not isinstance(self.engine, Casadi):
+        if not self.takes_any_engine and self.engine not in ("auto", "casadi") and not isinstance(self.engine, Casadi):
             raise spec_error(
                 "engine", self.engine, f"nlp={self.nlp!r} builds its NLP from CasADi Functions: use 'auto' or 'casadi'"
             )
+
+    @property
+    def takes_any_engine(self) -> bool:
+        """Whether this NLP needs only J and ∇J (or G·v), so any engine can evaluate it."""
+        single_lbfgs = self.nlp == "ipopt" and self.transcription == "single_shooting" and self.hessian == "lbfgs"
+        return self.nlp in ("lbfgsb", "trust-ncg") or single_lbfgs
 
     def bind_engine(self, problem: TrainingProblem, x: np.ndarray, y: np.ndarray) -> Engine:
         """This solver's engine bound to the batch (x, y).
@@ -337,12 +347,16 @@ class Direct:
         Returns
         -------
         Engine
-            "casadi" (and, for now, "auto") is ``Casadi(jit, parallelization)`` with this solver's
-            options; another name or spec is bound as given.
+            "casadi" is ``Casadi(jit, parallelization)`` with this solver's options, "auto" the
+            faster of it and the torch engine (casadi where the NLP needs CasADi Functions);
+            another name or spec is bound as given.
         """
         spec = self.engine
-        if spec in ("auto", "casadi"):
-            spec = Casadi(jit=self.jit, parallelization=self.parallelization)
+        casadi = Casadi(jit=self.jit, parallelization=self.parallelization)
+        if spec == "casadi" or (spec == "auto" and not self.takes_any_engine):
+            spec = casadi
+        elif spec == "auto":
+            spec = Auto(casadi=casadi)
         return make_engine(spec, problem, x, y)
 
     @property
@@ -472,9 +486,10 @@ class Direct:
             return transcriptions.multiple_shooting(model, x, y, w0)
         return transcriptions.collocation(model, x, y, w0, self.collocation_degree, self.collocation_scheme)
 
-    def objective_for_ipopt(self, problem: TrainingProblem, tr: transcriptions.Transcription) -> ca.MX:
-        """J as IPOPT sees it: the MX graph, or with ``jit`` and a quasi-Newton Hessian in single
-        shooting, a call of the compiled J whose compiled Jacobian gives ∇J (3x faster on ring).
+    def objective_for_ipopt(self, problem: TrainingProblem, tr: transcriptions.Transcription, engine: Engine) -> Any:
+        """J as IPOPT sees it: the MX graph; or, in single shooting with a quasi-Newton Hessian, the
+        engine's J and ∇J: a call of the compiled CasADi J whose compiled Jacobian gives ∇J (3x
+        faster than the MX graph on ring) on the casadi engine, a Callback into any other engine.
 
         Parameters
         ----------
@@ -482,18 +497,24 @@ class Direct:
             The problem.
         tr : Transcription
             The NLP.
+        engine : Engine
+            The solver's engine on the NLP's batch.
 
         Returns
         -------
         casadi.MX
-            The objective expression in ``tr.z``.
+            The objective expression in ``tr.z``, and the Callback to keep alive (or None).
         """
-        compiled = self.jit and self.hessian == "lbfgs" and self.parallelization == "serial"
-        if not (compiled and self.transcription == "single_shooting"):
-            return tr.objective
+        if not (self.transcription == "single_shooting" and self.hessian == "lbfgs"):
+            return tr.objective, None
+        if engine.name != "casadi":
+            callback = engine_objective(engine)
+            return callback(tr.z), callback
+        if not (self.jit and self.parallelization == "serial"):
+            return tr.objective, None
         x, y = self.batch(problem)
         compiled, _ = compile_function(objective_function(self.casadi_model(problem), x.shape[1]), with_jacobian=True)
-        return compiled(tr.z, ca.DM(x), ca.DM(y))
+        return compiled(tr.z, ca.DM(x), ca.DM(y)), None
 
     def run(self, problem: TrainingProblem, w0: np.ndarray, progress: bool) -> Result:
         """Solve from w0.
@@ -521,7 +542,9 @@ class Direct:
             return run_fatrop(self, problem, w0, progress)
         recorder = self.recorder(problem, progress)
         tr = self.transcribe(problem, w0)
-        log_iterate = self.iterate_logger(problem, recorder)
+        x, y = self.batch(problem)
+        engine = self.bind_engine(problem, x, y)
+        log_iterate = self.iterate_logger(problem, recorder, engine)
         collocation = self.transcription == "collocation"
 
         def on_iterate(z: np.ndarray, f: float) -> bool:
@@ -541,7 +564,8 @@ class Direct:
             hessian = transcriptions.gauss_newton_hessian(tr, self.casadi_model(problem), self.gauss_newton_damping)
             options["hess_lag"] = hessian if self.nlp == "ipopt" else transcriptions.symmetric_hessian(hessian)
         bounds = {"lbx": tr.lbz, "ubx": tr.ubz, "lbg": tr.lbg, "ubg": tr.ubg}
-        nlp = {"x": tr.z, "f": self.objective_for_ipopt(problem, tr), "g": tr.g}
+        objective, _callback = self.objective_for_ipopt(problem, tr, engine)
+        nlp = {"x": tr.z, "f": objective, "g": tr.g}
         label = "IPOPT" if self.nlp == "ipopt" else "sqpmethod"
         try:
             with casadi_console(self.verbose) as console:
@@ -549,7 +573,9 @@ class Direct:
                 solution = solver(x0=np.clip(tr.z0, tr.lbz, tr.ubz), **bounds)
             stats = solver.stats()
         except RuntimeError as exc:  # CasADi raises on evaluation errors and bad options
-            return make_result(problem, self, w0, "failed", f"CasADi error: {exc}", recorder, len(recorder.history))
+            return make_result(
+                problem, self, w0, "failed", f"CasADi error: {exc}", recorder, len(recorder.history), engine.info
+            )
         w = np.asarray(solution["x"], dtype=float).ravel()[: tr.n_w]
         nlp_status = stats.get("return_status", "unknown")
         reached = log_iterate.reached
@@ -564,9 +590,11 @@ class Direct:
                 f"{problem.integrator} re-simulation of w"
             )
         iterations = int(stats.get("iter_count", max(len(recorder.history) - 1, 0)))
-        return make_result(problem, self, w, status, message, recorder, iterations)
+        return make_result(problem, self, w, status, message, recorder, iterations, engine.info)
 
-    def iterate_logger(self, problem: TrainingProblem, recorder: Recorder) -> _IterateLogger:
+    def iterate_logger(
+        self, problem: TrainingProblem, recorder: Recorder, engine: Engine | None = None
+    ) -> _IterateLogger:
         """The per-iteration logger of the CasADi back-ends: J, the loss (and ‖∇J‖, accuracy with
         ``jit``) at w by simulation on all training samples, and the ``target_loss`` test.
 
@@ -576,6 +604,8 @@ class Direct:
             The problem.
         recorder : Recorder
             Where the iterations go.
+        engine : Engine, optional
+            The solver's engine, reused when it is bound to all training samples.
 
         Returns
         -------
@@ -584,7 +614,9 @@ class Direct:
             attribute tells afterwards.
         """
         x, y = problem.data.x_train, problem.targets
-        evaluate = Evaluator(self.bind_engine(problem, x, y)) if self.jit else None
+        if engine is None or engine.n_samples != x.shape[1]:
+            engine = self.bind_engine(problem, x, y) if self.jit else None
+        evaluate = Evaluator(engine) if engine is not None else None
         return _IterateLogger(problem, recorder, evaluate, self.target_loss)
 
 

@@ -86,8 +86,9 @@ class MSA:
         the fastest for small blocks), scipy L-BFGS-B (no Hessians: cost linear in the size of θ_k,
         for wide layers), or IPOPT with exact Hessian (also enforces the problem's bound and
         Lipschitz constraints). "auto": Newton when every block has ≤ 200 entries, else L-BFGS-B.
-    inner_iters : int
-        Iterations of the inner solver (and of the L-BFGS-B readout step).
+    inner_iters : int, optional
+        Iterations of the inner solver (and of the L-BFGS-B readout and lift steps). Default: 1 for
+        Newton (one batched Newton step per outer iteration), 10 for L-BFGS-B and IPOPT.
     readout : {"exact", "lbfgsb"}
         Readout update after each θ update: "exact" minimises J over (P, c) for the fixed states
         (variable projection; J is convex in (P, c)), "lbfgsb" takes ``inner_iters`` L-BFGS-B
@@ -96,7 +97,8 @@ class MSA:
         Quasi-Newton coupling of the layers (0: off, the paper's simultaneous maximisations): the
         one-Newton-step maximisation of every layer's H̃ is corrected by the last ``memory`` secant
         pairs of the costate gradients ∇_θ J = −∂H/∂θ (:func:`._msa_inner.quasi_newton_step`).
-        Needs Newton blocks (``inner`` "newton" or "auto"), ``inner_iters=1`` and full batches.
+        Needs Newton blocks (``inner`` "newton" or "auto"), one Newton step (``inner_iters`` 1) and
+        full batches.
     max_iter : int
         Outer iterations.
     batch_size : int or None
@@ -132,7 +134,7 @@ class MSA:
 
     rho: float = 0.0
     inner: str = "auto"
-    inner_iters: int = 10
+    inner_iters: int | None = None
     readout: str = "exact"
     memory: int = 0
     max_iter: int = 500
@@ -154,17 +156,18 @@ class MSA:
     def __post_init__(self) -> None:
         check_positive_float("rho", self.rho, allow_zero=True)
         check_choice("inner", self.inner, ("auto", "newton", "lbfgsb", "ipopt"))
-        check_positive_int("inner_iters", self.inner_iters)
+        if self.inner_iters is not None:
+            check_positive_int("inner_iters", self.inner_iters)
         check_choice("readout", self.readout, ("exact", "lbfgsb"))
         check_positive_int("memory", self.memory, 0)
         if self.memory and (
-            self.inner not in ("auto", "newton") or self.inner_iters != 1 or self.batch_size is not None
+            self.inner not in ("auto", "newton") or self.inner_iters not in (None, 1) or self.batch_size is not None
         ):
             raise spec_error(
                 "memory",
                 self.memory,
                 "the quasi-Newton coupling takes one Newton step per iteration on full batches: "
-                f"needs inner='newton' or 'auto', inner_iters=1, batch_size=None (got {self.inner!r}, "
+                f"needs inner='newton' or 'auto', inner_iters=1 (or None), batch_size=None (got {self.inner!r}, "
                 f"{self.inner_iters}, {self.batch_size})",
             )
         check_positive_int("max_iter", self.max_iter, 0)
@@ -294,6 +297,7 @@ class _Run:
         self.inner = solver.inner
         if self.inner == "auto":
             self.inner = "newton" if max(self.stages.sizes) <= NEWTON_MAX_BLOCK else "lbfgsb"
+        self.inner_iters = solver.inner_iters or (1 if self.inner == "newton" else 10)
         if solver.memory and self.inner != "newton":
             raise spec_error(
                 "memory",
@@ -391,10 +395,10 @@ class _Run:
         if self.solver.memory:
             return quasi_newton_step(start, pairs, bound)
         if self.inner == "newton":
-            return inner.newton(start, self.solver.inner_iters, bound)
+            return inner.newton(start, self.inner_iters, bound)
         if self.inner == "lbfgsb":
-            return inner.lbfgsb(self.solver.inner_iters, bound)
-        return inner.ipopt(self.solver.inner_iters)
+            return inner.lbfgsb(self.inner_iters, bound)
+        return inner.ipopt(self.inner_iters)
 
     def _line_search(
         self, engine: Engine, w: np.ndarray, c_new: np.ndarray, y: np.ndarray, j_old: float
@@ -433,10 +437,10 @@ class _Run:
             if not math.isfinite(fun(w[n_theta:])[0]):
                 return w, math.nan
             res = optimize.minimize(
-                fun, w[n_theta:], jac=True, method="L-BFGS-B", options={"maxiter": self.solver.inner_iters}
+                fun, w[n_theta:], jac=True, method="L-BFGS-B", options={"maxiter": self.inner_iters}
             )
             return np.concatenate([w[:n_theta], res.x]), float(res.fun)
-        z, j = self.readout.minimise(w[n_theta:], engine.states(w), y, self.solver.readout, self.solver.inner_iters)
+        z, j = self.readout.minimise(w[n_theta:], engine.states(w), y, self.solver.readout, self.inner_iters)
         j += float(self.stages.reg_vg(w[:n_theta])[0])
         return np.concatenate([w[:n_theta], z]), j if math.isfinite(j) else math.nan
 

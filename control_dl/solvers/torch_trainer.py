@@ -229,7 +229,8 @@ class TorchTrainer:
                 for idx in torch.randperm(n_samples, generator=generator).split(batch):
                     w.grad = self._evaluate(problem, w, (full[0][:, idx], full[1][:, idx]), ops)[2]
                     opt.step()
-        return make_result(problem, self, last_w, status, message, recorder, iterations)
+        engine = {"name": "torch", "device": "cpu", "threads": self.threads}
+        return make_result(problem, self, last_w, status, message, recorder, iterations, engine)
 
     def _full_step(self, problem: TrainingProblem, opt: Any, w: Any, j: Any, grad: Any, data: tuple, ops: Any) -> None:
         """One full-batch step; L-BFGS reuses (J, ∇J) at w for its first closure call."""
