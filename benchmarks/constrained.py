@@ -167,7 +167,7 @@ def main() -> None:
     if args.presets:
         out["presets"] = presets((2, 3), args.limit)
     else:
-        rings = [ring({}, 30 if args.quick else 200, 1 if args.quick else 3)]
+        rings = [ring({}, 30 if args.quick else 60, 1 if args.quick else 3)]
         if not args.quick:
             rings.append(ring({"n_steps": 5, "horizon": 2.0, "lipschitz": 0.5}, 200, 3))
         out["ring"] = rings
