@@ -53,7 +53,8 @@ def to_torch(problem: TrainingProblem, w: Any) -> Any:
     Returns
     -------
     torch.nn.Module
-        ``forward(X)``: X of shape ``S × n_in`` (float64, raw units) → ``S × n_out`` predictions.
+        ``forward(X)``: X of shape ``S × n_in`` (float64, raw units) → ``S × n_out`` predictions;
+        ``module.to("cuda")`` moves w, μ and s, and X must then be on that device.
 
     Raises
     ------
@@ -61,10 +62,9 @@ def to_torch(problem: TrainingProblem, w: Any) -> Any:
         If torch is not installed.
     """
     torch = _torch()
-    from .backends import get_ops
+    from .backends import torch_ops
 
     w = problem.check_w(w)
-    ops = get_ops("torch")
     data = problem.data
 
     class ControlNetwork(torch.nn.Module):
@@ -79,6 +79,7 @@ def to_torch(problem: TrainingProblem, w: Any) -> Any:
             self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float64)[:, None].clone())
 
         def forward(self, X: Any) -> Any:
+            ops = torch_ops(device=X.device)  # constants (e.g. the zero padding of λ1) on X's device
             x = (X.T - self.mean) / self.scale if data.mean is not None else X.T
             *_, x_final = problem.trajectory(self.w, x, ops)
             return problem.readout(x_final, problem.layout.readout(self.w, ops), ops).T

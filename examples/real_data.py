@@ -2,8 +2,8 @@
 
 The catalog problem ``digits`` (1797 8×8 images, 64 pixel intensities standardised on the training
 split, 10 classes) is a 64-dimensional ResNet of 10 Euler steps with a cross-entropy readout. It is
-trained with scipy's L-BFGS-B on the single-shooting NLP and with torch's L-BFGS (the problem's
-default solver); the test-set confusion matrices are drawn side by side (``confusion.png``), the
+trained with scipy's L-BFGS-B on the single-shooting NLP (the problem's default solver) and with
+torch's L-BFGS; the test-set confusion matrices are drawn side by side (``confusion.png``), the
 training curves in ``convergence.png``. The better network is exported as a torch module, a CasADi
 function and an ONNX file, and each export is checked against ``result.predict`` on the raw test
 images. Needs the extras ``datasets`` and ``export`` (``pip install 'control_dl[datasets,export]'``).
@@ -28,10 +28,11 @@ problem = cdl.load_problem("digits", **(dict(n_steps=2, test_size=0.8) if small 
 data = problem.data
 print(f"digits: {data.x_train.shape[1]} training / {data.x_test.shape[1]} test images, {problem.n_params} parameters")
 
-# --- solvers: the problem's default (torch L-BFGS) and scipy L-BFGS-B over the direct NLP -----------
+# --- solvers: the problem's default (scipy L-BFGS-B on the single-shooting NLP, engine "auto") and
+# torch's L-BFGS (strong Wolfe), the baseline a torch user knows -----------------------------------
 solvers = {
-    "torch-lbfgs": cdl.load_solver(problem.spec["solver"], **(dict(epochs=5) if small else {})),
-    "lbfgsb": cdl.load_solver("lbfgsb", **(dict(max_iter=5, jit=False) if small else dict(max_iter=400))),
+    "lbfgsb": cdl.load_solver(problem.spec["solver"], **(dict(max_iter=5) if small else {})),
+    "torch-lbfgs": cdl.load_solver("torch-lbfgs", **(dict(epochs=5) if small else {})),
 }
 
 # --- run: train, then classify the raw test images (predict applies the standardisation itself) ------

@@ -208,8 +208,20 @@ def test_bad_file_specs(csv_file, data, field):
         cdl.load_problem(problem_toml(csv_file.parent, "../circle.csv", **data))
 
 
-def test_cli_solve_on_a_csv(csv_file, tmp_path, capsys):
-    spec = problem_toml(csv_file.parent, "../circle.csv", target="label", standardize=True)
+def data_spec(kind: str, request: pytest.FixtureRequest) -> tuple[Path, dict]:
+    """The TOML of the test's CSV (string labels, standardised) or npz (booleans, its own test split)."""
+    if kind == "csv":
+        path = request.getfixturevalue("csv_file")
+        return problem_toml(path.parent, "../circle.csv", target="label", standardize=True), {
+            "names": ("inside", "outside")
+        }
+    path = request.getfixturevalue("npz_file")
+    return problem_toml(path.parent, "../circle.npz"), {"names": None, "x_test": X[36:].T}
+
+
+@pytest.mark.parametrize("kind", ["csv", "npz"])
+def test_cli_solve_on_a_data_file(kind, request, tmp_path, capsys):
+    spec, expected = data_spec(kind, request)
     out = tmp_path / "run"
     spec.write_text('solver = "lbfgsb"\n' + spec.read_text())  # the problem's default solver
     args = ["solve", str(spec), "--option", "max_iter=30", "--out", str(out), "--no-progress"]
@@ -218,11 +230,13 @@ def test_cli_solve_on_a_csv(csv_file, tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] in ("converged", "max_iter") and summary["accuracy"] > 0.8
     loaded = cdl.Result.load(out / "result.npz")
-    assert loaded.problem.data.class_names == ("inside", "outside")
+    assert loaded.problem.data.class_names == expected["names"]
+    np.testing.assert_array_equal(loaded.problem.data.x_train, cdl.load_problem(spec).data.x_train)
 
 
-def test_two_point_sweep_over_an_npz(npz_file, tmp_path):
-    spec = problem_toml(npz_file.parent, "../circle.npz")
+@pytest.mark.parametrize("kind", ["csv", "npz"])
+def test_two_point_sweep_over_a_data_file(kind, request, tmp_path):
+    spec, expected = data_spec(kind, request)
     sweep = {
         "problem": {"path": str(spec)},
         "solver": {"preset": "lbfgsb", "max_iter": 15},
@@ -232,8 +246,8 @@ def test_two_point_sweep_over_an_npz(npz_file, tmp_path):
     assert len(rows) == 2 and all(row["status"] in ("converged", "max_iter") for row in rows)
     assert sorted(row["params"]["problem"]["control"]["n_steps"] for row in rows) == [2, 4]
     for row in rows:
-        result = cdl.Result.load(row["result_path"])
-        np.testing.assert_array_equal(result.problem.data.x_test, X[36:].T)
+        data = cdl.Result.load(row["result_path"]).problem.data
+        np.testing.assert_array_equal(data.x_test, expected.get("x_test", cdl.load_problem(spec).data.x_test))
 
 
 def test_cli_compare_on_an_npz(npz_file, tmp_path, capsys):
@@ -243,3 +257,12 @@ def test_cli_compare_on_an_npz(npz_file, tmp_path, capsys):
     table = json.loads((out / "compare.json").read_text())
     assert table["problem_spec"]["data"]["path"] == str(npz_file)
     assert "lbfgsb" in capsys.readouterr().out
+
+
+def test_csv_with_numeric_targets_is_regression(tmp_path):
+    rows = [f"{a!r},{b!r},{a * a - b!r}" for a, b in X.tolist()]
+    data = cdl.Dataset.from_file(write_csv(tmp_path / "reg.csv", rows, "a,b,y"), target="y", seed=2)
+    assert data.task == "regression" and data.n_out == 1 and data.class_names is None
+    columns = np.hstack([data.x_train, data.x_test])
+    targets = np.hstack([data.y_train, data.y_test])[0]
+    np.testing.assert_allclose(targets, columns[0] ** 2 - columns[1], rtol=1e-15)

@@ -480,3 +480,31 @@ def test_collocation_reports_the_nlp_objective_beside_the_resimulated_one(tiny):
     result = cdl.solve(tiny, cdl.Direct(transcription="collocation", tol=1e-10), seed=1, progress=False)
     assert result.status == "converged"  # at a feasible point RK4 at h = 1/4 and the collocation states agree
     assert result.history[-1]["nlp_objective"] == pytest.approx(result.history[-1]["objective"], rel=1e-6)
+
+
+def test_ipopt_lbfgs_preset_stays_feasible_under_the_lipschitz_constraint():
+    """Issue 15: IPOPT's default L-BFGS start matrix (scalar1, σ = sᵀy/sᵀs) takes quasi-Newton steps
+    far outside the Lipschitz-feasible set (violation 10 here) and ends at J = 1.64 from 0.45; the
+    preset's scalar2 (σ = yᵀy/sᵀy) stays feasible at every iterate and fits the ring."""
+    problem = cdl.load_problem("ring", dim=3, n_samples=100, lipschitz=0.9)
+    preset = cdl.load_solver("ipopt-lbfgs", max_iter=300)
+    assert preset.ipopt_options.limited_memory_initialization == "scalar2"
+    result = cdl.solve(problem, preset, progress=False)
+    assert max(h["constraint_violation"] for h in result.history) <= 1e-6
+    assert result.accuracy >= 0.99 and result.objective < 0.05
+    scalar1 = dataclasses.replace(preset, ipopt_options={"limited_memory_initialization": "scalar1"})
+    default = cdl.solve(problem, scalar1, progress=False)
+    assert max(h["constraint_violation"] for h in default.history) > 0.1
+    assert default.status == "failed" and default.history[-1]["objective"] > default.history[0]["objective"]
+
+
+def test_ipopt_gn_preset_is_damped_and_escapes_the_saddle_undamped_gn_stops_at():
+    """Issue 15: undamped IPOPT Gauss-Newton on the constrained ring in 2-D stops at θ ≈ 0 with the
+    constant predictor's loss (reported "failed", a saddle); the preset's damping μ = 1e-2 trains."""
+    problem = cdl.load_problem("ring", dim=2, lipschitz=0.9)  # S = 400: the issue's case
+    preset = cdl.load_solver("ipopt-gn", max_iter=80)
+    assert preset.gauss_newton_damping == 1e-2
+    undamped = cdl.solve(problem, dataclasses.replace(preset, gauss_newton_damping=0.0), progress=False)
+    damped = cdl.solve(problem, preset, progress=False)
+    assert undamped.status == "failed" and "saddle" in undamped.message
+    assert damped.objective < 0.6 * undamped.objective and damped.accuracy > 0.8

@@ -305,3 +305,24 @@ def test_msa_evaluates_through_the_engine_it_is_given() -> None:
     for bad in ("numpy", 3):
         with pytest.raises(cdl.SpecError, match="engine"):
             cdl.MSA(engine=bad)
+
+
+def test_emsa_on_the_torch_engine_equals_the_casadi_engine() -> None:
+    """Same iterates on both engines: the histories of J agree to round-off and both converge to the
+    same stationary point (PMP residual ≤ tol) within the solver tolerance."""
+    pytest.importorskip("torch")
+    problem = cdl.load_problem("sin", n_samples=10, dim=1, n_steps=2, l2=0.05)
+    runs = {
+        engine: cdl.solve(problem, cdl.load_solver("emsa", max_iter=300, tol=1e-7, engine=engine), progress=False)
+        for engine in ("casadi", "torch")
+    }
+    casadi, torch = runs["casadi"], runs["torch"]
+    assert casadi.engine["name"] == "casadi" and torch.engine["name"] == "torch"
+    assert casadi.status == torch.status == "converged"
+    steps = min(len(casadi.history), len(torch.history))
+    assert steps >= 10
+    j_casadi = np.array([h["objective"] for h in casadi.history[:steps]])
+    j_torch = np.array([h["objective"] for h in torch.history[:steps]])
+    assert np.allclose(j_casadi, j_torch, rtol=1e-8, atol=1e-12)
+    assert np.allclose(casadi.w, torch.w, atol=1e-6)
+    assert casadi.objective == pytest.approx(torch.objective, rel=1e-10)

@@ -121,3 +121,14 @@ def test_bad_solver_options(overrides, field):
 def test_unknown_solver_lists_presets():
     with pytest.raises(cdl.SpecError, match="ipopt-lbfgs"):
         cdl.load_solver("newton-raphson")
+
+
+def test_deeply_nested_toml_is_a_spec_error(tmp_path):
+    path = tmp_path / "deep.toml"
+    path.write_text("name = " + "[" * 500 + "]" * 500 + "\n")
+    with pytest.raises(cdl.SpecError, match="nested too deeply"):
+        cdl.load_problem(path)
+    tables = tmp_path / "tables.toml"
+    tables.write_text("data = " + "{a = " * 500 + "1" + "}" * 500 + "\n")
+    with pytest.raises(cdl.SpecError, match="nested too deeply"):
+        cdl.load_problem(tables)

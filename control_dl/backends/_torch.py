@@ -23,7 +23,8 @@ class TorchOps(Ops):
     dtype : torch.dtype
         Floating type of constants (float64).
     device : str or torch.device, optional
-        Device of constants that meet no tensor (default: torch's default device).
+        Device of constants that meet no tensor and of everything ``asarray`` returns (default:
+        torch's default device; tensors passed to ``asarray`` then stay where they are).
     """
 
     name = "torch"
@@ -40,7 +41,7 @@ class TorchOps(Ops):
 
     def asarray(self, x: Any) -> torch.Tensor:
         if isinstance(x, torch.Tensor):
-            return x.to(self.dtype)
+            return x.to(dtype=self.dtype, device=self.device if self.device is not None else x.device)
         return self._t(x)
 
     def zeros(self, shape: tuple[int, int]) -> torch.Tensor:

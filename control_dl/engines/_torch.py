@@ -128,22 +128,11 @@ def device_ops(device: Any) -> Any:
     Returns
     -------
     TorchOps
-        A namespace whose ``asarray`` and ``zeros`` use ``device``.
+        ``torch_ops(device=device)``: ``asarray``, ``zeros``, ``ones`` and numpy constants on ``device``.
     """
-    import torch
-
     from ..backends import torch_ops
 
-    base = type(torch_ops())
-
-    class DeviceOps(base):  # type: ignore[misc, valid-type]
-        def asarray(self, x: Any) -> Any:
-            return torch.as_tensor(x, dtype=self.dtype, device=device)
-
-        def zeros(self, shape: tuple[int, int]) -> Any:
-            return torch.zeros(shape, dtype=self.dtype, device=device)
-
-    return DeviceOps()
+    return torch_ops(device=device)
 
 
 def costate_pass(

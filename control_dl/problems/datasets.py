@@ -447,7 +447,9 @@ def _labels(field: str, value: Any, n: int) -> np.ndarray:
     return y
 
 
-def encode_labels(y: np.ndarray | list[np.ndarray], task: str | None = None):
+def encode_labels(
+    y: np.ndarray | list[np.ndarray], task: str | None = None
+) -> tuple[str, np.ndarray | list[np.ndarray], tuple[str, ...] | None]:
     """Infer the task and encode labels as 0..K−1 (the splits of a list share one encoding).
 
     Integer and boolean labels 0..K−1 stay as they are; strings and other integers are encoded by
@@ -506,7 +508,9 @@ def encode_labels(y: np.ndarray | list[np.ndarray], task: str | None = None):
     return task, values if isinstance(y, list) else values[0], names
 
 
-def stratified_split(labels: np.ndarray | None, n: int, test_size: float = 0.25, seed: int = 0):
+def stratified_split(
+    labels: np.ndarray | None, n: int, test_size: float = 0.25, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Indices of a seeded train/test split holding out ``ceil(test_size · n)`` samples.
 
     With labels, each class k of n_k samples gives ⌊n_test n_k / n⌋ test samples and the remaining

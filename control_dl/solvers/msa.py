@@ -63,7 +63,7 @@ from scipy import optimize
 from threadpoolctl import threadpool_limits
 
 from .._errors import spec_error
-from ..engines import ENGINES, Casadi, Engine, EngineSpec, make_engine
+from ..engines import ENGINES, Auto, Casadi, Engine, EngineSpec, make_engine
 from ..problems.costs import predict_labels
 from ..problems.training import TrainingProblem
 from ..result import Result
@@ -220,12 +220,14 @@ class MSA:
         Returns
         -------
         Engine
-            "casadi" is ``Casadi(jit)``, as is "auto" without ``jit``; another name or spec is
-            bound by :func:`~control_dl.engines.make_engine`.
+            "casadi" is ``Casadi(jit)`` and "auto" is ``Auto(casadi=Casadi(jit))`` (this solver's
+            ``jit``); another name or spec is bound by :func:`~control_dl.engines.make_engine`.
         """
         spec = self.engine
-        if spec == "casadi" or (spec == "auto" and not self.jit):
+        if spec == "casadi":
             spec = Casadi(jit=self.jit)
+        elif spec == "auto":
+            spec = Auto(casadi=Casadi(jit=self.jit))
         return make_engine(spec, problem, x, y)
 
     def run(self, problem: TrainingProblem, w0: np.ndarray, progress: bool) -> Result:
@@ -375,14 +377,15 @@ class _Run:
                 ratio = (j_batch - j_new) / max(start.values.sum() - value, 1e-300) if step == 1.0 else 0.0
                 rho = solver.next_rho(rho, accepted, ratio)
         message += f" ({engine.info['name']} engine, inner {self.inner})"
-        return make_result(problem, solver, w, status, message, self.recorder, it)
+        return make_result(problem, solver, w, status, message, self.recorder, it, self.full_engine.info)
 
     def _batch_engine(self) -> tuple[Engine, np.ndarray]:
         """The engine of the next batch (the full-data engine for full batches) and its targets."""
         if self.sampler.n_batch == self.sampler.n_total:
             return self.full_engine, self.problem.targets
         x, y = self.sampler.batch(self.problem)
-        return self.solver.bind_engine(self.problem, x, y), y
+        spec = getattr(self.full_engine, "spec", None)  # the kind "auto" chose: no re-timing per batch
+        return (spec.bind(self.problem, x, y) if spec is not None else self.solver.bind_engine(self.problem, x, y)), y
 
     def _accuracy(self, predictions: np.ndarray) -> float:
         labels = predict_labels(self.problem.data.task, self.problem.cost.loss, predictions)
