@@ -38,8 +38,9 @@ def test_ring_3d_trains_to_full_accuracy_with_an_active_certificate(integrator):
     assert frobenius_certificate(problem, free) > 0.5
 
 
-def test_catalog_ring_3d_with_the_recommended_preset():
-    problem = cdl.load_problem("ring", dim=3, lipschitz=0.9)  # S = 400, N = 20, T = 1
+@pytest.mark.parametrize("integrator", ["euler", "rk4"])
+def test_catalog_ring_3d_with_the_recommended_preset(integrator):
+    problem = cdl.load_problem("ring", dim=3, lipschitz=0.9, integrator=integrator)  # S = 400, N = 20, T = 1
     result = cdl.solve(problem, certified(max_iter=300), progress=False)
     assert result.accuracy >= 0.99
     assert D.invertibility(problem, result).certificate < 1
