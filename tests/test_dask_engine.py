@@ -241,3 +241,13 @@ def test_cli_solve_on_a_running_scheduler(client, tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert "dask engine" in summary["message"] and summary["iterations"] == 5
     assert main([*args, "--out", str(tmp_path), "--workers", "2"]) == 2  # --workers needs --engine dask
+
+
+def test_emsa_through_dask_equals_the_serial_run(client, ring):
+    """E-MSA's sweeps, stage Hamiltonians and readout steps through 2 shards: the same iterates."""
+    serial = cdl.solve(ring, cdl.load_solver("emsa", engine=LOCAL, max_iter=3), progress=False)
+    solver = cdl.load_solver("emsa", engine=Dask(client, local=LOCAL), max_iter=3)
+    sharded = cdl.solve(ring, solver, progress=False)
+    assert sharded.iterations == serial.iterations == 3
+    assert abs(sharded.objective - serial.objective) <= 1e-8 * serial.objective
+    np.testing.assert_allclose(sharded.w, serial.w, rtol=0, atol=1e-6)
