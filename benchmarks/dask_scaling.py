@@ -29,6 +29,7 @@ import statistics
 import time
 from typing import Any
 
+import dask
 import numpy as np
 import torch
 from distributed import Client, LocalCluster
@@ -36,6 +37,7 @@ from threadpoolctl import threadpool_limits
 
 import control_dl as cdl
 from control_dl.engines import Dask, make_engine
+from control_dl.engines.dask import LOCAL_CLUSTER_CONFIG
 
 
 class Echo:
@@ -121,7 +123,8 @@ def measure(name: str, problem: cdl.TrainingProblem, args: argparse.Namespace) -
     }
     clusters, engines = {}, {}
     for workers in (1, 2):  # both clusters up at once: their f+grad timings interleave (same load)
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        with dask.config.set(LOCAL_CLUSTER_CONFIG):  # large arrays stay on the heap (see that constant)
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)
         client.run(warm_up)
         idle = client.run(rss)
