@@ -236,7 +236,21 @@ def test_cli_solve_on_a_running_scheduler(client, tmp_path):
 
     address = client.scheduler.address
     args = ["solve", "ring", "--set", "n_samples=40", "--set", "n_steps=4", "--solver", "lbfgsb", "--no-progress"]
-    code = main([*args, "--out", str(tmp_path), "--engine", "dask", "--scheduler", address, "--option", "max_iter=5", "--option", "jit=false"])
+    code = main(
+        [
+            *args,
+            "--out",
+            str(tmp_path),
+            "--engine",
+            "dask",
+            "--scheduler",
+            address,
+            "--option",
+            "max_iter=5",
+            "--option",
+            "jit=false",
+        ]
+    )
     assert code == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert "dask engine" in summary["message"] and summary["iterations"] == 5
