@@ -184,14 +184,23 @@ class Dask(EngineSpec):
 
 
 class _ShardWorker:
-    """The Dask actor holding one shard and the local engine bound to it (lives on a worker)."""
+    """The Dask actor holding one shard and the local engine bound to it (lives on a worker).
+
+    Every call holds a process-wide lock: workers that are threads of one process
+    (``processes=False``) would otherwise build and run CasADi Functions concurrently, and CasADi
+    is not thread-safe (a segfault seen in the tests). Worker processes are unaffected: the actors
+    of one worker already run one call at a time.
+    """
+
+    _lock = threading.Lock()
 
     def __init__(
         self, local: Any, problem: Any, x: np.ndarray, y: np.ndarray, normaliser: float, regulariser: bool
     ) -> None:
         from . import make_engine
 
-        self.engine = make_engine(local, problem, x, y, normaliser, regulariser)
+        with self._lock:
+            self.engine = make_engine(local, problem, x, y, normaliser, regulariser)
         self.sweeps: dict[int, Sweep] = {}
 
     def engine_name(self) -> str:
@@ -199,37 +208,38 @@ class _ShardWorker:
 
     def memory(self) -> dict[str, int]:
         """Bytes of the shard's arrays and the worker process's resident set size."""
-        rss = 0
-        try:
-            import psutil
+        import psutil  # a dependency of distributed
 
-            rss = int(psutil.Process(os.getpid()).memory_info().rss)
-        except ImportError:  # pragma: no cover - psutil comes with distributed
-            pass
+        rss = int(psutil.Process(os.getpid()).memory_info().rss)
         return {"shard_bytes": int(self.engine.x.nbytes + self.engine.y.nbytes), "rss": rss}
 
     def evaluate(self, w: np.ndarray, gradient: bool) -> Evaluation:
-        return self.engine.evaluate(w, gradient)
+        with self._lock:
+            return self.engine.evaluate(w, gradient)
 
     def gauss_newton_product(self, w: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, int]:
-        return self.engine.gauss_newton_product(w, v), self.engine.n_samples
+        with self._lock:
+            return self.engine.gauss_newton_product(w, v), self.engine.n_samples
 
     def states(self, w: np.ndarray) -> list[np.ndarray]:
-        return self.engine.states(w)
+        with self._lock:
+            return self.engine.states(w)
 
     def sweep(self, token: int, w: np.ndarray, release: list[int]) -> int:
         for old in release:
             self.sweeps.pop(old, None)
-        self.sweeps[token] = self.engine.sweep(w)
+        with self._lock:
+            self.sweeps[token] = self.engine.sweep(w)
         return self.engine.n_samples
 
     def augmented_hamiltonian(
         self, token: int, w: np.ndarray, thetas: list[np.ndarray], rho: float, hessian: bool
     ) -> tuple[StageValues, int]:
-        sweep = self.sweeps.get(token)
-        if sweep is None:  # this shard was rebuilt after a worker was lost: recompute its sweep
-            sweep = self.sweeps[token] = self.engine.sweep(w)
-        return self.engine.augmented_hamiltonian(sweep, thetas, rho, hessian), self.engine.n_samples
+        with self._lock:
+            sweep = self.sweeps.get(token)
+            if sweep is None:  # this shard was rebuilt after a worker was lost: recompute its sweep
+                sweep = self.sweeps[token] = self.engine.sweep(w)
+            return self.engine.augmented_hamiltonian(sweep, thetas, rho, hessian), self.engine.n_samples
 
 
 @dataclass
