@@ -13,7 +13,8 @@ variants: the catalog one (N = 20, T = 1: the unconstrained fit already satisfie
 an active one (N = 5, T = 2, c = 0.5). Digits (scikit-learn ``load_digits``, standardised, d = 64,
 10 steps, cross-entropy, l2 = 1e-4) with the spectral-norm constraint: status, accuracies and the
 certificate. ``--presets`` instead solves the constrained catalog ring (d = 2, 3) with every
-solver preset as shipped (status, J start → end, accuracy, certificate). The machine load (``os.getloadavg``) is recorded before and after: timings on a
+solver preset as shipped (status, J start → end, accuracy, certificate), each in its own process
+stopped after ``--limit`` seconds. The machine load (``os.getloadavg``) is recorded before and after: timings on a
 shared machine are only comparable as ratios measured in one run.
 """
 
@@ -24,6 +25,8 @@ import dataclasses
 import json
 import os
 import platform
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -118,20 +121,33 @@ def digits(max_iter: int) -> dict[str, Any]:
     }
 
 
-def presets(dims: tuple[int, ...]) -> list[dict[str, Any]]:
-    """Every solver preset, as shipped, on the constrained catalog ring (d = 2 and 3): what a user meets."""
+def one_preset(name: str, dim: int) -> dict[str, Any]:
+    """One preset, as shipped, on the constrained catalog ring of dimension ``dim``."""
+    problem = cdl.load_problem("ring", dim=dim, lipschitz=0.9)
+    entry: dict[str, Any] = {"preset": name, "dim": dim}
+    try:
+        result = cdl.solve(problem, cdl.load_solver(name), progress=False)
+    except cdl.SpecError as exc:
+        return {**entry, "status": "SpecError", "message": str(exc)}
+    outcome = {**entry, **row(name, problem, result, True), "message": result.message}
+    outcome.pop("time_to_accuracy_s")
+    return outcome
+
+
+def presets(dims: tuple[int, ...], limit_s: float) -> list[dict[str, Any]]:
+    """Every solver preset on the constrained catalog ring, each in its own process killed after ``limit_s``."""
     rows = []
     for dim in dims:
-        problem = cdl.load_problem("ring", dim=dim, lipschitz=0.9)
         for name in cdl.list_solvers():
-            entry: dict[str, Any] = {"preset": name, "dim": dim}
+            command = [sys.executable, __file__, "--one-preset", name, str(dim)]
             try:
-                result = cdl.solve(problem, cdl.load_solver(name), progress=False)
-            except cdl.SpecError as exc:
-                rows.append({**entry, "status": "SpecError", "message": str(exc)})
-                continue
-            rows.append({**entry, **row(name, problem, result, True), "message": result.message})
-            rows[-1].pop("time_to_accuracy_s")
+                done = subprocess.run(command, capture_output=True, text=True, timeout=limit_s, check=True)
+                rows.append(json.loads(done.stdout))
+            except subprocess.TimeoutExpired:
+                rows.append({"preset": name, "dim": dim, "status": f"not finished in {limit_s:g} s"})
+            except subprocess.CalledProcessError as exc:
+                rows.append({"preset": name, "dim": dim, "status": "crashed", "message": exc.stderr[-500:]})
+            print(json.dumps(rows[-1]), file=sys.stderr)
     return rows
 
 
@@ -139,14 +155,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the catalog ring only, short IPOPT and digits runs")
     parser.add_argument("--presets", action="store_true", help="only: every preset on the constrained ring")
+    parser.add_argument("--limit", type=float, default=600.0, help="seconds per preset run (--presets)")
+    parser.add_argument("--one-preset", nargs=2, metavar=("NAME", "DIM"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one_preset:
+        print(json.dumps(one_preset(args.one_preset[0], int(args.one_preset[1])), default=float))
+        return
     load_before = os.getloadavg()
     start = time.perf_counter()
     out: dict[str, Any] = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count()}
     if args.presets:
-        out["presets"] = presets((2, 3))
+        out["presets"] = presets((2, 3), args.limit)
     else:
-        rings = [ring({}, 30 if args.quick else 200, 1 if args.quick else 3)]
+        rings = [ring({}, 30 if args.quick else 60, 1 if args.quick else 3)]
         if not args.quick:
             rings.append(ring({"n_steps": 5, "horizon": 2.0, "lipschitz": 0.5}, 200, 3))
         out["ring"] = rings

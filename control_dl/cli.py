@@ -122,6 +122,8 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     checkpoint = out / "checkpoint.npz"
     if args.checkpoint_every:
         options.update(checkpoint=str(checkpoint), checkpoint_every=args.checkpoint_every)
+    if args.engine is not None or args.workers is not None or args.scheduler is not None:
+        options["engine"] = engine_option(args.engine, args.workers, args.scheduler)
     solver = load_solver(args.solver or problem.spec.get("solver") or DEFAULT_SOLVER, **options)
     w0 = None
     if args.resume and checkpoint.is_file():
@@ -151,6 +153,40 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     atomic_write_bytes(out / "summary.json", json.dumps(summary, indent=2).encode())
     print(result.summary())
     return 0 if result.status in ("converged", "max_iter") else 1
+
+
+def engine_option(name: str | None, workers: int | None, scheduler: str | None) -> Any:
+    """The solver's ``engine`` from ``--engine``, ``--workers`` and ``--scheduler``.
+
+    Parameters
+    ----------
+    name : str, optional
+        Engine name (``auto``, ``casadi``, ``torch``, ``dask``).
+    workers : int, optional
+        Local Dask cluster size (``--engine dask`` only).
+    scheduler : str, optional
+        Address of a running Dask scheduler (``--engine dask`` only).
+
+    Returns
+    -------
+    str or Dask
+        The engine name, or a :class:`~control_dl.engines.Dask` spec.
+
+    Raises
+    ------
+    SpecError
+        ``--workers``/``--scheduler`` without ``--engine dask``, or both given.
+    """
+    if name != "dask":
+        for flag, value in (("--workers", workers), ("--scheduler", scheduler)):
+            if value is not None:
+                raise SpecError(f"{flag}={value!r}: only with --engine dask")
+        return name
+    from .engines import Dask
+
+    if scheduler is not None and workers is not None:
+        raise SpecError(f"--workers={workers!r}: a running --scheduler brings its own workers")
+    return Dask(client=scheduler, workers=workers)
 
 
 def _cmd_turnpike(args: argparse.Namespace) -> int:
@@ -293,6 +329,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint-every", type=int, default=0, metavar="K", help="save w to OUT/checkpoint.npz every K iterations"
     )
     solve.add_argument("--resume", action="store_true", help="start from OUT/checkpoint.npz if it exists")
+    solve.add_argument("--engine", default=None, help="evaluation engine: auto, casadi, torch or dask")
+    solve.add_argument(
+        "--workers", type=int, default=None, metavar="K", help="--engine dask: local cluster of K workers"
+    )
+    solve.add_argument(
+        "--scheduler", default=None, metavar="ADDRESS", help="--engine dask: a running scheduler, e.g. tcp://host:8786"
+    )
     solve.set_defaults(func=_cmd_solve)
     turn = sub.add_parser("turnpike", help="solve for several horizons T, print the turnpike table, write JSON + PNG")
     turn.add_argument("problem", help="problem name or TOML path")

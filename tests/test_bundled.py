@@ -49,3 +49,13 @@ def test_digits_reaches_95_percent_with_its_default_solver():
     problem = cdl.load_problem("digits")
     result = cdl.solve(problem, cdl.load_solver(problem.spec["solver"]), progress=False)
     assert result.status == "converged" and result.test_accuracy >= 0.95
+
+
+def test_a_saved_result_rebuilds_its_catalog_data(tmp_path):
+    pytest.importorskip("sklearn")
+    problem = cdl.load_problem("iris", seed=3)
+    result = cdl.solve(problem, cdl.load_solver("lbfgsb", max_iter=5), progress=False)
+    loaded = cdl.Result.load(result.save(tmp_path / "iris"))
+    assert loaded.data_source == {"dataset": "iris", "seed": 3, "test_size": 0.25, "standardize": True}
+    for name in ("x_train", "y_train", "x_test", "y_test", "mean", "scale"):
+        np.testing.assert_array_equal(getattr(loaded.problem.data, name), getattr(problem.data, name))

@@ -257,3 +257,12 @@ def test_cli_compare_on_an_npz(npz_file, tmp_path, capsys):
     table = json.loads((out / "compare.json").read_text())
     assert table["problem_spec"]["data"]["path"] == str(npz_file)
     assert "lbfgsb" in capsys.readouterr().out
+
+
+def test_csv_with_numeric_targets_is_regression(tmp_path):
+    rows = [f"{a!r},{b!r},{a * a - b!r}" for a, b in X.tolist()]
+    data = cdl.Dataset.from_file(write_csv(tmp_path / "reg.csv", rows, "a,b,y"), target="y", seed=2)
+    assert data.task == "regression" and data.n_out == 1 and data.class_names is None
+    columns = np.hstack([data.x_train, data.x_test])
+    targets = np.hstack([data.y_train, data.y_test])[0]
+    np.testing.assert_allclose(targets, columns[0] ** 2 - columns[1], rtol=1e-15)

@@ -360,6 +360,11 @@ def test_toml_tables_map_to_their_options_objects(tmp_path):
     with pytest.raises(cdl.SpecError, match="ipopt_options"):
         cdl.load_solver(preset)
     assert cdl.load_solver("lbfgsb", lbfgsb_options={"maxcor": 9}).lbfgsb_options.maxcor == 9
+    # an override table updates the preset's table key by key; an options object replaces it
+    merged = cdl.load_solver("ipopt-lbfgs", ipopt_options={"mu_strategy": "adaptive"}).ipopt_options
+    assert merged == cdl.IpoptOptions(mu_strategy="adaptive", limited_memory_initialization="scalar2")
+    replaced = cdl.load_solver("ipopt-lbfgs", ipopt_options=cdl.IpoptOptions(mu_strategy="adaptive")).ipopt_options
+    assert replaced == cdl.IpoptOptions(mu_strategy="adaptive")
 
 
 @pytest.mark.parametrize("name", cdl.list_solvers())

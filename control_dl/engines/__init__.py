@@ -19,9 +19,10 @@ from ._casadi_model import CasadiModel as CasadiModel
 from ._casadi_model import casadi_model as casadi_model
 from ._torch import Torch as Torch
 from ._torch import TorchEngine as TorchEngine
+from .dask import Dask as Dask
 
 #: engine name -> spec class with default options (filled by the implementations)
-ENGINES: dict[str, type[EngineSpec]] = {"auto": Auto, "casadi": Casadi, "torch": Torch}
+ENGINES: dict[str, type[EngineSpec]] = {"auto": Auto, "casadi": Casadi, "torch": Torch, "dask": Dask}
 
 
 def make_engine(
@@ -72,6 +73,7 @@ __all__ = [
     "Casadi",
     "CasadiEngine",
     "CasadiModel",
+    "Dask",
     "Engine",
     "EngineSpec",
     "Evaluation",

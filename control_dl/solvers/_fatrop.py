@@ -20,16 +20,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import casadi as ca
 import numpy as np
 
 from .._errors import spec_error
 from ..backends import casadi_ops
+from ..engines import CasadiModel
+from ..problems.training import TrainingProblem
+from ..result import Result
 from ._console import casadi_console
 from ._transcriptions import Transcription
-from .base import make_result
+from .base import Recorder, make_result
+
+if TYPE_CHECKING:
+    from .direct import Direct
 
 
 @dataclass(frozen=True)
@@ -75,7 +81,7 @@ def _columns(expr: ca.MX, w: ca.MX) -> np.ndarray:
     return np.flatnonzero(np.any(_numeric(ca.jacobian(expr, w), w) != 0, axis=0))
 
 
-def stage_layout(model, tr: Transcription) -> StageLayout:
+def stage_layout(model: CasadiModel, tr: Transcription) -> StageLayout:
     """The stage order of a multiple-shooting NLP.
 
     Parameters
@@ -177,7 +183,7 @@ class _IterationTap(ca.Callback):
         return [math.nan if stop else 0.0]
 
 
-def run_fatrop(solver, problem, w0: np.ndarray, progress: bool):
+def run_fatrop(solver: Direct, problem: TrainingProblem, w0: np.ndarray, progress: bool) -> Result:
     """Solve the multiple-shooting NLP with fatrop from w0 (see the module docstring).
 
     Parameters
@@ -261,7 +267,7 @@ def run_fatrop(solver, problem, w0: np.ndarray, progress: bool):
     return make_result(problem, solver, w, status, message, recorder, int(stats.get("iter_count", 0)))
 
 
-def _target_result(solver, problem, recorder, log_iterate):
+def _target_result(solver: Direct, problem: TrainingProblem, recorder: Recorder, log_iterate: Any) -> Result:
     """The Result of a fatrop solve stopped at the first iterate whose loss met ``target_loss``."""
     message = f"target loss {solver.target_loss:g} reached (fatrop interrupted)"
     return make_result(problem, solver, log_iterate.last_w, "converged", message, recorder, len(recorder.history) - 1)

@@ -196,24 +196,19 @@ class StageMap:
         w = ca.vertcat(theta, ca.SX.zeros(lay.n_params - lay.n_theta))
         r = ca.SX(problem.regulariser(w, casadi_ops))
         grad = ca.gradient(r, theta)
-        blocks = [
-            ca.densify(ca.jacobian(grad[a:b], theta[a:b]))
-            for a, b in zip(self.offsets[:-1], self.offsets[1:], strict=True)
-        ]
         reg_vg = ca.Function("reg_vg", [theta], [r, grad])
-        reg_blocks = ca.Function("reg_blocks", [theta], blocks)
         reg_map = reg_vg.map("reg_map", "serial", len(self.sizes), [], [])
         self.reg_vg = compile_function(reg_vg)[0] if jit else reg_vg
-        self._reg_blocks = compile_function(reg_blocks)[0] if jit else reg_blocks
         self._reg_map = compile_function(reg_map)[0] if jit else reg_map
-        hess0 = np.asarray(
-            ca.densify(ca.Function("reg_hess", [theta], [ca.jacobian(grad, theta)])(np.zeros(lay.n_theta)))
-        )
-        mask = np.zeros_like(hess0, dtype=bool)
-        for a, b in zip(self.offsets[:-1], self.offsets[1:], strict=True):
-            mask[a:b, a:b] = True
-        self.h_off_dense = np.where(mask, 0.0, hess0)
-        self.h_off = sparse.csr_matrix(self.h_off_dense)
+        self._reg_blocks: ca.Function | None = None  # the blocks' Hessians of R, built when Newton needs them
+        self._theta, self._grad, self._jit = theta, grad, jit
+        # H_off: the off-diagonal blocks of ∇²R (the H1 coupling; constant for R quadratic + separable)
+        hess0 = ca.Function("reg_hess", [theta], [ca.jacobian(grad, theta)])(np.zeros(lay.n_theta))
+        rows, cols = (np.asarray(v) for v in hess0.sparsity().get_triplet())
+        block_of = np.repeat(np.arange(len(self.sizes)), self.sizes)
+        off = block_of[rows] != block_of[cols]
+        values = np.asarray(hess0.nonzeros())[off]
+        self.h_off = sparse.csr_matrix((values, (rows[off], cols[off])), shape=(lay.n_theta, lay.n_theta))
         self._ipopt: dict[tuple[int, int], Any] = {}
 
     def block(self, c: np.ndarray, b: int) -> np.ndarray:
@@ -247,7 +242,15 @@ class StageMap:
         return [full.reshape(size, size)]
 
     def reg_hess_blocks(self, c: np.ndarray) -> list[np.ndarray]:
-        """Diagonal blocks of ∇²R(c)."""
+        """Diagonal blocks of ∇²R(c) (dense; the Function is built on first use)."""
+        if self._reg_blocks is None:
+            theta, grad = self._theta, self._grad
+            blocks = [
+                ca.densify(ca.jacobian(grad[a:b], theta[a:b]))
+                for a, b in zip(self.offsets[:-1], self.offsets[1:], strict=True)
+            ]
+            f = ca.Function("reg_blocks", [theta], blocks)
+            self._reg_blocks = compile_function(f)[0] if self._jit else f
         return [np.asarray(h) for h in self._reg_blocks.call([c])]
 
     def reg_block_values(self, c: np.ndarray, c0: np.ndarray) -> np.ndarray:
@@ -275,7 +278,11 @@ class StageMap:
             data += step_data
             a += sum_over_samples(stage_functions(model.step_at(k))[1], s)(*step_data, thetas[k], rho)[0]
         delta = c - c0
-        f = problem.regulariser(w, casadi_ops) - 0.5 * ca.bilin(ca.sparsify(ca.DM(self.h_off_dense)), delta, delta)
+        h_off = self.h_off.tocoo()
+        h_off_dm = ca.DM(
+            ca.Sparsity.triplet(lay.n_theta, lay.n_theta, h_off.row.tolist(), h_off.col.tolist()), h_off.data
+        )
+        f = problem.regulariser(w, casadi_ops) - 0.5 * ca.bilin(h_off_dm, delta, delta)
         f = f - a / engine.normaliser
         g = ca.vertcat(*problem.step_lipschitz_sq(w, casadi_ops)) if problem.constraints.lipschitz else ca.MX(0, 1)
         nlp = {"x": c, "p": ca.vertcat(*(ca.vec(v) for v in data), c0, rho), "f": f, "g": g}

@@ -65,16 +65,23 @@ class ReadoutObjective:
         if lay.n_readout <= NEWTON_MAX:
             outputs.append(ca.densify(ca.jacobian(grad, z)))
         f = ca.Function("readout_objective", [z, states, y], outputs)
+        value = ca.Function("readout_value", [z, states, y], [j])
         self.function = compile_function(f)[0] if jit else f
+        self.value = compile_function(value)[0] if jit else value
 
-    def bind(self, states: list[np.ndarray], y: np.ndarray) -> Callable[[np.ndarray], tuple[np.ndarray, ...]]:
-        """z -> (J − R, ∇J, [∇²J]) as numpy arrays for the given states x_0..x_N and targets."""
+    def bind(
+        self, states: list[np.ndarray], y: np.ndarray
+    ) -> tuple[Callable[[np.ndarray], tuple[np.ndarray, ...]], Callable[[np.ndarray], float]]:
+        """z -> (J − R, ∇J, [∇²J]) as numpy arrays, and z -> J − R, for the given states x_0..x_N and targets."""
         data = np.hstack(states[1:]) if self.running else states[-1]
 
         def fun(z: np.ndarray) -> tuple[np.ndarray, ...]:
             return tuple(np.asarray(v, dtype=float) for v in self.function(z, data, y))
 
-        return fun
+        def value(z: np.ndarray) -> float:
+            return float(self.value(z, data, y))
+
+        return fun, value
 
     def minimise(
         self, z: np.ndarray, states: list[np.ndarray], y: np.ndarray, readout: str, iters: int
@@ -99,12 +106,12 @@ class ReadoutObjective:
         tuple
             The new z and J − R(θ) there (NaN if not finite).
         """
-        fun = self.bind(states, y)
-        if not math.isfinite(fun(z)[0].item()):
+        fun, value = self.bind(states, y)
+        if not math.isfinite(value(z)):
             return z, math.nan
         if readout == "exact" and self.problem.layout.n_readout <= NEWTON_MAX:
-            return newton(fun, z)
-        options = {"maxiter": iters} if readout == "lbfgsb" else {"maxiter": 1000, "gtol": 1e-12, "ftol": 1e-15}
+            return newton(fun, value, z)
+        options = {"maxiter": iters} if readout == "lbfgsb" else {"maxiter": 100, "gtol": 1e-10, "ftol": 1e-15}
 
         def value_gradient(v: np.ndarray) -> tuple[float, np.ndarray]:
             out = fun(v)
@@ -115,19 +122,26 @@ class ReadoutObjective:
 
 
 def newton(
-    fun: Callable[[np.ndarray], tuple[np.ndarray, ...]], z: np.ndarray, max_iter: int = 20
+    fun: Callable[[np.ndarray], tuple[np.ndarray, ...]],
+    value: Callable[[np.ndarray], float],
+    z: np.ndarray,
+    max_iter: int = 10,
 ) -> tuple[np.ndarray, float]:
     """Minimise a convex J(z) by damped Newton.
 
     z ← z + α s with H s = −g solved in the least-squares sense (H is singular when the final
     states do not span R^d), halving α until J decreases by at least ¼ α |g·s| (Armijo); stops when
-    the Newton decrement −g·s is below 1e-15 (1 + |J|). For MSE J is quadratic in z and the first
-    step is the linear least-squares solution.
+    the Newton decrement −g·s is below 1e-15 (1 + |J|) or after ``max_iter`` steps. For MSE J is
+    quadratic in z and the first step is the linear least-squares solution. For a logistic or
+    cross-entropy loss on separable final states J has no minimiser (it decreases as the readout
+    grows): ``max_iter`` bounds that chase.
 
     Parameters
     ----------
     fun : callable
         z -> (J, ∇J, ∇²J).
+    value : callable
+        z -> J (the line search's trials).
     z : ndarray
         Start.
     max_iter : int
@@ -146,13 +160,11 @@ def newton(
         if not decrement > 1e-15 * (1.0 + abs(j)):  # also catches a non-descent step from round-off
             break
         alpha = 1.0
-        while alpha > 1e-10:
-            trial = fun(z + alpha * step)
-            if trial[0].item() <= j - 0.25 * alpha * decrement:
-                break
+        while alpha > 1e-10 and not value(z + alpha * step) <= j - 0.25 * alpha * decrement:
             alpha *= 0.5
-        else:
+        if alpha <= 1e-10:
             break
         z = z + alpha * step
-        j, g, h = trial[0].item(), trial[1].ravel(), trial[2]
+        j, g, h = fun(z)
+        j, g = j.item(), g.ravel()
     return z, j

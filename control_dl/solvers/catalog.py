@@ -9,7 +9,9 @@ A preset names the solver kind and its options at top level, with nested tables 
     max_iter = 1000
 
 Overrides address an option by name: ``load_solver("ipopt-lbfgs", max_iter=200)``; an unknown
-option is a :class:`~control_dl.SpecError` listing the valid ones.
+option is a :class:`~control_dl.SpecError` listing the valid ones. A dict given for a nested table
+updates the preset's table key by key (``ipopt_options={"mu_strategy": "adaptive"}`` keeps the
+preset's ``limited_memory_initialization``); an options object (``cdl.IpoptOptions(...)``) replaces it.
 """
 
 from __future__ import annotations
@@ -67,7 +69,8 @@ def load_solver(name_or_path: str | Path, **overrides: Any) -> Any:
     name_or_path : str or Path
         Preset name (see :func:`list_solvers`) or TOML path.
     **overrides
-        Options to replace, e.g. ``max_iter=200``.
+        Options to replace, e.g. ``max_iter=200``; a dict for a nested table (``ipopt_options``)
+        updates the preset's table key by key.
 
     Returns
     -------
@@ -84,7 +87,11 @@ def load_solver(name_or_path: str | Path, **overrides: Any) -> Any:
     kind = doc.pop("solver", None)
     if kind is None:
         raise SpecError(f"{name_or_path}: the preset has no 'solver' key")
-    return solver_from_options(kind, {**doc, **overrides})
+    merged = {**doc, **overrides}
+    for key, value in overrides.items():  # a table overrides the preset's table key by key
+        if isinstance(value, dict) and isinstance(doc.get(key), dict):
+            merged[key] = {**doc[key], **value}
+    return solver_from_options(kind, merged)
 
 
 def list_solvers() -> list[str]:

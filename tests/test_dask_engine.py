@@ -1,0 +1,243 @@
+"""The Dask data-parallel engine against a local engine on the whole batch (LocalCluster, 2 workers).
+
+Workers are threads of this process (``processes=False``): the shards still go through scatter,
+actors and the (in-process) comms; the benchmark ``benchmarks/dask_scaling.py`` runs real processes.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize
+
+import control_dl as cdl
+from control_dl.engines import Casadi, CasadiEngine, Engine, make_engine
+from control_dl.solvers.checkpoint import checkpoint_iteration, load_checkpoint
+
+distributed = pytest.importorskip("distributed")
+from control_dl.engines.dask import Dask, DaskEngineError  # noqa: E402
+
+RTOL = 1e-12
+
+
+LOCAL = Casadi(jit=False)  # uncompiled: no compile time in the suite; the same Functions as with jit
+
+
+@dataclass(frozen=True)
+class Truncating(Casadi):
+    """A broken local engine: binds to its shard minus its first column."""
+
+    def bind(self, problem: Any, x: np.ndarray, y: np.ndarray, normaliser: Any = None, regulariser: bool = True):
+        return super().bind(problem, x[:, 1:], y[:, 1:], normaliser, regulariser)
+
+
+# --------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def client():
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        yield c
+
+
+@pytest.fixture(scope="module")
+def ring() -> cdl.TrainingProblem:
+    return cdl.load_problem("ring", n_samples=60, dim=3, n_steps=5, l2=1e-2, turnpike=0.1)
+
+
+def _close(a: np.ndarray, b: np.ndarray) -> bool:
+    return bool(np.linalg.norm(np.ravel(a) - np.ravel(b)) <= RTOL * np.linalg.norm(np.ravel(b)))
+
+
+# --------------------------------------------------------------------------- tests
+@pytest.mark.parametrize("n_shards", [2, 3])
+def test_sums_equal_the_local_engine(client, ring, n_shards):
+    """J, loss, ∇J, predictions, G·v and states through 2 or 3 shards = one local engine, to 1e-12."""
+    x, y = ring.data.x_train, ring.targets
+    local = make_engine(LOCAL, ring, x, y)
+    w = ring.initial_guess(seed=1)
+    v = np.random.default_rng(0).normal(size=w.size)
+    with make_engine(Dask(client, n_shards=n_shards, local=LOCAL), ring, x, y) as engine:
+        assert engine.info["n_shards"] == n_shards and engine.info["local"] == "casadi"
+        ev, ref = engine.evaluate(w), local.evaluate(w)
+        assert ev.n_samples == x.shape[1]
+        for a, b in ((ev.objective, ref.objective), (ev.loss, ref.loss), (ev.gradient, ref.gradient)):
+            assert _close(a, b)
+        assert _close(ev.predictions, ref.predictions)
+        assert _close(engine.gauss_newton_product(w, v), local.gauss_newton_product(w, v))
+        assert all(_close(a, b) for a, b in zip(engine.states(w), local.states(w), strict=True))
+        assert engine.evaluate(w, gradient=False).gradient is None
+
+
+def test_sweep_stays_on_workers_and_hamiltonians_add(client, ring):
+    """Per-shard augmented Hamiltonians (values, ∇, ∇²) add up to the whole batch's, at a perturbed Θ."""
+    x, y = ring.data.x_train, ring.targets
+    w = ring.initial_guess(seed=2)
+    local = make_engine(LOCAL, ring, x, y)
+    thetas = [np.concatenate(ring.stage_thetas(w, k, cdl.backends.numpy_ops)) + 0.1 for k in range(ring.n_steps)]
+    ref = local.augmented_hamiltonian(local.sweep(w), thetas, rho=0.7, hessian=True)
+    with make_engine(Dask(client, local=LOCAL), ring, x, y) as engine:
+        sweep = engine.sweep(w)
+        assert sweep.states == [] and sweep.costates == []  # nothing gathered
+        got = engine.augmented_hamiltonian(sweep, thetas, rho=0.7, hessian=True)
+        assert _close(got.values, ref.values)
+        assert all(_close(a, b) for a, b in zip(got.gradients, ref.gradients, strict=True))
+        assert all(_close(a, b) for a, b in zip(got.hessians, ref.hessians, strict=True))
+        with pytest.raises(ValueError, match="not made by this Dask engine"):
+            engine.augmented_hamiltonian(local.sweep(w), thetas, rho=0.7)
+
+
+def _lbfgsb(engine: Engine, w0: np.ndarray, on_eval: Any = None, maxiter: int = 500) -> Any:
+    def fun(w: np.ndarray) -> tuple[float, np.ndarray]:
+        ev = engine.evaluate(w)
+        assert ev.n_samples == engine.n_samples  # every sample counted, every evaluation
+        if on_eval is not None:
+            on_eval()
+        return ev.objective, ev.gradient
+
+    options = {"maxiter": maxiter, "gtol": 1e-6, "ftol": 1e-10}
+    return minimize(fun, w0, jac=True, method="L-BFGS-B", options=options)
+
+
+def test_lbfgsb_on_two_shards_equals_the_serial_solve(client, ring):
+    """Same iterates while rounding differences are small; the same optimum to the solver's tolerance."""
+    x, y, w0 = ring.data.x_train, ring.targets, ring.initial_guess(seed=0)
+    local = make_engine(LOCAL, ring, x, y)
+    with make_engine(Dask(client, n_shards=2, local=LOCAL), ring, x, y) as engine:
+        early = [_lbfgsb(e, w0, maxiter=10) for e in (local, engine)]
+        serial, sharded = (_lbfgsb(e, w0) for e in (local, engine))
+    np.testing.assert_allclose(early[1].x, early[0].x, rtol=0, atol=1e-9)
+    assert serial.success and sharded.success
+    assert abs(sharded.fun - serial.fun) <= 1e-6 * serial.fun
+
+
+KILLED = threading.Event()
+
+
+class DoomedEngine(CasadiEngine):
+    """Closes its own worker during its ``after``-th evaluation (once per test), on shards > 0."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.worker = distributed.get_worker()  # bound in the actor's creation task, on its worker
+
+    def evaluate(self, w: np.ndarray, gradient: bool = True) -> Any:
+        self.calls = getattr(self, "calls", 0) + 1
+        if not self.regulariser and self.calls == self.spec.after and not KILLED.is_set():
+            KILLED.set()
+            self.worker.loop.add_callback(self.worker.close, executor_wait=False)
+            time.sleep(1.0)  # the worker dies while this evaluation runs
+        return super().evaluate(w, gradient)
+
+
+@dataclass(frozen=True)
+class Doomed(Casadi):
+    after: int = 3
+
+    def bind(self, problem: Any, x: np.ndarray, y: np.ndarray, normaliser: Any = None, regulariser: bool = True):
+        return DoomedEngine(problem, x, y, normaliser, regulariser, self)
+
+
+@pytest.fixture
+def cluster_of():
+    """A fresh in-process cluster of n workers (its workers get killed)."""
+    KILLED.clear()
+    made = []
+
+    def make(n: int) -> tuple[Any, Any]:
+        cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=False, dashboard_address=None)
+        made.append((distributed.Client(cluster), cluster))
+        return made[-1]
+
+    yield make
+    for item in made:
+        for closeable in item:
+            closeable.close()
+
+
+def test_a_worker_killed_mid_solve_is_replaced_and_the_solve_goes_on(ring, cluster_of, caplog):
+    """Direct L-BFGS-B through Dask: the worker of shard 1 dies during an evaluation; the shard is
+    re-sent to the other worker and the solve ends where the serial one does (every sample counted)."""
+    client, _ = cluster_of(2)
+    serial = cdl.solve(ring, cdl.load_solver("lbfgsb", engine=LOCAL, tol=1e-9), progress=False)
+    with caplog.at_level("WARNING", logger="control_dl.engines.dask"):
+        sharded = cdl.solve(
+            ring, cdl.load_solver("lbfgsb", engine=Dask(client, local=Doomed(jit=False)), tol=1e-9), progress=False
+        )
+    assert KILLED.is_set() and len(client.scheduler_info()["workers"]) == 1
+    assert "shard 1 re-sent" in caplog.text
+    assert serial.status == sharded.status == "converged"
+    assert abs(sharded.objective - serial.objective) <= 1e-5 * serial.objective  # flat valley: ftol stops
+
+
+def test_no_worker_left_fails_with_a_checkpoint_to_resume_from(ring, cluster_of, tmp_path):
+    """The only worker dies: status "failed" (never a wrong sum), the checkpoint holds the last
+    logged w, and a resumed solve from it converges."""
+    client, _ = cluster_of(1)
+    checkpoint = tmp_path / "checkpoint.npz"
+    options = {"tol": 1e-9, "checkpoint": str(checkpoint), "checkpoint_every": 1}
+    engine = Dask(client, n_shards=2, local=Doomed(jit=False, after=8), timeout=10)
+    failed = cdl.solve(ring, cdl.load_solver("lbfgsb", engine=engine, **options), progress=False)
+    assert failed.status == "failed" and "worker" in failed.message
+    assert checkpoint_iteration(checkpoint) >= 2
+    w = load_checkpoint(checkpoint, ring)
+    resumed = cdl.solve(ring, cdl.load_solver("lbfgsb", engine=LOCAL, tol=1e-9), w0=w, progress=False)
+    assert resumed.status == "converged"
+    assert ring.objective(w) < ring.objective(ring.initial_guess())
+
+
+def test_a_shard_answering_for_fewer_samples_is_an_error(client, ring):
+    with make_engine(Dask(client, local=Truncating(jit=False)), ring, ring.data.x_train, ring.targets) as engine:
+        with pytest.raises(DaskEngineError, match="answered for 29 samples, it holds 30"):
+            engine.evaluate(ring.initial_guess())
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"n_shards": 0}, "n_shards"),
+        ({"client": "tcp://x:1", "workers": 2}, "workers"),
+        ({"local": "dask"}, "local"),
+        ({"local": 3}, "local"),
+        ({"timeout": -1.0}, "timeout"),
+        ({"retries": -1}, "retries"),
+        ({"client": 3.5}, "client"),
+    ],
+)
+def test_bad_options_name_the_field(options, field):
+    with pytest.raises(cdl.SpecError, match=field):
+        Dask(**options)
+
+
+def test_more_shards_than_samples_and_unpicklable_problems_are_spec_errors(client, ring):
+    small = cdl.load_problem("ring", n_samples=4, dim=3, n_steps=2)
+    with pytest.raises(cdl.SpecError, match="n_shards"):
+        make_engine(Dask(client, n_shards=5, local=LOCAL), small, small.data.x_train, small.targets)
+
+    class Unpicklable(cdl.Inside):
+        def __reduce__(self):
+            raise TypeError("no pickling")
+
+    bad = cdl.TrainingProblem(data=small.data, field=Unpicklable(), dim=3)
+    with pytest.raises(cdl.SpecError, match="must pickle"):
+        make_engine(Dask(client, local=LOCAL), bad, bad.data.x_train, bad.targets)
+
+
+def test_cli_solve_on_a_running_scheduler(client, tmp_path):
+    """``control-dl solve --engine dask --scheduler ADDRESS`` trains through the cluster."""
+    from control_dl.cli import main
+
+    address = client.scheduler.address
+    args = ["solve", "ring", "--set", "n_samples=40", "--set", "n_steps=4", "--solver", "lbfgsb", "--no-progress"]
+    code = main([*args, "--out", str(tmp_path), "--engine", "dask", "--scheduler", address, "--option", "max_iter=5"])
+    assert code == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert "dask engine" in summary["message"] and summary["iterations"] == 5
+    assert main([*args, "--out", str(tmp_path), "--workers", "2"]) == 2  # --workers needs --engine dask
