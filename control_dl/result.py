@@ -370,7 +370,11 @@ class Result:
         path = Path(path)
         if not path.is_file() and result_path(path).is_file():
             path = result_path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no result file at {path} (nor {result_path(path)})")
         with np.load(path, allow_pickle=False) as stored:
+            if "metadata" not in stored.files:
+                raise SpecError(f"{path}: not a control_dl result (no 'metadata' array; written by Result.save?)")
             meta = json.loads(str(stored["metadata"]))
             w = stored["w"].copy()
             snaps = stored["snapshots"].copy()

@@ -38,8 +38,9 @@ def test_ring_3d_trains_to_full_accuracy_with_an_active_certificate(integrator):
     assert frobenius_certificate(problem, free) > 0.5
 
 
-def test_catalog_ring_3d_with_the_recommended_preset():
-    problem = cdl.load_problem("ring", dim=3, lipschitz=0.9)  # S = 400, N = 20, T = 1
+@pytest.mark.parametrize("integrator", ["euler", "rk4"])
+def test_catalog_ring_3d_with_the_recommended_preset(integrator):
+    problem = cdl.load_problem("ring", dim=3, lipschitz=0.9, integrator=integrator)  # S = 400, N = 20, T = 1
     result = cdl.solve(problem, certified(max_iter=300), progress=False)
     assert result.accuracy >= 0.99
     assert D.invertibility(problem, result).certificate < 1
@@ -141,3 +142,15 @@ def test_lipschitz_norm_is_a_spec_key():
     assert cdl.load_problem("ring", lipschitz=0.9).constraints.lipschitz_norm == "frobenius"
     with pytest.raises(cdl.SpecError, match="lipschitz_norm='nuclear'"):
         cdl.load_problem("ring", lipschitz=0.9, lipschitz_norm="nuclear")
+
+
+def test_a_run_stopped_early_still_returns_a_feasible_network():
+    # 5 iterations leave the augmented Lagrangian far from feasible; the exact restoration does not
+    problem = cdl.load_problem("ring", n_samples=60, dim=3, n_steps=4, horizon=4.0, lipschitz=0.3)
+    w0 = problem.initial_guess(0, scale=3.0)
+    assert frobenius_certificate(problem, w0) > 0.3  # an infeasible start
+    result = cdl.solve(problem, certified(max_iter=5), w0=w0, progress=False)
+    assert result.status in ("max_iter", "failed")
+    assert frobenius_certificate(problem, result) <= 0.3
+    assert max(entry["violation"] for entry in result.history) > 1e-3
+    assert {"violation", "penalty"} <= set(result.history[-1])

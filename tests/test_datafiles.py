@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import control_dl as cdl
+from control_dl import SpecError
 from control_dl.cli import main
 from control_dl.experiments import run_sweep
 from control_dl.problems.datasets import stratified_split
@@ -266,3 +267,18 @@ def test_csv_with_numeric_targets_is_regression(tmp_path):
     columns = np.hstack([data.x_train, data.x_test])
     targets = np.hstack([data.y_train, data.y_test])[0]
     np.testing.assert_allclose(targets, columns[0] ** 2 - columns[1], rtol=1e-15)
+
+
+def test_object_string_labels_are_string_labels():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 2))
+    y = np.array(["a", "b"] * 25, dtype=object)
+    d = cdl.Dataset.from_arrays(X, y)
+    assert d.class_names == ("a", "b")
+
+
+def test_float_labels_error_says_regression():
+    X = np.random.default_rng(0).normal(size=(40, 2))
+    d = cdl.Dataset.from_arrays(X, np.array([0.0, 1.0] * 20))
+    with pytest.raises(SpecError, match="task='binary'"):
+        cdl.TrainingProblem(data=d, cost=cdl.Cost(loss="logistic"))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import control_dl as cdl
+from control_dl import SpecError
 
 
 @pytest.fixture
@@ -167,3 +168,17 @@ def test_diagnostics_taking_inputs_accept_both_layouts(result, small_ring):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(cdl.SpecError, match="it fits layout='samples'"):
         cdl.diagnostics.layer_ranks(small_ring, result, x.T)
+
+
+def test_predict_rejects_nan(small_ring):
+    r = cdl.solve(small_ring, cdl.load_solver("lbfgsb", max_iter=2), progress=False)
+    with pytest.raises(SpecError, match="NaN"):
+        r.predict(np.array([[np.nan, 0.0]]), layout="samples")
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no result file"):
+        cdl.Result.load(tmp_path / "nothere")
+    np.savez(tmp_path / "x.npz", a=np.zeros(2))
+    with pytest.raises(SpecError, match="not a control_dl result"):
+        cdl.Result.load(tmp_path / "x.npz")

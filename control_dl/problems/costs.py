@@ -175,7 +175,12 @@ def encode_targets(task: str, loss: str, y: np.ndarray, n_classes: int) -> np.nd
         loss = "mse"
     if task == "regression":
         if loss != "mse":
-            raise spec_error("loss", loss, "regression data needs loss='mse'")
+            raise spec_error(
+                "loss",
+                loss,
+                "regression data needs loss='mse' (float labels are read as regression targets: for "
+                "classes pass task='binary' or 'multiclass', or integer labels)",
+            )
         return np.asarray(y, dtype=float)
     labels = np.asarray(y, dtype=int)
     if task == "binary" and loss in ("mse", "logistic"):

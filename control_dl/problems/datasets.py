@@ -418,6 +418,9 @@ def as_features(X: Any, n_in: int, layout: str = "features", field: str = "X") -
         other = "samples" if layout == "features" else "features"
         hint = f"; it fits layout={other!r}, pass that" if x.shape[1] == n_in else ""
         raise spec_error(field, np.shape(X), f"layout={layout!r} expects {expected}{hint}")
+    if not np.all(np.isfinite(x)):
+        sample = int(np.argwhere(~np.isfinite(x))[0, 1])
+        raise spec_error(field, "NaN/inf", f"inputs must be finite (first bad value in sample {sample})")
     return x
 
 
@@ -439,12 +442,23 @@ def _labels(field: str, value: Any, n: int) -> np.ndarray:
         y = np.asarray(value)
     except ValueError as exc:
         raise spec_error(field, "ragged", f"must be an array ({exc})") from None
-    if y.dtype == object:
-        raise spec_error(field, "objects", "must hold numbers, booleans or strings (not Python objects)")
+    if y.dtype == object:  # e.g. a pandas column's .values: strings (or numbers) boxed as objects
+        y = _unbox(field, y)
     if y.ndim == 0 or y.shape[0] != n or y.ndim > 2:
         hint = "; X looks transposed (S × n_in expected)" if y.ndim >= 1 and y.shape[0] != n else ""
         raise spec_error(field, y.shape, f"must have one entry per sample, {n} of them{hint}")
     return y
+
+
+def _unbox(field: str, y: np.ndarray) -> np.ndarray:
+    """An object array of all-strings, all-booleans or all-numbers as the matching numpy dtype."""
+    items = y.ravel().tolist()
+    for kinds, dtype in (((str,), str), ((bool, np.bool_), bool), ((int, float, np.integer, np.floating), None)):
+        if all(isinstance(v, kinds) for v in items):
+            if dtype is None and any(isinstance(v, (bool, np.bool_)) for v in items):
+                break
+            return np.asarray(items, dtype=dtype).reshape(y.shape)
+    raise spec_error(field, "objects", "must hold numbers, booleans or strings (not mixed Python objects)")
 
 
 def encode_labels(

@@ -170,7 +170,7 @@ class StageMap:
     problem : TrainingProblem
         The problem (a flow with any control, or a feed-forward model).
     jit : bool
-        Compile the regulariser Functions to C.
+        Compile the blocks' regulariser Hessians to C (Newton-sized blocks only).
 
     Attributes
     ----------
@@ -196,10 +196,10 @@ class StageMap:
         w = ca.vertcat(theta, ca.SX.zeros(lay.n_params - lay.n_theta))
         r = ca.SX(problem.regulariser(w, casadi_ops))
         grad = ca.gradient(r, theta)
-        reg_vg = ca.Function("reg_vg", [theta], [r, grad])
-        reg_map = reg_vg.map("reg_map", "serial", len(self.sizes), [], [])
-        self.reg_vg = compile_function(reg_vg)[0] if jit else reg_vg
-        self._reg_map = compile_function(reg_map)[0] if jit else reg_map
+        # R and ∇R are cheap and their C code grows with θ (minutes of compiling at 40 000
+        # parameters): CasADi's virtual machine evaluates them; only small block Hessians are compiled
+        self.reg_vg = ca.Function("reg_vg", [theta], [r, grad])
+        self._reg_map = self.reg_vg.map("reg_map", "serial", len(self.sizes), [], [])
         self._reg_blocks: ca.Function | None = None  # the blocks' Hessians of R, built when Newton needs them
         self._theta, self._grad, self._jit = theta, grad, jit
         # H_off: the off-diagonal blocks of ∇²R (the H1 coupling; constant for R quadratic + separable)
@@ -250,7 +250,7 @@ class StageMap:
                 for a, b in zip(self.offsets[:-1], self.offsets[1:], strict=True)
             ]
             f = ca.Function("reg_blocks", [theta], blocks)
-            self._reg_blocks = compile_function(f)[0] if self._jit else f
+            self._reg_blocks = compile_function(f)[0] if self._jit and max(self.sizes) <= NEWTON_MAX_BLOCK else f
         return [np.asarray(h) for h in self._reg_blocks.call([c])]
 
     def reg_block_values(self, c: np.ndarray, c0: np.ndarray) -> np.ndarray:
@@ -397,7 +397,10 @@ class InnerProblem:
             return float(ev.values.sum()), ev.grad
 
         box = None if bounds is None else [(-bounds, bounds)] * self.c0.size
-        res = optimize.minimize(fun, self.c0, jac=True, method="L-BFGS-B", bounds=box, options={"maxiter": iters})
+        # scipy's default stops (projected gradient ≤ 1e-5, entry-wise) end wide layers' solves at
+        # once late in training, where ∇φ is 1e-4 spread over thousands of entries: only iters stops
+        options = {"maxiter": iters, "gtol": 1e-15, "ftol": 1e-15}
+        res = optimize.minimize(fun, self.c0, jac=True, method="L-BFGS-B", bounds=box, options=options)
         return np.asarray(res.x, dtype=float), float(res.fun)
 
     def ipopt(self, iters: int) -> tuple[np.ndarray, float]:
