@@ -78,19 +78,6 @@ def _import_distributed() -> Any:
     return distributed
 
 
-class _ClientRef:
-    """A Client held by a spec: copies (``dataclasses.asdict`` of a solver) record its scheduler address."""
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-
-    def __deepcopy__(self, memo: dict) -> str:
-        return str(self.client.scheduler.address)
-
-    def __repr__(self) -> str:
-        return f"Client({self.client.scheduler.address!r})"
-
-
 @dataclass(frozen=True)
 class Dask(EngineSpec):
     """Options of the data-parallel engine (bound per batch by :meth:`bind`).
@@ -100,8 +87,7 @@ class Dask(EngineSpec):
     client : None, str or distributed.Client
         None: start a :class:`distributed.LocalCluster` of ``workers`` single-threaded worker
         processes, owned (and closed) by the bound engine. A scheduler address such as
-        ``"tcp://10.0.0.1:8786"``: connect to that cluster. A Client: use it (not closed; the spec
-        keeps it wrapped, and a solver's recorded options show its scheduler address).
+        ``"tcp://10.0.0.1:8786"``: connect to that cluster. A Client: use it (not closed).
     n_shards : int, optional
         Number m of shards the batch columns are split into (default: the number of workers).
         Results are reproducible for a given m; shards are placed round-robin on the workers.
@@ -131,11 +117,10 @@ class Dask(EngineSpec):
     retries: int = 2
 
     def __post_init__(self) -> None:
-        if self.client is not None and not isinstance(self.client, (str, _ClientRef)):
+        if self.client is not None and not isinstance(self.client, str):
             distributed = _import_distributed()
             if not isinstance(self.client, distributed.Client):
                 raise spec_error("client", type(self.client).__name__, "must be None, a scheduler address or a Client")
-            object.__setattr__(self, "client", _ClientRef(self.client))
         for field, value in (("n_shards", self.n_shards), ("workers", self.workers)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
                 raise spec_error(field, value, "must be an integer >= 1 (or None)")
@@ -386,8 +371,8 @@ class DaskEngine(Engine):
         import dask
 
         spec = self.spec
-        if isinstance(spec.client, _ClientRef):
-            return spec.client.client, []
+        if isinstance(spec.client, distributed.Client):
+            return spec.client, []
         if spec.client is not None:
             client = distributed.Client(spec.client, timeout=spec.timeout or 30)
             client.wait_for_workers(1, timeout=spec.timeout or 120)
