@@ -63,6 +63,9 @@ PROBLEMS = {
     },
     "affine-lift-mse": lambda: _flow(cdl.Inside("tanh"), cdl.PiecewiseConstant(n_steps=3), "euler", "mse", "affine"),
     "mlp": _mlp,
+    "no-regulariser": lambda: cdl.TrainingProblem(
+        data=cdl.datasets.ring(7, seed=1), dim=3, control=cdl.PiecewiseConstant(n_steps=2), cost=cdl.Cost(loss="mse")
+    ),
 }
 
 
@@ -92,7 +95,7 @@ class TorchReference:
             states[0] = states[0].clone().requires_grad_(True)
         for k in range(p.n_steps):
             states.append(p.step(states[-1], p.stage_thetas(w, k, ops), ops, k))
-        rest = p.regulariser(w, ops) if self.reg else 0.0 * w.sum()
+        rest = (p.regulariser(w, ops) if self.reg else 0.0) + 0.0 * w.sum()
         if p.cost.has_running_cost:
             for s in states[1:]:
                 rest = rest + p.step_size * p.running_cost(s, self.y, readout, ops) / self.n

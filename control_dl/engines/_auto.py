@@ -7,10 +7,10 @@ engine is returned; the others are dropped.
 
 A cheap pre-screen skips CasADi without timing it when the widest state has at least
 :data:`CASADI_MAX_WIDTH` entries: its per-sample scalar code then loses to torch's GEMMs by an order
-of magnitude, and its JIT compilation alone takes seconds (benchmarks/engines.py, width sweep:
-measured crossover between d = 8 and d = 16 at S = 1000). The choice, the timings, what was skipped
-and why are stored in the chosen engine's ``info["auto"]``; solvers copy ``info`` into
-``Result.engine``.
+of magnitude and its JIT compilation alone takes tens of seconds (benchmarks/engines.py, width sweep
+at S = 1000: CasADi faster at d = 3, torch from d = 8 on, CasADi 10× slower at d = 32 after 25 s
+of compilation, 24× at d = 64 after 137 s). The choice, the timings, what was skipped and why are
+stored in the chosen engine's ``info["auto"]``; solvers copy ``info`` into ``Result.engine``.
 """
 
 from __future__ import annotations

@@ -292,7 +292,8 @@ class TorchEngine(Engine):
         if self.problem.cost.has_running_cost:
             j, loss, _ = self._objective(w)
             return j - loss
-        return self.problem.regulariser(w, self.ops) if self.regulariser else 0.0 * w.sum()
+        rest = self.problem.regulariser(w, self.ops) if self.regulariser else 0.0
+        return rest + 0.0 * w.sum()  # a tensor even when R vanishes identically
 
     def _split(self, theta: Any, k: int) -> list[Any]:
         """Θ_k (stacked node values) back into the list of θ at the nodes that ``problem.step`` takes."""

@@ -28,6 +28,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .._errors import spec_error
+from ..engines import EngineSpec
 from ..problems.training import TrainingProblem
 from ..result import Result, package_versions
 from .checkpoint import Checkpointer
@@ -502,9 +503,20 @@ def solver_spec(solver: Any) -> dict[str, Any]:
     Returns
     -------
     dict
-        JSON-serialisable options.
+        JSON-serialisable options (an engine spec by its name: its options and what ran are in
+        ``Result.engine``; a live object such as a dask client is never copied).
     """
-    options = dataclasses.asdict(solver) if dataclasses.is_dataclass(solver) else {}
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, EngineSpec):
+            return value.name
+        return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+
+    options = (
+        {f.name: plain(getattr(solver, f.name)) for f in dataclasses.fields(solver)}
+        if dataclasses.is_dataclass(solver)
+        else {}
+    )
     return {"solver": getattr(solver, "kind", type(solver).__name__), **options}
 
 
