@@ -78,19 +78,6 @@ def _import_distributed() -> Any:
     return distributed
 
 
-class _ClientRef:
-    """A Client held by a spec: copies (``dataclasses.asdict`` of a solver) record its scheduler address."""
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-
-    def __deepcopy__(self, memo: dict) -> str:
-        return str(self.client.scheduler.address)
-
-    def __repr__(self) -> str:
-        return f"Client({self.client.scheduler.address!r})"
-
-
 @dataclass(frozen=True)
 class Dask(EngineSpec):
     """Options of the data-parallel engine (bound per batch by :meth:`bind`).
@@ -100,8 +87,7 @@ class Dask(EngineSpec):
     client : None, str or distributed.Client
         None: start a :class:`distributed.LocalCluster` of ``workers`` single-threaded worker
         processes, owned (and closed) by the bound engine. A scheduler address such as
-        ``"tcp://10.0.0.1:8786"``: connect to that cluster. A Client: use it (not closed; the spec
-        keeps it wrapped, and a solver's recorded options show its scheduler address).
+        ``"tcp://10.0.0.1:8786"``: connect to that cluster. A Client: use it (not closed).
     n_shards : int, optional
         Number m of shards the batch columns are split into (default: the number of workers).
         Results are reproducible for a given m; shards are placed round-robin on the workers.
@@ -131,11 +117,10 @@ class Dask(EngineSpec):
     retries: int = 2
 
     def __post_init__(self) -> None:
-        if self.client is not None and not isinstance(self.client, (str, _ClientRef)):
+        if self.client is not None and not isinstance(self.client, str):
             distributed = _import_distributed()
             if not isinstance(self.client, distributed.Client):
                 raise spec_error("client", type(self.client).__name__, "must be None, a scheduler address or a Client")
-            object.__setattr__(self, "client", _ClientRef(self.client))
         for field, value in (("n_shards", self.n_shards), ("workers", self.workers)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
                 raise spec_error(field, value, "must be an integer >= 1 (or None)")
@@ -184,14 +169,23 @@ class Dask(EngineSpec):
 
 
 class _ShardWorker:
-    """The Dask actor holding one shard and the local engine bound to it (lives on a worker)."""
+    """The Dask actor holding one shard and the local engine bound to it (lives on a worker).
+
+    Every call holds a process-wide lock: workers that are threads of one process
+    (``processes=False``) would otherwise build and run CasADi Functions concurrently, and CasADi
+    is not thread-safe (a segfault seen in the tests). Worker processes are unaffected: the actors
+    of one worker already run one call at a time.
+    """
+
+    _lock = threading.Lock()
 
     def __init__(
         self, local: Any, problem: Any, x: np.ndarray, y: np.ndarray, normaliser: float, regulariser: bool
     ) -> None:
         from . import make_engine
 
-        self.engine = make_engine(local, problem, x, y, normaliser, regulariser)
+        with self._lock:
+            self.engine = make_engine(local, problem, x, y, normaliser, regulariser)
         self.sweeps: dict[int, Sweep] = {}
 
     def engine_name(self) -> str:
@@ -199,37 +193,38 @@ class _ShardWorker:
 
     def memory(self) -> dict[str, int]:
         """Bytes of the shard's arrays and the worker process's resident set size."""
-        rss = 0
-        try:
-            import psutil
+        import psutil  # a dependency of distributed
 
-            rss = int(psutil.Process(os.getpid()).memory_info().rss)
-        except ImportError:  # pragma: no cover - psutil comes with distributed
-            pass
+        rss = int(psutil.Process(os.getpid()).memory_info().rss)
         return {"shard_bytes": int(self.engine.x.nbytes + self.engine.y.nbytes), "rss": rss}
 
     def evaluate(self, w: np.ndarray, gradient: bool) -> Evaluation:
-        return self.engine.evaluate(w, gradient)
+        with self._lock:
+            return self.engine.evaluate(w, gradient)
 
     def gauss_newton_product(self, w: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, int]:
-        return self.engine.gauss_newton_product(w, v), self.engine.n_samples
+        with self._lock:
+            return self.engine.gauss_newton_product(w, v), self.engine.n_samples
 
     def states(self, w: np.ndarray) -> list[np.ndarray]:
-        return self.engine.states(w)
+        with self._lock:
+            return self.engine.states(w)
 
     def sweep(self, token: int, w: np.ndarray, release: list[int]) -> int:
         for old in release:
             self.sweeps.pop(old, None)
-        self.sweeps[token] = self.engine.sweep(w)
+        with self._lock:
+            self.sweeps[token] = self.engine.sweep(w)
         return self.engine.n_samples
 
     def augmented_hamiltonian(
         self, token: int, w: np.ndarray, thetas: list[np.ndarray], rho: float, hessian: bool
     ) -> tuple[StageValues, int]:
-        sweep = self.sweeps.get(token)
-        if sweep is None:  # this shard was rebuilt after a worker was lost: recompute its sweep
-            sweep = self.sweeps[token] = self.engine.sweep(w)
-        return self.engine.augmented_hamiltonian(sweep, thetas, rho, hessian), self.engine.n_samples
+        with self._lock:
+            sweep = self.sweeps.get(token)
+            if sweep is None:  # this shard was rebuilt after a worker was lost: recompute its sweep
+                sweep = self.sweeps[token] = self.engine.sweep(w)
+            return self.engine.augmented_hamiltonian(sweep, thetas, rho, hessian), self.engine.n_samples
 
 
 @dataclass
@@ -376,8 +371,8 @@ class DaskEngine(Engine):
         import dask
 
         spec = self.spec
-        if isinstance(spec.client, _ClientRef):
-            return spec.client.client, []
+        if isinstance(spec.client, distributed.Client):
+            return spec.client, []
         if spec.client is not None:
             client = distributed.Client(spec.client, timeout=spec.timeout or 30)
             client.wait_for_workers(1, timeout=spec.timeout or 120)

@@ -204,10 +204,10 @@ class StageMap:
         self._theta, self._grad, self._jit = theta, grad, jit
         # H_off: the off-diagonal blocks of ∇²R (the H1 coupling; constant for R quadratic + separable)
         hess0 = ca.Function("reg_hess", [theta], [ca.jacobian(grad, theta)])(np.zeros(lay.n_theta))
-        rows, cols = (np.asarray(v) for v in hess0.sparsity().get_triplet())
+        rows, cols = (np.asarray(v, dtype=int) for v in hess0.sparsity().get_triplet())
         block_of = np.repeat(np.arange(len(self.sizes)), self.sizes)
         off = block_of[rows] != block_of[cols]
-        values = np.asarray(hess0.nonzeros())[off]
+        values = np.asarray(hess0.nonzeros(), dtype=float)[off]
         self.h_off = sparse.csr_matrix((values, (rows[off], cols[off])), shape=(lay.n_theta, lay.n_theta))
         self._ipopt: dict[tuple[int, int], Any] = {}
 
