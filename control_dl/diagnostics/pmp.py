@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backends import numpy_ops
+from ..backends import numpy_ops, smooth_abs
 from ..engines import Casadi, EngineSpec, make_engine
 from ..problems.training import TrainingProblem
 from ._common import weights_of
@@ -82,9 +82,8 @@ def _control_cost(problem: TrainingProblem, theta: np.ndarray) -> tuple[float, n
     value = cost.l2 * float(theta @ theta)
     grad = 2.0 * cost.l2 * theta
     if cost.l1 > 0:
-        root = np.sqrt(theta**2 + cost.l1_eps**2)
-        value += cost.l1 * float(np.sum(root - cost.l1_eps))
-        grad = grad + cost.l1 * theta / root
+        value += cost.l1 * float(np.sum(smooth_abs(theta, cost.l1_eps, numpy_ops)))
+        grad = grad + cost.l1 * theta / np.sqrt(theta**2 + cost.l1_eps**2)  # d/dθ of smooth_abs
     return value, grad
 
 
