@@ -362,7 +362,9 @@ def test_toml_tables_map_to_their_options_objects(tmp_path):
         cdl.load_solver(preset)
     assert cdl.load_solver("lbfgsb", lbfgsb_options={"maxcor": 9}).lbfgsb_options.maxcor == 9
     # an override table updates the preset's table key by key; an options object replaces it
-    preset.write_text('solver = "direct"\nhessian = "lbfgs"\n[ipopt_options]\nlimited_memory_initialization = "scalar1"\n')
+    preset.write_text(
+        'solver = "direct"\nhessian = "lbfgs"\n[ipopt_options]\nlimited_memory_initialization = "scalar1"\n'
+    )
     merged = cdl.load_solver(preset, ipopt_options={"mu_strategy": "adaptive"}).ipopt_options
     assert merged == cdl.IpoptOptions(mu_strategy="adaptive", limited_memory_initialization="scalar1")
     replaced = cdl.load_solver(preset, ipopt_options=cdl.IpoptOptions(mu_strategy="adaptive")).ipopt_options
