@@ -362,6 +362,7 @@ def test_fatrop_reaches_ipopts_multiple_shooting_optimum(tiny_sin):
     # first-order optimality checked independently of both solvers, with the torch gradient
     assert np.linalg.norm(tiny_sin.gradient(fatrop.w, "torch")) < 1e-6
     assert fatrop.history[0]["objective"] == pytest.approx(tiny_sin.objective(tiny_sin.initial_guess(0)))
+    assert fatrop.engine["name"] == ipopt.engine["name"] == "casadi"  # every direct back-end records its engine
 
 
 def test_fatrop_respects_bounds_and_lipschitz_constraints():
