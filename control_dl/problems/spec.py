@@ -411,6 +411,8 @@ def describe(problem: TrainingProblem) -> dict[str, Any] | None:
         "constraints": dataclasses.asdict(problem.constraints),
     }
     model = problem.model
+    if model is not None and not isinstance(model, FeedForward):
+        return None  # a user's Dynamics has no spec
     if model is not None:
         doc["model"] = {"model": "mlp", "widths": list(model.widths), "activation": model.activation}
     else:

@@ -404,7 +404,7 @@ def judge_outcome(
 def _is_saddle(problem: TrainingProblem, w: np.ndarray, reference: float | None) -> bool:
     """θ ≈ 0 (max|θ| ≤ SADDLE_THETA) and loss ≥ (1 − SADDLE_RTOL)·L₀: the constant-predictor saddle."""
     n_theta = problem.layout.n_theta
-    if reference is None or reference <= 1e-12 or n_theta == 0 or problem.model is not None:
+    if reference is None or reference <= 1e-12 or n_theta == 0 or problem.dynamics.vector_field is None:
         return False
     if float(np.max(np.abs(w[:n_theta]))) > SADDLE_THETA:
         return False
