@@ -12,7 +12,7 @@ from ._errors import SpecError
 from ._toml import tomllib
 
 #: the preset ``solve`` uses when neither --solver nor the problem's ``solver`` key names one
-DEFAULT_SOLVER = "ipopt-lbfgs"
+DEFAULT_SOLVER = "lbfgsb"  # the fastest to a target on the catalog and on digits (docs/guide/choosing.md)
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:

@@ -250,7 +250,11 @@ class Result:
         return to_onnx(self._need_problem(), self.w, path)
 
     def summary(self) -> str:
-        """One line: solver, status, loss, accuracies, time, and the engine (with ``auto``'s reason).
+        """One line: solver, status, loss, accuracies, time, constraints, and the engine (with ``auto``'s reason).
+
+        A constrained problem adds its constraints and the final violation max(0, h·Lip − c, |θ| − M)
+        (:func:`control_dl.solvers.base.constraint_violation`), so a certified run reads differently
+        from an unconstrained one.
 
         Returns
         -------
@@ -263,8 +267,23 @@ class Result:
             engine += f" (auto: {self.engine['auto'].get('reason', '')})"
         return (
             f"{self.solver}: {self.status} objective={self.objective:.4g} loss={self.loss:.4g}{acc} "
-            f"iters={self.iterations} time={self.wall_time:.2f}s{engine}"
+            f"iters={self.iterations} time={self.wall_time:.2f}s{self._constraint_summary()}{engine}"
         )
+
+    def _constraint_summary(self) -> str:
+        """`` constraints: lipschitz<=c, |theta|<=M, violation=v`` for a constrained problem, else ``""``."""
+        constraints = self.problem.constraints if self.problem is not None else None
+        if constraints is None or (constraints.lipschitz is None and constraints.theta_max is None):
+            return ""
+        parts = []
+        if constraints.lipschitz is not None:
+            parts.append(f"lipschitz<={constraints.lipschitz:g} ({constraints.lipschitz_norm})")
+        if constraints.theta_max is not None:
+            parts.append(f"|theta|<={constraints.theta_max:g}")
+        violation = self.history[-1].get("constraint_violation") if self.history else None
+        if violation is not None:
+            parts.append(f"violation={violation:.2g}")
+        return " constraints: " + ", ".join(parts)
 
     # ---------------------------------------------------------------------------- persistence
     def _metadata(self) -> dict[str, Any]:

@@ -36,7 +36,7 @@ def test_solve_writes_result_summary_and_figures(tmp_path, capsys):
     assert summary["status"] in ("converged", "max_iter") and summary["iterations"] <= 10
     for name in ("convergence.png", "decision_boundary.png", "trajectories.png"):
         assert (out / name).stat().st_size > 1000
-    assert "ipopt-ss-lbfgs" in capsys.readouterr().out
+    assert "lbfgsb-ss-lbfgs" in capsys.readouterr().out  # the default solver: the fastest to a target
 
 
 def test_bad_key_exits_2_with_the_key(tmp_path, capsys):

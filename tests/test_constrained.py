@@ -105,6 +105,10 @@ def test_theta_max_and_lipschitz_together():
     result = cdl.solve(problem, certified(max_iter=300), progress=False)
     assert np.max(np.abs(result.w[: problem.layout.n_theta])) <= 0.8
     assert frobenius_certificate(problem, result) <= 0.5
+    # the summary says what was certified, so a certified run does not read like an unconstrained one
+    assert "constraints: lipschitz<=0.5 (frobenius), |theta|<=0.8, violation=0" in result.summary()
+    free = dataclasses.replace(result, problem=dataclasses.replace(problem, constraints=cdl.Constraints()))
+    assert "constraints" not in free.summary()
 
 
 def test_projections_are_the_nearest_points_of_the_balls():

@@ -18,6 +18,7 @@ from scipy.optimize import minimize
 
 import control_dl as cdl
 from control_dl.engines import Casadi, CasadiEngine, Engine, make_engine
+from control_dl.problems.costs import predict_labels
 from control_dl.solvers.checkpoint import checkpoint_iteration, load_checkpoint
 
 distributed = pytest.importorskip("distributed")
@@ -59,7 +60,7 @@ def _close(a: np.ndarray, b: np.ndarray) -> bool:
 # --------------------------------------------------------------------------- tests
 @pytest.mark.parametrize("n_shards", [2, 3])
 def test_sums_equal_the_local_engine(client, ring, n_shards):
-    """J, loss, ∇J, predictions, G·v and states through 2 or 3 shards = one local engine, to 1e-12."""
+    """J, loss, ∇J, correct count, G·v and states through 2 or 3 shards = one local engine, to 1e-12."""
     x, y = ring.data.x_train, ring.targets
     local = make_engine(LOCAL, ring, x, y)
     w = ring.initial_guess(seed=1)
@@ -70,10 +71,32 @@ def test_sums_equal_the_local_engine(client, ring, n_shards):
         assert ev.n_samples == x.shape[1]
         for a, b in ((ev.objective, ref.objective), (ev.loss, ref.loss), (ev.gradient, ref.gradient)):
             assert _close(a, b)
-        assert _close(ev.predictions, ref.predictions)
+        assert ev.predictions is None  # not sent unless asked (predictions=True)
+        labels = ring.data.y_train
+        assert ev.n_correct == np.count_nonzero(predict_labels("binary", "mse", ref.predictions) == labels)
         assert _close(engine.gauss_newton_product(w, v), local.gauss_newton_product(w, v))
         assert all(_close(a, b) for a, b in zip(engine.states(w), local.states(w), strict=True))
         assert engine.evaluate(w, gradient=False).gradient is None
+
+
+def test_predictions_on_request_and_correct_counts_of_one_hot_targets(client):
+    """predictions=True sends λ2(x_N) (= the local engine's); a 3-class cross-entropy problem's
+    correct-class count (one-hot targets) gives the local engine's accuracy."""
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(80, 2))
+    data = cdl.Dataset.from_arrays(features, np.argmax(features @ rng.normal(size=(2, 3)), axis=1), seed=0)
+    problem = cdl.TrainingProblem(
+        data=data, field=cdl.Inside(), dim=3, control=cdl.PiecewiseConstant(4), cost=cdl.Cost(loss="cross_entropy")
+    )
+    x, y, w = data.x_train, problem.targets, problem.initial_guess(seed=3)
+    ref = make_engine(LOCAL, problem, x, y).evaluate(w)
+    accuracy = ref.accuracy(data.task, "cross_entropy", data.y_train)
+    assert 0 < accuracy < 1  # the count can be wrong both ways
+    with make_engine(Dask(client, n_shards=3, local=LOCAL, predictions=True), problem, x, y) as engine:
+        ev = engine.evaluate(w)
+    assert ev.predictions.shape == ref.predictions.shape and _close(ev.predictions, ref.predictions)
+    assert ev.accuracy(data.task, "cross_entropy", data.y_train) == accuracy
+    assert ev.n_correct == round(accuracy * x.shape[1])
 
 
 def test_sweep_stays_on_workers_and_hamiltonians_add(client, ring):
@@ -177,17 +200,20 @@ def test_a_worker_killed_mid_solve_is_replaced_and_the_solve_goes_on(ring, clust
     assert abs(sharded.objective - serial.objective) <= 1e-5 * serial.objective  # flat valley: ftol stops
 
 
-def test_no_worker_left_fails_with_a_checkpoint_to_resume_from(ring, cluster_of, tmp_path):
-    """The only worker dies: status "failed" (never a wrong sum), the checkpoint holds the last
-    logged w, and a resumed solve from it converges."""
+@pytest.mark.parametrize("preset", ["lbfgsb", "trust-ncg"])
+def test_no_worker_left_fails_with_a_checkpoint_to_resume_from(ring, cluster_of, tmp_path, preset):
+    """The only worker dies: status "failed" (never a wrong sum), the Result and the checkpoint hold
+    the last logged w, and a resumed solve from it converges (both scipy drivers)."""
     client, _ = cluster_of(1)
     checkpoint = tmp_path / "checkpoint.npz"
     options = {"tol": 1e-9, "checkpoint": str(checkpoint), "checkpoint_every": 1}
     engine = Dask(client, n_shards=2, local=Doomed(jit=False, after=8), timeout=10)
-    failed = cdl.solve(ring, cdl.load_solver("lbfgsb", engine=engine, **options), progress=False)
+    failed = cdl.solve(ring, cdl.load_solver(preset, engine=engine, **options), progress=False)
     assert failed.status == "failed" and "worker" in failed.message
     assert checkpoint_iteration(checkpoint) >= 2
     w = load_checkpoint(checkpoint, ring)
+    np.testing.assert_array_equal(failed.w, w)  # the Result carries the last logged w, as the checkpoint
+    assert failed.iterations == checkpoint_iteration(checkpoint) == len(failed.history) - 1
     resumed = cdl.solve(ring, cdl.load_solver("lbfgsb", engine=LOCAL, tol=1e-9), w0=w, progress=False)
     assert resumed.status == "converged"
     assert ring.objective(w) < ring.objective(ring.initial_guess())
@@ -209,6 +235,7 @@ def test_a_shard_answering_for_fewer_samples_is_an_error(client, ring):
         ({"timeout": -1.0}, "timeout"),
         ({"retries": -1}, "retries"),
         ({"client": 3.5}, "client"),
+        ({"predictions": 1}, "predictions"),
     ],
 )
 def test_bad_options_name_the_field(options, field):

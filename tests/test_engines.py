@@ -289,6 +289,7 @@ def test_auto_prescreen_skips_casadi_on_wide_states_and_says_why(monkeypatch):
     assert engine.name == "torch"
     assert "state width 5 >= 5" in engine.info["auto"]["skipped"]["casadi"]
     assert "only torch" in engine.info["auto"]["reason"]
+    assert engine.info["auto"]["timings_s"] == {}  # nothing timed, no NaN placeholder in saved results
 
 
 def test_cuda_engine(problem_name="mlp"):

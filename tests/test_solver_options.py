@@ -178,7 +178,7 @@ def test_every_field_of_an_options_object_reaches_its_backend(spy, tiny, cls):
         "mu_strategy": "adaptive",
         "watchdog_shortened_iter_trigger": 0,
         "limited_memory_max_history": 12,
-        "limited_memory_initialization": "scalar2",
+        "limited_memory_initialization": "scalar1",  # the library default is scalar2
         "nlp_scaling_method": "none",
         "acceptable_tol": 1e-4,
         "acceptable_iter": 3,
@@ -280,7 +280,8 @@ def test_an_ipopt_option_set_by_the_user_is_the_one_ipopt_used(small_ring):
     problem = cdl.load_problem("ring", dim=3, n_samples=100)
     objectives = {}
     for trigger in (None, 0):
-        options = cdl.IpoptOptions(watchdog_shortened_iter_trigger=trigger)
+        # IPOPT's own L-BFGS start (scalar1): long first steps that the default watchdog lets climb
+        options = cdl.IpoptOptions(watchdog_shortened_iter_trigger=trigger, limited_memory_initialization="scalar1")
         result = cdl.solve(problem, cdl.Direct(hessian="lbfgs", max_iter=150, ipopt_options=options), progress=False)
         objectives[trigger] = np.array([h["objective"] for h in result.history])
     assert np.any(np.diff(objectives[None]) > 1e-12 * objectives[None][:-1])  # IPOPT's default watchdog climbs
@@ -361,9 +362,12 @@ def test_toml_tables_map_to_their_options_objects(tmp_path):
         cdl.load_solver(preset)
     assert cdl.load_solver("lbfgsb", lbfgsb_options={"maxcor": 9}).lbfgsb_options.maxcor == 9
     # an override table updates the preset's table key by key; an options object replaces it
-    merged = cdl.load_solver("ipopt-lbfgs", ipopt_options={"mu_strategy": "adaptive"}).ipopt_options
-    assert merged == cdl.IpoptOptions(mu_strategy="adaptive", limited_memory_initialization="scalar2")
-    replaced = cdl.load_solver("ipopt-lbfgs", ipopt_options=cdl.IpoptOptions(mu_strategy="adaptive")).ipopt_options
+    preset.write_text(
+        'solver = "direct"\nhessian = "lbfgs"\n[ipopt_options]\nlimited_memory_initialization = "scalar1"\n'
+    )
+    merged = cdl.load_solver(preset, ipopt_options={"mu_strategy": "adaptive"}).ipopt_options
+    assert merged == cdl.IpoptOptions(mu_strategy="adaptive", limited_memory_initialization="scalar1")
+    replaced = cdl.load_solver(preset, ipopt_options=cdl.IpoptOptions(mu_strategy="adaptive")).ipopt_options
     assert replaced == cdl.IpoptOptions(mu_strategy="adaptive")
 
 

@@ -83,7 +83,7 @@ def classify(problem: TrainingProblem, result: Any = None) -> Architecture:
     Architecture
         The label, its consequence and the reason.
     """
-    if problem.model is not None:
+    if problem.dynamics.vector_field is None:  # stage maps between widths: Kuntz's classes by width
         return _classify_feedforward(problem, result)
     d, n_in = problem.dim, problem.data.n_in
     if result is not None:

@@ -67,9 +67,9 @@ def classify_feedforward(problem: TrainingProblem | Sequence[int]) -> FeedForwar
         The class, the widest layer and the bottleneck layers.
     """
     if isinstance(problem, TrainingProblem):
-        if problem.model is None:
-            raise ValueError("classify_feedforward needs a problem with a FeedForward model (model=...)")
-        widths = problem.model.widths
+        if problem.dynamics.vector_field is not None:
+            raise ValueError("classify_feedforward needs a problem with a FeedForward model (model=...), not a flow")
+        widths = problem.state_dims
     else:
         widths = check_widths(list(problem))
     bottlenecks = tuple(b for b in range(1, len(widths) - 1) if _is_valley(widths, b))
@@ -179,7 +179,7 @@ def layer_ranks(
     weight_sv, weight_rank, jac_sv, jac_rank, collapsed = [], [], [], [], []
     for k in range(problem.n_steps):
         thetas = problem.stage_thetas(w, k, numpy_ops)
-        shapes = lay.layer_shapes[k] if problem.model is not None else lay.theta_shapes
+        shapes = problem.dynamics.stage_shapes(k)
         params = lay.unpack(thetas[0], shapes, numpy_ops)
         sv = {name: np.linalg.svd(params[name], compute_uv=False) for name, s in shapes.items() if len(s) == 2}
         weight_sv.append(sv)

@@ -128,11 +128,11 @@ def pmp_residual(problem: TrainingProblem, result: Any, engine: str | EngineSpec
         per_node = stages.gradients[k].reshape(len(nodes[k]), -1) / (h * n_samples)
         grad_theta = sum(row - c * g for row, c, (_, g) in zip(per_node, weights, control, strict=True))
         grad_h[k] = float(np.linalg.norm(grad_theta))
-        if problem.model is None:  # mean_i [p_{k+1,i}·(Φ_h − x_{k,i}) / h − r(x_{k,i})]
+        if problem.dynamics.vector_field is not None:  # a flow: mean_i [p_{k+1,i}·(Φ_h − x_{k,i}) / h − r(x_{k,i})]
             shift = n_samples * float(np.sum(sweep.costates[k + 1] * sweep.states[k]))
             running = problem.running_cost(sweep.states[k], targets, readout, numpy_ops) / n_samples
             data = (stages.values[k] - shift) / (h * n_samples) - float(running)
-        else:  # the state size changes: H_k = p·F_k / h, no running cost
+        else:  # stage maps without a vector field: H_k = p·F_k / h, no running cost
             data = stages.values[k] / (h * n_samples)
         hamiltonian[k] = data - sum(c * v for c, (v, _) in zip(weights, control, strict=True))
     drift = float(np.max(np.abs(hamiltonian - hamiltonian[0])))

@@ -92,7 +92,8 @@ class Auto(EngineSpec):
         Returns
         -------
         Engine
-            The chosen engine; ``info["auto"] = {"timings_s", "setup_s", "skipped", "reason"}``.
+            The chosen engine; ``info["auto"] = {"timings_s", "setup_s", "skipped", "reason"}``
+            (``timings_s`` is empty when only one engine was a candidate: nothing is timed then).
         """
         skipped: dict[str, str] = {}
         candidates: list[EngineSpec] = []
@@ -115,7 +116,8 @@ class Auto(EngineSpec):
             start = time.perf_counter()
             bound[spec.name] = spec.bind(problem, x, y, normaliser, regulariser)
             setup[spec.name] = time.perf_counter() - start
-            timings[spec.name] = time_evaluation(bound[spec.name], w) if len(candidates) > 1 else float("nan")
+            if len(candidates) > 1:  # a lone candidate is not timed: there is nothing to compare
+                timings[spec.name] = time_evaluation(bound[spec.name], w)
         if len(candidates) == 1:
             chosen = candidates[0].name
             reason = f"only {chosen} was a candidate ({'; '.join(f'{k}: {v}' for k, v in skipped.items())})"

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from ..problems.costs import predict_labels
+
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -42,9 +44,13 @@ class Evaluation:
     gradient : ndarray or None
         ∇_w J_batch, shape ``(n_params,)`` (None when not requested).
     predictions : ndarray or None
-        λ2(x_N), shape ``(n_out, S)`` (for accuracies without a second forward pass).
+        λ2(x_N), shape ``(n_out, S)`` (for accuracies without a second forward pass); None when
+        the engine did not send them (the Dask engine by default: it counts ``n_correct`` instead).
     n_samples : int
         Samples that contributed (a data-parallel engine checks every shard answered).
+    n_correct : int or None
+        Classification: samples whose predicted class (``predict_labels`` of λ2(x_N)) is the class
+        of their target, when the engine counted them (the Dask engine); None otherwise.
     """
 
     objective: float
@@ -52,6 +58,29 @@ class Evaluation:
     gradient: np.ndarray | None
     predictions: np.ndarray | None
     n_samples: int
+    n_correct: int | None = None
+
+    def accuracy(self, task: str, loss: Any, labels: np.ndarray) -> float:
+        """Fraction of the batch classified correctly.
+
+        Parameters
+        ----------
+        task : str
+            ``problem.data.task`` (a classification task).
+        loss : str or callable
+            ``problem.cost.loss`` (fixes the decision threshold of a single output).
+        labels : ndarray
+            Class labels of the batch, ``(S,)``.
+
+        Returns
+        -------
+        float
+            ``n_correct / n_samples`` when the engine counted, else the mean of
+            ``predict_labels(task, loss, predictions) == labels``.
+        """
+        if self.n_correct is not None:
+            return self.n_correct / self.n_samples
+        return float(np.mean(predict_labels(task, loss, self.predictions) == labels))
 
 
 @dataclass

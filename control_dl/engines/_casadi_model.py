@@ -11,8 +11,9 @@ Per-sample Functions (all column vectors):
 - ``terminal(x_N, y, w_readout) -> ℓ(λ2(x_N), y)``,
 - ``running(x_k, y, w_readout) -> κ ℓ(λ2(x_k), y) + η ‖x_k − x̄‖²``.
 
-A feed-forward model has one step Function per layer (``layer_steps[k](x_k, θ_k)``, the shapes
-differ per layer) and ``step`` is None; :meth:`CasadiModel.step_at` gives either.
+The step is traced from the problem's :class:`~control_dl.problems.dynamics.Dynamics`: once when
+every stage shares one map (``dynamics.shared_step``: a flow), else once per stage (a feed-forward
+model, whose layers' shapes differ); :meth:`CasadiModel.step_at` gives stage k's Function.
 
 :func:`casadi_model` caches one model per problem (and parallelization); the symbolic builders below
 (:func:`objective_loss_gradient`, :func:`objective_function`, :func:`gauss_newton_hvp`,
@@ -30,6 +31,7 @@ import numpy as np
 
 from ..backends import casadi_ops as ops
 from ..problems.costs import loss_per_sample
+from ..problems.layout import block_size
 
 if TYPE_CHECKING:
     from ..problems.training import TrainingProblem
@@ -59,19 +61,9 @@ class CasadiModel:
         w_lift = ca.SX.sym("w_lift", lay.n_params - lay.n_theta - lay.n_readout)
         readout = lay.unpack(w_readout, lay.readout_shapes, ops)
         lift = lay.unpack(w_lift, lay.lift_shapes, ops)
-        self.step: ca.Function | None = None
-        self.layer_steps: list[ca.Function] | None = None
-        if problem.model is None:
-            n_nodes = len(problem.scheme.nodes)
-            thetas = ca.SX.sym("Theta", lay.p * n_nodes)
-            stage = [thetas[i * lay.p : (i + 1) * lay.p] for i in range(n_nodes)]
-            self.step = ca.Function("step", [x, thetas], [problem.step(x, stage, ops)], ["x", "Theta"], ["x_next"])
-        else:
-            self.layer_steps = []
-            for k, size in enumerate(lay.sizes):
-                x_k, theta_k = ca.SX.sym("x", dims[k]), ca.SX.sym("Theta", size)
-                x_next = problem.step(x_k, [theta_k], ops, k)
-                self.layer_steps.append(ca.Function(f"layer{k}", [x_k, theta_k], [x_next], ["x", "Theta"], ["x_next"]))
+        dynamics = problem.dynamics
+        traced = range(1) if dynamics.shared_step else range(problem.n_steps)
+        self.steps = [self._trace_step(k, "step" if dynamics.shared_step else f"step{k}") for k in traced]
         self.lift = ca.Function(
             "lift", [x_in, w_lift], [problem.lift_states(x_in, lift, ops)], ["x_in", "w_lift"], ["x0"]
         )
@@ -92,6 +84,15 @@ class CasadiModel:
             ["x", "y", "w_readout"],
             ["r"],
         )
+
+    def _trace_step(self, k: int, name: str) -> ca.Function:
+        """Stage k's per-sample ``(x_k, Θ_k) -> x_{k+1}``, Θ_k the node values of θ stacked."""
+        dynamics = self.problem.dynamics
+        size = block_size(dynamics.stage_shapes(k))
+        x = ca.SX.sym("x", dynamics.state_dims[k])
+        thetas = ca.SX.sym("Theta", size * dynamics.n_nodes)
+        nodes = [thetas[i * size : (i + 1) * size] for i in range(dynamics.n_nodes)]
+        return ca.Function(name, [x, thetas], [dynamics.step(k, x, nodes, ops)], ["x", "Theta"], ["x_next"])
 
     def mapped(self, f: ca.Function, n: int, reduce_in: list[int], reduce_out: list[int]) -> ca.Function:
         """``f`` mapped over ``n`` samples with this model's parallelization.
@@ -125,9 +126,9 @@ class CasadiModel:
         Returns
         -------
         casadi.Function
-            ``step`` for a flow, ``layer_steps[k]`` for a feed-forward model.
+            The one traced step when the stages share it (a flow), else stage k's own.
         """
-        return self.step if self.layer_steps is None else self.layer_steps[k]
+        return self.steps[0 if self.problem.dynamics.shared_step else k]
 
     def stage_vector(self, w: ca.MX, k: int) -> ca.MX:
         """Θ_k: θ at the integrator nodes of step k, stacked (MX).

@@ -295,12 +295,11 @@ class TorchEngine(Engine):
         rest = self.problem.regulariser(w, self.ops) if self.regulariser else 0.0
         return rest + 0.0 * w.sum()  # a tensor even when R vanishes identically
 
-    def _split(self, theta: Any, k: int) -> list[Any]:
+    def _split(self, theta: Any) -> list[Any]:
         """Θ_k (stacked node values) back into the list of θ at the nodes that ``problem.step`` takes."""
-        if self.problem.model is not None:
-            return [theta]
-        p = self.problem.layout.p
-        return [theta[i * p : (i + 1) * p] for i in range(theta.shape[0] // p)]
+        n_nodes = self.problem.dynamics.n_nodes
+        size = theta.shape[0] // n_nodes
+        return [theta[i * size : (i + 1) * size] for i in range(n_nodes)]
 
     # ------------------------------------------------------------------------------ interface
     def evaluate(self, w: np.ndarray, gradient: bool = True) -> Evaluation:
@@ -447,7 +446,7 @@ class TorchEngine(Engine):
         with self._threads():
             for k, (x, p_hat, x_next, q_hat) in enumerate(handle["torch_data"]):
                 theta = self._tensor(thetas[k]).reshape(-1).detach().requires_grad_(True)
-                nodes = self._split(theta, k)
+                nodes = self._split(theta)
                 if rho == 0.0:
                     a = (p_hat * problem.step(x, nodes, ops, k)).sum()
                 else:

@@ -13,11 +13,14 @@ local engine bound once with ``normaliser = S`` and the regulariser on shard 1 o
 full-batch L-BFGS is distributed for large logistic regressions (broadcast w, reduce f and ∇f;
 e.g. Spark MLlib's L-BFGS).
 
-Per evaluation only w (n_params floats) goes out and (J, loss, ∇J, λ2(x_N), count) comes back;
-the shards' data stay on the workers, sent once at bind. Each shard lives in a Dask *actor*
-(a worker-resident object called directly, not through the scheduler: ~2 ms per round trip on a
-local cluster, against ~17 ms for a scheduler task). Results are added in shard order, so a run is
-reproducible for a given number of shards.
+Per evaluation only w (n_params floats) goes out and (J, loss, ∇J, sample count, correct-class
+count) comes back; the predictions λ2(x_N) (n_out × S_s floats per shard, 8× a ring shard's answer)
+only with ``predictions=True``. The shards' data stay on the workers, sent once at bind. Each
+shard lives in a Dask *actor* (a worker-resident object called directly, not through the
+scheduler: ~1 ms per round trip on a local cluster, against ~17 ms for a scheduler task); the
+clients this engine opens talk to the workers directly (``direct_to_workers``), not relayed by
+the scheduler. Results are added in shard order, so a run is reproducible for a given number of
+shards.
 
 Faults. Every evaluation counts the samples that answered and raises :class:`DaskEngineError`
 when the count is not S (never a silent wrong sum). When a worker is lost, its shards are sent
@@ -43,6 +46,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .._errors import SpecError, spec_error
+from ..problems.costs import predict_labels
 from ._base import Engine, EngineSpec, Evaluation, StageValues, Sweep
 
 logger = logging.getLogger(__name__)
@@ -104,6 +108,10 @@ class Dask(EngineSpec):
         Seconds one shard may take to answer one call before the evaluation fails (default: wait).
     retries : int
         Times a call is repeated after its shard was rebuilt on another worker (worker lost).
+    predictions : bool
+        Send each shard's predictions λ2(x_N) back with every evaluation (``Evaluation.predictions``,
+        ``n_out × S``). Off (default), only the sums and counts travel: ``predictions`` is None and
+        classification accuracies come from ``Evaluation.n_correct``, counted on the shards.
     """
 
     name: ClassVar[str] = "dask"
@@ -115,6 +123,7 @@ class Dask(EngineSpec):
     processes: bool | None = None
     timeout: float | None = None
     retries: int = 2
+    predictions: bool = False
 
     def __post_init__(self) -> None:
         if self.client is not None and not isinstance(self.client, str):
@@ -130,6 +139,8 @@ class Dask(EngineSpec):
                     raise spec_error(field, getattr(self, field), "sets up a local cluster: only with client=None")
         if self.processes is not None and not isinstance(self.processes, bool):
             raise spec_error("processes", self.processes, "must be True or False")
+        if not isinstance(self.predictions, bool):
+            raise spec_error("predictions", self.predictions, "must be True or False")
         if isinstance(self.local, Dask) or self.local == "dask":
             raise spec_error("local", self.local, "must be a local engine ('auto', 'casadi', 'torch' or a spec)")
         if not isinstance(self.local, (str, EngineSpec)):
@@ -187,6 +198,9 @@ class _ShardWorker:
         with self._lock:
             self.engine = make_engine(local, problem, x, y, normaliser, regulariser)
         self.sweeps: dict[int, Sweep] = {}
+        self.task, self.loss = problem.data.task, problem.cost.loss
+        # the class of each target: predict_labels inverts encode_targets (0/1 rows, one-hot columns)
+        self.labels = None if self.task == "regression" else predict_labels(self.task, self.loss, np.asarray(y))
 
     def engine_name(self) -> str:
         return str(self.engine.info.get("name", self.engine.name))
@@ -198,9 +212,15 @@ class _ShardWorker:
         rss = int(psutil.Process(os.getpid()).memory_info().rss)
         return {"shard_bytes": int(self.engine.x.nbytes + self.engine.y.nbytes), "rss": rss}
 
-    def evaluate(self, w: np.ndarray, gradient: bool) -> Evaluation:
+    def evaluate(self, w: np.ndarray, gradient: bool, predictions: bool) -> Evaluation:
+        """The local engine's Evaluation, with the correct-class count and without the predictions
+        unless asked (they are what makes an answer large: n_out × S_s floats against n_params)."""
         with self._lock:
-            return self.engine.evaluate(w, gradient)
+            ev = self.engine.evaluate(w, gradient)
+        correct = None
+        if self.labels is not None and ev.n_samples == self.labels.size:  # else the driver's count check fails
+            correct = int(np.count_nonzero(predict_labels(self.task, self.loss, ev.predictions) == self.labels))
+        return dataclasses.replace(ev, predictions=ev.predictions if predictions else None, n_correct=correct)
 
     def gauss_newton_product(self, w: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, int]:
         with self._lock:
@@ -373,8 +393,10 @@ class DaskEngine(Engine):
         spec = self.spec
         if isinstance(spec.client, distributed.Client):
             return spec.client, []
+        # direct_to_workers: actor calls go straight to the worker; otherwise the scheduler relays
+        # every call and its answer (one more hop, and the answer is (de)serialised once more)
         if spec.client is not None:
-            client = distributed.Client(spec.client, timeout=spec.timeout or 30)
+            client = distributed.Client(spec.client, timeout=spec.timeout or 30, direct_to_workers=True)
             client.wait_for_workers(1, timeout=spec.timeout or 120)
             return client, [client]
         with dask.config.set(LOCAL_CLUSTER_CONFIG):
@@ -384,7 +406,7 @@ class DaskEngine(Engine):
                 processes=True if spec.processes is None else spec.processes,
                 dashboard_address=None,
             )
-        client = distributed.Client(cluster)
+        client = distributed.Client(cluster, direct_to_workers=True)
         return client, [client, cluster]
 
     def _live_workers(self) -> list[str]:
@@ -537,7 +559,7 @@ class DaskEngine(Engine):
 
     # ----------------------------------------------------------------------------- Engine
     def evaluate(self, w: np.ndarray, gradient: bool = True) -> Evaluation:
-        """J, loss, ∇J and the predictions at w: each shard's answers added in shard order.
+        """J, loss, ∇J and the correct-class count at w: each shard's answers added in shard order.
 
         Parameters
         ----------
@@ -549,7 +571,8 @@ class DaskEngine(Engine):
         Returns
         -------
         Evaluation
-            Sums over the shards; predictions concatenated (``n_out × S``); ``n_samples`` = S.
+            Sums over the shards; ``n_samples`` = S; ``n_correct`` summed (classification);
+            predictions concatenated (``n_out × S``) with ``predictions=True``, else None.
 
         Raises
         ------
@@ -557,7 +580,7 @@ class DaskEngine(Engine):
             A shard did not answer for all its samples, or no live worker could evaluate it.
         """
         w = np.asarray(w, dtype=np.float64)
-        parts: list[Evaluation] = self._call("evaluate", w, gradient)
+        parts: list[Evaluation] = self._call("evaluate", w, gradient, self.spec.predictions)
         n = self._check_counts([p.n_samples for p in parts], "evaluate")
         objective = loss = 0.0
         for p in parts:
@@ -569,9 +592,10 @@ class DaskEngine(Engine):
             for p in parts[1:]:
                 grad += p.gradient
         predictions = None
-        if all(p.predictions is not None for p in parts):
+        if self.spec.predictions:
             predictions = np.concatenate([p.predictions for p in parts], axis=1)
-        return Evaluation(objective, loss, grad, predictions, n)
+        correct = None if parts[0].n_correct is None else sum(int(p.n_correct) for p in parts)
+        return Evaluation(objective, loss, grad, predictions, n, correct)
 
     def gauss_newton_product(self, w: np.ndarray, v: np.ndarray) -> np.ndarray:
         """G(w) v = Σ_s G_s(w) v (see the module docstring).

@@ -25,7 +25,6 @@ import numpy as np
 
 from .._errors import spec_error
 from ..diagnostics.pmp import pmp_residual
-from ..problems.controls import PiecewiseConstant
 from ..problems.training import TrainingProblem
 from ..result import Result
 from ..solvers.base import Solver, solve
@@ -244,7 +243,7 @@ def _run_values(problem: TrainingProblem, result: Result, target: float | None) 
 
 def _pmp_applies(problem: TrainingProblem) -> bool:
     """Whether ‖∂H_k/∂θ‖ = 0 is exactly the stationarity of J (see :mod:`control_dl.diagnostics.pmp`)."""
-    return problem.model is None and isinstance(problem.control, PiecewiseConstant) and problem.cost.h1 == 0
+    return problem.dynamics.separable and problem.cost.h1 == 0
 
 
 def _aggregate(label: str, runs: list[dict[str, Any]], target: float | None) -> dict[str, Any]:

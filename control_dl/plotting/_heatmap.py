@@ -41,7 +41,8 @@ def theta_heatmap(problem: Any, result: Any, ax: Any = None, resolution: int | N
     mesh = ax.pcolormesh(edges, np.arange(theta.shape[0] + 1), theta, cmap="RdBu_r", vmin=-vmax, vmax=vmax)
     ax.figure.colorbar(mesh, ax=ax, label="θ value")
     start, ticks, names = 0, [], []
-    for name, shape in problem.layout.theta_shapes.items():
+    shapes = problem.layout.theta_shapes if problem.layout.uniform else {}  # layers of different sizes: no names
+    for name, shape in shapes.items():
         size = int(np.prod(shape))
         ticks.append(start + 0.5 * size)
         names.append(f"{name} {'×'.join(map(str, shape))}")

@@ -1,4 +1,4 @@
-"""What to solve: datasets, vector fields, controls, integrators, costs and the training problem."""
+"""What to solve: datasets, vector fields, controls, integrators, dynamics, costs and the training problem."""
 
 from . import datasets as datasets
 from .controls import Control as Control
@@ -10,6 +10,9 @@ from .controls import step_index as step_index
 from .costs import Constraints as Constraints
 from .costs import Cost as Cost
 from .datasets import Dataset as Dataset
+from .dynamics import Dynamics as Dynamics
+from .dynamics import Flow as Flow
+from .dynamics import LayerStack as LayerStack
 from .feedforward import FeedForward as FeedForward
 from .fields import Bottleneck as Bottleneck
 from .fields import Inside as Inside

@@ -90,6 +90,12 @@ class Cost:
         η, weight of ∫ (1/S) Σ ‖x_i(t) − x̄‖² dt.
     tracking_target : float
         x̄ (a constant, the same in every coordinate; 0 by default).
+
+    Notes
+    -----
+    α, β, γ weigh θ only; the readout (P, c) and a trainable lift are unregularised, so with the
+    logistic or cross-entropy loss on data the flow separates J has no minimiser (the logits grow
+    while J → 0): stop such runs with ``target_loss`` or ``max_iter`` (docs/guide/problems.md).
     """
 
     loss: str | LossFunction = "mse"

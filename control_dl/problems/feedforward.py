@@ -6,7 +6,8 @@ r"""Feed-forward networks (MLPs): the discrete-time control system whose state d
 for k = 0, …, L−1 with widths w_0 = n_in, …, w_L = n_out. σ_k is ``activation`` on the hidden layers
 and ``output_activation`` on the last one (affine by default, so the output is not confined to the
 range of σ). The readout λ2 is the identity: Φ(x) = x_L. A :class:`TrainingProblem` takes a
-:class:`FeedForward` as ``model=`` in place of (field, dim, control, integrator); the layer map is
+:class:`FeedForward` as ``model=`` in place of (field, dim, control, integrator) and sees it through
+the dynamics interface as a :class:`~control_dl.problems.dynamics.LayerStack`; the layer map is
 written once against ``ops`` like the vector fields.
 """
 

@@ -2,27 +2,67 @@ r"""The flat layout of the decision vector w.
 
 All decision variables flatten to one float64 vector, in this order:
 
-1. the control coefficients C_0, …, C_{n-1} (n = ``control.n_coeffs``), each a vector of the p
-   field parameters: every parameter of ``field.param_shapes(d)`` in declaration order, matrices
-   flattened column-major;
-2. the readout λ2(x) = P x + c: P ∈ R^{n_out×d} (column-major), then c ∈ R^{n_out};
-3. if the lift is trainable, λ1(x) = L x + l: L ∈ R^{d×n_in} (column-major), then l ∈ R^d.
+1. the θ block: blocks B_0, …, B_{n-1} one after another, block j holding the parameters of
+   ``block_shapes[j]`` in declaration order, matrices flattened column-major. The blocks come from
+   the model's dynamics (:attr:`~control_dl.problems.dynamics.Dynamics.block_shapes`):
 
-A feed-forward model (:class:`~control_dl.problems.feedforward.FeedForward`) has the
-:class:`LayerLayout` instead: θ_0, …, θ_{L-1} one after another, θ_k = (A_k column-major, b_k), its
-length p_k depending on k; no readout (λ2 is the identity) and no lift.
+   - a flow: the n = ``control.n_coeffs`` control coefficients C_0, …, C_{n-1}, each a vector of
+     the p field parameters ``field.param_shapes(d)`` (all blocks alike, offsets j·p);
+   - a layer stack (:class:`~control_dl.problems.feedforward.FeedForward`): θ_0, …, θ_{L-1},
+     θ_k = (A_k, b_k) of length p_k depending on k;
+
+2. the readout λ2(x) = P x + c when the dynamics has one: P ∈ R^{n_out×d} (column-major), then
+   c ∈ R^{n_out} (a layer stack has none: λ2 is the identity);
+3. if the lift is trainable, λ1(x) = L x + l: L ∈ R^{d×n_in} (column-major), then l ∈ R^d.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
+#: Parameter shapes of one θ block: name → ``(n,)`` or ``(m, n)``, in layout order.
+Shapes = dict[str, tuple[int, ...]]
+
 
 def _size(shape: tuple[int, ...]) -> int:
     return int(np.prod(shape)) if shape else 1
+
+
+def block_size(shapes: Shapes) -> int:
+    """Number of entries of one θ block.
+
+    Parameters
+    ----------
+    shapes : dict
+        Parameter names and declared shapes.
+
+    Returns
+    -------
+    int
+        Σ over the parameters of their sizes.
+    """
+    return sum(_size(s) for s in shapes.values())
+
+
+def block_offsets(block_shapes: Sequence[Shapes]) -> tuple[int, ...]:
+    """Start of every θ block in w, and the end of the last one.
+
+    Parameters
+    ----------
+    block_shapes : sequence of dict
+        Shapes of blocks B_0, …, B_{n-1}.
+
+    Returns
+    -------
+    tuple of int
+        ``(0, p_0, p_0 + p_1, …, n_theta)``, n + 1 entries.
+    """
+    return tuple(int(v) for v in np.concatenate([[0], np.cumsum([block_size(s) for s in block_shapes])]))
 
 
 def as_matrix_shape(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -41,96 +81,7 @@ def as_matrix_shape(shape: tuple[int, ...]) -> tuple[int, int]:
     return (shape[0], 1) if len(shape) == 1 else (shape[0], shape[1])
 
 
-@dataclass(frozen=True)
-class Layout:
-    """Offsets of every block of w.
-
-    Parameters
-    ----------
-    theta_shapes : dict
-        Field parameter shapes (one coefficient vector).
-    n_coeffs : int
-        Number of coefficient vectors n.
-    dim, n_in, n_out : int
-        State, input and output dimensions.
-    affine_lift : bool
-        Whether λ1 is trainable.
-    """
-
-    theta_shapes: dict[str, tuple[int, ...]]
-    n_coeffs: int
-    dim: int
-    n_in: int
-    n_out: int
-    affine_lift: bool
-
-    @property
-    def p(self) -> int:
-        """Number of field parameters in one coefficient vector."""
-        return sum(_size(s) for s in self.theta_shapes.values())
-
-    @property
-    def n_theta(self) -> int:
-        """Entries of w that belong to θ (all coefficients)."""
-        return self.p * self.n_coeffs
-
-    @property
-    def readout_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Shapes of P and c."""
-        return {"P": (self.n_out, self.dim), "c": (self.n_out,)}
-
-    @property
-    def lift_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Shapes of L and l (empty when the lift is the fixed zero-padding)."""
-        return {"L": (self.dim, self.n_in), "l": (self.dim,)} if self.affine_lift else {}
-
-    @property
-    def n_readout(self) -> int:
-        """Entries of w that belong to the readout (P, c)."""
-        return self.n_out * (self.dim + 1)
-
-    @property
-    def n_params(self) -> int:
-        """Length of w."""
-        extra = self.readout_shapes | self.lift_shapes
-        return self.n_theta + sum(_size(s) for s in extra.values())
-
-    def coefficient(self, w: Any, j: int) -> Any:
-        """Slice C_j out of w (any backend)."""
-        return w[j * self.p : (j + 1) * self.p]
-
-    def unpack(self, vec: Any, shapes: dict[str, tuple[int, ...]], ops: Any) -> dict[str, Any]:
-        """Reshape a flat vector into named matrices (1-D shapes as columns).
-
-        Parameters
-        ----------
-        vec : array
-            Flat block of w.
-        shapes : dict
-            Names and declared shapes, in layout order.
-        ops : namespace
-            Backend.
-
-        Returns
-        -------
-        dict
-            Name → ``rows × cols`` matrix.
-        """
-        return unpack_blocks(vec, shapes, ops)
-
-    def readout(self, w: Any, ops: Any) -> dict[str, Any]:
-        """P and c from w."""
-        start = self.n_theta
-        n = self.n_out * (self.dim + 1)
-        return self.unpack(w[start : start + n], self.readout_shapes, ops)
-
-    def lift(self, w: Any, ops: Any) -> dict[str, Any]:
-        """L and l from w (empty dict for the fixed padding)."""
-        start = self.n_theta + self.n_out * (self.dim + 1)
-        return self.unpack(w[start : self.n_params], self.lift_shapes, ops)
-
-
-def unpack_blocks(vec: Any, shapes: dict[str, tuple[int, ...]], ops: Any) -> dict[str, Any]:
+def unpack_blocks(vec: Any, shapes: Shapes, ops: Any) -> dict[str, Any]:
     """Reshape a flat vector into named matrices (1-D shapes as columns, matrices column-major).
 
     Parameters
@@ -156,66 +107,112 @@ def unpack_blocks(vec: Any, shapes: dict[str, tuple[int, ...]], ops: Any) -> dic
 
 
 @dataclass(frozen=True)
-class LayerLayout:
-    """Offsets of the per-layer blocks θ_k = (A_k, b_k) of a feed-forward model's w.
-
-    Mirrors :class:`Layout` where the notions carry over: ``coefficient(w, k)`` is θ_k, ``n_coeffs``
-    the number of layers L, ``p`` the largest p_k; the readout and lift blocks are empty.
+class Layout:
+    """Offsets of every block of w.
 
     Parameters
     ----------
-    layer_shapes : tuple of dict
-        Parameter shapes of every layer.
+    block_shapes : tuple of dict
+        Shapes of the θ blocks B_0, …, B_{n-1} (``Dynamics.block_shapes``).
     dim : int
-        Largest width (the dimension the padded states of ``forward`` use).
+        State dimension d of the readout's input and the lift's output (the largest width of a
+        layer stack, whose readout and lift are empty).
     n_in, n_out : int
-        Input and output widths w_0 and w_L.
+        Input and output dimensions.
+    has_readout : bool
+        Whether w holds the readout (P, c) (``Dynamics.has_readout``).
+    affine_lift : bool
+        Whether λ1 is trainable (w holds L, l).
     """
 
-    layer_shapes: tuple[dict[str, tuple[int, ...]], ...]
+    block_shapes: tuple[Shapes, ...]
     dim: int
     n_in: int
     n_out: int
+    has_readout: bool = True
     affine_lift: bool = False
-    readout_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
-    lift_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
-    n_readout: int = 0
 
-    @property
+    @cached_property
     def sizes(self) -> tuple[int, ...]:
-        """p_k, the number of entries of θ_k."""
-        return tuple(sum(_size(s) for s in shapes.values()) for shapes in self.layer_shapes)
+        """p_j, the number of entries of block j."""
+        return tuple(block_size(s) for s in self.block_shapes)
 
-    @property
+    @cached_property
     def offsets(self) -> tuple[int, ...]:
-        """Start of θ_k in w, k = 0..L (the last entry is n_theta)."""
-        return tuple(int(v) for v in np.concatenate([[0], np.cumsum(self.sizes)]))
+        """Start of block j in w, j = 0..n (the last entry is n_theta)."""
+        return block_offsets(self.block_shapes)
 
     @property
     def n_coeffs(self) -> int:
-        """Number of layers L."""
-        return len(self.layer_shapes)
+        """Number n of θ blocks (coefficient vectors of a flow, layers of a stack)."""
+        return len(self.block_shapes)
+
+    @property
+    def uniform(self) -> bool:
+        """Whether every θ block has the same shapes (always for a flow)."""
+        return all(s == self.block_shapes[0] for s in self.block_shapes[1:])
+
+    @property
+    def theta_shapes(self) -> Shapes:
+        """The shapes every θ block shares (a flow's field parameters).
+
+        Raises
+        ------
+        ValueError
+            The blocks differ (a layer stack of varying widths: use ``block_shapes[j]``).
+        """
+        if not self.uniform:
+            raise ValueError("the θ blocks have different shapes; use layout.block_shapes[j]")
+        return self.block_shapes[0]
 
     @property
     def p(self) -> int:
-        """Largest p_k (θ(t) is zero-padded to this length)."""
+        """The largest block length (every block's for a flow; θ(t) is zero-padded to it)."""
         return max(self.sizes)
 
     @property
     def n_theta(self) -> int:
-        """Entries of w that belong to θ (all layers)."""
+        """Entries of w that belong to θ (all blocks)."""
         return self.offsets[-1]
 
     @property
+    def readout_shapes(self) -> Shapes:
+        """Shapes of P and c (empty when λ2 is the identity)."""
+        return {"P": (self.n_out, self.dim), "c": (self.n_out,)} if self.has_readout else {}
+
+    @property
+    def lift_shapes(self) -> Shapes:
+        """Shapes of L and l (empty when the lift is the fixed zero-padding)."""
+        return {"L": (self.dim, self.n_in), "l": (self.dim,)} if self.affine_lift else {}
+
+    @property
+    def n_readout(self) -> int:
+        """Entries of w that belong to the readout (P, c)."""
+        return block_size(self.readout_shapes)
+
+    @property
     def n_params(self) -> int:
-        """Length of w (= n_theta: no readout, no lift)."""
-        return self.n_theta
+        """Length of w."""
+        return self.n_theta + self.n_readout + block_size(self.lift_shapes)
 
-    def coefficient(self, w: Any, k: int) -> Any:
-        """Slice θ_k out of w (any backend)."""
-        return w[self.offsets[k] : self.offsets[k + 1]]
+    def coefficient(self, w: Any, j: int) -> Any:
+        """Slice block j (C_j of a flow, θ_j of a layer stack) out of w (any backend).
 
-    def unpack(self, vec: Any, shapes: dict[str, tuple[int, ...]], ops: Any) -> dict[str, Any]:
+        Parameters
+        ----------
+        w : array
+            Decision vector.
+        j : int
+            Block index in 0..n-1.
+
+        Returns
+        -------
+        array
+            The flat block, length p_j.
+        """
+        return w[self.offsets[j] : self.offsets[j + 1]]
+
+    def unpack(self, vec: Any, shapes: Shapes, ops: Any) -> dict[str, Any]:
         """Reshape a flat vector into named matrices (see :func:`unpack_blocks`).
 
         Parameters
@@ -223,7 +220,7 @@ class LayerLayout:
         vec : array
             Flat block of w.
         shapes : dict
-            Names and declared shapes.
+            Names and declared shapes, in layout order.
         ops : namespace
             Backend.
 
@@ -235,9 +232,37 @@ class LayerLayout:
         return unpack_blocks(vec, shapes, ops)
 
     def readout(self, w: Any, ops: Any) -> dict[str, Any]:
-        """Empty: λ2 is the identity."""
-        return {}
+        """P and c from w (empty dict when λ2 is the identity).
+
+        Parameters
+        ----------
+        w : array
+            Decision vector.
+        ops : namespace
+            Backend.
+
+        Returns
+        -------
+        dict
+            ``{"P": n_out × d, "c": n_out × 1}`` or ``{}``.
+        """
+        start = self.n_theta
+        return self.unpack(w[start : start + self.n_readout], self.readout_shapes, ops)
 
     def lift(self, w: Any, ops: Any) -> dict[str, Any]:
-        """Empty: λ1 is the identity."""
-        return {}
+        """L and l from w (empty dict for the fixed padding).
+
+        Parameters
+        ----------
+        w : array
+            Decision vector.
+        ops : namespace
+            Backend.
+
+        Returns
+        -------
+        dict
+            ``{"L": d × n_in, "l": d × 1}`` or ``{}``.
+        """
+        start = self.n_theta + self.n_readout
+        return self.unpack(w[start : self.n_params], self.lift_shapes, ops)

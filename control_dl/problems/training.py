@@ -3,14 +3,17 @@ r"""The training optimal control problem, written once against ``ops``.
     minimise_{θ(·), P, c, (L, l)}  J(θ) = (1/S) Σ_i ℓ(P x_i(T) + c, y_i) + R(θ) + running terms
     subject to  x_i(0) = λ1(x_i),   x_{k+1} = Φ_h(x_k, θ(t_k + c_s h))   (Euler: x_k + h f(x_k, θ_k))
 
-The same code evaluates J in numpy, CasADi and torch: see :class:`TrainingProblem`. A feed-forward
-model (``model=FeedForward(widths)``) replaces the flow by the layer maps x_{k+1} = σ(A_k x_k + b_k)
-of :mod:`control_dl.problems.feedforward`; everything below then runs layer by layer.
+The same code evaluates J in numpy, CasADi and torch: see :class:`TrainingProblem`. The stage maps
+x_{k+1} = F_k(x_k, Θ_k), the θ blocks of w and R(θ) come from the problem's :attr:`~TrainingProblem.dynamics`
+(:mod:`control_dl.problems.dynamics`): a :class:`~control_dl.problems.dynamics.Flow` built from
+(field, dim, control, horizon, integrator), or a
+:class:`~control_dl.problems.dynamics.LayerStack` for ``model=FeedForward(widths)`` (layer maps
+x_{k+1} = σ(A_k x_k + b_k)); this module adds data, lift, readout and costs and never asks which.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from functools import cached_property
@@ -19,15 +22,16 @@ from typing import Any
 import numpy as np
 
 from .._errors import spec_error
-from ..backends import get_ops, numpy_ops, smooth_abs
+from ..backends import get_ops, numpy_ops
 from . import lipschitz
-from .controls import Control, PiecewiseConstant, step_index
+from .controls import Control, PiecewiseConstant
 from .costs import Constraints, Cost, check_loss, encode_targets, loss_per_sample, predict_labels
 from .datasets import Dataset
+from .dynamics import Dynamics, Flow, LayerStack
 from .feedforward import FeedForward
 from .fields import Inside, VectorField, check_field
 from .integrators import Integrator, get_integrator
-from .layout import LayerLayout, Layout
+from .layout import Layout
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,12 +61,19 @@ class TrainingProblem:
     spec : dict, optional
         The specification this problem was built from (set by :func:`load_problem`, stored in
         results so they can be reloaded with their problem).
-    model : FeedForward, optional
-        A feed-forward network in place of (field, dim, control, integrator, lift), which must then
-        keep their defaults. Its widths must start at n_in and end at the loss's output size; λ2 is
-        the identity (no P, c in w); ``dim`` becomes the largest width, ``n_steps`` the number of
-        layers L and ``horizon`` L·h. Only the l2 and l1 regularisers apply (α h Σ_k ‖θ_k‖²,
-        γ h Σ_k Σ(√(θ_k² + ε²) − ε)); h1, turnpike, tracking and lipschitz are SpecErrors.
+    model : FeedForward or Dynamics, optional
+        A feed-forward network (or any :class:`~control_dl.problems.dynamics.Dynamics`) in place of
+        (field, dim, control, integrator, lift), which must then keep their defaults. Without a
+        readout its state widths must start at n_in and end at the loss's output size (λ2 is the
+        identity: no P, c in w); ``dim`` becomes the largest width, ``n_steps`` the number of
+        layers L and ``horizon`` L·h. Without a vector field only the l2 and l1 regularisers apply
+        (α h Σ_k ‖θ_k‖², γ h Σ_k Σ(√(θ_k² + ε²) − ε)); h1, turnpike, tracking and lipschitz are
+        SpecErrors.
+
+    Attributes
+    ----------
+    dynamics : Dynamics
+        The stage maps, θ blocks and R(θ) every engine and solver uses.
     """
 
     data: Dataset
@@ -75,7 +86,7 @@ class TrainingProblem:
     constraints: Constraints = dataclass_field(default_factory=Constraints)
     lift: str = "pad"
     spec: dict | None = None
-    model: FeedForward | None = None
+    model: FeedForward | Dynamics | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.data, Dataset):
@@ -100,55 +111,70 @@ class TrainingProblem:
             self.cost.loss, encode_targets(self.data.task, self.cost.loss, self.data.y_train, self.data.n_classes)
         )
         if self.model is not None:
-            self._check_feedforward()
+            self._check_model()
+        if self.dynamics.vector_field is None:
+            self._check_discrete()
 
-    def _check_feedforward(self) -> None:
+    def _check_model(self) -> None:
+        """Checks of ``model=``: the flow's own options keep their defaults, the widths fit the data."""
         model = self.model
-        if not isinstance(model, FeedForward):
-            raise spec_error("model", type(model).__name__, "must be a control_dl FeedForward")
-        widths = list(model.widths)
-        if widths[0] != self.data.n_in:
+        if not isinstance(model, (FeedForward, Dynamics)):
+            raise spec_error("model", type(model).__name__, "must be a control_dl FeedForward or Dynamics")
+        dynamics, name = self.dynamics, type(model).__name__
+        widths = list(dynamics.state_dims)
+        if not dynamics.has_readout and widths[0] != self.data.n_in:
             raise spec_error("widths", widths, f"must start with the input size n_in={self.data.n_in}")
         n_out = self.targets.shape[0]
-        if widths[-1] != n_out:
+        if not dynamics.has_readout and widths[-1] != n_out:
             raise spec_error("widths", widths, f"must end with the output size {n_out} of loss {self.cost.loss!r}")
-        resnet_only = {
+        horizon = dynamics.n_steps * dynamics.step_size
+        flow_only = {
             "field": self.field != Inside(),
             "control": self.control != PiecewiseConstant(),
             "integrator": self.integrator != "euler",
             "lift": self.lift != "pad",
-            "horizon": self.horizon not in (1.0, model.n_layers * model.step),
+            "horizon": self.horizon not in (1.0, horizon),
         }
-        for name, changed in resnet_only.items():
+        for option, changed in flow_only.items():
             if changed:
-                raise spec_error(name, getattr(self, name), "does not apply to a FeedForward model")
+                raise spec_error(option, getattr(self, option), f"does not apply to a {name} model")
         if self.dim != self.data.n_in and self.dim != max(widths):
-            raise spec_error("dim", self.dim, "does not apply to a FeedForward model (its widths set it)")
-        for name in ("h1", "turnpike", "tracking"):
-            if getattr(self.cost, name) > 0:
-                raise spec_error(name, getattr(self.cost, name), "is not defined for a FeedForward model")
-        if self.constraints.lipschitz is not None:
-            raise spec_error("lipschitz", self.constraints.lipschitz, "is not defined for a FeedForward model")
+            raise spec_error("dim", self.dim, f"does not apply to a {name} model (its widths set it)")
         object.__setattr__(self, "dim", max(widths))
-        object.__setattr__(self, "horizon", model.n_layers * model.step)
+        object.__setattr__(self, "horizon", horizon)
+
+    def _check_discrete(self) -> None:
+        """Terms that need x(t) and θ(t) between the stages exist only for a vector field."""
+        name = type(self.model).__name__
+        for term in ("h1", "turnpike", "tracking"):
+            if getattr(self.cost, term) > 0:
+                raise spec_error(term, getattr(self.cost, term), f"is not defined for a {name} model")
+        if self.constraints.lipschitz is not None:
+            raise spec_error("lipschitz", self.constraints.lipschitz, f"is not defined for a {name} model")
 
     # ----------------------------------------------------------------------------- structure
     @cached_property
-    def layout(self) -> Layout | LayerLayout:
+    def dynamics(self) -> Dynamics:
+        """The model as :class:`~control_dl.problems.dynamics.Dynamics` (what engines and solvers see).
+
+        ``model`` itself when it is a Dynamics, a LayerStack for a FeedForward, else the Flow of
+        (field, dim, control, horizon, integrator).
+        """
+        if isinstance(self.model, Dynamics):
+            return self.model
+        if isinstance(self.model, FeedForward):
+            return LayerStack(self.model)
+        return Flow(self.field, self.dim, self.control, self.horizon, self.integrator)
+
+    @cached_property
+    def layout(self) -> Layout:
         """Offsets of the blocks of w (see :mod:`control_dl.problems.layout`)."""
-        if self.model is not None:
-            return LayerLayout(
-                layer_shapes=tuple(self.model.layer_shapes(k) for k in range(self.model.n_layers)),
-                dim=self.dim,
-                n_in=self.data.n_in,
-                n_out=self.targets.shape[0],
-            )
         return Layout(
-            theta_shapes=dict(self.field.param_shapes(self.dim)),
-            n_coeffs=self.control.n_coeffs,
+            block_shapes=self.dynamics.block_shapes,
             dim=self.dim,
             n_in=self.data.n_in,
             n_out=self.targets.shape[0],
+            has_readout=self.dynamics.has_readout,
             affine_lift=self.lift == "affine",
         )
 
@@ -169,18 +195,18 @@ class TrainingProblem:
 
     @property
     def n_steps(self) -> int:
-        """Number N of integration steps (layers; L for a feed-forward model)."""
-        return self.control.n_steps if self.model is None else self.model.n_layers
+        """Number N of stages (integration steps; L layers for a feed-forward model)."""
+        return self.dynamics.n_steps
 
     @property
     def step_size(self) -> float:
         """h = T / N (the FeedForward ``step`` for a feed-forward model)."""
-        return self.horizon / self.n_steps
+        return self.dynamics.step_size
 
     @property
     def state_dims(self) -> tuple[int, ...]:
         """Dimensions of x_0, …, x_N: d every step, or the widths of a feed-forward model."""
-        return (self.dim,) * (self.n_steps + 1) if self.model is None else self.model.widths
+        return self.dynamics.state_dims
 
     @property
     def times(self) -> np.ndarray:
@@ -192,14 +218,13 @@ class TrainingProblem:
         """Length of the decision vector w."""
         return self.layout.n_params
 
-    @cached_property
-    def stage_weights(self) -> np.ndarray:
-        """Basis weights at every integrator node, shape ``(N, n_nodes, n_coeffs)``."""
-        nodes = self.scheme.nodes
-        return np.array([[self.control.stage_basis(k, c, self.horizon) for c in nodes] for k in range(self.n_steps)])
+    @property
+    def stage_weights(self) -> np.ndarray | None:
+        """Basis weights at every integrator node, shape ``(N, n_nodes, n_coeffs)`` (None: layers)."""
+        return self.dynamics.stage_weights
 
     # ----------------------------------------------------------------------- model, written once
-    def theta_vector(self, w: Any, weights: np.ndarray, ops: Any) -> Any:
+    def theta_vector(self, w: Any, weights: Sequence[float], ops: Any) -> Any:
         """θ = Σ_j weights_j C_j for basis weights at one time (only non-zero terms are formed).
 
         Parameters
@@ -216,13 +241,7 @@ class TrainingProblem:
         array
             θ, a flat vector of p entries.
         """
-        terms = [(float(a), j) for j, a in enumerate(weights) if a != 0.0]
-        if len(terms) == 1 and terms[0][0] == 1.0:
-            return self.layout.coefficient(w, terms[0][1])
-        total = 0.0 * self.layout.coefficient(w, 0)
-        for a, j in terms:
-            total = total + a * self.layout.coefficient(w, j)
-        return total
+        return self.dynamics.theta_vector(w, weights, ops)
 
     def rhs(self, x: Any, theta: Any, ops: Any) -> Any:
         """f(x, θ) for a flat θ: unpack by the field's shapes and evaluate the field.
@@ -241,10 +260,10 @@ class TrainingProblem:
         array
             f(x, θ), ``d × S``.
         """
-        return self.field(x, self.layout.unpack(theta, self.layout.theta_shapes, ops), ops)
+        return self.dynamics.rhs(x, theta, ops)
 
     def step(self, x: Any, thetas: list[Any], ops: Any, k: int | None = None) -> Any:
-        """One step x_{k+1} = Φ_h(x_k, θ at the nodes); layer k's map for a feed-forward model.
+        """One stage x_{k+1} = F_k(x_k, Θ_k): Φ_h of a flow, layer k's map of a feed-forward model.
 
         Parameters
         ----------
@@ -255,18 +274,26 @@ class TrainingProblem:
         ops : namespace
             Backend.
         k : int, optional
-            Step index: required by a feed-forward model (its layers differ), ignored by a flow.
+            Stage index: required when the stages differ (a feed-forward model's layers), optional
+            for a flow (one map Φ_h for every step).
 
         Returns
         -------
         array
             x_{k+1}.
+
+        Raises
+        ------
+        ValueError
+            k is missing and the model's stages differ.
         """
-        if self.model is not None:
-            if k is None:
-                raise ValueError("a FeedForward problem needs the layer index: step(x, thetas, ops, k)")
-            return self.model(k, x, self.layout.unpack(thetas[0], self.layout.layer_shapes[k], ops), ops)
-        return self.scheme.step(lambda z, th: self.rhs(z, th, ops), x, thetas, self.step_size)
+        if k is None:
+            if not self.dynamics.shared_step:
+                raise ValueError(
+                    f"a {type(self.model).__name__} problem needs the stage index: step(x, thetas, ops, k)"
+                )
+            k = 0
+        return self.dynamics.step(k, x, thetas, ops)
 
     def lift_states(self, x: Any, lift: dict[str, Any], ops: Any) -> Any:
         """λ1: zero-pad ``n_in × S`` inputs to ``d × S``, or apply L x + l (identity for an MLP).
@@ -362,7 +389,7 @@ class TrainingProblem:
         return total
 
     def regulariser(self, w: Any, ops: Any) -> Any:
-        r"""R(θ) = α ‖C R_0ᵀ‖² + β ‖C R_1ᵀ‖² + γ h Σ_k Σ (√(θ(t_{k+½})² + ε²) − ε).
+        r"""R(θ): α ∫‖θ‖² + β ∫‖θ'‖² + γ ∫|θ|₁ as the dynamics discretises it (``dynamics.regulariser``).
 
         Parameters
         ----------
@@ -376,43 +403,7 @@ class TrainingProblem:
         scalar
             The regularisation value.
         """
-        cost, lay = self.cost, self.layout
-        if self.model is not None:
-            return self._layer_regulariser(w, ops)
-        coeffs = ops.reshape(w[: lay.n_theta], (lay.p, lay.n_coeffs))
-        total = 0.0
-        for weight, factor in ((cost.l2, self._l2_factor), (cost.h1, self._h1_factor)):
-            if weight > 0 and factor.shape[0] > 0:
-                m = ops.matmul(coeffs, ops.asarray(factor.T))
-                total = total + weight * ops.sum(m * m)
-        if cost.l1 > 0:
-            theta_mid = ops.matmul(coeffs, ops.asarray(self._midpoint_basis.T))
-            eps = cost.l1_eps
-            total = total + cost.l1 * self.step_size * ops.sum(smooth_abs(theta_mid, eps, ops))
-        return total
-
-    def _layer_regulariser(self, w: Any, ops: Any) -> Any:
-        """α h Σ_k ‖θ_k‖² + γ h Σ_k Σ (√(θ_k² + ε²) − ε) for a feed-forward model."""
-        theta = w[: self.layout.n_theta]
-        h, total = self.step_size, 0.0
-        if self.cost.l2 > 0:
-            total = total + self.cost.l2 * h * ops.sum(theta * theta)
-        if self.cost.l1 > 0:
-            eps = self.cost.l1_eps
-            total = total + self.cost.l1 * h * ops.sum(smooth_abs(theta, eps, ops))
-        return total
-
-    @cached_property
-    def _l2_factor(self) -> np.ndarray:
-        return self.control.l2_factor(self.horizon)
-
-    @cached_property
-    def _h1_factor(self) -> np.ndarray:
-        return self.control.h1_factor(self.horizon)
-
-    @cached_property
-    def _midpoint_basis(self) -> np.ndarray:
-        return np.array([self.control.stage_basis(k, 0.5, self.horizon) for k in range(self.n_steps)])
+        return self.dynamics.regulariser(w, self.cost, ops)
 
     def step_lipschitz_sq(self, w: Any, ops: Any) -> list[Any]:
         """(h·Lip_x f(·, θ))² at every distinct integrator node: the invertibility constraint's rows.
@@ -435,7 +426,7 @@ class TrainingProblem:
         return lipschitz.node_bounds_sq(self, w, ops)
 
     def stage_thetas(self, w: Any, k: int, ops: Any) -> list[Any]:
-        """θ at each integrator node of step k (θ_k alone for a feed-forward model).
+        """θ at each integrator node of stage k (θ_k alone for a feed-forward model).
 
         Parameters
         ----------
@@ -451,9 +442,7 @@ class TrainingProblem:
         list of array
             One flat θ per node of the integrator.
         """
-        if self.model is not None:
-            return [self.layout.coefficient(w, k)]
-        return [self.theta_vector(w, wts, ops) for wts in self.stage_weights[k]]
+        return self.dynamics.stage_thetas(w, k, ops)
 
     def trajectory(self, w: Any, x: Any, ops: Any) -> Iterator[Any]:
         """Yield x_0 = λ1(x), x_1, …, x_N for a batch of inputs (the forward pass).
@@ -561,11 +550,9 @@ class TrainingProblem:
         """
         rng = np.random.default_rng(seed)
         lay = self.layout
-        if self.model is not None:
-            fan_in = np.repeat(self.model.widths[:-1], lay.sizes)
-            return rng.normal(0.0, 1.0, lay.n_theta) * scale / np.sqrt(fan_in)
-        theta = rng.normal(0.0, scale / np.sqrt(self.dim), lay.n_theta)
+        theta = self.dynamics.initial_theta(rng, scale)
         readout = np.r_[rng.normal(0.0, 1.0 / np.sqrt(self.dim), lay.n_out * self.dim), np.zeros(lay.n_out)]
+        readout = readout if lay.has_readout else []
         lift = np.r_[np.eye(self.dim, self.data.n_in).ravel(order="F"), np.zeros(self.dim)] if lay.affine_lift else []
         return np.r_[theta, readout, lift].astype(np.float64)
 
@@ -678,9 +665,9 @@ class TrainingProblem:
         """
         w = self.check_w(w)
         x = self._inputs(X)
-        states = list(self.trajectory(w, x, numpy_ops))
-        if self.model is not None:
-            states = [np.vstack([s, np.zeros((self.dim - s.shape[0], s.shape[1]))]) for s in states]
+        states = [
+            np.vstack([s, np.zeros((self.dim - s.shape[0], s.shape[1]))]) for s in self.trajectory(w, x, numpy_ops)
+        ]
         return np.stack(states)
 
     def predict(self, w: Any, X: np.ndarray | None = None) -> np.ndarray:
@@ -745,7 +732,7 @@ class TrainingProblem:
         def named(block: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
             return {k: v.reshape(shapes[k]) for k, v in block.items()}
 
-        shapes = lay.layer_shapes if self.model is not None else [lay.theta_shapes] * lay.n_coeffs
+        shapes = lay.block_shapes
         theta = [named(lay.unpack(lay.coefficient(w, j), shapes[j], numpy_ops), shapes[j]) for j in range(lay.n_coeffs)]
         return {
             "theta": theta,
@@ -769,18 +756,7 @@ class TrainingProblem:
             One θ per time. For a feed-forward model θ(t) = θ_k on layer k's interval [k h, (k+1) h),
             zero-padded to the largest layer's length p (so ‖θ(t)‖ is exact).
         """
-        w = self.check_w(w)
-        lay = self.layout
-        if self.model is not None:
-            t = np.atleast_1d(np.asarray(t, dtype=float))
-            layers = step_index(t, self.horizon, self.n_steps)
-            out = np.zeros((t.size, lay.p))
-            for i, k in enumerate(layers):
-                theta_k = lay.coefficient(w, k)
-                out[i, : theta_k.size] = theta_k
-            return out
-        coeffs = w[: lay.n_theta].reshape((lay.p, lay.n_coeffs), order="F")
-        return (coeffs @ self.control.basis_at(np.atleast_1d(np.asarray(t, dtype=float)), self.horizon).T).T
+        return self.dynamics.theta(self.check_w(w), t)
 
     def _inputs(self, X: np.ndarray | None) -> np.ndarray:
         if X is None:

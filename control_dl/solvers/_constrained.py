@@ -221,7 +221,8 @@ def run_constrained(solver: Direct, problem: TrainingProblem, w0: np.ndarray, pr
     except StopIteration:
         w, violation = current, balls.violation(current)
     except (RuntimeError, ValueError, FloatingPointError) as exc:
-        status, message = "failed", f"L-BFGS-B error: {exc}"
+        w, violation, used = current, balls.violation(current), len(recorder.history) - 1
+        status, message = "failed", f"L-BFGS-B error: {exc}; returned the last logged iterate"
     if reached:
         status, message = "converged", f"target loss {solver.target_loss:g} reached"
     restored = balls.restore(w)

@@ -211,9 +211,10 @@ def run_fatrop(solver: Direct, problem: TrainingProblem, w0: np.ndarray, progres
         When the problem has no stage-wise structure (:func:`stage_layout`).
     """
     recorder = solver.recorder(problem, progress)
-    log_iterate = solver.iterate_logger(problem, recorder)
+    engine = solver.bind_engine(problem, *solver.batch(problem))  # casadi: the NLP is built from its Functions
+    log_iterate = solver.iterate_logger(problem, recorder, engine)
     if log_iterate(w0):
-        return make_result(problem, solver, w0, "converged", "target loss reached at w0", recorder, 0)
+        return make_result(problem, solver, w0, "converged", "target loss reached at w0", recorder, 0, engine.info)
     model = solver.casadi_model(problem)
     tr = solver.transcribe(problem, w0)
     layout = stage_layout(model, tr)
@@ -256,18 +257,22 @@ def run_fatrop(solver: Direct, problem: TrainingProblem, w0: np.ndarray, progres
         stats = nlpsol.stats()
     except RuntimeError as exc:  # CasADi raises on evaluation errors and bad options
         if log_iterate.reached:
-            return _target_result(solver, problem, recorder, log_iterate)
-        return make_result(problem, solver, w0, "failed", f"CasADi error: {exc}", recorder, 0)
+            return _target_result(solver, problem, recorder, log_iterate, engine.info)
+        return make_result(problem, solver, w0, "failed", f"CasADi error: {exc}", recorder, 0, engine.info)
     if log_iterate.reached:
-        return _target_result(solver, problem, recorder, log_iterate)
+        return _target_result(solver, problem, recorder, log_iterate, engine.info)
     w = np.asarray(solution["x"], dtype=float).ravel()[inverse][: tr.n_w]
     flag = int(stats["fatrop"]["return_flag"])
     status = FATROP_STATUS.get(flag, "failed")
     message = f"fatrop: return flag {flag} ({stats.get('unified_return_status', 'unknown')})"
-    return make_result(problem, solver, w, status, message, recorder, int(stats.get("iter_count", 0)))
+    iterations = int(stats.get("iter_count", 0))
+    return make_result(problem, solver, w, status, message, recorder, iterations, engine.info)
 
 
-def _target_result(solver: Direct, problem: TrainingProblem, recorder: Recorder, log_iterate: Any) -> Result:
+def _target_result(
+    solver: Direct, problem: TrainingProblem, recorder: Recorder, log_iterate: Any, engine_info: dict[str, Any]
+) -> Result:
     """The Result of a fatrop solve stopped at the first iterate whose loss met ``target_loss``."""
     message = f"target loss {solver.target_loss:g} reached (fatrop interrupted)"
-    return make_result(problem, solver, log_iterate.last_w, "converged", message, recorder, len(recorder.history) - 1)
+    iterations = len(recorder.history) - 1
+    return make_result(problem, solver, log_iterate.last_w, "converged", message, recorder, iterations, engine_info)

@@ -16,7 +16,6 @@ from threadpoolctl import threadpool_limits
 
 from .._errors import spec_error
 from ..engines import Engine
-from ..problems.costs import predict_labels
 from ..problems.training import TrainingProblem
 from ..result import Result
 from ._transcriptions import theta_bounds
@@ -66,8 +65,7 @@ class Evaluator:
         grad = ev.gradient
         extra = {"grad_norm": float(np.max(np.abs(grad), initial=0.0))}
         if self.labels is not None:
-            task, name = self.problem.data.task, self.problem.cost.loss
-            extra["accuracy"] = float(np.mean(predict_labels(task, name, ev.predictions) == self.labels))
+            extra["accuracy"] = ev.accuracy(self.problem.data.task, self.problem.cost.loss, self.labels)
         return ev.objective, ev.loss, grad, extra
 
 
@@ -162,9 +160,11 @@ def run_lbfgsb(solver: Direct, problem: TrainingProblem, w0: np.ndarray, progres
             res = minimize(
                 fun, w_start, jac=True, method=method, bounds=bounds, callback=callback, options=options, **extra
             )
-    except (RuntimeError, ValueError, FloatingPointError) as exc:
+    except (RuntimeError, ValueError, FloatingPointError) as exc:  # e.g. a Dask engine that lost every worker
+        message = f"{method} error: {exc}; returned the last logged iterate"
+        iterations = len(recorder.history) - 1
         return make_result(
-            problem, solver, w_start, "failed", f"{method} error: {exc}", recorder, 0, evaluate.engine.info
+            problem, solver, recorder.w_last, "failed", message, recorder, iterations, evaluate.engine.info
         )
     iterations = len(recorder.history) - 1
     if reached:

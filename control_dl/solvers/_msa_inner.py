@@ -182,7 +182,7 @@ class StageMap:
         self.problem = problem
         lay = problem.layout
         self.n_steps = problem.n_steps
-        self.layers = problem.model is not None
+        self.layers = problem.stage_weights is None  # θ_k is block k itself (sizes may differ)
         if self.layers:
             self.offsets = list(lay.offsets)
         else:

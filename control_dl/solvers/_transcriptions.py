@@ -109,7 +109,7 @@ class _SampleFunctions:
         y = ca.SX.sym("y", lay.n_out)
         loss = ca.sum2(loss_per_sample(problem.cost.loss, yhat, y, casadi_ops))
         self.rhs: ca.Function | None = None
-        if problem.model is None:  # a flow has a vector field f(x, θ); a feed-forward model does not
+        if problem.dynamics.vector_field is not None:  # a flow has f(x, θ); a layer stack has none
             theta = ca.SX.sym("theta", lay.p)
             self.rhs = ca.Function("rhs", [x, theta], [problem.rhs(x, theta, casadi_ops)])
         self.loss_hessian = ca.Function("loss_hessian", [yhat, y], [ca.hessian(loss, yhat)[0]])
@@ -254,7 +254,7 @@ def collocation(
     """
     problem = model.problem
     n, h = x.shape[1], problem.step_size
-    if problem.model is not None:
+    if problem.dynamics.vector_field is None:
         raise spec_error("transcription", "collocation", "needs a flow x' = f(x, θ); a feed-forward model has none")
     tau, c, d = collocation_coefficients(degree, scheme)
     rhs = model.mapped(_SampleFunctions(model).rhs, n, [1], [])

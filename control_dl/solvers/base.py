@@ -174,6 +174,8 @@ class Recorder:
         self.start_feasible = True
         #: (iteration, logged J, w) of the lowest finite J among feasible logged iterates
         self.best: tuple[int, float, np.ndarray] | None = None
+        #: the last logged iterate (what a solver stopped by an evaluation error returns)
+        self.w_last: np.ndarray | None = None
 
     def elapsed(self) -> float:
         """Wall-clock time of the run so far.
@@ -219,6 +221,7 @@ class Recorder:
         if finite and feasible and (self.best is None or objective < self.best[1]):
             self.best = (int(iteration), float(objective), np.array(w, dtype=float, copy=True))
         self.history.append(entry)
+        self.w_last = np.array(w, dtype=float, copy=True)
         if self.record_every and iteration % self.record_every == 0:
             self.snapshots.append((int(iteration), now, np.array(w, dtype=float, copy=True)))
         if self.checkpointer is not None:
@@ -401,7 +404,7 @@ def judge_outcome(
 def _is_saddle(problem: TrainingProblem, w: np.ndarray, reference: float | None) -> bool:
     """θ ≈ 0 (max|θ| ≤ SADDLE_THETA) and loss ≥ (1 − SADDLE_RTOL)·L₀: the constant-predictor saddle."""
     n_theta = problem.layout.n_theta
-    if reference is None or reference <= 1e-12 or n_theta == 0 or problem.model is not None:
+    if reference is None or reference <= 1e-12 or n_theta == 0 or problem.dynamics.vector_field is None:
         return False
     if float(np.max(np.abs(w[:n_theta]))) > SADDLE_THETA:
         return False

@@ -64,7 +64,6 @@ from threadpoolctl import threadpool_limits
 
 from .._errors import spec_error
 from ..engines import ENGINES, Auto, Casadi, Engine, EngineSpec, make_engine
-from ..problems.costs import predict_labels
 from ..problems.training import TrainingProblem
 from ..result import Result
 from ._msa_inner import NEWTON_MAX_BLOCK, InnerProblem, StageMap, Values, quasi_newton_step
@@ -348,7 +347,8 @@ class _Run:
                     pairs = [*pairs, (s_k, y_k)][-solver.memory :]
             residual = float(inner.block_norms(start.grad).max())
             readout_norm = float(np.linalg.norm(grad[n_theta:]))
-            extra = {} if self.labels is None else {"accuracy": self._accuracy(logged.predictions)}
+            task, loss = self.problem.data.task, self.problem.cost.loss
+            extra = {} if self.labels is None else {"accuracy": logged.accuracy(task, loss, self.labels)}
             self.recorder.log(
                 it,
                 w,
@@ -391,10 +391,6 @@ class _Run:
         x, y = self.sampler.batch(self.problem)
         spec = getattr(self.full_engine, "spec", None)  # the kind "auto" chose: no re-timing per batch
         return (spec.bind(self.problem, x, y) if spec is not None else self.solver.bind_engine(self.problem, x, y)), y
-
-    def _accuracy(self, predictions: np.ndarray) -> float:
-        labels = predict_labels(self.problem.data.task, self.problem.cost.loss, predictions)
-        return float(np.mean(labels == self.labels))
 
     def _maximise(
         self, inner: InnerProblem, start: Values, pairs: list[tuple[np.ndarray, np.ndarray]]
