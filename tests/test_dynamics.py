@@ -12,6 +12,7 @@ import control_dl as cdl
 from control_dl.backends import numpy_ops
 from control_dl.problems.dynamics import Dynamics, Flow, LayerStack
 from control_dl.problems.layout import block_size
+from control_dl.problems.spec import describe
 
 COST = cdl.Cost(loss="mse", l2=0.3, h1=0.2, l1=0.1, l1_eps=1e-3)
 
@@ -205,3 +206,12 @@ def test_a_users_dynamics_runs_in_every_backend_and_solver() -> None:
         cdl.TrainingProblem(data=cdl.datasets.sin(20), model=LinearLayers((1, 3, 2)))
     with pytest.raises(cdl.SpecError, match="h1"):
         cdl.TrainingProblem(data=cdl.datasets.sin(20), model=LinearLayers(), cost=cdl.Cost("mse", h1=1e-3))
+
+
+def test_a_users_dynamics_has_no_spec_and_its_result_still_saves(tmp_path) -> None:
+    problem = cdl.TrainingProblem(data=cdl.datasets.sin(10), model=LinearLayers(), cost=cdl.Cost("mse"))
+    assert describe(problem) is None  # nothing to rebuild it from: the result keeps w, not the problem
+    result = cdl.solve(problem, cdl.load_solver("lbfgsb", max_iter=5), progress=False)
+    result.save(tmp_path / "linear")
+    loaded = cdl.Result.load(tmp_path / "linear")
+    np.testing.assert_array_equal(loaded.w, result.w)
