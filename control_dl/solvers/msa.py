@@ -87,7 +87,9 @@ class MSA:
         Lipschitz constraints). "auto": Newton when every block has ≤ 200 entries, else L-BFGS-B.
     inner_iters : int, optional
         Iterations of the inner solver (and of the L-BFGS-B readout and lift steps). Default: 1 for
-        Newton (one batched Newton step per outer iteration), 10 for L-BFGS-B and IPOPT.
+        Newton (one batched Newton step per outer iteration) and L-BFGS-B (measured on breast cancer,
+        d = 30: one iteration reaches a lower J in 100 outer iterations than 2, 3, 5 or 10, at a third
+        of the cost per iteration), 10 for IPOPT.
     readout : {"exact", "lbfgsb"}
         Readout update after each θ update: "exact" minimises J over (P, c) for the fixed states
         (variable projection; J is convex in (P, c)), "lbfgsb" takes ``inner_iters`` L-BFGS-B
@@ -298,7 +300,7 @@ class _Run:
         self.inner = solver.inner
         if self.inner == "auto":
             self.inner = "newton" if max(self.stages.sizes) <= NEWTON_MAX_BLOCK else "lbfgsb"
-        self.inner_iters = solver.inner_iters or (1 if self.inner == "newton" else 10)
+        self.inner_iters = solver.inner_iters or (10 if self.inner == "ipopt" else 1)
         if solver.memory and self.inner != "newton":
             raise spec_error(
                 "memory",
@@ -335,7 +337,10 @@ class _Run:
                 j_batch, grad = ev.objective, ev.gradient
                 logged = ev if engine is self.full_engine else self.full_engine.evaluate(w, gradient=False)
             inner = InnerProblem(self.stages, engine, sweep, rho)
-            start = inner.evaluate(w[:n_theta], hessian=self.inner == "newton")
+            if self.inner == "newton":
+                start = inner.evaluate(w[:n_theta], hessian=True)
+            else:  # no Hessian needed at c⁰: φ and ∇φ = ∇_θ J come from the sweep
+                start = inner.at_reference(grad[:n_theta])
             if solver.memory and accepted and last is not None:
                 s_k, y_k = last[0], start.grad - last[1]
                 if s_k @ y_k > 1e-10 * np.linalg.norm(s_k) * np.linalg.norm(y_k):  # curvature condition
@@ -396,7 +401,7 @@ class _Run:
         if self.inner == "newton":
             return inner.newton(start, self.inner_iters, bound)
         if self.inner == "lbfgsb":
-            return inner.lbfgsb(self.inner_iters, bound)
+            return inner.lbfgsb(self.inner_iters, bound, start)
         return inner.ipopt(self.inner_iters)
 
     def _line_search(
