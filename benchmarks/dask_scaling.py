@@ -2,35 +2,45 @@
 
 For ring (S = 10⁵, d = 3, N = 20) and scikit-learn digits (standardised, training set repeated ×20):
 
-- f+grad: median seconds of one ``evaluate(w)`` on the local engine alone (no Dask) and through
-  ``engines.Dask`` with 1 and 2 single-threaded worker processes, and the speed-up t(1)/t(2);
+- f+grad: median seconds of one ``evaluate(w)`` on the local engine alone (no Dask, on S and on
+  S/2) and through ``engines.Dask`` with 1 and 2 single-threaded worker processes, all four
+  interleaved in one loop (same load), and the speed-up t(1)/t(2);
+- the overhead per call: the Dask engine's f+grad minus the local engine's on the slowest shard
+  (S/m), in ms, and the CPU seconds per call of the driver process (which also hosts the
+  scheduler and the nannies) and of each worker: CPU time does not depend on the load, wall time does;
+- the same f+grad timings "net" of the load (Linux): wall time minus the time the critical threads
+  (the driver's main thread, each worker's computing thread) were runnable but waiting for a CPU
+  taken by other processes (``/proc/<pid>/task/<tid>/schedstat``): what the call takes on free cores;
 - time to target: L-BFGS-B (``Direct(nlp="lbfgsb")``) iterations until the training loss reaches
   the loss the serial solve has after ``--iters`` iterations (time from the first logged iterate,
   so binding/compiling is reported apart as ``bind_s``);
 - the scaling model's inputs, measured here: the latency of an actor round trip, the time to send
-  n_params floats out and back, the local engine's cost per sample (from f+grad at S and S/2),
-  and its prediction of the 2-worker time per evaluation (docs/guide/dask.md);
+  n_params floats out and back, the bytes of one shard's answer, the local engine's cost per sample
+  (from f+grad at S and S/2), and the model's f+grad (docs/guide/dask.md) beside the measured one;
 - memory: each shard's array bytes and each worker's resident set growth after binding.
 
 Prints one JSON object. The machine load (``os.getloadavg``) is recorded before and after: timings
 taken while other processes use the cores are noted as such; ratios measured in one run are the
 comparison.
 
-    python benchmarks/dask_scaling.py [--quick] [--iters 40] [--reps 7]
+    python benchmarks/dask_scaling.py [--quick] [--iters 40] [--reps 15]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import glob
 import json
 import os
+import pickle
 import statistics
 import time
 from typing import Any
 
 import dask
 import numpy as np
+import psutil
 import torch
 from distributed import Client, LocalCluster
 from threadpoolctl import threadpool_limits
@@ -93,6 +103,45 @@ def time_to_target(history: list[dict], target: float) -> float | None:
     return None
 
 
+def thread_times(pids: list[int]) -> dict[tuple[int, int], tuple[float, float]]:
+    """(CPU seconds, seconds runnable but waiting for a CPU) of every thread of ``pids``.
+
+    From Linux's ``/proc/<pid>/task/<tid>/schedstat``; empty where that does not exist.
+    """
+    times = {}
+    for pid in pids:
+        for path in glob.glob(f"/proc/{pid}/task/*/schedstat"):
+            try:
+                with open(path) as f:
+                    cpu, wait, _ = f.read().split()
+            except (OSError, ValueError):  # a thread that ended meanwhile
+                continue
+            times[(pid, int(path.split("/")[-2]))] = (int(cpu) * 1e-9, int(wait) * 1e-9)
+    return times
+
+
+def waited(before: dict, after: dict, driver: int, workers: list[int]) -> float:
+    """Seconds the critical path of one call spent waiting for a CPU (other processes' load).
+
+    The driver's main thread, plus the longest wait of a worker's busiest thread (the one that
+    computed); the threads that only pass messages are not counted, so the remainder
+    (wall − this) is, if anything, an over-estimate of the call on free cores.
+    """
+    delta = {
+        key: (after[key][0] - before.get(key, (0.0, 0.0))[0], after[key][1] - before.get(key, (0.0, 0.0))[1])
+        for key in after
+    }
+    main = delta.get((driver, driver), (0.0, 0.0))[1]
+    busiest = [max((v for (p, _), v in delta.items() if p == pid), default=(0.0, 0.0))[1] for pid in workers]
+    return main + max(busiest, default=0.0)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far, all its threads."""
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
 def measure(name: str, problem: cdl.TrainingProblem, args: argparse.Namespace) -> dict[str, Any]:
     """Every number of one problem (see the module docstring)."""
     x, y, w = problem.data.x_train, problem.targets, problem.initial_guess(seed=0)
@@ -100,9 +149,6 @@ def measure(name: str, problem: cdl.TrainingProblem, args: argparse.Namespace) -
     serial = make_engine("auto", problem, x, y)
     local = serial.info["name"]
     half = make_engine(local, problem, x[:, : n_samples // 2], y[:, : n_samples // 2], normaliser=n_samples)
-    fg_full = median_time(lambda: serial.evaluate(w), args.reps)
-    fg_half = median_time(lambda: half.evaluate(w), args.reps)
-    per_sample = (fg_full - fg_half) / (n_samples - n_samples // 2)
     solver = cdl.load_solver("lbfgsb", engine=local, max_iter=args.iters, tol=1e-14)
     start = time.perf_counter()
     ref = cdl.solve(problem, solver, progress=False)
@@ -112,31 +158,27 @@ def measure(name: str, problem: cdl.TrainingProblem, args: argparse.Namespace) -
         "n_params": n_params,
         "local_engine": local,
         "serial": {
-            "fgrad_s": fg_full,
-            "fgrad_half_s": fg_half,
-            "per_sample_s": per_sample,
             "time_to_target_s": time_to_target(ref.history, target),
             "solve_s": time.perf_counter() - start,
             "iterations": ref.iterations,
         },
         "target_loss": target,
     }
-    clusters, engines = {}, {}
+    clusters, engines, pids = {}, {}, {}
     for workers in (1, 2):  # both clusters up at once: their f+grad timings interleave (same load)
         with dask.config.set(LOCAL_CLUSTER_CONFIG):  # large arrays stay on the heap (see that constant)
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
-        client = Client(cluster)
+        client = Client(cluster, direct_to_workers=True)  # actor calls straight to the workers
         client.run(warm_up)
         idle = client.run(rss)
+        pids[workers] = sorted(client.run(os.getpid).values())
         echo = client.submit(Echo, actor=True).result()
-        shard_predictions = np.zeros(y.shape[0] * n_samples // workers)
         start = time.perf_counter()
         engine = make_engine(Dask(client, local=local), problem, x, y)
         out[f"workers_{workers}"] = {
             "bind_s": time.perf_counter() - start,
             "latency_s": median_time(lambda e=echo: e.echo(np.zeros(0)).result(), 4 * args.reps),
             "round_trip_n_params_s": median_time(lambda e=echo: e.echo(np.zeros(n_params)).result(), 4 * args.reps),
-            "round_trip_predictions_s": median_time(lambda e=echo, p=shard_predictions: e.echo(p).result(), args.reps),
         }
         engine.evaluate(w)
         grown = client.run(rss)
@@ -145,19 +187,56 @@ def measure(name: str, problem: cdl.TrainingProblem, args: argparse.Namespace) -
             worker_rss_growth_mib=sorted((grown[a] - idle[a]) / 2**20 for a in idle),
         )
         clusters[workers], engines[workers] = (cluster, client), engine
-    samples: dict[int, list[float]] = {1: [], 2: []}
+    # f+grad of the local engine on S and S/2 and of both Dask engines, interleaved (same load)
+    # (and the same minus the time the critical threads waited for a CPU: "net", the load removed)
+    calls = {"serial": serial.evaluate, "serial_half": half.evaluate, 1: engines[1].evaluate, 2: engines[2].evaluate}
+    samples: dict[Any, list[float]] = {key: [] for key in calls}
+    nets: dict[Any, list[float]] = {key: [] for key in calls}
+    driver = os.getpid()
     for _ in range(args.reps):
-        for workers, engine in engines.items():
+        for key, call in calls.items():
+            before = thread_times([driver, *pids.get(key, [])])
             start = time.perf_counter()
-            engine.evaluate(w)
-            samples[workers].append(time.perf_counter() - start)
+            call(w)
+            samples[key].append(time.perf_counter() - start)
+            after = thread_times([driver, *pids.get(key, [])])
+            nets[key].append(samples[key][-1] - waited(before, after, driver, pids.get(key, [])))
+    fgrad = {key: statistics.median(times) for key, times in samples.items()}
+    has_schedstat = bool(thread_times([driver]))  # Linux
+    net = {key: statistics.median(times) if has_schedstat else None for key, times in nets.items()}
+    out["serial"].update(fgrad_s=fgrad["serial"], fgrad_half_s=fgrad["serial_half"])
+    out["serial"].update(fgrad_net_s=net["serial"], fgrad_half_net_s=net["serial_half"])
+    out["serial"]["per_sample_s"] = (fgrad["serial"] - fgrad["serial_half"]) / (n_samples - n_samples // 2)
+    # CPU per call of the driver and of each worker (a block of calls each: CPU time does not
+    # depend on what else runs on the machine, wall time does)
+    cpu: dict[Any, dict[str, Any]] = {}
+    for key, call in calls.items():
+        workers = pids.get(key, [])
+        before = [cpu_seconds(pid) for pid in (os.getpid(), *workers)]
+        for _ in range(args.reps):
+            call(w)
+        used = [(cpu_seconds(pid) - b) / args.reps for pid, b in zip((os.getpid(), *workers), before, strict=True)]
+        cpu[key] = {"driver": used[0], "workers": used[1:]}
+    out["serial"]["cpu_per_call_s"] = cpu["serial"]["driver"]
+    answer = dataclasses.replace(serial.evaluate(w), predictions=None, n_correct=0)
     for workers, (cluster, client) in clusters.items():
         engines[workers].close()
         entry = out[f"workers_{workers}"]
-        entry["fgrad_s"] = statistics.median(samples[workers])
-        # model: slowest shard's f+grad + (w out, ∇J back) + predictions back (echo: out and back) + one latency
-        entry["model_fgrad_s"] = (fg_half if workers == 2 else fg_full) + entry["round_trip_n_params_s"]
-        entry["model_fgrad_s"] += entry["round_trip_predictions_s"] - entry["latency_s"]
+        shard_fgrad = fgrad["serial_half"] if workers == 2 else fgrad["serial"]
+        entry.update(
+            fgrad_s=fgrad[workers],
+            fgrad_net_s=net[workers],
+            # what Dask adds to one call: the time beyond the local engine on the slowest shard
+            overhead_s=fgrad[workers] - shard_fgrad,
+            overhead_net_s=None
+            if net[workers] is None
+            else net[workers] - net["serial_half" if workers == 2 else "serial"],
+            cpu_per_call_s=cpu[workers],
+            answer_bytes=len(pickle.dumps(answer, protocol=5)),
+            predictions_bytes=8 * y.shape[0] * n_samples // workers,
+            # model: slowest shard's f+grad + one round trip carrying n_params floats (w out, ∇J back)
+            model_fgrad_s=shard_fgrad + entry["round_trip_n_params_s"],
+        )
         solver = cdl.load_solver(
             "lbfgsb", engine=Dask(client, local=local), max_iter=args.iters + 20, tol=1e-14, target_loss=target
         )
@@ -170,7 +249,14 @@ def measure(name: str, problem: cdl.TrainingProblem, args: argparse.Namespace) -
     if one["time_to_target_s"] and two["time_to_target_s"]:
         out["speedup_time_to_target"] = one["time_to_target_s"] / two["time_to_target_s"]
     out["speedup_fgrad_vs_serial"] = out["serial"]["fgrad_s"] / two["fgrad_s"]
-    print(f"# {name}: {json.dumps({k: v for k, v in out.items() if k.startswith('speedup')})}", flush=True)
+    if one["fgrad_net_s"] is not None:
+        out["speedup_fgrad_net"] = one["fgrad_net_s"] / two["fgrad_net_s"]
+    headline = {k: v for k, v in out.items() if k.startswith("speedup")}
+    headline.update({f"overhead_ms_{m}": 1e3 * out[f"workers_{m}"]["overhead_s"] for m in (1, 2)})
+    if one["overhead_net_s"] is not None:
+        headline.update({f"overhead_net_ms_{m}": 1e3 * out[f"workers_{m}"]["overhead_net_s"] for m in (1, 2)})
+    headline.update({f"shard_mib_{m}": out[f"workers_{m}"]["shard_mib"] for m in (1, 2)})
+    print(f"# {name}: {json.dumps(headline)}", flush=True)
     return out
 
 
@@ -178,7 +264,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller data and fewer iterations (a smoke run)")
     parser.add_argument("--iters", type=int, default=None, help="L-BFGS-B iterations of the serial reference")
-    parser.add_argument("--reps", type=int, default=7, help="repetitions per timing (median)")
+    parser.add_argument("--reps", type=int, default=15, help="repetitions per timing (median)")
     args = parser.parse_args()
     if args.iters is None:
         args.iters = 10 if args.quick else 40
