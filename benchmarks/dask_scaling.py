@@ -16,7 +16,9 @@ For ring (S = 10⁵, d = 3, N = 20) and scikit-learn digits (standardised, train
   so binding/compiling is reported apart as ``bind_s``);
 - the scaling model's inputs, measured here: the latency of an actor round trip, the time to send
   n_params floats out and back, the bytes of one shard's answer, the local engine's cost per sample
-  (from f+grad at S and S/2), and the model's f+grad (docs/guide/dask.md) beside the measured one;
+  (from f+grad at S and S/2), the constant c_m that Dask adds to a call (f+grad through Dask minus
+  the local engine's, on 8 samples per shard: nothing to compute, the same n_params), and the
+  model's f+grad, local engine on S/m + c_m (docs/guide/dask.md), beside the measured one;
 - memory: each shard's array bytes and each worker's resident set growth after binding.
 
 Prints one JSON object. The machine load (``os.getloadavg``) is recorded before and after: timings
@@ -103,6 +105,10 @@ def time_to_target(history: list[dict], target: float) -> float | None:
     return None
 
 
+#: samples per shard of the batch that measures the Dask engine's constant cost per call
+TINY = 8
+
+
 def thread_times(pids: list[int]) -> dict[tuple[int, int], tuple[float, float]]:
     """(CPU seconds, seconds runnable but waiting for a CPU) of every thread of ``pids``.
 
@@ -164,14 +170,16 @@ def measure(name: str, problem: cdl.TrainingProblem, args: argparse.Namespace) -
         },
         "target_loss": target,
     }
-    clusters, engines, pids = {}, {}, {}
+    # a batch of TINY samples per shard: what Dask adds to a call when there is nothing to compute
+    tiny = make_engine(local, problem, x[:, :TINY], y[:, :TINY], normaliser=n_samples)
+    clusters, engines, pids = {}, {"serial": serial, "serial_half": half, "tiny_serial": tiny}, {}
     for workers in (1, 2):  # both clusters up at once: their f+grad timings interleave (same load)
         with dask.config.set(LOCAL_CLUSTER_CONFIG):  # large arrays stay on the heap (see that constant)
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster, direct_to_workers=True)  # actor calls straight to the workers
         client.run(warm_up)
         idle = client.run(rss)
-        pids[workers] = sorted(client.run(os.getpid).values())
+        pids[f"dask_{workers}"] = pids[f"tiny_{workers}"] = sorted(client.run(os.getpid).values())
         echo = client.submit(Echo, actor=True).result()
         start = time.perf_counter()
         engine = make_engine(Dask(client, local=local), problem, x, y)
@@ -186,10 +194,12 @@ def measure(name: str, problem: cdl.TrainingProblem, args: argparse.Namespace) -
             shard_mib=[m["shard_bytes"] / 2**20 for m in engine.memory()],
             worker_rss_growth_mib=sorted((grown[a] - idle[a]) / 2**20 for a in idle),
         )
-        clusters[workers], engines[workers] = (cluster, client), engine
-    # f+grad of the local engine on S and S/2 and of both Dask engines, interleaved (same load)
-    # (and the same minus the time the critical threads waited for a CPU: "net", the load removed)
-    calls = {"serial": serial.evaluate, "serial_half": half.evaluate, 1: engines[1].evaluate, 2: engines[2].evaluate}
+        clusters[workers], engines[f"dask_{workers}"] = (cluster, client), engine
+        cols = slice(0, TINY * workers)
+        engines[f"tiny_{workers}"] = make_engine(Dask(client, local=local), problem, x[:, cols], y[:, cols])
+    # f+grad of the local engine on S, S/2 and TINY samples and of the Dask engines, interleaved
+    # (same load); and the same minus the time the critical threads waited for a CPU ("net")
+    calls = {key: engine.evaluate for key, engine in engines.items()}
     samples: dict[Any, list[float]] = {key: [] for key in calls}
     nets: dict[Any, list[float]] = {key: [] for key in calls}
     driver = os.getpid()
@@ -205,7 +215,9 @@ def measure(name: str, problem: cdl.TrainingProblem, args: argparse.Namespace) -
     has_schedstat = bool(thread_times([driver]))  # Linux
     net = {key: statistics.median(times) if has_schedstat else None for key, times in nets.items()}
     out["serial"].update(fgrad_s=fgrad["serial"], fgrad_half_s=fgrad["serial_half"])
-    out["serial"].update(fgrad_net_s=net["serial"], fgrad_half_net_s=net["serial_half"])
+    out["serial"].update(
+        fgrad_net_s=net["serial"], fgrad_half_net_s=net["serial_half"], fgrad_tiny_s=fgrad["tiny_serial"]
+    )
     out["serial"]["per_sample_s"] = (fgrad["serial"] - fgrad["serial_half"]) / (n_samples - n_samples // 2)
     # CPU per call of the driver and of each worker (a block of calls each: CPU time does not
     # depend on what else runs on the machine, wall time does)
@@ -219,23 +231,32 @@ def measure(name: str, problem: cdl.TrainingProblem, args: argparse.Namespace) -
         cpu[key] = {"driver": used[0], "workers": used[1:]}
     out["serial"]["cpu_per_call_s"] = cpu["serial"]["driver"]
     answer = dataclasses.replace(serial.evaluate(w), predictions=None, n_correct=0)
+    best = net if has_schedstat else fgrad  # the load-free timings where the OS gives them
     for workers, (cluster, client) in clusters.items():
-        engines[workers].close()
+        engines[f"dask_{workers}"].close()
+        engines[f"tiny_{workers}"].close()
         entry = out[f"workers_{workers}"]
-        shard_fgrad = fgrad["serial_half"] if workers == 2 else fgrad["serial"]
+        dask_key, tiny_key, shard_key = (
+            f"dask_{workers}",
+            f"tiny_{workers}",
+            "serial_half" if workers == 2 else "serial",
+        )
+        # the model's constant c_m: what Dask adds to a call of TINY samples per shard (round trip,
+        # w out and ∇J back, messaging; the same n_params)
+        constant = best[tiny_key] - best["tiny_serial"]
         entry.update(
-            fgrad_s=fgrad[workers],
-            fgrad_net_s=net[workers],
+            fgrad_s=fgrad[dask_key],
+            fgrad_net_s=net[dask_key],
             # what Dask adds to one call: the time beyond the local engine on the slowest shard
-            overhead_s=fgrad[workers] - shard_fgrad,
-            overhead_net_s=None
-            if net[workers] is None
-            else net[workers] - net["serial_half" if workers == 2 else "serial"],
-            cpu_per_call_s=cpu[workers],
+            overhead_s=fgrad[dask_key] - fgrad[shard_key],
+            overhead_net_s=None if not has_schedstat else net[dask_key] - net[shard_key],
+            overhead_constant_s=constant,
+            cpu_per_call_s=cpu[dask_key],
+            cpu_per_tiny_call_s=cpu[tiny_key],
             answer_bytes=len(pickle.dumps(answer, protocol=5)),
             predictions_bytes=8 * y.shape[0] * n_samples // workers,
-            # model: slowest shard's f+grad + one round trip carrying n_params floats (w out, ∇J back)
-            model_fgrad_s=shard_fgrad + entry["round_trip_n_params_s"],
+            # model: the local engine on the slowest shard + c_m (net timings where available)
+            model_fgrad_s=best[shard_key] + constant,
         )
         solver = cdl.load_solver(
             "lbfgsb", engine=Dask(client, local=local), max_iter=args.iters + 20, tol=1e-14, target_loss=target
