@@ -2,15 +2,16 @@
 
 For ring (S = 10⁵, d = 3, N = 20) and scikit-learn digits (standardised, training set repeated ×20):
 
-- f+grad: median seconds of one ``evaluate(w)`` on the local engine alone (no Dask, on S and on
-  S/2) and through ``engines.Dask`` with 1 and 2 single-threaded worker processes, all four
-  interleaved in one loop (same load), and the speed-up t(1)/t(2);
+- f+grad: median seconds of one ``evaluate(w)`` on the local engine alone (no Dask, on S, S/2
+  and 8 samples; timed before any cluster starts, since a LocalCluster's scheduler and nannies
+  are threads of the driver and take the GIL from it) and through ``engines.Dask`` with 1 and 2
+  single-threaded worker processes (interleaved: the same load), and the speed-up t(1)/t(2);
+- every f+grad also "net" of the load (Linux): wall time minus the time the critical threads (the
+  driver's main thread, each worker's busiest thread) were runnable but waiting for a CPU taken by
+  other processes (``/proc/<pid>/task/<tid>/schedstat``): about what the call takes on free cores;
 - the overhead per call: the Dask engine's f+grad minus the local engine's on the slowest shard
-  (S/m), in ms, and the CPU seconds per call of the driver process (which also hosts the
-  scheduler and the nannies) and of each worker: CPU time does not depend on the load, wall time does;
-- the same f+grad timings "net" of the load (Linux): wall time minus the time the critical threads
-  (the driver's main thread, each worker's computing thread) were runnable but waiting for a CPU
-  taken by other processes (``/proc/<pid>/task/<tid>/schedstat``): what the call takes on free cores;
+  (S/m), net where available, and the CPU seconds per call of the driver process (which also
+  hosts the scheduler and the nannies) and of each worker (CPU time does not depend on the load);
 - time to target: L-BFGS-B (``Direct(nlp="lbfgsb")``) iterations until the training loss reaches
   the loss the serial solve has after ``--iters`` iterations (time from the first logged iterate,
   so binding/compiling is reported apart as ``bind_s``);
@@ -148,13 +149,75 @@ def cpu_seconds(pid: int) -> float:
     return times.user + times.system
 
 
+def time_calls(calls: dict[str, Any], pids: dict[str, list[int]], w: np.ndarray, reps: int) -> dict[str, dict]:
+    """f+grad timings of several engines, interleaved (the same load for all).
+
+    Parameters
+    ----------
+    calls : dict
+        Name -> ``engine.evaluate``.
+    pids : dict
+        Name -> the worker processes that engine calls (none for a local engine).
+    w : ndarray
+        The decision vector.
+    reps : int
+        Calls per engine.
+
+    Returns
+    -------
+    dict
+        Name -> ``fgrad_s`` (median wall), ``fgrad_net_s`` (median of wall minus the critical threads'
+        wait for a CPU; None without /proc) and ``cpu_per_call_s`` (driver and workers, from a
+        block of ``reps`` calls: CPU time does not depend on the load, wall time does).
+    """
+    driver = os.getpid()
+    has_schedstat = bool(thread_times([driver]))  # Linux
+    for call in calls.values():
+        call(w)  # warm-up
+    walls: dict[str, list[float]] = {key: [] for key in calls}
+    nets: dict[str, list[float]] = {key: [] for key in calls}
+    for _ in range(reps):
+        for key, call in calls.items():
+            workers = pids.get(key, [])
+            before = thread_times([driver, *workers])
+            start = time.perf_counter()
+            call(w)
+            walls[key].append(time.perf_counter() - start)
+            nets[key].append(walls[key][-1] - waited(before, thread_times([driver, *workers]), driver, workers))
+    out = {}
+    for key, call in calls.items():
+        procs = [driver, *pids.get(key, [])]
+        before = [cpu_seconds(pid) for pid in procs]
+        for _ in range(reps):
+            call(w)
+        used = [(cpu_seconds(pid) - b) / reps for pid, b in zip(procs, before, strict=True)]
+        out[key] = {
+            "fgrad_s": statistics.median(walls[key]),
+            "fgrad_net_s": statistics.median(nets[key]) if has_schedstat else None,
+            "cpu_per_call_s": {"driver": used[0], "workers": used[1:]},
+        }
+    return out
+
+
+def load_free(times: dict[str, Any]) -> float:
+    """The net f+grad time where /proc gives it, else the wall time."""
+    return times["fgrad_s"] if times["fgrad_net_s"] is None else times["fgrad_net_s"]
+
+
 def measure(name: str, problem: cdl.TrainingProblem, args: argparse.Namespace) -> dict[str, Any]:
     """Every number of one problem (see the module docstring)."""
     x, y, w = problem.data.x_train, problem.targets, problem.initial_guess(seed=0)
     n_samples, n_params = x.shape[1], problem.n_params
     serial = make_engine("auto", problem, x, y)
     local = serial.info["name"]
-    half = make_engine(local, problem, x[:, : n_samples // 2], y[:, : n_samples // 2], normaliser=n_samples)
+    # the local engine on S, on the slowest shard of 2 workers (S/2), and on TINY samples; timed
+    # before any cluster exists: a LocalCluster's scheduler and nannies are threads of this process
+    # and would take the GIL from it
+    columns = {"serial": n_samples, "serial_half": n_samples // 2, "serial_tiny": TINY}
+    local_engines = {
+        key: make_engine(local, problem, x[:, :n], y[:, :n], normaliser=n_samples) for key, n in columns.items()
+    }
+    serial_times = time_calls({key: e.evaluate for key, e in local_engines.items()}, {}, w, args.reps)
     solver = cdl.load_solver("lbfgsb", engine=local, max_iter=args.iters, tol=1e-14)
     start = time.perf_counter()
     ref = cdl.solve(problem, solver, progress=False)
@@ -164,15 +227,16 @@ def measure(name: str, problem: cdl.TrainingProblem, args: argparse.Namespace) -
         "n_params": n_params,
         "local_engine": local,
         "serial": {
+            **{f"{key}_{field}": value for key, times in serial_times.items() for field, value in times.items()},
             "time_to_target_s": time_to_target(ref.history, target),
             "solve_s": time.perf_counter() - start,
             "iterations": ref.iterations,
         },
         "target_loss": target,
     }
-    # a batch of TINY samples per shard: what Dask adds to a call when there is nothing to compute
-    tiny = make_engine(local, problem, x[:, :TINY], y[:, :TINY], normaliser=n_samples)
-    clusters, engines, pids = {}, {"serial": serial, "serial_half": half, "tiny_serial": tiny}, {}
+    best = {key: load_free(t) for key, t in serial_times.items()}
+    out["serial"]["per_sample_s"] = (best["serial"] - best["serial_half"]) / (n_samples - n_samples // 2)
+    clusters, engines, pids = {}, {}, {}
     for workers in (1, 2):  # both clusters up at once: their f+grad timings interleave (same load)
         with dask.config.set(LOCAL_CLUSTER_CONFIG):  # large arrays stay on the heap (see that constant)
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
@@ -195,68 +259,30 @@ def measure(name: str, problem: cdl.TrainingProblem, args: argparse.Namespace) -
             worker_rss_growth_mib=sorted((grown[a] - idle[a]) / 2**20 for a in idle),
         )
         clusters[workers], engines[f"dask_{workers}"] = (cluster, client), engine
-        cols = slice(0, TINY * workers)
+        cols = slice(0, TINY * workers)  # TINY samples per shard
         engines[f"tiny_{workers}"] = make_engine(Dask(client, local=local), problem, x[:, cols], y[:, cols])
-    # f+grad of the local engine on S, S/2 and TINY samples and of the Dask engines, interleaved
-    # (same load); and the same minus the time the critical threads waited for a CPU ("net")
-    calls = {key: engine.evaluate for key, engine in engines.items()}
-    samples: dict[Any, list[float]] = {key: [] for key in calls}
-    nets: dict[Any, list[float]] = {key: [] for key in calls}
-    driver = os.getpid()
-    for _ in range(args.reps):
-        for key, call in calls.items():
-            before = thread_times([driver, *pids.get(key, [])])
-            start = time.perf_counter()
-            call(w)
-            samples[key].append(time.perf_counter() - start)
-            after = thread_times([driver, *pids.get(key, [])])
-            nets[key].append(samples[key][-1] - waited(before, after, driver, pids.get(key, [])))
-    fgrad = {key: statistics.median(times) for key, times in samples.items()}
-    has_schedstat = bool(thread_times([driver]))  # Linux
-    net = {key: statistics.median(times) if has_schedstat else None for key, times in nets.items()}
-    out["serial"].update(fgrad_s=fgrad["serial"], fgrad_half_s=fgrad["serial_half"])
-    out["serial"].update(
-        fgrad_net_s=net["serial"], fgrad_half_net_s=net["serial_half"], fgrad_tiny_s=fgrad["tiny_serial"]
-    )
-    out["serial"]["per_sample_s"] = (fgrad["serial"] - fgrad["serial_half"]) / (n_samples - n_samples // 2)
-    # CPU per call of the driver and of each worker (a block of calls each: CPU time does not
-    # depend on what else runs on the machine, wall time does)
-    cpu: dict[Any, dict[str, Any]] = {}
-    for key, call in calls.items():
-        workers = pids.get(key, [])
-        before = [cpu_seconds(pid) for pid in (os.getpid(), *workers)]
-        for _ in range(args.reps):
-            call(w)
-        used = [(cpu_seconds(pid) - b) / args.reps for pid, b in zip((os.getpid(), *workers), before, strict=True)]
-        cpu[key] = {"driver": used[0], "workers": used[1:]}
-    out["serial"]["cpu_per_call_s"] = cpu["serial"]["driver"]
+    dask_times = time_calls({key: e.evaluate for key, e in engines.items()}, pids, w, args.reps)
     answer = dataclasses.replace(serial.evaluate(w), predictions=None, n_correct=0)
-    best = net if has_schedstat else fgrad  # the load-free timings where the OS gives them
     for workers, (cluster, client) in clusters.items():
-        engines[f"dask_{workers}"].close()
-        engines[f"tiny_{workers}"].close()
-        entry = out[f"workers_{workers}"]
-        dask_key, tiny_key, shard_key = (
-            f"dask_{workers}",
-            f"tiny_{workers}",
-            "serial_half" if workers == 2 else "serial",
-        )
+        for key in (f"dask_{workers}", f"tiny_{workers}"):
+            engines[key].close()
+        times, tiny = dask_times[f"dask_{workers}"], dask_times[f"tiny_{workers}"]
+        shard = "serial_half" if workers == 2 else "serial"
         # the model's constant c_m: what Dask adds to a call of TINY samples per shard (round trip,
         # w out and ∇J back, messaging; the same n_params)
-        constant = best[tiny_key] - best["tiny_serial"]
+        constant = load_free(tiny) - best["serial_tiny"]
+        measured = load_free(times)
+        entry = out[f"workers_{workers}"]
         entry.update(
-            fgrad_s=fgrad[dask_key],
-            fgrad_net_s=net[dask_key],
+            **times,
             # what Dask adds to one call: the time beyond the local engine on the slowest shard
-            overhead_s=fgrad[dask_key] - fgrad[shard_key],
-            overhead_net_s=None if not has_schedstat else net[dask_key] - net[shard_key],
+            overhead_s=measured - best[shard],
             overhead_constant_s=constant,
-            cpu_per_call_s=cpu[dask_key],
-            cpu_per_tiny_call_s=cpu[tiny_key],
+            cpu_per_tiny_call_s=tiny["cpu_per_call_s"],
             answer_bytes=len(pickle.dumps(answer, protocol=5)),
             predictions_bytes=8 * y.shape[0] * n_samples // workers,
-            # model: the local engine on the slowest shard + c_m (net timings where available)
-            model_fgrad_s=best[shard_key] + constant,
+            # model: the local engine on the slowest shard + c_m
+            model_fgrad_s=best[shard] + constant,
         )
         solver = cdl.load_solver(
             "lbfgsb", engine=Dask(client, local=local), max_iter=args.iters + 20, tol=1e-14, target_loss=target
@@ -267,15 +293,13 @@ def measure(name: str, problem: cdl.TrainingProblem, args: argparse.Namespace) -
         cluster.close()
     one, two = out["workers_1"], out["workers_2"]
     out["speedup_fgrad"] = one["fgrad_s"] / two["fgrad_s"]
-    if one["time_to_target_s"] and two["time_to_target_s"]:
-        out["speedup_time_to_target"] = one["time_to_target_s"] / two["time_to_target_s"]
-    out["speedup_fgrad_vs_serial"] = out["serial"]["fgrad_s"] / two["fgrad_s"]
     if one["fgrad_net_s"] is not None:
         out["speedup_fgrad_net"] = one["fgrad_net_s"] / two["fgrad_net_s"]
+    if one["time_to_target_s"] and two["time_to_target_s"]:
+        out["speedup_time_to_target"] = one["time_to_target_s"] / two["time_to_target_s"]
     headline = {k: v for k, v in out.items() if k.startswith("speedup")}
     headline.update({f"overhead_ms_{m}": 1e3 * out[f"workers_{m}"]["overhead_s"] for m in (1, 2)})
-    if one["overhead_net_s"] is not None:
-        headline.update({f"overhead_net_ms_{m}": 1e3 * out[f"workers_{m}"]["overhead_net_s"] for m in (1, 2)})
+    headline.update({f"constant_ms_{m}": 1e3 * out[f"workers_{m}"]["overhead_constant_s"] for m in (1, 2)})
     headline.update({f"shard_mib_{m}": out[f"workers_{m}"]["shard_mib"] for m in (1, 2)})
     print(f"# {name}: {json.dumps(headline)}", flush=True)
     return out
