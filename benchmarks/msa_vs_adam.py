@@ -7,8 +7,12 @@ thread (BLAS and torch pinned in this script):
 
 - Adam: lr 0.005, full batch, ``--adam-steps`` steps (10 000) through the torch backend of the model;
 - torch L-BFGS: the ``torch-lbfgs`` preset (strong Wolfe), ``--lbfgs-epochs`` epochs;
-- E-MSA: the ``emsa`` preset and the variants of :data:`PLAN` (:data:`VARIANTS`), with ``tol``
-  1e-10 so that every run uses its whole budget of outer iterations.
+- E-MSA: the ``emsa`` preset (its own stopping rule: PMP residual and readout gradient ≤ 1e-4) and
+  the variants of :data:`PLAN` (:data:`VARIANTS`, options on top of the preset); on breast cancer
+  the preset runs its whole budget (``tol`` 1e-10), the 100 iterations compared with 100 Adam epochs;
+- on the sin toy, the preset and the quasi-Newton-memory variant from ``--robust-seeds`` other
+  initial guesses (status, iterations, final J and PMP residual: does the stopping rule end every
+  run at residual ≤ 1e-4?).
 
 Targets are Adam's objectives J after 500, 1000, 2000, 5000 and 10 000 steps. Reported per method:
 the time to each target (the clock of the solver's history: set-up, i.e. building and compiling the
@@ -17,7 +21,8 @@ max_k ‖∂H_k/∂θ_k‖ = max_k ‖∇_{θ_k} J‖ at the final w (computed t
 the ratios E-MSA / Adam and E-MSA / torch L-BFGS of the times to each target, and the time of the
 preset's iterations against as many Adam steps (``emsa_iterations_vs_adam_steps``). The machine load
 (``os.getloadavg``) is recorded before and after: on a shared machine only the ratios compare.
-``--quick`` shrinks every budget (Adam 1000 steps, 50 E-MSA iterations, sin only) for a smoke run.
+``--quick`` shrinks every budget (Adam 1000 steps, 50 E-MSA iterations, one other seed; sin unless
+``--problems`` says otherwise) for a smoke run.
 """
 
 from __future__ import annotations
@@ -42,22 +47,26 @@ from control_dl.backends import get_ops  # noqa: E402
 #: E-MSA variants: name -> options on top of the ``emsa`` preset (the first is the paper's update).
 VARIANTS: dict[str, dict[str, Any]] = {
     "paper: L-BFGS-B readout, 5 Newton": {"readout": "lbfgsb", "inner_iters": 5},
-    "exact readout, 5 Newton": {"readout": "exact", "inner_iters": 5},
-    "exact readout, 1 Newton": {"readout": "exact", "inner_iters": 1},
-    "exact readout, 1 Newton, QN memory 10": {"readout": "exact", "inner_iters": 1, "memory": 10},
+    "exact readout, 5 Newton": {"inner_iters": 5},
+    "QN memory 5": {"memory": 5},
+    "full budget (tol 1e-10)": {"tol": 1e-10},
+    "QN memory 5, full budget (tol 1e-10)": {"memory": 5, "tol": 1e-10},
 }
 
 #: Adam budgets whose objectives are the targets.
 BUDGETS = (500, 1000, 2000, 5000, 10000)
 
-#: Problem -> (E-MSA iterations, variants run besides the preset). Breast cancer (d = 30, N = 10,
-#: 930 parameters per layer: the L-BFGS-B inner solver) runs the preset only, for 100 iterations,
-#: the budget the issue compares with Adam's 100 epochs.
-PLAN: dict[str, tuple[int, tuple[str, ...]]] = {
-    "sin": (500, tuple(VARIANTS)),
-    "ring": (300, ("paper: L-BFGS-B readout, 5 Newton",)),
-    "breast_cancer": (100, ()),
+#: Problem -> (E-MSA iterations, variants run besides the preset, options of the preset row). Breast
+#: cancer (d = 30, N = 10, 930 parameters per layer: the L-BFGS-B inner solver) runs the preset only,
+#: for its whole budget of 100 iterations, the budget the issue compares with Adam's 100 epochs.
+PLAN: dict[str, tuple[int, tuple[str, ...], dict[str, Any]]] = {
+    "sin": (500, tuple(VARIANTS), {}),
+    "ring": (300, ("paper: L-BFGS-B readout, 5 Newton", "QN memory 5"), {}),
+    "breast_cancer": (100, (), {"tol": 1e-10}),
 }
+
+#: Variants run from the other initial guesses of ``--robust-seeds`` (sin toy).
+ROBUST: dict[str, dict[str, Any]] = {"emsa preset": {}, "emsa QN memory 5": {"memory": 5}}
 
 
 def load(name: str) -> cdl.TrainingProblem:
@@ -111,6 +120,18 @@ def pmp_residual(problem: cdl.TrainingProblem, w: np.ndarray) -> float:
     return float(np.linalg.norm(grad.reshape(-1, problem.layout.p), axis=1).max())
 
 
+def evaluation_time(problem: cdl.TrainingProblem, w: np.ndarray, engine: str, repeats: int = 20) -> float:
+    """Seconds of one J + ∇J on ``engine`` (the E-MSA run's): the median of ``repeats`` after a warm-up."""
+    bound = cdl.engines.make_engine(engine, problem, problem.data.x_train, problem.targets)
+    bound.evaluate(w)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        bound.evaluate(w)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
 def time_to(curve: dict[str, Any], target: float) -> float | None:
     """First time at which the curve's J is ≤ target (None: never)."""
     return next((t for t, j in zip(curve["time"], curve["objective"], strict=True) if j <= target), None)
@@ -125,15 +146,15 @@ def bench(name: str, args: argparse.Namespace) -> dict[str, Any]:
     """All methods on one problem object; the summary rows of the document."""
     problem = load(name)
     w0 = problem.initial_guess(args.seed)
-    iters, variants = PLAN[name]
+    iters, variants, preset = PLAN[name]
     iters = args.emsa_iters or iters
     curves = {
         "adam": run_adam(problem, w0, args.adam_steps, args.lr),
         "torch-lbfgs": run_solver(problem, w0, cdl.load_solver("torch-lbfgs", epochs=args.lbfgs_epochs, tol=1e-10)),
-        "emsa preset": run_solver(problem, w0, cdl.load_solver("emsa", max_iter=iters, tol=1e-10)),
+        "emsa preset": run_solver(problem, w0, cdl.load_solver("emsa", max_iter=iters, **preset)),
     }
     for label in variants:
-        solver = cdl.load_solver("emsa", max_iter=iters, tol=1e-10, **VARIANTS[label])
+        solver = cdl.load_solver("emsa", max_iter=iters, **VARIANTS[label])
         curves[f"emsa {label}"] = run_solver(problem, w0, solver)
     budgets = [s for s in BUDGETS if s <= args.adam_steps]
     targets = {str(s): curves["adam"]["objective"][s] for s in budgets}
@@ -155,12 +176,29 @@ def bench(name: str, args: argparse.Namespace) -> dict[str, Any]:
             }
         rows[label] = row
     preset, adam = curves["emsa preset"], curves["adam"]
+    n_iter = len(preset["time"]) - 1
+    j_grad = evaluation_time(problem, w0, preset["engine"])
     per_iteration = {
-        "emsa_preset_iterations": len(preset["time"]) - 1,
-        "emsa_preset_time_s": preset["time"][-1],
-        "adam_time_for_as_many_steps_s": adam["time"][min(len(preset["time"]) - 1, len(adam["time"]) - 1)],
+        "emsa_preset_iterations": n_iter,
+        "emsa_preset_time_s": preset["time"][-1] - preset["time"][0],
+        "adam_time_for_as_many_steps_s": adam["time"][min(n_iter, len(adam["time"]) - 1)],
+        "engine_j_grad_s": j_grad,
     }
     per_iteration["ratio"] = ratio(per_iteration["emsa_preset_time_s"], per_iteration["adam_time_for_as_many_steps_s"])
+    per_iteration["emsa_iteration_in_j_grad"] = ratio(per_iteration["emsa_preset_time_s"], n_iter * j_grad)
+    robust = {}
+    if name == "sin":
+        for seed in args.robust_seeds:
+            start = problem.initial_guess(seed)
+            for label, options in ROBUST.items():
+                curve = run_solver(problem, start, cdl.load_solver("emsa", max_iter=iters, **options))
+                robust[f"{label}, seed {seed}"] = {
+                    "status": curve["status"],
+                    "iterations": curve["iterations"],
+                    "final_objective": curve["objective"][-1],
+                    "pmp_residual": pmp_residual(problem, curve["w"]),
+                    "wall_s": curve["time"][-1],
+                }
     return {
         "problem": name,
         "engine": preset["engine"],
@@ -169,22 +207,27 @@ def bench(name: str, args: argparse.Namespace) -> dict[str, Any]:
         "n_samples": int(problem.data.x_train.shape[1]),
         "targets_adam_steps_to_objective": targets,
         "methods": rows,
+        "other_initial_guesses": robust,
     }
 
 
 def main() -> None:
     """Run the benchmark and print the JSON document."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--problems", nargs="+", default=["sin", "ring", "breast_cancer"])
+    parser.add_argument("--problems", nargs="+", default=None, help="default: sin ring breast_cancer (--quick: sin)")
     parser.add_argument("--adam-steps", type=int, default=10000)
     parser.add_argument("--lbfgs-epochs", type=int, default=500)
     parser.add_argument("--emsa-iters", type=int, default=None, help="override the per-problem budgets (PLAN)")
     parser.add_argument("--lr", type=float, default=0.005)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--robust-seeds", type=int, nargs="*", default=[1, 2], help="sin: other initial guesses")
     parser.add_argument("--quick", action="store_true", help="small budgets, sin only (smoke run)")
     args = parser.parse_args()
     if args.quick:
-        args.problems, args.adam_steps, args.lbfgs_epochs, args.emsa_iters = ["sin"], 1000, 50, 50
+        args.problems = args.problems or ["sin"]
+        args.adam_steps, args.lbfgs_epochs, args.emsa_iters = 1000, 50, 50
+        args.robust_seeds = [1]
+    args.problems = args.problems or ["sin", "ring", "breast_cancer"]
     torch.set_num_threads(1)
     load_before = os.getloadavg()
     results = [bench(name, args) for name in args.problems]
@@ -197,6 +240,7 @@ def main() -> None:
         "adam": {"lr": args.lr, "steps": args.adam_steps},
         "torch_lbfgs_epochs": args.lbfgs_epochs,
         "emsa_iters": args.emsa_iters or {name: PLAN[name][0] for name in args.problems},
+        "emsa_preset_options": {name: PLAN[name][2] for name in args.problems},
         "variants": VARIANTS,
         "results": results,
     }

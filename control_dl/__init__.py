@@ -20,6 +20,7 @@ from .problems import Constraints as Constraints
 from .problems import Control as Control
 from .problems import Cost as Cost
 from .problems import Dataset as Dataset
+from .problems import Dynamics as Dynamics
 from .problems import FeedForward as FeedForward
 from .problems import Inside as Inside
 from .problems import Outside as Outside
@@ -55,6 +56,7 @@ __all__ = [
     "Cost",
     "Dataset",
     "Direct",
+    "Dynamics",
     "FatropOptions",
     "FeedForward",
     "Inside",

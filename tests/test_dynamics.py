@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,7 @@ import control_dl as cdl
 from control_dl.backends import numpy_ops
 from control_dl.problems.dynamics import Dynamics, Flow, LayerStack
 from control_dl.problems.layout import block_size
+from control_dl.problems.spec import describe
 
 COST = cdl.Cost(loss="mse", l2=0.3, h1=0.2, l1=0.1, l1_eps=1e-3)
 
@@ -205,3 +207,39 @@ def test_a_users_dynamics_runs_in_every_backend_and_solver() -> None:
         cdl.TrainingProblem(data=cdl.datasets.sin(20), model=LinearLayers((1, 3, 2)))
     with pytest.raises(cdl.SpecError, match="h1"):
         cdl.TrainingProblem(data=cdl.datasets.sin(20), model=LinearLayers(), cost=cdl.Cost("mse", h1=1e-3))
+
+
+@dataclass(frozen=True)
+class LinearLayersWithReadout(LinearLayers):
+    has_readout = True
+
+
+def test_a_readout_needs_one_state_width() -> None:
+    with pytest.raises(cdl.SpecError, match="one state width"):
+        cdl.TrainingProblem(data=cdl.datasets.sin(10), model=LinearLayersWithReadout())
+    problem = cdl.TrainingProblem(data=cdl.datasets.sin(10), model=LinearLayersWithReadout((2, 2)))
+    assert problem.layout.readout_shapes == {"P": (1, 2), "c": (1,)} and problem.n_params == 4 + 3
+    w = problem.initial_guess(seed=0)
+    np.testing.assert_allclose(problem.objective(w, "torch"), problem.objective(w), rtol=1e-12)
+
+
+def test_a_users_dynamics_has_no_spec_and_its_result_still_saves(tmp_path) -> None:
+    problem = cdl.TrainingProblem(data=cdl.datasets.sin(10), model=LinearLayers(), cost=cdl.Cost("mse"))
+    assert describe(problem) is None  # nothing to rebuild it from: the result keeps w, not the problem
+    result = cdl.solve(problem, cdl.load_solver("lbfgsb", max_iter=5), progress=False)
+    result.save(tmp_path / "linear")
+    loaded = cdl.Result.load(tmp_path / "linear")
+    np.testing.assert_array_equal(loaded.w, result.w)
+
+
+def test_theta_heatmap_draws_every_dynamics(problem) -> None:
+    """θ(t) consumers need no model switch (the heatmap raised AttributeError for a layer stack)."""
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    w = problem.initial_guess(seed=6)
+    ax = cdl.plotting.theta_heatmap(problem, SimpleNamespace(w=w))
+    np.testing.assert_array_equal(
+        ax.collections[0].get_array().reshape(problem.layout.p, -1)[:, 0],
+        problem.theta(w, [0.5 * problem.step_size])[0],
+    )
+    matplotlib.pyplot.close(ax.figure)

@@ -22,6 +22,7 @@ from .._toml import read_toml
 from .controls import CONTROLS
 from .costs import Constraints, Cost
 from .datasets import BUNDLED, DATASETS, Dataset, bundled
+from .dynamics import Dynamics
 from .feedforward import FeedForward
 from .fields import FIELDS
 from .training import TrainingProblem
@@ -411,9 +412,9 @@ def describe(problem: TrainingProblem) -> dict[str, Any] | None:
         "constraints": dataclasses.asdict(problem.constraints),
     }
     model = problem.model
-    if model is not None and not isinstance(model, FeedForward):
-        return None  # a user's Dynamics has no spec
-    if model is not None:
+    if isinstance(model, Dynamics):
+        return None  # a user's dynamics has no spec
+    if isinstance(model, FeedForward):
         doc["model"] = {"model": "mlp", "widths": list(model.widths), "activation": model.activation}
     else:
         field_name = next((n for n, kind in FIELDS.items() if type(problem.field) is kind), None)

@@ -127,6 +127,8 @@ class TrainingProblem:
         n_out = self.targets.shape[0]
         if not dynamics.has_readout and widths[-1] != n_out:
             raise spec_error("widths", widths, f"must end with the output size {n_out} of loss {self.cost.loss!r}")
+        if dynamics.has_readout and len(set(widths)) != 1:
+            raise spec_error("model", name, f"has a readout λ2 = P x + c, which needs one state width d (got {widths})")
         horizon = dynamics.n_steps * dynamics.step_size
         flow_only = {
             "field": self.field != Inside(),
@@ -551,8 +553,9 @@ class TrainingProblem:
         rng = np.random.default_rng(seed)
         lay = self.layout
         theta = self.dynamics.initial_theta(rng, scale)
-        readout = np.r_[rng.normal(0.0, 1.0 / np.sqrt(self.dim), lay.n_out * self.dim), np.zeros(lay.n_out)]
-        readout = readout if lay.has_readout else []
+        readout = []
+        if lay.has_readout:
+            readout = np.r_[rng.normal(0.0, 1.0 / np.sqrt(self.dim), lay.n_out * self.dim), np.zeros(lay.n_out)]
         lift = np.r_[np.eye(self.dim, self.data.n_in).ravel(order="F"), np.zeros(self.dim)] if lay.affine_lift else []
         return np.r_[theta, readout, lift].astype(np.float64)
 

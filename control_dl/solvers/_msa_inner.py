@@ -319,8 +319,8 @@ class InnerProblem:
         self.rho = float(rho)
         self.scale = 1.0 / engine.normaliser
 
-    def evaluate(self, c: np.ndarray, hessian: bool = False) -> Values:
-        """φ per block, ∇φ and (with ``hessian``) the blocks' Hessians at c.
+    def evaluate(self, c: np.ndarray, hessian: bool = False, blocks: bool = True) -> Values:
+        """φ per block (or their sum), ∇φ and (with ``hessian``) the blocks' Hessians at c.
 
         Parameters
         ----------
@@ -328,11 +328,16 @@ class InnerProblem:
             θ block.
         hessian : bool
             Also return the blocks' Hessians.
+        blocks : bool
+            Values per block (the Jacobi split of R: one regulariser evaluation per block, what
+            Newton's per-block damping needs); False: one value, their sum φ(c) = −(1/n) Σ_k a_k
+            + R(c) − ½ δᵀ H_off δ (one regulariser evaluation, what L-BFGS-B needs).
 
         Returns
         -------
         Values
-            Values per block (summing to φ(c) up to a constant), gradient, Hessians.
+            Values per block (one value when ``blocks`` is False; summing to φ(c) up to a constant),
+            gradient, Hessians.
         """
         st = self.stages
         out = self.engine.augmented_hamiltonian(self.sweep, st.thetas(c), self.rho, hessian)
@@ -344,11 +349,37 @@ class InnerProblem:
         if hessian:
             data = st.hessian_blocks(out.hessians)
             hess = [-self.scale * h + r for h, r in zip(data, st.reg_hess_blocks(c), strict=True)]
-        if len(st.sizes) == 1:
+        if len(st.sizes) == 1 or not blocks:
             values = np.array([a.sum() + float(r_value) - 0.5 * delta @ (st.h_off @ delta)])
         else:  # one block per step
             values = a + st.reg_block_values(c, self.c0)
         return Values(c, values, grad, hess)
+
+    def at_reference(self, gradient: np.ndarray) -> Values:
+        r"""φ(c⁰) and ∇φ(c⁰) from the sweep and ∇_θ J, without evaluating H̃.
+
+        At the sweep's own θ both penalties of H̃ vanish (x_{k+1} = F(x_k, Θ_k) and q̂_k = J_{F,x}ᵀ p̂_{k+1}),
+        so a_k(Θ_k) = Σ_i p̂_{k+1,i}·x_{k+1,i} and φ(c⁰) = −Σ_k Σ_i p_{k+1,i}·x_{k+1,i} + R(c⁰); and
+        ∇φ(c⁰) = ∇_θ J (the E-MSA identity ∂H̃/∂θ = −∇_θ J). One inner evaluation per outer iteration
+        saved, for the inner solvers that need no Hessian at c⁰. An engine whose sweep keeps its arrays
+        elsewhere (empty lists) is evaluated instead.
+
+        Parameters
+        ----------
+        gradient : ndarray
+            ∇_θ J at the sweep's w on the same batch (the θ block of the engine's gradient).
+
+        Returns
+        -------
+        Values
+            One value (the sum over the blocks), the gradient, no Hessians.
+        """
+        sw = self.sweep
+        if len(sw.states) != self.stages.n_steps + 1 or len(sw.costates) != self.stages.n_steps + 1:
+            return self.evaluate(self.c0, blocks=False)
+        a = sum(float(np.sum(p * x)) for p, x in zip(sw.costates[1:], sw.states[1:], strict=True))
+        value = -a + float(self.stages.reg_vg(self.c0)[0])
+        return Values(self.c0, np.array([value]), np.asarray(gradient, dtype=float).copy())
 
     def block_norms(self, grad: np.ndarray) -> np.ndarray:
         """‖∂φ/∂c_b‖ per block (per coefficient C_j of a flow, per layer of a feed-forward model)."""
@@ -375,7 +406,7 @@ class InnerProblem:
         """
         return damped_newton(self.evaluate, start, iters, self.stages.sizes, bounds)
 
-    def lbfgsb(self, iters: int, bounds: float | None) -> tuple[np.ndarray, float]:
+    def lbfgsb(self, iters: int, bounds: float | None, start: Values | None = None) -> tuple[np.ndarray, float]:
         """One scipy L-BFGS-B over all blocks (the sum of the blocks' φ_b): no Hessians, so the cost
         per iteration is linear in the size of θ_k (the inner solver for wide layers).
 
@@ -385,6 +416,8 @@ class InnerProblem:
             L-BFGS-B iterations.
         bounds : float or None
             |θ| ≤ M.
+        start : Values, optional
+            φ and ∇φ at c⁰ when already evaluated (L-BFGS-B's first evaluation is then free).
 
         Returns
         -------
@@ -393,7 +426,7 @@ class InnerProblem:
         """
 
         def fun(c: np.ndarray) -> tuple[float, np.ndarray]:
-            ev = self.evaluate(c)
+            ev = start if start is not None and np.array_equal(c, start.c) else self.evaluate(c, blocks=False)
             return float(ev.values.sum()), ev.grad
 
         box = None if bounds is None else [(-bounds, bounds)] * self.c0.size

@@ -82,7 +82,9 @@ class ReadoutObjective:
         self, states: list[np.ndarray], y: np.ndarray
     ) -> tuple[Callable[[np.ndarray], tuple[np.ndarray, ...]], Callable[[np.ndarray], float]]:
         """z -> (J − R, ∇J, [∇²J]) as numpy arrays, and z -> J − R, for the given states x_0..x_N and targets."""
-        data = np.hstack(states[1:]) if self.running else states[-1]
+        # converted to CasADi matrices once: converting the d × S states on every call costs 10x the evaluation
+        data = ca.DM(np.hstack(states[1:]) if self.running else states[-1])
+        y = ca.DM(y)
 
         def fun(z: np.ndarray) -> tuple[np.ndarray, ...]:
             return tuple(np.asarray(v, dtype=float) for v in self.function(z, data, y))
@@ -139,7 +141,8 @@ def newton(
     """Minimise a convex J(z) by damped Newton.
 
     z ← z + α s with H s = −g solved in the least-squares sense (H is singular when the final
-    states do not span R^d), halving α until J decreases by at least ¼ α |g·s| (Armijo); stops when
+    states do not span R^d), α ← α/10 until J decreases by at least ¼ α |g·s| (Armijo; on a nearly
+    singular H the first step is far too long, and halving cost 10–30 trials of it on breast cancer); stops when
     the Newton decrement −g·s is below 1e-15 (1 + |J|) or after ``max_iter`` steps. For MSE J is
     quadratic in z and the first step is the linear least-squares solution. For a logistic or
     cross-entropy loss on separable final states J has no minimiser (it decreases as the readout
@@ -170,7 +173,7 @@ def newton(
             break
         alpha = 1.0
         while alpha > 1e-10 and not value(z + alpha * step) <= j - 0.25 * alpha * decrement:
-            alpha *= 0.5
+            alpha *= 0.1
         if alpha <= 1e-10:
             break
         z = z + alpha * step

@@ -87,7 +87,9 @@ class MSA:
         Lipschitz constraints). "auto": Newton when every block has ≤ 200 entries, else L-BFGS-B.
     inner_iters : int, optional
         Iterations of the inner solver (and of the L-BFGS-B readout and lift steps). Default: 1 for
-        Newton (one batched Newton step per outer iteration), 10 for L-BFGS-B and IPOPT.
+        Newton (one batched Newton step per outer iteration) and L-BFGS-B (measured on breast cancer,
+        d = 30: one iteration reaches a lower J in 100 outer iterations than 2, 3, 5 or 10, at a third
+        of the cost per iteration), 10 for IPOPT.
     readout : {"exact", "lbfgsb"}
         Readout update after each θ update: "exact" minimises J over (P, c) for the fixed states
         (variable projection; J is convex in (P, c)), "lbfgsb" takes ``inner_iters`` L-BFGS-B
@@ -298,7 +300,7 @@ class _Run:
         self.inner = solver.inner
         if self.inner == "auto":
             self.inner = "newton" if max(self.stages.sizes) <= NEWTON_MAX_BLOCK else "lbfgsb"
-        self.inner_iters = solver.inner_iters or (1 if self.inner == "newton" else 10)
+        self.inner_iters = solver.inner_iters or (10 if self.inner == "ipopt" else 1)
         if solver.memory and self.inner != "newton":
             raise spec_error(
                 "memory",
@@ -335,7 +337,10 @@ class _Run:
                 j_batch, grad = ev.objective, ev.gradient
                 logged = ev if engine is self.full_engine else self.full_engine.evaluate(w, gradient=False)
             inner = InnerProblem(self.stages, engine, sweep, rho)
-            start = inner.evaluate(w[:n_theta], hessian=self.inner == "newton")
+            if self.inner == "newton":
+                start = inner.evaluate(w[:n_theta], hessian=True)
+            else:  # no Hessian needed at c⁰: φ and ∇φ = ∇_θ J come from the sweep
+                start = inner.at_reference(grad[:n_theta])
             if solver.memory and accepted and last is not None:
                 s_k, y_k = last[0], start.grad - last[1]
                 if s_k @ y_k > 1e-10 * np.linalg.norm(s_k) * np.linalg.norm(y_k):  # curvature condition
@@ -366,7 +371,7 @@ class _Run:
                 break
             it += 1
             c_new, value = self._maximise(inner, start, pairs)
-            candidate, j_new, step = self._line_search(engine, w, c_new, y, j_batch)
+            candidate, j_new, step = self._line_search(engine, w, c_new, y, j_batch, grad)
             accepted = not solver.adapt_rho or (math.isfinite(j_new) and j_new <= j_batch)
             if accepted:
                 last = (candidate[:n_theta] - w[:n_theta], start.grad)
@@ -396,18 +401,39 @@ class _Run:
         if self.inner == "newton":
             return inner.newton(start, self.inner_iters, bound)
         if self.inner == "lbfgsb":
-            return inner.lbfgsb(self.inner_iters, bound)
+            return inner.lbfgsb(self.inner_iters, bound, start)
         return inner.ipopt(self.inner_iters)
 
     def _line_search(
-        self, engine: Engine, w: np.ndarray, c_new: np.ndarray, y: np.ndarray, j_old: float
+        self, engine: Engine, w: np.ndarray, c_new: np.ndarray, y: np.ndarray, j_old: float, grad: np.ndarray
     ) -> tuple[np.ndarray, float, float]:
-        """θ = θ⁰ + α (θ_new − θ⁰) for α = 1, ½, ¼ (only α = 1 without step control), each with the
-        readout update; the first α that does not increase J wins. Returns (w, J(w), α)."""
+        """θ = θ⁰ + α (θ_new − θ⁰), each trial with the readout update; the first α that does not
+        increase J wins (three trials; only α = 1 without step control). Returns (w, J(w), α).
+
+        Newton steps (``inner="newton"``, the quasi-Newton memory) try α = 1, ½, ¼. The other inner
+        solvers (one L-BFGS-B iteration on H̃ is nearly a gradient step) take, after a failed trial
+        α, the minimiser of the quadratic through J(0), the slope J'(0) = ∇_θ J · (θ_new − θ⁰) and
+        J(α), safeguarded to [α/10, α/2] (Nocedal & Wright 2006, §3.5), or α/2 when that slope is
+        not negative or J(α) is not finite; with the exact readout J'(0) is the slope of
+        J̄(θ) = min_z J(θ, z) too (envelope theorem). Measured: on breast cancer (L-BFGS-B inner)
+        the interpolation ends 100 iterations at J = 3·10⁻⁷ instead of 2·10⁻⁴ (no rejected updates
+        instead of 14); on the sin toy's Newton steps it is slower than halving (J̄ along the Newton
+        step is far from quadratic), so they keep the halving.
+        """
         n_theta = self.n_theta
-        for alpha in (1.0, 0.5, 0.25) if self.solver.adapt_rho else (1.0,):
+        direction = c_new - w[:n_theta]
+        slope = float(grad[:n_theta] @ direction)
+        interpolate = self.inner != "newton"
+        alpha, j_new = 1.0, math.nan
+        for trial in range(3 if self.solver.adapt_rho else 1):
+            if trial and interpolate:
+                curvature = j_new - j_old - slope * alpha
+                fit = -slope * alpha**2 / (2.0 * curvature) if slope < 0 and math.isfinite(j_new) else 0.5 * alpha
+                alpha = min(max(fit, 0.1 * alpha), 0.5 * alpha)
+            elif trial:
+                alpha *= 0.5
             candidate = w.copy()
-            candidate[:n_theta] = w[:n_theta] + alpha * (c_new - w[:n_theta])
+            candidate[:n_theta] = w[:n_theta] + alpha * direction
             candidate, j_new = self._readout_step(engine, candidate, y)
             if math.isfinite(j_new) and j_new <= j_old:
                 break
