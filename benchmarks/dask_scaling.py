@@ -2,35 +2,48 @@
 
 For ring (S = 10⁵, d = 3, N = 20) and scikit-learn digits (standardised, training set repeated ×20):
 
-- f+grad: median seconds of one ``evaluate(w)`` on the local engine alone (no Dask) and through
-  ``engines.Dask`` with 1 and 2 single-threaded worker processes, and the speed-up t(1)/t(2);
+- f+grad: median seconds of one ``evaluate(w)`` on the local engine alone (no Dask, on S, S/2
+  and 8 samples; timed before any cluster starts, since a LocalCluster's scheduler and nannies
+  are threads of the driver and take the GIL from it) and through ``engines.Dask`` with 1 and 2
+  single-threaded worker processes (interleaved: the same load), and the speed-up t(1)/t(2);
+- every f+grad also "net" of the load (Linux): wall time minus the time the critical threads (the
+  driver's main thread, each worker's busiest thread) were runnable but waiting for a CPU taken by
+  other processes (``/proc/<pid>/task/<tid>/schedstat``): about what the call takes on free cores;
+- the overhead per call: the Dask engine's f+grad minus the local engine's on the slowest shard
+  (S/m), net where available, and the CPU seconds per call of the driver process (which also
+  hosts the scheduler and the nannies) and of each worker (CPU time does not depend on the load);
 - time to target: L-BFGS-B (``Direct(nlp="lbfgsb")``) iterations until the training loss reaches
   the loss the serial solve has after ``--iters`` iterations (time from the first logged iterate,
   so binding/compiling is reported apart as ``bind_s``);
 - the scaling model's inputs, measured here: the latency of an actor round trip, the time to send
-  n_params floats out and back, the local engine's cost per sample (from f+grad at S and S/2),
-  and its prediction of the 2-worker time per evaluation (docs/guide/dask.md);
+  n_params floats out and back, the bytes of one shard's answer, the local engine's cost per sample
+  (from f+grad at S and S/2), the constant c_m that Dask adds to a call (f+grad through Dask minus
+  the local engine's, on 8 samples per shard: nothing to compute, the same n_params), and the
+  model's f+grad, local engine on S/m + c_m (docs/guide/dask.md), beside the measured one;
 - memory: each shard's array bytes and each worker's resident set growth after binding.
 
 Prints one JSON object. The machine load (``os.getloadavg``) is recorded before and after: timings
 taken while other processes use the cores are noted as such; ratios measured in one run are the
 comparison.
 
-    python benchmarks/dask_scaling.py [--quick] [--iters 40] [--reps 7]
+    python benchmarks/dask_scaling.py [--quick] [--iters 40] [--reps 15]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import glob
 import json
 import os
+import pickle
 import statistics
 import time
 from typing import Any
 
 import dask
 import numpy as np
+import psutil
 import torch
 from distributed import Client, LocalCluster
 from threadpoolctl import threadpool_limits
@@ -93,16 +106,118 @@ def time_to_target(history: list[dict], target: float) -> float | None:
     return None
 
 
+#: samples per shard of the batch that measures the Dask engine's constant cost per call
+TINY = 8
+
+
+def thread_times(pids: list[int]) -> dict[tuple[int, int], tuple[float, float]]:
+    """(CPU seconds, seconds runnable but waiting for a CPU) of every thread of ``pids``.
+
+    From Linux's ``/proc/<pid>/task/<tid>/schedstat``; empty where that does not exist.
+    """
+    times = {}
+    for pid in pids:
+        for path in glob.glob(f"/proc/{pid}/task/*/schedstat"):
+            try:
+                with open(path) as f:
+                    cpu, wait, _ = f.read().split()
+            except (OSError, ValueError):  # a thread that ended meanwhile
+                continue
+            times[(pid, int(path.split("/")[-2]))] = (int(cpu) * 1e-9, int(wait) * 1e-9)
+    return times
+
+
+def waited(before: dict, after: dict, driver: int, workers: list[int]) -> float:
+    """Seconds the critical path of one call spent waiting for a CPU (other processes' load).
+
+    The driver's main thread, plus the longest wait of a worker's busiest thread (the one that
+    computed); the threads that only pass messages are not counted, so the remainder
+    (wall − this) is, if anything, an over-estimate of the call on free cores.
+    """
+    delta = {
+        key: (after[key][0] - before.get(key, (0.0, 0.0))[0], after[key][1] - before.get(key, (0.0, 0.0))[1])
+        for key in after
+    }
+    main = delta.get((driver, driver), (0.0, 0.0))[1]
+    busiest = [max((v for (p, _), v in delta.items() if p == pid), default=(0.0, 0.0))[1] for pid in workers]
+    return main + max(busiest, default=0.0)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far, all its threads."""
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+def time_calls(calls: dict[str, Any], pids: dict[str, list[int]], w: np.ndarray, reps: int) -> dict[str, dict]:
+    """f+grad timings of several engines, interleaved (the same load for all).
+
+    Parameters
+    ----------
+    calls : dict
+        Name -> ``engine.evaluate``.
+    pids : dict
+        Name -> the worker processes that engine calls (none for a local engine).
+    w : ndarray
+        The decision vector.
+    reps : int
+        Calls per engine.
+
+    Returns
+    -------
+    dict
+        Name -> ``fgrad_s`` (median wall), ``fgrad_net_s`` (median of wall minus the critical threads'
+        wait for a CPU; None without /proc) and ``cpu_per_call_s`` (driver and workers, from a
+        block of ``reps`` calls: CPU time does not depend on the load, wall time does).
+    """
+    driver = os.getpid()
+    has_schedstat = bool(thread_times([driver]))  # Linux
+    for call in calls.values():
+        call(w)  # warm-up
+    walls: dict[str, list[float]] = {key: [] for key in calls}
+    nets: dict[str, list[float]] = {key: [] for key in calls}
+    for _ in range(reps):
+        for key, call in calls.items():
+            workers = pids.get(key, [])
+            before = thread_times([driver, *workers])
+            start = time.perf_counter()
+            call(w)
+            walls[key].append(time.perf_counter() - start)
+            nets[key].append(walls[key][-1] - waited(before, thread_times([driver, *workers]), driver, workers))
+    out = {}
+    for key, call in calls.items():
+        procs = [driver, *pids.get(key, [])]
+        before = [cpu_seconds(pid) for pid in procs]
+        for _ in range(reps):
+            call(w)
+        used = [(cpu_seconds(pid) - b) / reps for pid, b in zip(procs, before, strict=True)]
+        out[key] = {
+            "fgrad_s": statistics.median(walls[key]),
+            "fgrad_net_s": statistics.median(nets[key]) if has_schedstat else None,
+            "cpu_per_call_s": {"driver": used[0], "workers": used[1:]},
+        }
+    return out
+
+
+def load_free(times: dict[str, Any]) -> float:
+    """The net f+grad time where /proc gives it, else the wall time."""
+    return times["fgrad_s"] if times["fgrad_net_s"] is None else times["fgrad_net_s"]
+
+
 def measure(name: str, problem: cdl.TrainingProblem, args: argparse.Namespace) -> dict[str, Any]:
     """Every number of one problem (see the module docstring)."""
     x, y, w = problem.data.x_train, problem.targets, problem.initial_guess(seed=0)
     n_samples, n_params = x.shape[1], problem.n_params
     serial = make_engine("auto", problem, x, y)
     local = serial.info["name"]
-    half = make_engine(local, problem, x[:, : n_samples // 2], y[:, : n_samples // 2], normaliser=n_samples)
-    fg_full = median_time(lambda: serial.evaluate(w), args.reps)
-    fg_half = median_time(lambda: half.evaluate(w), args.reps)
-    per_sample = (fg_full - fg_half) / (n_samples - n_samples // 2)
+    # the local engine on S, on the slowest shard of 2 workers (S/2), and on TINY samples; timed
+    # before any cluster exists: a LocalCluster's scheduler and nannies are threads of this process
+    # and would take the GIL from it
+    columns = {"serial": n_samples, "serial_half": n_samples // 2, "serial_tiny": TINY}
+    local_engines = {
+        key: make_engine(local, problem, x[:, :n], y[:, :n], normaliser=n_samples) for key, n in columns.items()
+    }
+    serial_times = time_calls({key: e.evaluate for key, e in local_engines.items()}, {}, w, args.reps)
     solver = cdl.load_solver("lbfgsb", engine=local, max_iter=args.iters, tol=1e-14)
     start = time.perf_counter()
     ref = cdl.solve(problem, solver, progress=False)
@@ -112,31 +227,30 @@ def measure(name: str, problem: cdl.TrainingProblem, args: argparse.Namespace) -
         "n_params": n_params,
         "local_engine": local,
         "serial": {
-            "fgrad_s": fg_full,
-            "fgrad_half_s": fg_half,
-            "per_sample_s": per_sample,
+            **{f"{key}_{field}": value for key, times in serial_times.items() for field, value in times.items()},
             "time_to_target_s": time_to_target(ref.history, target),
             "solve_s": time.perf_counter() - start,
             "iterations": ref.iterations,
         },
         "target_loss": target,
     }
-    clusters, engines = {}, {}
+    best = {key: load_free(t) for key, t in serial_times.items()}
+    out["serial"]["per_sample_s"] = (best["serial"] - best["serial_half"]) / (n_samples - n_samples // 2)
+    clusters, engines, pids = {}, {}, {}
     for workers in (1, 2):  # both clusters up at once: their f+grad timings interleave (same load)
         with dask.config.set(LOCAL_CLUSTER_CONFIG):  # large arrays stay on the heap (see that constant)
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
-        client = Client(cluster)
+        client = Client(cluster, direct_to_workers=True)  # actor calls straight to the workers
         client.run(warm_up)
         idle = client.run(rss)
+        pids[f"dask_{workers}"] = pids[f"tiny_{workers}"] = sorted(client.run(os.getpid).values())
         echo = client.submit(Echo, actor=True).result()
-        shard_predictions = np.zeros(y.shape[0] * n_samples // workers)
         start = time.perf_counter()
         engine = make_engine(Dask(client, local=local), problem, x, y)
         out[f"workers_{workers}"] = {
             "bind_s": time.perf_counter() - start,
             "latency_s": median_time(lambda e=echo: e.echo(np.zeros(0)).result(), 4 * args.reps),
             "round_trip_n_params_s": median_time(lambda e=echo: e.echo(np.zeros(n_params)).result(), 4 * args.reps),
-            "round_trip_predictions_s": median_time(lambda e=echo, p=shard_predictions: e.echo(p).result(), args.reps),
         }
         engine.evaluate(w)
         grown = client.run(rss)
@@ -144,20 +258,32 @@ def measure(name: str, problem: cdl.TrainingProblem, args: argparse.Namespace) -
             shard_mib=[m["shard_bytes"] / 2**20 for m in engine.memory()],
             worker_rss_growth_mib=sorted((grown[a] - idle[a]) / 2**20 for a in idle),
         )
-        clusters[workers], engines[workers] = (cluster, client), engine
-    samples: dict[int, list[float]] = {1: [], 2: []}
-    for _ in range(args.reps):
-        for workers, engine in engines.items():
-            start = time.perf_counter()
-            engine.evaluate(w)
-            samples[workers].append(time.perf_counter() - start)
+        clusters[workers], engines[f"dask_{workers}"] = (cluster, client), engine
+        cols = slice(0, TINY * workers)  # TINY samples per shard
+        engines[f"tiny_{workers}"] = make_engine(Dask(client, local=local), problem, x[:, cols], y[:, cols])
+    dask_times = time_calls({key: e.evaluate for key, e in engines.items()}, pids, w, args.reps)
+    answer = dataclasses.replace(serial.evaluate(w), predictions=None, n_correct=0)
     for workers, (cluster, client) in clusters.items():
-        engines[workers].close()
+        for key in (f"dask_{workers}", f"tiny_{workers}"):
+            engines[key].close()
+        times, tiny = dask_times[f"dask_{workers}"], dask_times[f"tiny_{workers}"]
+        shard = "serial_half" if workers == 2 else "serial"
+        # the model's constant c_m: what Dask adds to a call of TINY samples per shard (round trip,
+        # w out and ∇J back, messaging; the same n_params)
+        constant = load_free(tiny) - best["serial_tiny"]
+        measured = load_free(times)
         entry = out[f"workers_{workers}"]
-        entry["fgrad_s"] = statistics.median(samples[workers])
-        # model: slowest shard's f+grad + (w out, ∇J back) + predictions back (echo: out and back) + one latency
-        entry["model_fgrad_s"] = (fg_half if workers == 2 else fg_full) + entry["round_trip_n_params_s"]
-        entry["model_fgrad_s"] += entry["round_trip_predictions_s"] - entry["latency_s"]
+        entry.update(
+            **times,
+            # what Dask adds to one call: the time beyond the local engine on the slowest shard
+            overhead_s=measured - best[shard],
+            overhead_constant_s=constant,
+            cpu_per_tiny_call_s=tiny["cpu_per_call_s"],
+            answer_bytes=len(pickle.dumps(answer, protocol=5)),
+            predictions_bytes=8 * y.shape[0] * n_samples // workers,
+            # model: the local engine on the slowest shard + c_m
+            model_fgrad_s=best[shard] + constant,
+        )
         solver = cdl.load_solver(
             "lbfgsb", engine=Dask(client, local=local), max_iter=args.iters + 20, tol=1e-14, target_loss=target
         )
@@ -167,10 +293,15 @@ def measure(name: str, problem: cdl.TrainingProblem, args: argparse.Namespace) -
         cluster.close()
     one, two = out["workers_1"], out["workers_2"]
     out["speedup_fgrad"] = one["fgrad_s"] / two["fgrad_s"]
+    if one["fgrad_net_s"] is not None:
+        out["speedup_fgrad_net"] = one["fgrad_net_s"] / two["fgrad_net_s"]
     if one["time_to_target_s"] and two["time_to_target_s"]:
         out["speedup_time_to_target"] = one["time_to_target_s"] / two["time_to_target_s"]
-    out["speedup_fgrad_vs_serial"] = out["serial"]["fgrad_s"] / two["fgrad_s"]
-    print(f"# {name}: {json.dumps({k: v for k, v in out.items() if k.startswith('speedup')})}", flush=True)
+    headline = {k: v for k, v in out.items() if k.startswith("speedup")}
+    headline.update({f"overhead_ms_{m}": 1e3 * out[f"workers_{m}"]["overhead_s"] for m in (1, 2)})
+    headline.update({f"constant_ms_{m}": 1e3 * out[f"workers_{m}"]["overhead_constant_s"] for m in (1, 2)})
+    headline.update({f"shard_mib_{m}": out[f"workers_{m}"]["shard_mib"] for m in (1, 2)})
+    print(f"# {name}: {json.dumps(headline)}", flush=True)
     return out
 
 
@@ -178,7 +309,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller data and fewer iterations (a smoke run)")
     parser.add_argument("--iters", type=int, default=None, help="L-BFGS-B iterations of the serial reference")
-    parser.add_argument("--reps", type=int, default=7, help="repetitions per timing (median)")
+    parser.add_argument("--reps", type=int, default=15, help="repetitions per timing (median)")
     args = parser.parse_args()
     if args.iters is None:
         args.iters = 10 if args.quick else 40

@@ -69,9 +69,14 @@ _POLL = 0.5
 #: MALLOC_TRIM_THRESHOLD_ in every worker, which also freezes the mmap threshold at 128 KiB: each
 #: array of a large shard is then mmap-ed, zero-filled and unmapped on every evaluation (measured
 #: here: a numpy loop on 3 × 10⁵ arrays 8× slower in a worker than in the driver). A 32 MiB mmap
-#: threshold keeps such arrays on the heap (same loop: 2× → the load's noise). Use it for your own
-#: clusters too (``dask.config.set(LOCAL_CLUSTER_CONFIG)`` before starting them).
-LOCAL_CLUSTER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": 2**25}
+#: threshold keeps such arrays on the heap (same loop: 2× → the load's noise). The workers'
+#: statistical profiler (a stack walk of the computing thread every 10 ms, for a dashboard these
+#: clusters do not start) is off: it cost each worker's event loop ~1 % of a core (measured here).
+#: Use it for your own clusters too (``dask.config.set(LOCAL_CLUSTER_CONFIG)`` before starting them).
+LOCAL_CLUSTER_CONFIG = {
+    "distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": 2**25,
+    "distributed.worker.profile.enabled": False,
+}
 
 
 def _import_distributed() -> Any:
@@ -392,6 +397,8 @@ class DaskEngine(Engine):
 
         spec = self.spec
         if isinstance(spec.client, distributed.Client):
+            if not spec.client.direct_to_workers:
+                logger.info("the scheduler relays every call: Client(..., direct_to_workers=True) saves a hop per call")
             return spec.client, []
         # direct_to_workers: actor calls go straight to the worker; otherwise the scheduler relays
         # every call and its answer (one more hop, and the answer is (de)serialised once more)
