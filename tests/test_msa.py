@@ -164,6 +164,7 @@ def test_presets_and_option_validation() -> None:
         {"rho_max": 1e-3},
         {"readout": "newton"},
         {"memory": -1},
+        {"memory": "many"},
         {"memory": 5, "inner": "lbfgsb"},
         {"memory": 5, "inner": "newton", "inner_iters": 3},
         {"memory": 5, "inner": "newton", "inner_iters": 1, "batch_size": 10},
@@ -353,3 +354,42 @@ def test_reference_values_from_the_sweep_equal_the_hamiltonian_evaluation(engine
     assert np.allclose(reference.grad, total.grad, rtol=1e-10, atol=1e-13)
     r0 = float(inner.stages.reg_vg(w[:n_theta])[0])
     assert per_block.values.sum() == pytest.approx(total.values[0] + (problem.n_steps - 1) * r0, rel=1e-12)
+
+
+def test_automatic_memory_couples_only_single_full_batch_newton_steps() -> None:
+    """``memory="auto"`` (the emsa preset) uses 5 secant pairs where the run takes one Newton step on
+    full batches, and is off otherwise (mini-batches, several Newton steps, L-BFGS-B blocks) instead
+    of raising like an explicit memory; the message says which ran."""
+    problem = cdl.load_problem("ring", n_samples=20, n_steps=4)
+    assert cdl.load_solver("emsa").memory == "auto"
+    runs = {
+        "newton": ({}, "memory 5"),
+        "batches": ({"batch_size": 10}, None),
+        "five steps": ({"inner_iters": 5}, None),
+        "lbfgsb": ({"inner": "lbfgsb"}, None),
+    }
+    for options, expected in runs.values():
+        result = cdl.solve(problem, cdl.load_solver("emsa", max_iter=4, jit=False, **options), progress=False)
+        assert (expected in result.message) if expected else ("memory" not in result.message)
+        assert result.objective < result.history[0]["objective"]
+    explicit = cdl.solve(problem, cdl.MSA(rho=1.0, memory=5, max_iter=4, jit=False), progress=False)
+    automatic = cdl.solve(problem, cdl.MSA(rho=1.0, memory="auto", max_iter=4, jit=False), progress=False)
+    assert np.array_equal(explicit.w, automatic.w)
+
+
+def test_automatic_memory_removes_the_coupling_stall_on_the_sin_toy() -> None:
+    """From ``initial_guess(2)`` the uncoupled Newton steps of the 20 layers stall (J ≈ 5e-2, residual
+    4.5e-3 after 500 iterations, docs/benchmarks/msa.md; J > 5e-2 after 60); with the preset's memory the run stops
+    ``converged`` at PMP residual ≤ 1e-4 (checked against the objective's gradient) below Adam's
+    10 000-step objective 9.5e-4."""
+    problem = cdl.load_problem("sin")
+    w0 = problem.initial_guess(2)
+    pytest.importorskip("torch")
+    options = {"engine": "torch", "jit": False}  # no compiling: the cheapest set-up for this size
+    coupled = cdl.solve(problem, cdl.load_solver("emsa", max_iter=300, **options), w0=w0, progress=False)
+    assert coupled.status == "converged", coupled.message
+    grad = problem.gradient(coupled.w)[: problem.layout.n_theta]
+    assert np.linalg.norm(grad.reshape(problem.n_steps, -1), axis=1).max() <= 1e-4
+    assert coupled.objective < 9.5e-4
+    uncoupled = cdl.solve(problem, cdl.load_solver("emsa", max_iter=60, memory=0, **options), w0=w0, progress=False)
+    assert uncoupled.status == "max_iter" and uncoupled.objective > 10 * coupled.objective

@@ -136,7 +136,14 @@ def device_ops(device: Any) -> Any:
 
 
 def costate_pass(
-    problem: Any, w: Any, x: Any, y: Any, ops: Any, normaliser: float | None = None, regulariser: bool = True
+    problem: Any,
+    w: Any,
+    x: Any,
+    y: Any,
+    ops: Any,
+    normaliser: float | None = None,
+    regulariser: bool = True,
+    gradient: bool = True,
 ) -> tuple[Any, Any, Any, list[Any], list[Any], list[Any]]:
     r"""The discrete adjoint pass: J_batch, its loss, ∇_w J_batch, the states and the costates.
 
@@ -166,6 +173,9 @@ def costate_pass(
         n (default S).
     regulariser : bool
         Include R(θ).
+    gradient : bool
+        Accumulate ∇_w J (False: the step products are taken in x only, as a sweep needs; ``grad``
+        then holds the readout, lift and R terms alone).
 
     Returns
     -------
@@ -197,10 +207,14 @@ def costate_pass(
     j, loss, dj_dx, grad = readout_terms(states[-1], terminal=True)
     costates, qs = [-dj_dx], []
     for k in range(problem.n_steps - 1, -1, -1):
-        leaf_w, leaf_x = w.clone().requires_grad_(True), states[k].clone().requires_grad_(True)
+        leaf_w = w.clone().requires_grad_(True) if gradient else w
+        leaf_x = states[k].clone().requires_grad_(True)
         nxt = problem.step(leaf_x, problem.stage_thetas(leaf_w, k, ops), ops, k)
-        dj_dx, step_grad = torch.autograd.grad(nxt, (leaf_x, leaf_w), grad_outputs=dj_dx)
-        grad = grad + step_grad
+        if gradient:
+            dj_dx, step_grad = torch.autograd.grad(nxt, (leaf_x, leaf_w), grad_outputs=dj_dx)
+            grad = grad + step_grad
+        else:
+            (dj_dx,) = torch.autograd.grad(nxt, leaf_x, grad_outputs=dj_dx)
         qs.append(-dj_dx)
         if k > 0 and running:
             value, _, grad_x, grad_w = readout_terms(states[k], terminal=False)
@@ -401,7 +415,7 @@ class TorchEngine(Engine):
         """
         with self._threads():
             _, _, _, states, costates, qs = costate_pass(
-                self.problem, self._tensor(w), self._x, self._y, self.ops, self.normaliser, self.regulariser
+                self.problem, self._tensor(w), self._x, self._y, self.ops, self.normaliser, self.regulariser, False
             )
         handle = {"states": states, "costates": costates, "q": qs}
         return Sweep(

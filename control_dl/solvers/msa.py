@@ -71,6 +71,10 @@ from ._msa_readout import ReadoutObjective
 from .base import Recorder, check_choice, check_positive_float, check_positive_int, make_result
 from .checkpoint import check_checkpoint
 
+#: Secant pairs of ``memory="auto"`` (measured: 5 removes the layer-coupling stalls of the sin toy
+#: from ``initial_guess(2)`` and of ring d = 3, docs/benchmarks/msa.md).
+AUTO_MEMORY = 5
+
 
 @dataclass(frozen=True)
 class MSA:
@@ -94,12 +98,13 @@ class MSA:
         Readout update after each θ update: "exact" minimises J over (P, c) for the fixed states
         (variable projection; J is convex in (P, c)), "lbfgsb" takes ``inner_iters`` L-BFGS-B
         iterations. A trainable lift always takes the L-BFGS-B step.
-    memory : int
+    memory : int or "auto"
         Quasi-Newton coupling of the layers (0: off, the paper's simultaneous maximisations): the
         one-Newton-step maximisation of every layer's H̃ is corrected by the last ``memory`` secant
         pairs of the costate gradients ∇_θ J = −∂H/∂θ (:func:`._msa_inner.quasi_newton_step`).
         Needs Newton blocks (``inner`` "newton" or "auto"), one Newton step (``inner_iters`` 1) and
-        full batches.
+        full batches. "auto" (the ``emsa`` preset): :data:`AUTO_MEMORY` pairs where the run takes
+        one Newton step on full batches, else off (the result message says which).
     max_iter : int
         Outer iterations.
     batch_size : int or None
@@ -137,7 +142,7 @@ class MSA:
     inner: str = "auto"
     inner_iters: int | None = None
     readout: str = "exact"
-    memory: int = 0
+    memory: int | str = 0
     max_iter: int = 500
     batch_size: int | None = None
     tol: float = 1e-6
@@ -160,9 +165,14 @@ class MSA:
         if self.inner_iters is not None:
             check_positive_int("inner_iters", self.inner_iters)
         check_choice("readout", self.readout, ("exact", "lbfgsb"))
-        check_positive_int("memory", self.memory, 0)
-        if self.memory and (
-            self.inner not in ("auto", "newton") or self.inner_iters not in (None, 1) or self.batch_size is not None
+        if self.memory != "auto":
+            check_positive_int("memory", self.memory, 0)
+        if (
+            self.memory != "auto"
+            and self.memory
+            and (
+                self.inner not in ("auto", "newton") or self.inner_iters not in (None, 1) or self.batch_size is not None
+            )
         ):
             raise spec_error(
                 "memory",
@@ -204,7 +214,7 @@ class MSA:
         """``msa-<inner>`` for ρ = 0, ``emsa-<inner>`` otherwise; ``-qn<memory>`` with quasi-Newton
         coupling, ``-lbfgsb-readout`` with the inexact readout, ``-raw`` without step control."""
         base = f"{'emsa' if self.rho > 0 else 'msa'}-{self.inner}"
-        qn = f"-qn{self.memory}" if self.memory else ""
+        qn = f"-qn{self.memory}" if self.memory else ""  # "-qnauto" for the automatic choice
         readout = "-lbfgsb-readout" if self.readout == "lbfgsb" else ""
         return f"{base}{qn}{readout}{'' if self.adapt_rho else '-raw'}"
 
@@ -301,7 +311,11 @@ class _Run:
         if self.inner == "auto":
             self.inner = "newton" if max(self.stages.sizes) <= NEWTON_MAX_BLOCK else "lbfgsb"
         self.inner_iters = solver.inner_iters or (10 if self.inner == "ipopt" else 1)
-        if solver.memory and self.inner != "newton":
+        self.memory = solver.memory
+        if self.memory == "auto":  # the coupling where the run takes one Newton step on full batches
+            one_newton_step = self.inner == "newton" and self.inner_iters == 1 and n_batch == n_total
+            self.memory = AUTO_MEMORY if one_newton_step else 0
+        elif self.memory and self.inner != "newton":
             raise spec_error(
                 "memory",
                 solver.memory,
@@ -341,10 +355,10 @@ class _Run:
                 start = inner.evaluate(w[:n_theta], hessian=True)
             else:  # no Hessian needed at c⁰: φ and ∇φ = ∇_θ J come from the sweep
                 start = inner.at_reference(grad[:n_theta])
-            if solver.memory and accepted and last is not None:
+            if self.memory and accepted and last is not None:
                 s_k, y_k = last[0], start.grad - last[1]
                 if s_k @ y_k > 1e-10 * np.linalg.norm(s_k) * np.linalg.norm(y_k):  # curvature condition
-                    pairs = [*pairs, (s_k, y_k)][-solver.memory :]
+                    pairs = [*pairs, (s_k, y_k)][-self.memory :]
             residual = float(inner.block_norms(start.grad).max())
             readout_norm = float(np.linalg.norm(grad[n_theta:]))
             task, loss = self.problem.data.task, self.problem.cost.loss
@@ -381,7 +395,8 @@ class _Run:
             if solver.adapt_rho:
                 ratio = (j_batch - j_new) / max(start.values.sum() - value, 1e-300) if step == 1.0 else 0.0
                 rho = solver.next_rho(rho, accepted, ratio)
-        message += f" ({engine.info['name']} engine, inner {self.inner})"
+        memory = f", memory {self.memory}" if self.memory else ""
+        message += f" ({engine.info['name']} engine, inner {self.inner}{memory})"
         return make_result(problem, solver, w, status, message, self.recorder, it, self.full_engine.info)
 
     def _batch_engine(self) -> tuple[Engine, np.ndarray]:
@@ -396,7 +411,7 @@ class _Run:
         self, inner: InnerProblem, start: Values, pairs: list[tuple[np.ndarray, np.ndarray]]
     ) -> tuple[np.ndarray, float]:
         bound = self.problem.constraints.theta_max
-        if self.solver.memory:
+        if self.memory:
             return quasi_newton_step(start, pairs, bound)
         if self.inner == "newton":
             return inner.newton(start, self.inner_iters, bound)
