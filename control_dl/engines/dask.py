@@ -14,8 +14,8 @@ full-batch L-BFGS is distributed for large logistic regressions (broadcast w, re
 e.g. Spark MLlib's L-BFGS).
 
 Per evaluation only w (n_params floats) goes out and (J, loss, ∇J, sample count, correct-class
-count) comes back; the predictions λ2(x_N) (n_out × S_s floats per shard, 8× a ring shard's answer)
-only with ``predictions=True``. The shards' data stay on the workers, sent once at bind. Each
+count) comes back; the predictions λ2(x_N) (n_out × S_s floats per shard: 800 kB for a ring shard
+of 10⁵ samples, against 2 kB for the rest of its answer) only with ``predictions=True``. The shards' data stay on the workers, sent once at bind. Each
 shard lives in a Dask *actor* (a worker-resident object called directly, not through the
 scheduler: ~1 ms per round trip on a local cluster, against ~17 ms for a scheduler task); the
 clients this engine opens talk to the workers directly (``direct_to_workers``), not relayed by
