@@ -306,6 +306,7 @@ def measure(name: str, problem: cdl.TrainingProblem, args: argparse.Namespace) -
     headline.update({f"overhead_ms_{m}": 1e3 * out[f"workers_{m}"]["overhead_s"] for m in (1, 2)})
     headline.update({f"constant_ms_{m}": 1e3 * out[f"workers_{m}"]["overhead_constant_s"] for m in (1, 2)})
     headline.update({f"shard_mib_{m}": out[f"workers_{m}"]["shard_mib"] for m in (1, 2)})
+    headline.update({f"worker_rss_growth_mib_{m}": out[f"workers_{m}"]["worker_rss_growth_mib"] for m in (1, 2)})
     print(f"# {name}: {json.dumps(headline)}", flush=True)
     return out
 
