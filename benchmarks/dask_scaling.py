@@ -26,7 +26,7 @@ Prints one JSON object. The machine load (``os.getloadavg``) is recorded before 
 taken while other processes use the cores are noted as such; ratios measured in one run are the
 comparison.
 
-    python benchmarks/dask_scaling.py [--quick] [--iters 40] [--reps 15]
+    python benchmarks/dask_scaling.py [--quick] [--iters 40] [--reps 15] [--problems ring digits]
 """
 
 from __future__ import annotations
@@ -259,13 +259,18 @@ def measure(name: str, problem: cdl.TrainingProblem, args: argparse.Namespace) -
             worker_rss_growth_mib=sorted((grown[a] - idle[a]) / 2**20 for a in idle),
         )
         clusters[workers], engines[f"dask_{workers}"] = (cluster, client), engine
+    dask_times = time_calls({key: e.evaluate for key, e in engines.items()}, pids, w, args.reps)
+    # the TINY-sample engines after the others, in a pass of their own: interleaved with them, a
+    # second shard actor on each worker slowed the 2-worker calls of ring 2.4x (seen here)
+    for workers, (_, client) in clusters.items():
+        engines[f"dask_{workers}"].close()
         cols = slice(0, TINY * workers)  # TINY samples per shard
         engines[f"tiny_{workers}"] = make_engine(Dask(client, local=local), problem, x[:, cols], y[:, cols])
-    dask_times = time_calls({key: e.evaluate for key, e in engines.items()}, pids, w, args.reps)
+    tiny_engines = {key: e for key, e in engines.items() if key.startswith("tiny")}
+    dask_times.update(time_calls({key: e.evaluate for key, e in tiny_engines.items()}, pids, w, args.reps))
     answer = dataclasses.replace(serial.evaluate(w), predictions=None, n_correct=0)
     for workers, (cluster, client) in clusters.items():
-        for key in (f"dask_{workers}", f"tiny_{workers}"):
-            engines[key].close()
+        engines[f"tiny_{workers}"].close()
         times, tiny = dask_times[f"dask_{workers}"], dask_times[f"tiny_{workers}"]
         shard = "serial_half" if workers == 2 else "serial"
         # the model's constant c_m: what Dask adds to a call of TINY samples per shard (round trip,
@@ -301,6 +306,7 @@ def measure(name: str, problem: cdl.TrainingProblem, args: argparse.Namespace) -
     headline.update({f"overhead_ms_{m}": 1e3 * out[f"workers_{m}"]["overhead_s"] for m in (1, 2)})
     headline.update({f"constant_ms_{m}": 1e3 * out[f"workers_{m}"]["overhead_constant_s"] for m in (1, 2)})
     headline.update({f"shard_mib_{m}": out[f"workers_{m}"]["shard_mib"] for m in (1, 2)})
+    headline.update({f"worker_rss_growth_mib_{m}": out[f"workers_{m}"]["worker_rss_growth_mib"] for m in (1, 2)})
     print(f"# {name}: {json.dumps(headline)}", flush=True)
     return out
 
@@ -309,6 +315,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller data and fewer iterations (a smoke run)")
     parser.add_argument("--iters", type=int, default=None, help="L-BFGS-B iterations of the serial reference")
+    parser.add_argument("--problems", nargs="+", default=["ring", "digits"], choices=["ring", "digits"])
     parser.add_argument("--reps", type=int, default=15, help="repetitions per timing (median)")
     args = parser.parse_args()
     if args.iters is None:
@@ -316,7 +323,8 @@ def main() -> None:
     torch.set_num_threads(1)  # the serial baseline gets one core, like each worker
     load_before = os.getloadavg()
     with threadpool_limits(limits=1):
-        results = {name: measure(name, problem, args) for name, problem in problems(args.quick).items()}
+        chosen = {name: problem for name, problem in problems(args.quick).items() if name in args.problems}
+        results = {name: measure(name, problem, args) for name, problem in chosen.items()}
     report = {
         "benchmark": "dask_scaling",
         "quick": args.quick,
