@@ -106,7 +106,9 @@ class MSA:
         one-Newton-step maximisation of every layer's H̃ is corrected by the last ``memory`` secant
         pairs of the costate gradients ∇_θ J = −∂H/∂θ (:func:`._msa_inner.quasi_newton_step`).
         Needs Newton blocks (``inner`` "newton" or "auto"), one Newton step (``inner_iters`` 1) and
-        full batches. "auto" (the ``emsa`` preset): :data:`AUTO_MEMORY` pairs where the run takes
+        full batches. Until the first secant pair (and after a rejected update, which restarts the
+        memory) the step is the uncoupled E-MSA Newton step with its per-block safeguard. "auto"
+        (the ``emsa`` preset): :data:`AUTO_MEMORY` pairs where the run takes
         one Newton step on full batches, else off (the result message says which).
     max_iter : int
         Outer iterations.
@@ -419,7 +421,7 @@ class _Run:
         self, inner: InnerProblem, start: Values, pairs: list[tuple[np.ndarray, np.ndarray]]
     ) -> tuple[np.ndarray, float]:
         bound = self.problem.constraints.theta_max
-        if self.memory:
+        if self.memory and pairs:  # without pairs: the E-MSA Newton step with its per-block safeguard
             return quasi_newton_step(start, pairs, bound)
         if self.inner == "newton":
             return inner.newton(start, self.inner_iters, bound)
