@@ -200,10 +200,10 @@ def test_a_worker_killed_mid_solve_is_replaced_and_the_solve_goes_on(ring, clust
     assert abs(sharded.objective - serial.objective) <= 1e-5 * serial.objective  # flat valley: ftol stops
 
 
-@pytest.mark.parametrize("preset", ["lbfgsb", "trust-ncg"])
+@pytest.mark.parametrize("preset", ["lbfgsb", "trust-ncg", "ipopt-lbfgs"])
 def test_no_worker_left_fails_with_a_checkpoint_to_resume_from(ring, cluster_of, tmp_path, preset):
     """The only worker dies: status "failed" (never a wrong sum), the Result and the checkpoint hold
-    the last logged w, and a resumed solve from it converges (both scipy drivers)."""
+    the last logged w, and a resumed solve from it converges (every single-shooting driver)."""
     client, _ = cluster_of(1)
     checkpoint = tmp_path / "checkpoint.npz"
     options = {"tol": 1e-9, "checkpoint": str(checkpoint), "checkpoint_every": 1}

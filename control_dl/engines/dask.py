@@ -477,8 +477,11 @@ class DaskEngine(Engine):
 
     def _fire(self, i: int, method: str, args: tuple[Any, ...]) -> Any:
         """Start ``method(*args)`` on shard i's actor: its future, or the error if the actor is known lost."""
+        shard = self._shards[i]
+        if shard.future.status != "finished":  # the scheduler has told the client the worker is gone
+            return RuntimeError(f"the actor of shard {i} is {shard.future.status}")
         try:
-            return getattr(self._shards[i].actor, method)(*args)
+            return getattr(shard.actor, method)(*args)
         except RuntimeError as exc:  # "Worker holding Actor was lost"
             return exc
 
