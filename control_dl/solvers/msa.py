@@ -35,11 +35,14 @@ the blocks' Hessians when every block θ_k has at most 200 entries (``inner="aut
 L-BFGS-B over all blocks, whose cost grows linearly with the size of θ_k (digits: 4160 per layer).
 
 Step control (beyond the paper; the successive quadratic Hamiltonian idea of Hofmann & Borzì,
-with ρ acting as a proximal trust region): the update θ⁰ + α(θ_new − θ⁰) is tried for α = 1, ½, ¼
-(each with its readout step) and the first α that does not increase J is taken; if none does, the
-update is rejected. ρ grows, ρ ← min(max(ρ·rho_factor, rho_min), rho_max), after a rejection, after α < 1, and
-when the accepted decrease of J is below 0.1 × the increase of H̃ found by the inner solve; it
-shrinks, ρ ← max(ρ / rho_factor, min(ρ₀, rho_min)), when that ratio exceeds 0.5.
+with ρ acting as a proximal trust region): the update θ⁰ + α(θ_new − θ⁰) is tried for up to three
+α (each with its readout step; α = 1, ½, ¼ for Newton steps, a safeguarded quadratic interpolation
+for the other inner solvers, see ``_Run._line_search``) and the first α that does not increase J is
+taken; if none does, the update is rejected. ρ grows, ρ ← min(max(ρ·rho_factor, rho_min), rho_max),
+after a rejection, after α < 1, and when the accepted decrease of J is below 0.1 × the increase of
+H̃ found by the inner solve; it shrinks, ρ ← max(ρ / rho_factor, min(ρ₀, rho_min)), when that ratio
+exceeds 0.5. After an accepted interpolated α < 1, ρ ← ρ/α instead (the proximal step scales like
+1/ρ: the next inner step comes out about as long as the accepted one).
 ``adapt_rho=False`` gives the raw method of the paper (α = 1, ρ fixed, every update accepted).
 
 Why the exact readout (measured on the sin toy, ``load_problem("sin")``, 1 thread, see
@@ -393,8 +396,13 @@ class _Run:
             else:  # the memory's model failed: restart it from the E-MSA step
                 pairs, last = [], None
             if solver.adapt_rho:
-                ratio = (j_batch - j_new) / max(start.values.sum() - value, 1e-300) if step == 1.0 else 0.0
-                rho = solver.next_rho(rho, accepted, ratio)
+                if accepted and step < 1.0 and self.inner != "newton":
+                    # an interpolated α was accepted: the proximal step of H̃ scales like 1/ρ, so ρ/α
+                    # makes the next inner step about as long as the accepted one
+                    rho = min(max(rho / step, solver.rho_min), solver.rho_max)
+                else:
+                    ratio = (j_batch - j_new) / max(start.values.sum() - value, 1e-300) if step == 1.0 else 0.0
+                    rho = solver.next_rho(rho, accepted, ratio)
         memory = f", memory {self.memory}" if self.memory else ""
         message += f" ({engine.info['name']} engine, inner {self.inner}{memory})"
         return make_result(problem, solver, w, status, message, self.recorder, it, self.full_engine.info)
