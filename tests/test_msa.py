@@ -393,3 +393,19 @@ def test_automatic_memory_removes_the_coupling_stall_on_the_sin_toy() -> None:
     assert coupled.objective < 9.5e-4
     uncoupled = cdl.solve(problem, cdl.load_solver("emsa", max_iter=60, memory=0, **options), w0=w0, progress=False)
     assert uncoupled.status == "max_iter" and uncoupled.objective > 10 * coupled.objective
+
+
+def test_interpolating_line_search_of_the_lbfgsb_inner_solver_descends_monotonically() -> None:
+    """With the L-BFGS-B inner solver a failed trial α is followed by the safeguarded minimiser of the
+    quadratic through J(0), the costate slope and J(α) (so α leaves the halving ladder 1, ½, ¼, inside
+    [α/10, α/2]), and an accepted α < 1 sets ρ ← ρ/α; J still never increases."""
+    problem = cdl.load_problem("ring", n_samples=40, n_steps=5)
+    result = cdl.solve(problem, cdl.load_solver("emsa", inner="lbfgsb", max_iter=30, jit=False), progress=False)
+    objective = np.array([h["objective"] for h in result.history])
+    assert np.all(np.diff(objective) <= 0) and objective[-1] < 0.5 * objective[0]
+    steps = [h["step"] for h in result.history[1:]]
+    assert all(0.001 <= a <= 1.0 for a in steps)
+    assert any(a not in (1.0, 0.5, 0.25) for a in steps), "no interpolated step taken"
+    for before, after in zip(result.history, result.history[1:], strict=False):
+        if after["accepted"] and after["step"] < 1.0:
+            assert after["rho"] == pytest.approx(min(max(before["rho"] / after["step"], 1e-2), 1e8))
