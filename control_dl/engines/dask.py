@@ -411,13 +411,25 @@ class DaskEngine(Engine):
             client = distributed.Client(spec.client, timeout=spec.timeout or 30, direct_to_workers=True)
             client.wait_for_workers(1, timeout=spec.timeout or 120)
             return client, [client]
-        with dask.config.set(LOCAL_CLUSTER_CONFIG):
-            cluster = distributed.LocalCluster(
-                n_workers=spec.workers or os.cpu_count() or 1,
-                threads_per_worker=1,
-                processes=True if spec.processes is None else spec.processes,
-                dashboard_address=None,
-            )
+        processes = True if spec.processes is None else spec.processes
+        try:
+            with dask.config.set(LOCAL_CLUSTER_CONFIG):
+                cluster = distributed.LocalCluster(
+                    n_workers=spec.workers or os.cpu_count() or 1,
+                    threads_per_worker=1,
+                    processes=processes,
+                    dashboard_address=None,
+                )
+        except RuntimeError as exc:  # "Nanny failed to start": usually a script without a main guard
+            if not processes:
+                raise
+            raise spec_error(
+                "engine",
+                f"Dask(workers={spec.workers})",
+                "could not start the local worker processes. Dask starts them with multiprocessing's "
+                "'spawn', which re-runs the main script: in a script, put the solve under "
+                '`if __name__ == "__main__":` (docs/guide/dask.md)',
+            ) from exc
         client = distributed.Client(cluster, direct_to_workers=True)
         return client, [client, cluster]
 
