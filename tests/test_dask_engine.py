@@ -200,10 +200,10 @@ def test_a_worker_killed_mid_solve_is_replaced_and_the_solve_goes_on(ring, clust
     assert abs(sharded.objective - serial.objective) <= 1e-5 * serial.objective  # flat valley: ftol stops
 
 
-@pytest.mark.parametrize("preset", ["lbfgsb", "trust-ncg"])
+@pytest.mark.parametrize("preset", ["lbfgsb", "trust-ncg", "ipopt-lbfgs"])
 def test_no_worker_left_fails_with_a_checkpoint_to_resume_from(ring, cluster_of, tmp_path, preset):
     """The only worker dies: status "failed" (never a wrong sum), the Result and the checkpoint hold
-    the last logged w, and a resumed solve from it converges (both scipy drivers)."""
+    the last logged w, and a resumed solve from it converges (every single-shooting driver)."""
     client, _ = cluster_of(1)
     checkpoint = tmp_path / "checkpoint.npz"
     options = {"tol": 1e-9, "checkpoint": str(checkpoint), "checkpoint_every": 1}
@@ -302,3 +302,27 @@ def test_an_engine_owns_and_closes_the_cluster_it_starts(ring):
     client = engine.client
     engine.close()
     assert client.status == "closed"
+
+
+def test_a_script_without_a_main_guard_gets_a_spec_error_naming_the_guard(tmp_path):
+    """Local workers start with 'spawn', which re-runs the main script: without
+    ``if __name__ == "__main__":`` Dask says only "Nanny failed to start"; the engine says why."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import control_dl as cdl\n"
+        "problem = cdl.load_problem('ring', n_samples=200, dim=3, n_steps=4)\n"
+        "solver = cdl.load_solver('lbfgsb', engine=cdl.engines.Dask(workers=1), max_iter=2)\n"
+        "cdl.solve(problem, solver, progress=False)\n"
+    )
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert run.returncode != 0
+    assert "SpecError" in run.stderr and 'if __name__ == "__main__":' in run.stderr
+    guarded = tmp_path / "guarded.py"
+    body = "".join("    " + line + "\n" for line in script.read_text().splitlines())
+    guarded.write_text(f'def main():\n{body}\n\nif __name__ == "__main__":\n    main()\n')
+    assert (
+        subprocess.run([sys.executable, str(guarded)], capture_output=True, timeout=120, cwd=tmp_path).returncode == 0
+    )

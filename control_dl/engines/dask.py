@@ -411,13 +411,25 @@ class DaskEngine(Engine):
             client = distributed.Client(spec.client, timeout=spec.timeout or 30, direct_to_workers=True)
             client.wait_for_workers(1, timeout=spec.timeout or 120)
             return client, [client]
-        with dask.config.set(LOCAL_CLUSTER_CONFIG):
-            cluster = distributed.LocalCluster(
-                n_workers=spec.workers or os.cpu_count() or 1,
-                threads_per_worker=1,
-                processes=True if spec.processes is None else spec.processes,
-                dashboard_address=None,
-            )
+        processes = True if spec.processes is None else spec.processes
+        try:
+            with dask.config.set(LOCAL_CLUSTER_CONFIG):
+                cluster = distributed.LocalCluster(
+                    n_workers=spec.workers or os.cpu_count() or 1,
+                    threads_per_worker=1,
+                    processes=processes,
+                    dashboard_address=None,
+                )
+        except RuntimeError as exc:  # "Nanny failed to start": usually a script without a main guard
+            if not processes:
+                raise
+            raise spec_error(
+                "engine",
+                f"Dask(workers={spec.workers})",
+                "could not start the local worker processes. Dask starts them with multiprocessing's "
+                "'spawn', which re-runs the main script: in a script, put the solve under "
+                '`if __name__ == "__main__":` (docs/guide/dask.md)',
+            ) from exc
         client = distributed.Client(cluster, direct_to_workers=True)
         return client, [client, cluster]
 
@@ -477,8 +489,11 @@ class DaskEngine(Engine):
 
     def _fire(self, i: int, method: str, args: tuple[Any, ...]) -> Any:
         """Start ``method(*args)`` on shard i's actor: its future, or the error if the actor is known lost."""
+        shard = self._shards[i]
+        if shard.future.status != "finished":  # the scheduler has told the client the worker is gone
+            return RuntimeError(f"the actor of shard {i} is {shard.future.status}")
         try:
-            return getattr(self._shards[i].actor, method)(*args)
+            return getattr(shard.actor, method)(*args)
         except RuntimeError as exc:  # "Worker holding Actor was lost"
             return exc
 

@@ -556,10 +556,16 @@ class Direct:
         log_iterate = self.iterate_logger(problem, recorder, engine)
         collocation = self.transcription == "collocation"
 
+        engine_errors: list[RuntimeError] = []
+
         def on_iterate(z: np.ndarray, f: float) -> bool:
             # log J at w by simulation (IPOPT's f belongs to the NLP's own states); for collocation
             # IPOPT's f (the collocation objective) is kept beside it as nlp_objective
-            return log_iterate(z[: tr.n_w], **({"nlp_objective": f} if collocation else {}))
+            try:
+                return log_iterate(z[: tr.n_w], **({"nlp_objective": f} if collocation else {}))
+            except RuntimeError as exc:  # the engine failed (a Dask engine without workers): stop IPOPT
+                engine_errors.append(exc)
+                return True
 
         options: dict[str, Any] = {
             "print_time": self.verbose,
@@ -585,6 +591,10 @@ class Direct:
             return make_result(
                 problem, self, w0, "failed", f"CasADi error: {exc}", recorder, len(recorder.history), engine.info
             )
+        if engine_errors:  # IPOPT treats a failed f as a step to shorten: the stop came from on_iterate
+            message = f"{label} stopped: engine error: {engine_errors[0]}; returned the last logged iterate"
+            iterations = len(recorder.history) - 1
+            return make_result(problem, self, recorder.w_last, "failed", message, recorder, iterations, engine.info)
         w = np.asarray(solution["x"], dtype=float).ravel()[: tr.n_w]
         nlp_status = stats.get("return_status", "unknown")
         reached = log_iterate.reached
