@@ -360,3 +360,14 @@ def test_random_sweep_documents_expand_or_raise_spec_error(doc: dict) -> None:
 def test_example_sweep_file_expands() -> None:
     runs = load_sweep(ROOT / "examples" / "sweep_ring.toml").runs()
     assert len(runs) == 18 and {r.point["n_steps"] for r in runs} == {5, 10, 20}
+
+
+def test_a_script_without_a_main_guard_gets_a_spec_error_naming_the_guard(tmp_path):
+    """The sweep's pool starts with 'spawn', which re-runs the main script: without
+    ``if __name__ == "__main__":`` the parent saw only a BrokenProcessPool."""
+    script = tmp_path / "sweep.py"
+    sweep_file = ROOT / "examples" / "sweep_ring.toml"
+    script.write_text(f"import control_dl as cdl\ncdl.experiments.run_sweep({str(sweep_file)!r}, 'out', workers=2)\n")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert run.returncode != 0
+    assert "SpecError: workers=2" in run.stderr and 'if __name__ == "__main__":' in run.stderr

@@ -45,7 +45,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .._errors import SpecError, spec_error
+from .._errors import SpecError, main_guard_error, spec_error
 from ..problems.costs import predict_labels
 from ._base import Engine, EngineSpec, Evaluation, StageValues, Sweep
 
@@ -423,12 +423,8 @@ class DaskEngine(Engine):
         except RuntimeError as exc:  # "Nanny failed to start": usually a script without a main guard
             if not processes:
                 raise
-            raise spec_error(
-                "engine",
-                f"Dask(workers={spec.workers})",
-                "could not start the local worker processes. Dask starts them with multiprocessing's "
-                "'spawn', which re-runs the main script: in a script, put the solve under "
-                '`if __name__ == "__main__":` (docs/guide/dask.md)',
+            raise main_guard_error(
+                "engine", f"Dask(workers={spec.workers})", "the local Dask worker processes"
             ) from exc
         client = distributed.Client(cluster, direct_to_workers=True)
         return client, [client, cluster]

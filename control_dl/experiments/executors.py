@@ -14,9 +14,10 @@ import logging
 import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from .._errors import SpecError
+from .._errors import SpecError, main_guard_error
 from ._task import init_worker, ready
 
 logger = logging.getLogger(__name__)
@@ -46,8 +47,12 @@ class ProcessExecutor:
         )
         # one no-op per worker: returns once every process has started and imported control_dl,
         # so start-up time never counts against a run's timeout
-        for future in [self.pool.submit(ready) for _ in range(self.capacity)]:
-            future.result()
+        try:
+            for future in [self.pool.submit(ready) for _ in range(self.capacity)]:
+                future.result()
+        except BrokenProcessPool as exc:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            raise main_guard_error("workers", self.capacity, "the sweep's worker processes") from exc
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future:
         """Schedule ``fn(*args)``.
@@ -128,7 +133,12 @@ class DaskExecutor:
             self.client = scheduler
         else:
             if scheduler == "local":
-                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+                try:
+                    cluster = LocalCluster(
+                        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+                    )
+                except RuntimeError as exc:  # "Nanny failed to start"
+                    raise main_guard_error("workers", workers, "the local Dask worker processes") from exc
                 self._owned.append(cluster)
                 scheduler = cluster
             self.client = Client(scheduler)
