@@ -163,6 +163,13 @@ def test_engine_matches_references(problem, name):
         nxt = problem.step(xk, problem.stage_thetas(ops.asarray(w), k, ops), ops, k)
         (q,) = torch.autograd.grad(nxt, xk, torch.tensor(sweep.costates[k + 1]))
         _close(sweep.q[k], q.numpy())
+    after = engine.evaluate(w)  # the torch engine answers from its sweep's J and ∇J: the same values
+    _close(after.objective, j_ref)
+    _close(after.gradient, g_ref)
+    _close(after.predictions, problem.predict(w))
+    after.gradient[:] = 0.0  # a caller's in-place change does not reach the next answer
+    _close(engine.evaluate(w).gradient, g_ref)
+    assert engine.evaluate(w, gradient=False).gradient is None
 
 
 def test_gradient_matches_finite_differences():

@@ -9,7 +9,8 @@ device-aware torch ``ops`` namespace (the model is never re-written); derivative
   vector-Jacobian product; "rest" (R and running terms) by an exact Hessian-vector product;
 - ``sweep``: :func:`costate_pass`, THE torch costate (adjoint) pass, step by step with one
   vector-Jacobian product per step (only one step's graph alive at a time); it also accumulates
-  ∇_w J, which is what ``TorchTrainer(adjoint=True)`` uses;
+  ∇_w J, which is what ``TorchTrainer(adjoint=True)`` uses, and keeps J, ∇J and the predictions of
+  its w so that an ``evaluate`` at the same w (MSA evaluates every iterate it sweeps) costs nothing;
 - ``augmented_hamiltonian``: a_k(Θ) of E-MSA per step (the inner J_{F,x}ᵀ p̂ by a vector-Jacobian
   product with its graph kept, ∇_Θ by reverse mode, Hessians by batched reverse-over-reverse only
   when requested).
@@ -23,6 +24,7 @@ are set to ``threads`` around every call and restored afterwards.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -271,6 +273,7 @@ class TorchEngine(Engine):
         self.ops = device_ops(self.device)
         self._x = self._tensor(self.x)
         self._y = self._tensor(self.y)
+        self._swept: tuple[np.ndarray, Evaluation] | None = None  # w of the last sweep, and J, ∇J there
         self.info.update(device=str(self.device), threads=self.spec.threads, setup_s=time.perf_counter() - start)
 
     # ------------------------------------------------------------------------------ internals
@@ -331,6 +334,13 @@ class TorchEngine(Engine):
         Evaluation
             Values on this engine's batch.
         """
+        if self._swept is not None and np.array_equal(self._swept[0], w):  # the last sweep's w
+            evaluation = self._swept[1]  # copies: a caller may change its arrays in place
+            return dataclasses.replace(
+                evaluation,
+                gradient=evaluation.gradient.copy() if gradient else None,
+                predictions=evaluation.predictions.copy(),
+            )
         torch = self.torch
         with self._threads():
             wt = self._tensor(w)
@@ -401,7 +411,11 @@ class TorchEngine(Engine):
             return [self._numpy(s) for s in self.problem.trajectory(self._tensor(w), self._x, self.ops)]
 
     def sweep(self, w: np.ndarray) -> Sweep:
-        """States and costates at w by :func:`costate_pass`.
+        """States and costates at w by :func:`costate_pass`, which also gives J and ∇J there.
+
+        The step products are taken in (x, w), not in x alone: that adds about a quarter to the
+        sweep and makes the next :meth:`evaluate` at the same w free (measured on breast cancer,
+        E-MSA: one J + ∇J less per iteration, 10.6 → 9.9 J + ∇J per iteration).
 
         Parameters
         ----------
@@ -413,10 +427,17 @@ class TorchEngine(Engine):
         Sweep
             x_0..x_N, p_0..p_N and q_0..q_{N−1} (``d_k × S`` arrays); ``handle`` keeps the tensors.
         """
+        problem, ops = self.problem, self.ops
         with self._threads():
-            _, _, _, states, costates, qs = costate_pass(
-                self.problem, self._tensor(w), self._x, self._y, self.ops, self.normaliser, self.regulariser, False
+            wt = self._tensor(w)
+            j, loss, grad, states, costates, qs = costate_pass(
+                problem, wt, self._x, self._y, ops, self.normaliser, self.regulariser, True
             )
+            predictions = problem.readout(states[-1], problem.layout.readout(wt, ops), ops)
+        evaluation = Evaluation(
+            float(j), float(loss), self._numpy(grad).copy(), self._numpy(predictions).copy(), self.n_samples
+        )
+        self._swept = (np.array(w, dtype=np.float64), evaluation)
         handle = {"states": states, "costates": costates, "q": qs}
         return Sweep(
             np.array(w, dtype=np.float64),
