@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ._errors import SpecError
@@ -66,13 +67,24 @@ def resolve(kind: str, name_or_path: str | Path) -> Path:
     ------
     SpecError
         If neither a file nor a catalog entry of that name exists.
+
+    Notes
+    -----
+    A bare catalog name (no ``.toml`` suffix, no directory part) always means the catalog entry,
+    whatever the current directory holds (a run folder ``ring/`` must not hide ``"ring"``); a local
+    file of that name is reached as ``"./ring"``.
     """
+    text = str(name_or_path)
     path = Path(name_or_path)
+    candidate = catalog_dir(kind) / f"{text}.toml"
+    bare = path.suffix != ".toml" and "/" not in text and os.sep not in text
+    if bare and candidate.is_file():
+        return candidate
     if path.suffix == ".toml" or path.exists():
         if not path.is_file():
-            raise SpecError(f"{kind[:-1]}={str(name_or_path)!r}: no such file")
+            why = "is a directory, not a TOML file" if path.is_dir() else "no such file"
+            raise SpecError(f"{kind[:-1]}={text!r}: {why}")
         return path
-    candidate = catalog_dir(kind) / f"{name_or_path}.toml"
     if not candidate.is_file():
         raise SpecError(f"{kind[:-1]}={str(name_or_path)!r}: unknown; available: {', '.join(list_names(kind))}")
     return candidate

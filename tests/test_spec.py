@@ -89,6 +89,20 @@ def test_unknown_problem_lists_the_catalog(tmp_path):
         cdl.load_problem(bad)
 
 
+def test_a_local_folder_or_file_named_like_a_catalog_entry_does_not_hide_it(tmp_path, monkeypatch):
+    """A run folder ``ring/`` (``control-dl solve ring --out ring``) or ``lbfgsb/`` in the current
+    directory made the catalog names unreachable ("no such file")."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ring").mkdir()
+    (tmp_path / "lbfgsb").mkdir()
+    assert cdl.load_problem("ring", n_samples=10).data.name == "ring"
+    assert cdl.load_solver("lbfgsb").nlp == "lbfgsb"
+    (tmp_path / "mine").write_text('[data]\ndataset = "xor"\nn_samples = 16\n')
+    assert cdl.load_problem("./mine").data.name == "xor"  # a local file is reached by its path
+    with pytest.raises(cdl.SpecError, match="is a directory"):
+        cdl.load_problem("./ring")
+
+
 def test_problem_from_a_file_path(tmp_path):
     path = tmp_path / "mine.toml"
     path.write_text('[data]\ndataset = "xor"\nn_samples = 16\n[model]\ndim = 3\n[cost]\nloss = "logistic"\n')
