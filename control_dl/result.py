@@ -252,9 +252,9 @@ class Result:
     def summary(self) -> str:
         """One line: solver, status, loss, accuracies, time, constraints, and the engine (with ``auto``'s reason).
 
-        A constrained problem adds its constraints and the final violation max(0, h·Lip − c, |θ| − M)
-        (:func:`control_dl.solvers.base.constraint_violation`), so a certified run reads differently
-        from an unconstrained one.
+        A constrained problem adds its constraints and the violation max(0, h·Lip − c, |θ| − M) of
+        the returned w (:func:`control_dl.solvers.base.constraint_violation`), so a certified run
+        reads differently from an unconstrained one.
 
         Returns
         -------
@@ -280,9 +280,11 @@ class Result:
             parts.append(f"lipschitz<={constraints.lipschitz:g} ({constraints.lipschitz_norm})")
         if constraints.theta_max is not None:
             parts.append(f"|theta|<={constraints.theta_max:g}")
-        violation = self.history[-1].get("constraint_violation") if self.history else None
-        if violation is not None:
-            parts.append(f"violation={violation:.2g}")
+        if self.w.size == self.problem.n_params and np.all(np.isfinite(self.w)):
+            from .solvers.base import constraint_violation  # lazily: solvers import result
+
+            # of the returned w: the certified route restores feasibility after its last iterate
+            parts.append(f"violation={constraint_violation(self.problem, self.w):.2g}")
         return " constraints: " + ", ".join(parts)
 
     # ---------------------------------------------------------------------------- persistence

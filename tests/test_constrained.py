@@ -107,6 +107,7 @@ def test_theta_max_and_lipschitz_together():
     assert frobenius_certificate(problem, result) <= 0.5
     # the summary says what was certified, so a certified run does not read like an unconstrained one
     assert "constraints: lipschitz<=0.5 (frobenius), |theta|<=0.8, violation=0" in result.summary()
+    assert result.engine["name"] in ("casadi", "torch")  # the certified route records its engine too
     free = dataclasses.replace(result, problem=dataclasses.replace(problem, constraints=cdl.Constraints()))
     assert "constraints" not in free.summary()
 

@@ -229,4 +229,4 @@ def run_constrained(solver: Direct, problem: TrainingProblem, w0: np.ndarray, pr
     message += (
         f"; augmented Lagrangian μ={mu:g}, violation {violation:.1e} before the exact restoration ({evaluate.note})"
     )
-    return make_result(problem, solver, restored, status, message, recorder, used)
+    return make_result(problem, solver, restored, status, message, recorder, used, evaluate.engine.info)
