@@ -82,6 +82,14 @@ def test_a_run_that_ends_above_its_start_is_failed_with_its_best_iterate():
     assert result.objective == pytest.approx(min(objectives), rel=1e-12)
 
 
+def test_the_advice_of_a_failed_run_names_options_of_its_own_solver():
+    """A torch run that ends above its start is told about lr and epochs, not max_iter or a Hessian."""
+    problem = cdl.load_problem("ring", dim=3, n_samples=60, n_steps=5)
+    result = cdl.solve(problem, cdl.TorchTrainer(optimizer="adam", lr=100.0, epochs=30), progress=False)
+    assert result.status == "failed" and "above its start" in result.message  # J 0.43 -> 1.9e3
+    assert "learning rate (lr)" in result.message and "hessian" not in result.message
+
+
 def test_an_infeasible_end_is_failed_with_the_best_feasible_iterate():
     """Adam knows no constraints: trained on a Lipschitz-constrained problem it leaves the feasible
     set; the Result is then "failed" and returns the best feasible iterate."""
@@ -91,6 +99,7 @@ def test_an_infeasible_end_is_failed_with_the_best_feasible_iterate():
     result = cdl.solve(problem, cdl.TorchTrainer(optimizer="adam", lr=0.05, epochs=60), w0=w0, progress=False)
     assert result.history[-1]["constraint_violation"] > 0.1  # h·Lip ≈ 0.18 at the end, c = 0.05
     assert result.status == "failed" and "infeasible" in result.message
+    assert "torch optimisers do not enforce constraints" in result.message  # advice for this solver family
     assert constraint_violation(problem, result.w) <= FEASIBILITY_TOL
     feasible = [h["objective"] for h in result.history if h["constraint_violation"] <= FEASIBILITY_TOL]
     assert result.objective == pytest.approx(min(feasible), rel=1e-9)

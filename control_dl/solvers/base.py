@@ -272,7 +272,9 @@ def make_result(
     """
     recorder.close()
     wall = recorder.elapsed()
-    w, status, message = judge_outcome(problem, recorder, np.asarray(w, dtype=float).ravel(), status, message)
+    w, status, message = judge_outcome(
+        problem, recorder, np.asarray(w, dtype=float).ravel(), status, message, getattr(solver, "kind", "direct")
+    )
     finite = bool(np.all(np.isfinite(w)))
     if finite:
         objective, loss = problem.objective_and_loss(w)
@@ -303,8 +305,22 @@ def make_result(
     )
 
 
+#: What to try after a run that ended above its start, per solver family (its own option names).
+_RETRY = {
+    "direct": "more iterations (max_iter), another Hessian (hessian='exact') or another solver",
+    "msa": "more iterations (max_iter), a larger rho (E-MSA's proximal weight) or another solver",
+    "torch": "a smaller learning rate (lr), more epochs or another solver",
+}
+#: What to try after a run that ended infeasible, per solver family.
+_ENFORCE = {
+    "direct": "try more iterations or a solver that enforces the constraints (the preset 'certified')",
+    "msa": "try more iterations or a solver that enforces the constraints (the preset 'certified')",
+    "torch": "the torch optimisers do not enforce constraints: use a solver that does (the preset 'certified')",
+}
+
+
 def judge_outcome(
-    problem: TrainingProblem, recorder: Recorder, w: np.ndarray, status: str, message: str
+    problem: TrainingProblem, recorder: Recorder, w: np.ndarray, status: str, message: str, kind: str = "direct"
 ) -> tuple[np.ndarray, str, str]:
     """The outcome policy: which w to return, with which status and message.
 
@@ -318,6 +334,8 @@ def judge_outcome(
         The solver's final iterate.
     status, message : str
         The solver's own report.
+    kind : {"direct", "msa", "torch"}
+        The solver family (``Solver.kind``): the advice in a failure message names its own options.
 
     Returns
     -------
@@ -360,8 +378,8 @@ def judge_outcome(
                 "failed",
                 (
                     f"ended infeasible (constraint violation {violation:.2e} > {FEASIBILITY_TOL:g}); returned the best "
-                    f"feasible iterate (iteration {best[0]}, J = {j_best:.4g}); try more iterations or a solver "
-                    f"that enforces the constraints (the preset 'certified') ({message})"
+                    f"feasible iterate (iteration {best[0]}, J = {j_best:.4g}); {_ENFORCE.get(kind, _ENFORCE['direct'])} "
+                    f"({message})"
                 ),
             )
         return (
@@ -369,8 +387,7 @@ def judge_outcome(
             "failed",
             (
                 f"ended infeasible (constraint violation {violation:.2e} > {FEASIBILITY_TOL:g}) and no feasible iterate "
-                f"was seen; try more iterations, a feasible start or a solver that enforces the constraints "
-                f"(the preset 'certified') ({message})"
+                f"was seen; {_ENFORCE.get(kind, _ENFORCE['direct'])} ({message})"
             ),
         )
     if j_final > j_start + 1e-12 * abs(j_start):
@@ -380,8 +397,7 @@ def judge_outcome(
             "failed",
             (
                 f"ended with J = {j_final:.4g} above its start J = {j_start:.4g}; returned "
-                f"{where or 'the last iterate'}; try more iterations (max_iter), another Hessian "
-                f"(hessian='exact') or another solver ({message})"
+                f"{where or 'the last iterate'}; try {_RETRY.get(kind, _RETRY['direct'])} ({message})"
             ),
         )
     if status == "converged" and _is_saddle(problem, w, reference):
