@@ -132,6 +132,11 @@ def test_bad_solver_options(overrides, field):
         cdl.load_solver("ipopt-lbfgs", **overrides)
 
 
+def test_an_engine_for_a_torch_trainer_says_where_engines_apply():
+    with pytest.raises(cdl.SpecError, match="torch trainers .* engines apply to the direct"):
+        cdl.load_solver("adam", engine="casadi")
+
+
 def test_unknown_solver_lists_presets():
     with pytest.raises(cdl.SpecError, match="ipopt-lbfgs"):
         cdl.load_solver("newton-raphson")

@@ -167,8 +167,11 @@ def newton(
     j, g, h = fun(z)
     j, g = j.item(), g.ravel()
     for _ in range(max_iter):
-        step = -np.linalg.lstsq(h, g, rcond=None)[0]
-        decrement = -float(g @ step)
+        if not (np.all(np.isfinite(h)) and np.all(np.isfinite(g))):
+            break
+        with np.errstate(invalid="ignore", over="ignore"):  # a NaN decrement ends the loop just below
+            step = -np.linalg.lstsq(h, g, rcond=None)[0]
+            decrement = -float(g @ step)
         if not decrement > 1e-15 * (1.0 + abs(j)):  # also catches a non-descent step from round-off
             break
         alpha = 1.0

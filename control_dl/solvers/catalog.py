@@ -56,8 +56,15 @@ def solver_from_options(kind: str, options: dict[str, Any]) -> Any:
     cls = SOLVER_KINDS[kind]
     valid = [f.name for f in dataclasses.fields(cls)]
     for key, value in options.items():
+        if key == "engine" and kind == "torch":
+            raise spec_error(
+                key,
+                value,
+                "the torch trainers (adam, sgd, torch-lbfgs) run on torch tensors themselves (on the cpu, option "
+                "'threads'); engines apply to the direct single-shooting solvers and MSA/E-MSA",
+            )
         if key not in valid:
-            raise spec_error(key, value, f"unknown option of solver {kind!r}; valid: {valid}")
+            raise spec_error(key, value, f"unknown option of {kind!r} solvers; valid: {valid}")
     return cls(**options)
 
 
