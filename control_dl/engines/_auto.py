@@ -11,6 +11,10 @@ of magnitude and its JIT compilation alone takes tens of seconds (benchmarks/eng
 at S = 1000: CasADi faster at d = 3, torch from d = 8 on, CasADi 10× slower at d = 32 after 25 s
 of compilation, 24× at d = 64 after 137 s). The choice, the timings, what was skipped and why are
 stored in the chosen engine's ``info["auto"]``; solvers copy ``info`` into ``Result.engine``.
+
+The choice is a timing: where the engines are close it may differ between machines or loads, and a
+long optimisation amplifies their rounding differences. Pin ``engine="casadi"`` or ``"torch"`` for
+bit-for-bit repeatable runs (docs/guide/engines.md, "Reproducibility").
 """
 
 from __future__ import annotations
