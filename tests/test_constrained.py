@@ -136,6 +136,29 @@ def test_fields_without_a_norm_ball_name_ipopt():
         cdl.solve(problem, certified(), progress=False)
 
 
+class _UnboundedField:
+    """A user field without ``lipschitz_sq_bound``: no solver can constrain it."""
+
+    def param_shapes(self, dim):
+        return {"A": (dim, dim), "b": (dim,)}
+
+    def __call__(self, x, params, ops):
+        return ops.tanh(ops.matmul(params["A"], x) + params["b"])
+
+
+def test_a_user_field_without_a_bound_is_told_to_add_one_by_every_route():
+    problem = cdl.TrainingProblem(
+        data=cdl.datasets.ring(20, seed=0),
+        dim=3,
+        field=_UnboundedField(),
+        control=cdl.PiecewiseConstant(2),
+        constraints=cdl.Constraints(lipschitz=0.9),
+    )
+    for solver in (certified(), cdl.load_solver("ipopt-exact")):  # not "use ipopt", then "no bound"
+        with pytest.raises(cdl.SpecError, match=r"field='_UnboundedField'.*lipschitz_sq_bound\(params, ops\)"):
+            cdl.solve(problem, solver, progress=False)
+
+
 def test_spectral_norm_is_rejected_by_interior_point_solvers():
     problem = cdl.load_problem("ring", n_samples=8, n_steps=2, lipschitz=0.5, lipschitz_norm="spectral")
     with pytest.raises(cdl.SpecError, match="lipschitz_norm='spectral'.*certified"):

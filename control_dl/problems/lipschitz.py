@@ -109,7 +109,10 @@ def field_lipschitz_sq(field: Any, params: dict[str, Any], ops: Any, norm: str =
         bound = getattr(field, "lipschitz_sq_bound", None)
         if bound is None:
             raise spec_error(
-                "lipschitz", type(field).__name__, "this field has no lipschitz_sq_bound(params, ops) method"
+                "field",
+                type(field).__name__,
+                "the lipschitz constraint needs a method lipschitz_sq_bound(params, ops) on the field "
+                "(docs/guide/constraints.md)",
             )
         return bound(params, ops)
     total = field.lipschitz**2

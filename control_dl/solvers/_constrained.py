@@ -69,11 +69,19 @@ class NodeBalls:
     def __init__(self, problem: TrainingProblem) -> None:
         names = lipschitz.matrix_names(problem.field)
         if names is None or len(names) != 1:
+            field = type(problem.field).__name__
+            if names is None and getattr(problem.field, "lipschitz_sq_bound", None) is None:
+                raise spec_error(
+                    "field",
+                    field,
+                    "the lipschitz constraint needs a bound on the field's Lipschitz constant: give the field a "
+                    "method lipschitz_sq_bound(params, ops) (docs/guide/constraints.md), then use nlp='ipopt' "
+                    "(preset 'ipopt-exact')",
+                )
             raise spec_error(
                 "nlp",
                 "lbfgsb",
-                f"the Lipschitz constraint of field {type(problem.field).__name__} is not a norm ball: "
-                "use nlp='ipopt' (preset 'ipopt-exact')",
+                f"the Lipschitz constraint of field {field} is not a norm ball: use nlp='ipopt' (preset 'ipopt-exact')",
             )
         lay = problem.layout
         offset = 0
