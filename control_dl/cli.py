@@ -148,8 +148,10 @@ def _cmd_solve(args: argparse.Namespace) -> int:
             "test_accuracy",
             "iterations",
             "wall_time",
+            "engine",
         )
     }
+    summary["problem"] = args.problem  # the name or path it was loaded from (the full spec is in result.npz)
     atomic_write_bytes(out / "summary.json", json.dumps(summary, indent=2).encode())
     print(result.summary())
     return 0 if result.status in ("converged", "max_iter") else 1
@@ -312,8 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
     argparse.ArgumentParser
         Parser with the sub-commands.
     """
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="control-dl", description="Train neural networks by optimal control.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"control-dl {__version__}")
+    sub = parser.add_subparsers(dest="command")
     sub.add_parser("list", help="list named problems and solver presets").set_defaults(func=_cmd_list)
     solve = sub.add_parser("solve", help="solve one problem, write result.npz, summary.json and figures")
     solve.add_argument("problem", help="problem name or TOML path")
@@ -393,7 +398,11 @@ def main(argv: list[str] | None = None) -> int:
     int
         Exit code: 0 on success, 1 when a solve did not succeed, 2 on bad input.
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # no sub-command: the help, as `git` does
+        parser.print_help()
+        return 2
     try:
         return args.func(args)
     except SpecError as exc:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+import control_dl
 from control_dl.cli import main, parse_assignment
 
 
@@ -37,6 +40,7 @@ def test_solve_writes_result_summary_and_figures(tmp_path, capsys):
     for name in ("convergence.png", "decision_boundary.png", "trajectories.png"):
         assert (out / name).stat().st_size > 1000
     assert "lbfgsb-ss-lbfgs" in capsys.readouterr().out  # the default solver: the fastest to a target
+    assert summary["problem"] == "ring" and summary["engine"]["name"] in ("casadi", "torch")
 
 
 def test_bad_key_exits_2_with_the_key(tmp_path, capsys):
@@ -49,3 +53,11 @@ def test_parse_assignment_reads_toml_values():
     assert parse_assignment("dim=3") == ("dim", 3)
     assert parse_assignment("activation=tanh") == ("activation", "tanh")
     assert parse_assignment("widths=[2, 4, 1]") == ("widths", [2, 4, 1])
+
+
+def test_no_command_prints_the_help_and_version_is_known(capsys):
+    assert main([]) == 2
+    assert "solve" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and control_dl.__version__ in capsys.readouterr().out

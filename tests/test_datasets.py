@@ -64,3 +64,10 @@ def test_noise_perturbs_inputs_only():
 def test_bad_data_is_a_spec_error(x, y, task, field):
     with pytest.raises(cdl.SpecError, match=field):
         cdl.Dataset(x, y, np.zeros((2, 2)), np.array([0, 1]) if task != "regression" else np.zeros((1, 2)), task=task)
+
+
+def test_a_dataset_prints_its_shapes_not_its_arrays():
+    problem = cdl.load_problem("ring", n_samples=500)
+    text = repr(problem.data)
+    assert text == "Dataset(name='ring', task='binary', n_in=2, train=500, test=125)"
+    assert len(repr(problem)) < 2000  # was every sample's coordinates

@@ -90,13 +90,15 @@ def test_the_advice_of_a_failed_run_names_options_of_its_own_solver():
     assert "learning rate (lr)" in result.message and "hessian" not in result.message
 
 
-def test_an_infeasible_end_is_failed_with_the_best_feasible_iterate():
+def test_an_infeasible_end_is_failed_with_the_best_feasible_iterate(caplog):
     """Adam knows no constraints: trained on a Lipschitz-constrained problem it leaves the feasible
     set; the Result is then "failed" and returns the best feasible iterate."""
     problem = cdl.load_problem("ring", dim=3, n_samples=60, lipschitz=0.05)
     w0 = 0.1 * problem.initial_guess(0)
     assert constraint_violation(problem, w0) == 0.0
-    result = cdl.solve(problem, cdl.TorchTrainer(optimizer="adam", lr=0.05, epochs=60), w0=w0, progress=False)
+    with caplog.at_level(logging.WARNING, logger="control_dl.solvers"):
+        result = cdl.solve(problem, cdl.TorchTrainer(optimizer="adam", lr=0.05, epochs=60), w0=w0, progress=False)
+    assert "does not enforce constraints" in caplog.text  # said at the start, not only judged at the end
     assert result.history[-1]["constraint_violation"] > 0.1  # h·Lip ≈ 0.18 at the end, c = 0.05
     assert result.status == "failed" and "infeasible" in result.message
     assert "torch optimisers do not enforce constraints" in result.message  # advice for this solver family

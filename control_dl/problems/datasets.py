@@ -167,6 +167,14 @@ class Dataset:
         if np.any(self.scale <= 0):
             raise spec_error("scale", self.scale.tolist(), "must be > 0")
 
+    def __repr__(self) -> str:
+        """Name, task and shapes (not the arrays: a problem prints in one line)."""
+        classes = f", classes={len(self.class_names)}" if self.class_names is not None else ""
+        return (
+            f"Dataset(name={self.name!r}, task={self.task!r}, n_in={self.x_train.shape[0]}, "
+            f"train={self.x_train.shape[1]}, test={self.x_test.shape[1]}{classes})"
+        )
+
     @property
     def n_in(self) -> int:
         """Input dimension."""

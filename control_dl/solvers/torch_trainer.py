@@ -9,6 +9,7 @@ autograd through the forward pass, or (``adjoint=True``) from the costate backwa
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,9 @@ DEFAULT_LR = {"adam": 1e-2, "sgd": 1e-2, "lbfgs": 1.0}
 LINE_SEARCH_EVALS = 25
 #: L-BFGS stops as converged when |J_k − J_{k−1}| ≤ this × max(1, |J_k|).
 LBFGS_FTOL = 1e-12
+
+
+logger = logging.getLogger("control_dl.solvers")
 
 
 @dataclass(frozen=True)
@@ -146,9 +150,20 @@ class TorchTrainer:
         Result
             "converged" (gradient norm ≤ tol, or L-BFGS stalled at a stationary value), "max_iter"
             (epochs exhausted) or "diverged" (non-finite J or gradient; w is the last finite iterate).
+            Constraints are not enforced (a warning is logged at the start); the outcome policy
+            judges the end (``failed`` with the best feasible iterate when infeasible).
         """
         import torch
 
+        constraints = problem.constraints
+        if constraints.lipschitz is not None or constraints.theta_max is not None:
+            logger.warning(
+                "%s does not enforce constraints (lipschitz=%s, theta_max=%s): the run is judged at its end; "
+                "the preset 'certified' enforces them",
+                self.name,
+                constraints.lipschitz,
+                constraints.theta_max,
+            )
         previous = torch.get_num_threads()
         torch.set_num_threads(self.threads)
         try:
