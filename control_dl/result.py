@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -19,6 +20,9 @@ if TYPE_CHECKING:
     from .problems.training import TrainingProblem
 
 STATUSES = ("converged", "max_iter", "failed", "diverged")
+
+
+logger = logging.getLogger("control_dl")
 
 
 def package_versions() -> dict[str, str]:
@@ -405,6 +409,12 @@ class Result:
         meta.setdefault("data_source", None)
         if problem is None and rebuild and meta.get("problem_spec"):
             problem = _rebuild_problem(path, meta["problem_spec"], meta["data_source"], arrays)
+        elif problem is None and rebuild:
+            logger.warning(
+                "%s: loaded without its problem (it was built in Python, e.g. with a user-defined field or "
+                "dynamics, and has no spec): pass problem= to Result.load for states, predictions and figures",
+                path,
+            )
         return cls(w=w, snapshots=snapshots, problem=problem, **meta)
 
 

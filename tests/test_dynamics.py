@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -223,13 +224,19 @@ def test_a_readout_needs_one_state_width() -> None:
     np.testing.assert_allclose(problem.objective(w, "torch"), problem.objective(w), rtol=1e-12)
 
 
-def test_a_users_dynamics_has_no_spec_and_its_result_still_saves(tmp_path) -> None:
+def test_a_users_dynamics_has_no_spec_and_its_result_still_saves(tmp_path, caplog) -> None:
     problem = cdl.TrainingProblem(data=cdl.datasets.sin(10), model=LinearLayers(), cost=cdl.Cost("mse"))
     assert describe(problem) is None  # nothing to rebuild it from: the result keeps w, not the problem
     result = cdl.solve(problem, cdl.load_solver("lbfgsb", max_iter=5), progress=False)
     result.save(tmp_path / "linear")
-    loaded = cdl.Result.load(tmp_path / "linear")
+    with caplog.at_level(logging.WARNING, logger="control_dl"):
+        loaded = cdl.Result.load(tmp_path / "linear")
     np.testing.assert_array_equal(loaded.w, result.w)
+    assert loaded.problem is None and "pass problem= to Result.load" in caplog.text  # said at load time
+    with_problem = cdl.Result.load(tmp_path / "linear", problem=problem)
+    np.testing.assert_allclose(
+        with_problem.predict(problem.data.x_test), problem.predict(result.w, problem.data.x_test)
+    )
 
 
 def test_theta_heatmap_draws_every_dynamics(problem) -> None:
