@@ -98,3 +98,9 @@ def test_feedforward_costates_are_minus_s_dj_dx_and_padded():
             x[row, i] += sign * eps
             values.append(float(problem.objective_terms(w, x, problem.targets, cdl.backends.numpy_ops)[0]))
         assert costates[0, row, i] == pytest.approx(-s * (values[1] - values[0]) / (2 * eps), rel=1e-6)
+
+
+def test_a_report_prints_its_scalars_not_its_costates():
+    problem = cdl.load_problem("ring", n_samples=50, dim=3, n_steps=4)
+    report = D.pmp_residual(problem, problem.initial_guess(0))
+    assert repr(report).startswith(f"PMPReport(residual={report.residual:.3g}") and len(repr(report)) < 200

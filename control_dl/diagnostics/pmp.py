@@ -77,6 +77,13 @@ class PMPReport:
 
     step_size: float
 
+    def __repr__(self) -> str:
+        """The scalars and the shapes (the costates of every sample would fill the screen)."""
+        return (
+            f"PMPReport(residual={self.residual:.3g}, drift={self.drift:.3g}, relative_drift={self.relative_drift:.3g}, "
+            f"costates={self.costates.shape}, steps={self.grad_h_norm.shape[0]})"
+        )
+
     @property
     def residual(self) -> float:
         """max_k h ‖∂H_k/∂θ‖ (= max_k ‖∂J/∂θ_k‖ for a piecewise-constant control): the PMP residual.
