@@ -287,6 +287,21 @@ def test_auto_keeps_the_engine_the_timing_says(monkeypatch):
         assert engine.info["auto"]["reason"].startswith(f"{fast} J+grad 1 ms vs {slow} 5 ms")
 
 
+def test_a_solvers_casadi_options_reach_the_names_casadi_and_auto(monkeypatch):
+    """make_engine(..., casadi=Casadi(jit=False)): the one place where a solver's jit reaches the engine."""
+    from control_dl.engines import _auto
+
+    problem = _ring()
+    x, y = problem.data.x_train, problem.targets
+    monkeypatch.setattr(_auto, "time_evaluation", lambda engine, w: 1e-3 if engine.name == "casadi" else 5e-3)
+    uncompiled = engines.Casadi(jit=False)
+    assert engines.make_engine("casadi", problem, x, y, casadi=uncompiled).info["jit"] is False
+    assert engines.make_engine("auto", problem, x, y, casadi=uncompiled).info["jit"] is False  # auto kept casadi
+    assert engines.make_engine(engines.Casadi(jit=True), problem, x, y, casadi=uncompiled).info["jit"] is True
+    assert cdl.MSA(jit=False).bind_engine(problem, x, y).info["jit"] is False
+    assert cdl.Direct(jit=False).bind_engine(problem, x, y).info["jit"] is False
+
+
 def test_auto_prescreen_skips_casadi_on_wide_states_and_says_why(monkeypatch):
     from control_dl.engines import _auto
 

@@ -32,6 +32,7 @@ def make_engine(
     y: np.ndarray,
     normaliser: float | None = None,
     regulariser: bool = True,
+    casadi: Casadi | None = None,
 ) -> Engine:
     """Bind an engine to a problem and a batch.
 
@@ -47,6 +48,9 @@ def make_engine(
         n in J's (1/n) Σ_i (default S).
     regulariser : bool
         Include R(θ).
+    casadi : Casadi, optional
+        The CasADi options the names ``"casadi"`` and ``"auto"`` stand for (a solver's ``jit`` and
+        ``parallelization``); default ``Casadi()``. Ignored for a spec object.
 
     Returns
     -------
@@ -58,6 +62,10 @@ def make_engine(
     SpecError
         ``spec`` names no registered engine.
     """
+    if casadi is not None and spec == "casadi":
+        spec = casadi
+    elif casadi is not None and spec == "auto":
+        spec = Auto(casadi=casadi)
     if isinstance(spec, str):
         if spec not in ENGINES:
             raise spec_error("engine", spec, f"must be one of {sorted(ENGINES)} or an EngineSpec")

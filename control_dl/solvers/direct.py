@@ -24,7 +24,7 @@ import casadi as ca
 import numpy as np
 
 from .._errors import spec_error
-from ..engines import ENGINES, Auto, Casadi, CasadiModel, Engine, EngineSpec, casadi_model, make_engine
+from ..engines import ENGINES, Casadi, CasadiModel, Engine, EngineSpec, casadi_model, make_engine
 from ..engines._callback import engine_objective
 from ..engines._casadi_model import objective_function
 from ..engines._jit import compile_function
@@ -359,13 +359,9 @@ class Direct:
             faster of it and the torch engine (casadi where the NLP needs CasADi Functions);
             another name or spec is bound as given.
         """
-        spec = self.engine
         casadi = Casadi(jit=self.jit, parallelization=self.parallelization)
-        if spec == "casadi" or (spec == "auto" and not self.takes_any_engine):
-            spec = casadi
-        elif spec == "auto":
-            spec = Auto(casadi=casadi)
-        return make_engine(spec, problem, x, y)
+        spec = casadi if self.engine == "auto" and not self.takes_any_engine else self.engine
+        return make_engine(spec, problem, x, y, casadi=casadi)
 
     @property
     def name(self) -> str:

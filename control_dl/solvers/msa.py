@@ -66,7 +66,7 @@ from scipy import optimize
 from threadpoolctl import threadpool_limits
 
 from .._errors import spec_error
-from ..engines import ENGINES, Auto, Casadi, Engine, EngineSpec, make_engine
+from ..engines import ENGINES, Casadi, Engine, EngineSpec, make_engine
 from ..problems.training import TrainingProblem
 from ..result import Result
 from ._msa_inner import NEWTON_MAX_BLOCK, InnerProblem, StageMap, Values, quasi_newton_step
@@ -239,12 +239,7 @@ class MSA:
             "casadi" is ``Casadi(jit)`` and "auto" is ``Auto(casadi=Casadi(jit))`` (this solver's
             ``jit``); another name or spec is bound by :func:`~control_dl.engines.make_engine`.
         """
-        spec = self.engine
-        if spec == "casadi":
-            spec = Casadi(jit=self.jit)
-        elif spec == "auto":
-            spec = Auto(casadi=Casadi(jit=self.jit))
-        return make_engine(spec, problem, x, y)
+        return make_engine(self.engine, problem, x, y, casadi=Casadi(jit=self.jit))
 
     def run(self, problem: TrainingProblem, w0: np.ndarray, progress: bool) -> Result:
         """Train by successive approximations from w0.
