@@ -311,12 +311,9 @@ _RETRY = {
     "msa": "more iterations (max_iter), a larger rho (E-MSA's proximal weight) or another solver",
     "torch": "a smaller learning rate (lr), more epochs or another solver",
 }
-#: What to try after a run that ended infeasible, per solver family.
-_ENFORCE = {
-    "direct": "try more iterations or a solver that enforces the constraints (the preset 'certified')",
-    "msa": "try more iterations or a solver that enforces the constraints (the preset 'certified')",
-    "torch": "the torch optimisers do not enforce constraints: use a solver that does (the preset 'certified')",
-}
+#: What to try after a run that ended infeasible: the torch optimisers never enforce constraints.
+_ENFORCE = "try more iterations or a solver that enforces the constraints (the preset 'certified')"
+_ENFORCE_TORCH = "the torch optimisers do not enforce constraints: use a solver that does (the preset 'certified')"
 
 
 def judge_outcome(
@@ -342,6 +339,8 @@ def judge_outcome(
     tuple
         ``(w, status, message)`` after the policy of the module docstring.
     """
+    retry = _RETRY.get(kind, _RETRY["direct"])
+    enforce = _ENFORCE_TORCH if kind == "torch" else _ENFORCE
     j_final = _objective(problem, w)
     j_start = _objective(problem, recorder.w_start) if recorder.w_start is not None else math.nan
     if not recorder.start_feasible:
@@ -378,7 +377,7 @@ def judge_outcome(
                 "failed",
                 (
                     f"ended infeasible (constraint violation {violation:.2e} > {FEASIBILITY_TOL:g}); returned the best "
-                    f"feasible iterate (iteration {best[0]}, J = {j_best:.4g}); {_ENFORCE.get(kind, _ENFORCE['direct'])} "
+                    f"feasible iterate (iteration {best[0]}, J = {j_best:.4g}); {enforce} "
                     f"({message})"
                 ),
             )
@@ -387,7 +386,7 @@ def judge_outcome(
             "failed",
             (
                 f"ended infeasible (constraint violation {violation:.2e} > {FEASIBILITY_TOL:g}) and no feasible iterate "
-                f"was seen; {_ENFORCE.get(kind, _ENFORCE['direct'])} ({message})"
+                f"was seen; {enforce} ({message})"
             ),
         )
     if j_final > j_start + 1e-12 * abs(j_start):
@@ -397,7 +396,7 @@ def judge_outcome(
             "failed",
             (
                 f"ended with J = {j_final:.4g} above its start J = {j_start:.4g}; returned "
-                f"{where or 'the last iterate'}; try {_RETRY.get(kind, _RETRY['direct'])} ({message})"
+                f"{where or 'the last iterate'}; try {retry} ({message})"
             ),
         )
     if status == "converged" and _is_saddle(problem, w, reference):
