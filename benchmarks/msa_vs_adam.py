@@ -114,12 +114,6 @@ def run_solver(problem: cdl.TrainingProblem, w0: np.ndarray, solver: Any) -> dic
     }
 
 
-def pmp_residual(problem: cdl.TrainingProblem, w: np.ndarray) -> float:
-    """max over coefficient blocks of ‖∇_{C_j} J‖ (= max_k ‖∂H_k/∂θ_k‖ for a piecewise-constant ResNet)."""
-    grad = problem.gradient(w)[: problem.layout.n_theta]
-    return float(np.linalg.norm(grad.reshape(-1, problem.layout.p), axis=1).max())
-
-
 def evaluation_time(problem: cdl.TrainingProblem, w: np.ndarray, engine: str, repeats: int = 20) -> float:
     """Seconds of one J + ∇J on ``engine`` (the E-MSA run's): the median of ``repeats`` after a warm-up."""
     bound = cdl.engines.make_engine(engine, problem, problem.data.x_train, problem.targets)
@@ -163,7 +157,7 @@ def bench(name: str, args: argparse.Namespace) -> dict[str, Any]:
         times = {s: time_to(curve, target) for s, target in targets.items()}
         row = {
             "final_objective": curve["objective"][-1],
-            "pmp_residual": pmp_residual(problem, curve["w"]),
+            "pmp_residual": cdl.diagnostics.pmp_residual(problem, curve["w"]).residual,
             "wall_s": curve["time"][-1],
             "setup_s": curve["setup_s"],
             "status": curve.get("status", "max_iter"),
@@ -196,7 +190,7 @@ def bench(name: str, args: argparse.Namespace) -> dict[str, Any]:
                     "status": curve["status"],
                     "iterations": curve["iterations"],
                     "final_objective": curve["objective"][-1],
-                    "pmp_residual": pmp_residual(problem, curve["w"]),
+                    "pmp_residual": cdl.diagnostics.pmp_residual(problem, curve["w"]).residual,
                     "wall_s": curve["time"][-1],
                 }
     return {
