@@ -14,7 +14,8 @@ For ring (S = 10⁵, d = 3, N = 20) and scikit-learn digits (standardised, train
   hosts the scheduler and the nannies) and of each worker (CPU time does not depend on the load);
 - time to target: L-BFGS-B (``Direct(nlp="lbfgsb")``) iterations until the training loss reaches
   the loss the serial solve has after ``--iters`` iterations (time from the first logged iterate,
-  so binding/compiling is reported apart as ``bind_s``);
+  so binding/compiling is reported apart as ``bind_s``); the median of ``--solve-reps`` solves
+  per worker count, the 1- and 2-worker solves interleaved with both clusters up;
 - the scaling model's inputs, measured here: the latency of an actor round trip, the time to send
   n_params floats out and back, the bytes of one shard's answer, the local engine's cost per sample
   (from f+grad at S and S/2), the constant c_m that Dask adds to a call (f+grad through Dask minus
@@ -26,7 +27,7 @@ Prints one JSON object. The machine load (``os.getloadavg``) is recorded before 
 taken while other processes use the cores are noted as such; ratios measured in one run are the
 comparison.
 
-    python benchmarks/dask_scaling.py [--quick] [--iters 40] [--reps 15] [--problems ring digits]
+    python benchmarks/dask_scaling.py [--quick] [--iters 40] [--reps 15] [--solve-reps 3] [--problems ring digits]
 """
 
 from __future__ import annotations
@@ -269,7 +270,7 @@ def measure(name: str, problem: cdl.TrainingProblem, args: argparse.Namespace) -
     tiny_engines = {key: e for key, e in engines.items() if key.startswith("tiny")}
     dask_times.update(time_calls({key: e.evaluate for key, e in tiny_engines.items()}, pids, w, args.reps))
     answer = dataclasses.replace(serial.evaluate(w), predictions=None, n_correct=0)
-    for workers, (cluster, client) in clusters.items():
+    for workers in clusters:
         engines[f"tiny_{workers}"].close()
         times, tiny = dask_times[f"dask_{workers}"], dask_times[f"tiny_{workers}"]
         shard = "serial_half" if workers == 2 else "serial"
@@ -289,11 +290,26 @@ def measure(name: str, problem: cdl.TrainingProblem, args: argparse.Namespace) -
             # model: the local engine on the slowest shard + c_m
             model_fgrad_s=best[shard] + constant,
         )
-        solver = cdl.load_solver(
+    # time to target: the 1- and 2-worker solves interleaved with both clusters up (the same load
+    # for both), the median of --solve-reps solves each
+    solvers = {
+        workers: cdl.load_solver(
             "lbfgsb", engine=Dask(client, local=local), max_iter=args.iters + 20, tol=1e-14, target_loss=target
         )
-        run = cdl.solve(problem, solver, progress=False)
-        entry.update(time_to_target_s=time_to_target(run.history, target), iterations=run.iterations, status=run.status)
+        for workers, (_, client) in clusters.items()
+    }
+    runs: dict[int, list[Any]] = {workers: [] for workers in clusters}
+    for _ in range(args.solve_reps):
+        for workers, solver in solvers.items():
+            runs[workers].append(cdl.solve(problem, solver, progress=False))
+    for workers, (cluster, client) in clusters.items():
+        times = [time_to_target(run.history, target) for run in runs[workers]]
+        out[f"workers_{workers}"].update(
+            time_to_target_s=None if None in times else statistics.median(times),
+            time_to_target_all_s=times,
+            iterations=[run.iterations for run in runs[workers]],
+            status=[run.status for run in runs[workers]],
+        )
         client.close()
         cluster.close()
     one, two = out["workers_1"], out["workers_2"]
@@ -317,6 +333,7 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=None, help="L-BFGS-B iterations of the serial reference")
     parser.add_argument("--problems", nargs="+", default=["ring", "digits"], choices=["ring", "digits"])
     parser.add_argument("--reps", type=int, default=15, help="repetitions per timing (median)")
+    parser.add_argument("--solve-reps", type=int, default=3, help="solves per worker count for time to target (median)")
     args = parser.parse_args()
     if args.iters is None:
         args.iters = 10 if args.quick else 40

@@ -225,6 +225,28 @@ def test_a_shard_answering_for_fewer_samples_is_an_error(client, ring):
             engine.evaluate(ring.initial_guess())
 
 
+@pytest.mark.parametrize("inline_s", [0.25, 0.0])
+def test_short_calls_run_on_the_workers_event_loop(client, ring, monkeypatch, inline_s):
+    """A call is first run in the worker's actor thread; once a call of that method took less than
+    ``_INLINE_S``, the next runs on the worker's event loop (separate_thread=False), same answers."""
+    from control_dl.engines import dask as dask_engine
+
+    monkeypatch.setattr(dask_engine, "_INLINE_S", inline_s)
+    threads: list[int] = []
+    evaluate = dask_engine._ShardWorker.evaluate
+
+    def spy(self: Any, *args: Any) -> Any:
+        threads.append(threading.get_ident())
+        return evaluate(self, *args)
+
+    monkeypatch.setattr(dask_engine._ShardWorker, "evaluate", spy)
+    w = ring.initial_guess(seed=1)
+    with make_engine(Dask(client, n_shards=1, local=LOCAL), ring, ring.data.x_train, ring.targets) as engine:
+        first, second = engine.evaluate(w), engine.evaluate(w)
+    assert (threads[0] != threads[1]) == (inline_s > 0)  # 0: never inline, both in the actor thread
+    assert first.objective == second.objective and np.array_equal(first.gradient, second.gradient)
+
+
 @pytest.mark.parametrize(
     ("options", "field"),
     [
