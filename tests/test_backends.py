@@ -134,6 +134,33 @@ def test_numpy_constants_are_accepted_by_every_op(name):
 
 
 @pytest.mark.parametrize("name", sorted(BACKENDS))
+def test_fused_affine_and_scaled_add_equal_their_unfused_forms(name):
+    """affine(a, x, b) = a x + b and add_scaled(x, α, y) = x + α y (torch fuses them: addmm, add)."""
+    ops = BACKENDS[name]
+    rng = np.random.default_rng(4)
+    a, x, b, y = rng.normal(size=(2, 3)), rng.normal(size=(3, 1)), rng.normal(size=(2, 1)), rng.normal(size=(3, 1))
+    xb = ops.asarray(x)
+    np.testing.assert_allclose(_numpy(ops.affine(a, xb, b)), a @ x + b, rtol=1e-14)
+    np.testing.assert_allclose(_numpy(ops.affine(ops.asarray(a), x, ops.asarray(b))), a @ x + b, rtol=1e-14)
+    np.testing.assert_allclose(_numpy(ops.add_scaled(xb, 0.3, y)), x + 0.3 * y, rtol=1e-14)
+    np.testing.assert_allclose(_numpy(ops.add_scaled(x, 0.3, ops.asarray(y))), x + 0.3 * y, rtol=1e-14)
+
+
+def test_fused_torch_ops_have_the_unfused_derivatives():
+    rng = np.random.default_rng(5)
+    a, x, b = (torch.tensor(rng.normal(size=s), requires_grad=True) for s in ((2, 3), (3, 4), (2, 1)))
+    u = torch.tensor(rng.normal(size=(2, 4)))
+    fused = torch.autograd.grad((TORCH.affine(a, x, b) * u).sum(), (a, x, b))
+    plain = torch.autograd.grad(((a @ x + b) * u).sum(), (a, x, b))
+    for f, p in zip(fused, plain, strict=True):
+        np.testing.assert_allclose(f.numpy(), p.numpy(), rtol=1e-14)
+    y = torch.tensor(rng.normal(size=(3, 4)), requires_grad=True)
+    gx, gy = torch.autograd.grad((TORCH.add_scaled(x, 0.7, y) * torch.ones(3, 4, dtype=torch.float64)).sum(), (x, y))
+    np.testing.assert_allclose(gx.numpy(), np.ones((3, 4)))
+    np.testing.assert_allclose(gy.numpy(), np.full((3, 4), 0.7))
+
+
+@pytest.mark.parametrize("name", sorted(BACKENDS))
 def test_reductions_match_numpy(name):
     ops = BACKENDS[name]
     z = np.random.default_rng(3).normal(size=(4, 3)) * 30.0  # large logits: logsumexp must be stable

@@ -77,11 +77,13 @@ def test_lbfgs_decreases_and_minibatch_adam_is_reproducible(small_ring: cdl.Trai
 
 
 def test_status_converged_and_diverged(small_ring: cdl.TrainingProblem) -> None:
+    # tol 5e-3, reached at epoch 50: at 1e-3 the torch L-BFGS iterates (lr = 1, no line search)
+    # oscillate around it, and whether one of them lands below it depended on the last bit of f
     converged = cdl.solve(
-        small_ring, cdl.TorchTrainer(optimizer="lbfgs", lr=1.0, epochs=2000, tol=1e-3), progress=False
+        small_ring, cdl.TorchTrainer(optimizer="lbfgs", lr=1.0, epochs=2000, tol=5e-3), progress=False
     )
-    assert converged.status == "converged"
-    assert converged.history[-1]["grad_norm"] <= 1e-3 or "objective change" in converged.message
+    assert converged.status == "converged" and converged.iterations < 2000
+    assert converged.history[-1]["grad_norm"] <= 5e-3 or "objective change" in converged.message
     diverged = cdl.solve(small_ring, cdl.TorchTrainer(optimizer="sgd", lr=1e6, epochs=50), progress=False)
     assert diverged.status == "diverged"
     assert np.all(np.isfinite(diverged.w))

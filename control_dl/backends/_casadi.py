@@ -53,6 +53,12 @@ class CasadiOps(Ops):
     def matmul(self, a: Any, b: Any) -> Any:
         return ca.mtimes(_ca(a), _ca(b))
 
+    def affine(self, a: Any, x: Any, b: Any) -> Any:
+        return ca.mtimes(_ca(a), _ca(x)) + _ca(b)
+
+    def add_scaled(self, x: Any, alpha: float, y: Any) -> Any:
+        return _ca(x) + alpha * _ca(y)
+
     def sum(self, z: Any) -> Any:
         return ca.sum1(ca.sum2(_ca(z)))
 

@@ -39,6 +39,12 @@ class NumpyOps(Ops):
     def matmul(self, a: Any, b: Any) -> np.ndarray:
         return np.asarray(a) @ np.asarray(b)
 
+    def affine(self, a: Any, x: Any, b: Any) -> np.ndarray:
+        return np.asarray(a) @ np.asarray(x) + b
+
+    def add_scaled(self, x: Any, alpha: float, y: Any) -> Any:
+        return x + alpha * y
+
     def sum(self, z: Any) -> Any:
         return np.sum(z)
 

@@ -68,6 +68,14 @@ class TorchOps(Ops):
     def matmul(self, a: Any, b: Any) -> torch.Tensor:
         return self._t(a, b) @ self._t(b, a)
 
+    def affine(self, a: Any, x: Any, b: Any) -> torch.Tensor:
+        x = self._t(x, a)
+        return torch.addmm(self._t(b, x), self._t(a, x), x)
+
+    def add_scaled(self, x: Any, alpha: float, y: Any) -> torch.Tensor:
+        y = self._t(y, x)
+        return torch.add(self._t(x, y), y, alpha=alpha)
+
     def sum(self, z: Any) -> torch.Tensor:
         return torch.sum(self._t(z))
 

@@ -442,7 +442,7 @@ class Flow(Dynamics):
         array
             x_{k+1}, ``d × S``.
         """
-        return self.scheme.step(lambda z, th: self.rhs(z, th, ops), x, thetas, self.step_size)
+        return self.scheme.step(lambda z, th: self.rhs(z, th, ops), x, thetas, self.step_size, ops)
 
     @cached_property
     def _l2_factor(self) -> np.ndarray:

@@ -137,5 +137,5 @@ class FeedForward:
         array
             x_{k+1}, ``w_{k+1} × S``.
         """
-        out = activate(self.layer_activation(k), ops.matmul(params["A"], x) + params["b"], ops)
+        out = activate(self.layer_activation(k), ops.affine(params["A"], x, params["b"]), ops)
         return x + self.step * out if self.residual else out

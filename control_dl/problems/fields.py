@@ -219,7 +219,7 @@ class Inside(_Activated):
         array
             ``d × S``.
         """
-        return activate(self.activation, ops.matmul(params["A"], x) + params["b"], ops)
+        return activate(self.activation, ops.affine(params["A"], x, params["b"]), ops)
 
 
 @dataclass(frozen=True)
@@ -264,7 +264,7 @@ class Outside(_Activated):
         array
             ``d × S``.
         """
-        return ops.matmul(params["W"], activate(self.activation, x, ops)) + params["b"]
+        return ops.affine(params["W"], activate(self.activation, x, ops), params["b"])
 
 
 @dataclass(frozen=True)
@@ -321,7 +321,7 @@ class Bottleneck(_Activated):
         array
             ``d × S``.
         """
-        hidden = activate(self.activation, ops.matmul(params["A"], x) + params["b"], ops)
+        hidden = activate(self.activation, ops.affine(params["A"], x, params["b"]), ops)
         return ops.matmul(params["W"], hidden)
 
 

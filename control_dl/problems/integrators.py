@@ -34,7 +34,7 @@ class Integrator:
     order: int
     nodes: tuple[float, ...]
 
-    def step(self, rhs: Rhs, x: Any, thetas: Sequence[Any], h: float) -> Any:
+    def step(self, rhs: Rhs, x: Any, thetas: Sequence[Any], h: float, ops: Any) -> Any:
         """Advance x by one step.
 
         Parameters
@@ -47,6 +47,8 @@ class Integrator:
             θ at each of :attr:`nodes`.
         h : float
             Step size.
+        ops : Ops
+            Backend namespace (the updates x + c h k are ``ops.add_scaled``: one pass in torch).
 
         Returns
         -------
@@ -54,12 +56,12 @@ class Integrator:
             The state after one step.
         """
         if self.name == "euler":
-            return x + h * rhs(x, thetas[0])
+            return ops.add_scaled(x, h, rhs(x, thetas[0]))
         k1 = rhs(x, thetas[0])
-        k2 = rhs(x + (0.5 * h) * k1, thetas[1])
-        k3 = rhs(x + (0.5 * h) * k2, thetas[1])
-        k4 = rhs(x + h * k3, thetas[2])
-        return x + (h / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+        k2 = rhs(ops.add_scaled(x, 0.5 * h, k1), thetas[1])
+        k3 = rhs(ops.add_scaled(x, 0.5 * h, k2), thetas[1])
+        k4 = rhs(ops.add_scaled(x, h, k3), thetas[2])
+        return ops.add_scaled(x, h / 6.0, k1 + 2.0 * k2 + 2.0 * k3 + k4)
 
 
 INTEGRATORS = {

@@ -315,7 +315,7 @@ class TrainingProblem:
             x(0), ``d × S``.
         """
         if lift:
-            return ops.matmul(lift["L"], x) + lift["l"]
+            return ops.affine(lift["L"], x, lift["l"])
         d0 = self.state_dims[0]
         if d0 == self.data.n_in:
             return x
@@ -340,7 +340,7 @@ class TrainingProblem:
         """
         if not readout:
             return x
-        return ops.matmul(readout["P"], x) + readout["c"]
+        return ops.affine(readout["P"], x, readout["c"])
 
     def terminal_loss(self, x: Any, target: Any, readout: dict[str, Any], ops: Any) -> Any:
         """Σ_i ℓ(λ2(x_i), y_i) over the columns (sum, not mean).
