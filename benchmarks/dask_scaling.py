@@ -42,16 +42,15 @@ import statistics
 import time
 from typing import Any
 
-import dask
 import numpy as np
 import psutil
 import torch
-from distributed import Client, LocalCluster
+from distributed import Client
 from threadpoolctl import threadpool_limits
 
 import control_dl as cdl
 from control_dl.engines import Dask, make_engine
-from control_dl.engines.dask import LOCAL_CLUSTER_CONFIG
+from control_dl.engines.dask import start_local_cluster
 
 
 class Echo:
@@ -239,8 +238,8 @@ def measure(name: str, problem: cdl.TrainingProblem, args: argparse.Namespace) -
     out["serial"]["per_sample_s"] = (best["serial"] - best["serial_half"]) / (n_samples - n_samples // 2)
     clusters, engines, pids = {}, {}, {}
     for workers in (1, 2):  # both clusters up at once: their f+grad timings interleave (same load)
-        with dask.config.set(LOCAL_CLUSTER_CONFIG):  # large arrays stay on the heap (see that constant)
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        # the engine's own cluster set-up (LOCAL_CLUSTER_CONFIG: allocator, background work)
+        cluster = start_local_cluster(workers, processes=True, field="workers", value=workers)
         client = Client(cluster, direct_to_workers=True)  # actor calls straight to the workers
         client.run(warm_up)
         idle = client.run(rss)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+
 
 class SpecError(ValueError):
     """A problem or solver specification is invalid.
@@ -31,12 +34,39 @@ def spec_error(field: str, value: object, why: str) -> SpecError:
     return SpecError(f"{field}={value!r}: {why}")
 
 
-def main_guard_error(field: str, value: object, what: str) -> SpecError:
-    """The error for worker processes that did not start because the script has no main guard.
+def _main_script_lacks_guard() -> str | None:
+    """Why spawn-started children cannot re-run the main script, or None if it has a main guard.
+
+    Returns
+    -------
+    str or None
+        ``"stdin"`` (the script was read from standard input: a child cannot read it again),
+        ``"no guard"`` (a script file without ``if __name__ == "__main__":``), or None (no script
+        file, as in ``python -c`` or a notebook, which spawn does not re-run; or a guarded script).
+    """
+    import sys
+
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    if path is None:
+        return None
+    if path == "<stdin>" or not os.path.isfile(path):
+        return "stdin"
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            source = f.read()
+    except OSError:
+        return None
+    return None if re.search(r"""__name__\s*==\s*['"]__main__['"]""", source) else "no guard"
+
+
+def worker_start_error(field: str, value: object, what: str, cause: BaseException) -> SpecError:
+    """The error for worker processes that did not start, with the reason when it is the main script.
 
     Process pools and Dask's local workers start with multiprocessing's *spawn*, which imports the
     main script again in every child; without ``if __name__ == "__main__":`` the children re-run the
     script's top level (and fail), and the parent sees only a broken pool or "Nanny failed to start".
+    A script read from standard input (``python - < train.py``) cannot be re-read by the children
+    at all. Otherwise the children failed for another reason, given by ``cause``.
 
     Parameters
     ----------
@@ -46,15 +76,20 @@ def main_guard_error(field: str, value: object, what: str) -> SpecError:
         Its value.
     what : str
         Which processes failed to start, e.g. "the local Dask worker processes".
+    cause : BaseException
+        What the pool or cluster raised.
 
     Returns
     -------
     SpecError
-        The error, ready to raise (``from`` the library's own exception).
+        The error, ready to raise (``from cause``).
     """
-    return spec_error(
-        field,
-        value,
-        f"could not start {what}. They start with multiprocessing's 'spawn', which re-runs the main "
-        'script: in a script, put the call under `if __name__ == "__main__":`',
-    )
+    reason = _main_script_lacks_guard()
+    spawn = f"could not start {what}. They start with multiprocessing's 'spawn', which re-runs the main script"
+    if reason == "no guard":
+        return spec_error(field, value, f'{spawn}: in a script, put the call under `if __name__ == "__main__":`')
+    if reason == "stdin":
+        return spec_error(
+            field, value, f"{spawn}, and a script read from standard input cannot be re-run: save it to a file"
+        )
+    return spec_error(field, value, f"could not start {what}: {type(cause).__name__}: {cause}")

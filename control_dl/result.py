@@ -258,7 +258,8 @@ class Result:
 
         A constrained problem adds its constraints and the violation max(0, h·Lip − c, |θ| − M) of
         the returned w (:func:`control_dl.solvers.base.constraint_violation`), so a certified run
-        reads differently from an unconstrained one.
+        reads differently from an unconstrained one. A run that ended neither ``converged`` nor
+        ``max_iter`` ends the line with its ``message`` (why it failed, diverged or is infeasible).
 
         Returns
         -------
@@ -269,9 +270,10 @@ class Result:
         engine = f" engine={self.engine['name']}" if self.engine.get("name") else ""
         if "auto" in self.engine:
             engine += f" (auto: {self.engine['auto'].get('reason', '')})"
+        reason = "" if self.status in ("converged", "max_iter") or not self.message else f" | {self.message}"
         return (
             f"{self.solver}: {self.status} objective={self.objective:.4g} loss={self.loss:.4g}{acc} "
-            f"iters={self.iterations} time={self.wall_time:.2f}s{self._constraint_summary()}{engine}"
+            f"iters={self.iterations} time={self.wall_time:.2f}s{self._constraint_summary()}{engine}{reason}"
         )
 
     def _constraint_summary(self) -> str:

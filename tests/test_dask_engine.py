@@ -258,11 +258,24 @@ def test_short_calls_run_on_the_workers_event_loop(client, ring, monkeypatch, in
         ({"retries": -1}, "retries"),
         ({"client": 3.5}, "client"),
         ({"predictions": 1}, "predictions"),
+        ({"client": "nonsense"}, "client='nonsense': not a Dask scheduler address"),
+        ({"client": "tcp://host"}, "client='tcp://host'"),
+        ({"local": "gpu"}, "local='gpu': must be a local engine"),
     ],
 )
 def test_bad_options_name_the_field(options, field):
     with pytest.raises(cdl.SpecError, match=field):
         Dask(**options)
+
+
+def test_a_scheduler_that_does_not_answer_is_a_spec_error_naming_the_address(ring):
+    """Before: a raw OSError after 30 s (from Python) and a 66-line traceback (from the CLI)."""
+    closed = "tcp://127.0.0.1:9"  # discard port: nothing listens
+    with pytest.raises(cdl.SpecError, match=r"client='tcp://127.0.0.1:9': no Dask scheduler answered"):
+        make_engine(Dask(closed, timeout=1.0, local=LOCAL), ring, ring.data.x_train, ring.targets)
+    from control_dl.cli import main
+
+    assert main(["solve", "ring", "--engine", "dask", "--scheduler", "nonsense", "--out", "unused"]) == 2
 
 
 def test_more_shards_than_samples_and_unpicklable_problems_are_spec_errors(client, ring):
@@ -348,3 +361,32 @@ def test_a_script_without_a_main_guard_gets_a_spec_error_naming_the_guard(tmp_pa
     assert (
         subprocess.run([sys.executable, str(guarded)], capture_output=True, timeout=120, cwd=tmp_path).returncode == 0
     )
+
+
+def test_the_guides_yaml_for_command_line_workers_is_the_local_cluster_config():
+    """docs/guide/dask.md gives LOCAL_CLUSTER_CONFIG as a YAML file for `dask worker` clusters."""
+    import re
+    from pathlib import Path
+
+    import dask
+
+    yaml = pytest.importorskip("yaml")
+    from control_dl.engines.dask import LOCAL_CLUSTER_CONFIG
+
+    guide = (Path(__file__).parents[1] / "docs" / "guide" / "dask.md").read_text()
+    (block,) = re.findall(r"```yaml\n(.*?)```", guide, flags=re.S)
+    config = yaml.safe_load(block)
+    for key, value in LOCAL_CLUSTER_CONFIG.items():
+        got = dask.config.get(key, config=config)
+        assert got == value or dask.utils.parse_timedelta(got) == dask.utils.parse_timedelta(value), key
+    leaves: list[str] = []  # the file sets exactly these keys, no more
+
+    def walk(node: dict, prefix: str) -> None:
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            else:
+                leaves.append(f"{prefix}{key}")
+
+    walk(config, "")
+    assert sorted(leaves) == sorted(LOCAL_CLUSTER_CONFIG)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -52,6 +54,14 @@ def test_accessors(result, small_ring):
     )
     assert "max_iter" in result.summary() or "converged" in result.summary()
     assert result.versions["casadi"] and result.seed == 2
+
+
+def test_summary_gives_the_reason_of_a_failed_run_only(result):
+    """A failed run's one line says why (a user saw only 'failed' on the CLI after losing every
+    Dask worker; the reason was in summary.json alone)."""
+    assert result.message and result.message not in result.summary()  # converged / max_iter: no reason
+    failed = dataclasses.replace(result, status="failed", message="shard 0 could not be rebuilt")
+    assert failed.summary().endswith(" | shard 0 could not be rebuilt")
 
 
 def test_save_leaves_no_temporary_files(result, tmp_path):

@@ -371,3 +371,48 @@ def test_a_script_without_a_main_guard_gets_a_spec_error_naming_the_guard(tmp_pa
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert run.returncode != 0
     assert "SpecError: workers=2" in run.stderr and 'if __name__ == "__main__":' in run.stderr
+
+
+def test_a_guarded_script_read_from_stdin_is_told_to_use_a_file(tmp_path):
+    """``python - < sweep.py``: the spawned children cannot re-read the script (FileNotFoundError
+    '<stdin>'); the guard is there, so the error must not ask for it (a user's report)."""
+    sweep_file = ROOT / "examples" / "sweep_ring.toml"
+    source = (
+        "import control_dl as cdl\n"
+        'if __name__ == "__main__":\n'
+        f"    cdl.experiments.run_sweep({str(sweep_file)!r}, 'out', workers=2)\n"
+    )
+    run = subprocess.run([sys.executable, "-"], input=source, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert run.returncode != 0
+    last = run.stderr.strip().splitlines()[-1]
+    assert "SpecError: workers=2" in last and "standard input" in last and "__main__" not in last
+
+
+@pytest.mark.parametrize(
+    ("main_file", "source", "expected"),
+    [
+        (None, None, None),  # python -c, a notebook: spawn does not re-run anything
+        ("<stdin>", None, "stdin"),
+        ("train.py", "import x\nrun()\n", "no guard"),
+        ("train.py", "def main(): ...\nif __name__ == '__main__':\n    main()\n", None),
+    ],
+)
+def test_worker_start_error_names_the_main_script_only_when_it_is_the_cause(
+    tmp_path, monkeypatch, main_file, source, expected
+):
+    import types
+
+    from control_dl import _errors
+
+    main = types.ModuleType("__main__")
+    if main_file is not None:
+        main.__file__ = str(tmp_path / main_file) if source is not None else main_file
+        if source is not None:
+            (tmp_path / main_file).write_text(source)
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    assert _errors._main_script_lacks_guard() == expected
+    message = str(_errors.worker_start_error("workers", 2, "the pool", OSError("port in use")))
+    assert message.startswith("workers=2: could not start the pool")
+    assert ("__main__" in message) == (expected == "no guard")
+    assert ("standard input" in message) == (expected == "stdin")
+    assert ("OSError: port in use" in message) == (expected is None)

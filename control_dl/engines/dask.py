@@ -45,7 +45,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .._errors import SpecError, main_guard_error, spec_error
+from .._errors import SpecError, spec_error, worker_start_error
 from ..problems.costs import predict_labels
 from ._base import Engine, EngineSpec, Evaluation, StageValues, Sweep
 
@@ -108,6 +108,114 @@ def _import_distributed() -> Any:
     return distributed
 
 
+def check_scheduler_address(field: str, address: str) -> None:
+    """Raise a SpecError naming ``field`` unless ``address`` is a Dask scheduler address.
+
+    Parameters
+    ----------
+    field : str
+        The option that holds the address (``client``, ``scheduler``).
+    address : str
+        E.g. ``"tcp://10.0.0.1:8786"`` (the protocol defaults to tcp; tcp and tls need a port).
+
+    Raises
+    ------
+    SpecError
+        Dask is not installed, or the address does not parse.
+    """
+    _import_distributed()
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:
+        scheme, location = parse_address(address)
+        if scheme in ("tcp", "tls"):
+            parse_host_port(location)
+    except (ValueError, TypeError) as exc:
+        raise spec_error(field, address, f"not a Dask scheduler address like 'tcp://host:8786' ({exc})") from None
+
+
+def scheduler_client(field: str, address: str, timeout: float, **client_options: Any) -> Any:
+    """A ``distributed.Client`` on the scheduler at ``address`` with at least one worker connected.
+
+    Parameters
+    ----------
+    field : str
+        The option that holds the address (named in the errors).
+    address : str
+        Scheduler address.
+    timeout : float
+        Seconds to wait for the scheduler, then as long again for a first worker.
+    **client_options
+        Passed to ``distributed.Client`` (e.g. ``direct_to_workers=True``).
+
+    Returns
+    -------
+    distributed.Client
+        The connected client (the caller closes it).
+
+    Raises
+    ------
+    SpecError
+        The address does not parse, no scheduler answers there, or no worker joins it in time.
+    """
+    check_scheduler_address(field, address)
+    distributed = _import_distributed()
+    try:
+        client = distributed.Client(address, timeout=timeout, **client_options)
+    except (OSError, TimeoutError) as exc:
+        raise spec_error(field, address, f"no Dask scheduler answered there ({exc})") from None
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except (OSError, TimeoutError):
+        client.close()
+        raise spec_error(field, address, f"the scheduler has no worker (none joined in {timeout:g} s)") from None
+    return client
+
+
+def start_local_cluster(workers: int, processes: bool, field: str, value: object) -> Any:
+    """A ``distributed.LocalCluster`` of ``workers`` single-threaded workers set up for training.
+
+    With :data:`LOCAL_CLUSTER_CONFIG`, no dashboard, and the scheduler's HTTP server (health
+    routes) on a free port: on its default 8787 a second cluster warns that the port is in use.
+
+    Parameters
+    ----------
+    workers : int
+        Worker count.
+    processes : bool
+        Worker processes (True) or threads of this process.
+    field, value : str, object
+        The option that asked for the cluster (named if its processes cannot start).
+
+    Returns
+    -------
+    distributed.LocalCluster
+        The running cluster (the caller closes it).
+
+    Raises
+    ------
+    SpecError
+        Dask is not installed, or the worker processes could not start (see
+        :func:`~control_dl._errors.worker_start_error`: usually a script without a main guard).
+    """
+    distributed = _import_distributed()
+    import dask
+
+    try:
+        with dask.config.set(LOCAL_CLUSTER_CONFIG):
+            return distributed.LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=processes,
+                dashboard_address=None,
+                scheduler_kwargs={"dashboard_address": ":0"},
+            )
+    except RuntimeError as exc:  # "Nanny failed to start"
+        if not processes:
+            raise
+        raise worker_start_error(field, value, "the local Dask worker processes", exc) from exc
+
+
 @dataclass(frozen=True)
 class Dask(EngineSpec):
     """Options of the data-parallel engine (bound per batch by :meth:`bind`).
@@ -152,10 +260,16 @@ class Dask(EngineSpec):
     predictions: bool = False
 
     def __post_init__(self) -> None:
-        if self.client is not None and not isinstance(self.client, str):
+        if isinstance(self.client, str):
+            check_scheduler_address("client", self.client)
+        elif self.client is not None:
             distributed = _import_distributed()
             if not isinstance(self.client, distributed.Client):
-                raise spec_error("client", type(self.client).__name__, "must be None, a scheduler address or a Client")
+                raise spec_error(
+                    "client",
+                    self.client,
+                    f"must be None, a scheduler address or a Client, not {type(self.client).__name__}",
+                )
         for field, value in (("n_shards", self.n_shards), ("workers", self.workers)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
                 raise spec_error(field, value, "must be an integer >= 1 (or None)")
@@ -167,10 +281,10 @@ class Dask(EngineSpec):
             raise spec_error("processes", self.processes, "must be True or False")
         if not isinstance(self.predictions, bool):
             raise spec_error("predictions", self.predictions, "must be True or False")
-        if isinstance(self.local, Dask) or self.local == "dask":
-            raise spec_error("local", self.local, "must be a local engine ('auto', 'casadi', 'torch' or a spec)")
-        if not isinstance(self.local, (str, EngineSpec)):
-            raise spec_error("local", type(self.local).__name__, "must be an engine name or an EngineSpec")
+        if isinstance(self.local, Dask) or (
+            not isinstance(self.local, EngineSpec) and self.local not in ("auto", "casadi", "torch")
+        ):
+            raise spec_error("local", self.local, "must be a local engine: 'auto', 'casadi', 'torch' or their spec")
         if self.timeout is not None and (isinstance(self.timeout, bool) or not self.timeout > 0):
             raise spec_error("timeout", self.timeout, "must be a number of seconds > 0 (or None)")
         if isinstance(self.retries, bool) or not isinstance(self.retries, (int, np.integer)) or self.retries < 0:
@@ -415,34 +529,25 @@ class DaskEngine(Engine):
     # ----------------------------------------------------------------------------- cluster
     def _connect(self, distributed: Any) -> tuple[Any, list[Any]]:
         """The client, and what this engine started (and must close)."""
-        import dask
-
         spec = self.spec
         if isinstance(spec.client, distributed.Client):
             if not spec.client.direct_to_workers:
-                logger.info("the scheduler relays every call: Client(..., direct_to_workers=True) saves a hop per call")
+                logger.warning(
+                    "the scheduler relays every call of the Dask engine: Client(..., direct_to_workers=True) "
+                    "saves a hop per call"
+                )
             return spec.client, []
         # direct_to_workers: actor calls go straight to the worker; otherwise the scheduler relays
         # every call and its answer (one more hop, and the answer is (de)serialised once more)
         if spec.client is not None:
-            client = distributed.Client(spec.client, timeout=spec.timeout or 30, direct_to_workers=True)
-            client.wait_for_workers(1, timeout=spec.timeout or 120)
+            client = scheduler_client("client", spec.client, spec.timeout or 30, direct_to_workers=True)
             return client, [client]
-        processes = True if spec.processes is None else spec.processes
-        try:
-            with dask.config.set(LOCAL_CLUSTER_CONFIG):
-                cluster = distributed.LocalCluster(
-                    n_workers=spec.workers or os.cpu_count() or 1,
-                    threads_per_worker=1,
-                    processes=processes,
-                    dashboard_address=None,
-                )
-        except RuntimeError as exc:  # "Nanny failed to start": usually a script without a main guard
-            if not processes:
-                raise
-            raise main_guard_error(
-                "engine", f"Dask(workers={spec.workers})", "the local Dask worker processes"
-            ) from exc
+        cluster = start_local_cluster(
+            spec.workers or os.cpu_count() or 1,
+            processes=True if spec.processes is None else spec.processes,
+            field="engine",
+            value=f"Dask(workers={spec.workers})",
+        )
         client = distributed.Client(cluster, direct_to_workers=True)
         return client, [client, cluster]
 

@@ -17,7 +17,8 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from .._errors import SpecError, main_guard_error
+from .._errors import SpecError, worker_start_error
+from ..engines.dask import scheduler_client, start_local_cluster
 from ._task import init_worker, ready
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class ProcessExecutor:
                 future.result()
         except BrokenProcessPool as exc:
             self.pool.shutdown(wait=True, cancel_futures=True)
-            raise main_guard_error("workers", self.capacity, "the sweep's worker processes") from exc
+            raise worker_start_error("workers", self.capacity, "the sweep's worker processes", exc) from exc
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future:
         """Schedule ``fn(*args)``.
@@ -125,25 +126,20 @@ class DaskExecutor:
 
     def __init__(self, scheduler: Any, workers: int) -> None:
         try:
-            from distributed import Client, LocalCluster
+            from distributed import Client
         except ImportError:
             raise SpecError("scheduler: Dask is not installed; pip install 'control_dl[dask]'") from None
         self._owned: list[Any] = []
         if isinstance(scheduler, Client):
             self.client = scheduler
+            self.client.wait_for_workers(1, timeout=120)
+        elif scheduler == "local":
+            cluster = start_local_cluster(workers, processes=True, field="workers", value=workers)
+            self.client = Client(cluster)
+            self._owned += [self.client, cluster]
         else:
-            if scheduler == "local":
-                try:
-                    cluster = LocalCluster(
-                        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
-                    )
-                except RuntimeError as exc:  # "Nanny failed to start"
-                    raise main_guard_error("workers", workers, "the local Dask worker processes") from exc
-                self._owned.append(cluster)
-                scheduler = cluster
-            self.client = Client(scheduler)
-            self._owned.insert(0, self.client)
-        self.client.wait_for_workers(1, timeout=120)
+            self.client = scheduler_client("scheduler", scheduler, 60)
+            self._owned.append(self.client)
         self.client.run(init_worker)
         self.capacity = max(1, sum(self.client.nthreads().values()))
         self._dask: dict[cf.Future, Any] = {}
