@@ -160,6 +160,41 @@ def test_fused_torch_ops_have_the_unfused_derivatives():
     np.testing.assert_allclose(gy.numpy(), np.full((3, 4), 0.7))
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")  # raised inside torch.func.hessian
+def test_torch_tanh_on_cpu_equals_torch_tanh_in_value_and_every_derivative():
+    """TorchOps.tanh computes cpu values with numpy (torch's cpu tanh is scalar: 5x slower); values
+    to an ulp, and reverse, double-reverse, batched, forward-mode and torch.func derivatives as torch's."""
+    rng = np.random.default_rng(6)
+    z = torch.tensor(rng.normal(scale=3.0, size=(3, 50)), requires_grad=True)
+    z.data[0, :3] = torch.tensor([0.0, 1e-12, -40.0], dtype=torch.float64)  # 0, tiny (tanh z = z), saturated
+    y, ref = TORCH.tanh(z), torch.tanh(z)
+    np.testing.assert_allclose(y.detach().numpy(), ref.detach().numpy(), rtol=3e-16, atol=0)
+    u = torch.tensor(rng.normal(size=(3, 50)))
+    (g,) = torch.autograd.grad((y * u).sum(), z, create_graph=True)
+    (g_ref,) = torch.autograd.grad((ref * u).sum(), z, create_graph=True)
+    # 1 − y² near saturation magnifies an ulp of y: compare derivatives absolutely (|u| ~ 1)
+    np.testing.assert_allclose(g.detach().numpy(), g_ref.detach().numpy(), rtol=0, atol=2e-15)
+    (h,) = torch.autograd.grad(g.sum(), z)
+    (h_ref,) = torch.autograd.grad(g_ref.sum(), z)
+    np.testing.assert_allclose(h.numpy(), h_ref.numpy(), rtol=0, atol=2e-15)
+    theta = torch.tensor(rng.normal(size=4), requires_grad=True)
+    x = torch.tensor(rng.normal(size=(2, 6)))
+    hessians = []
+    for tanh in (TORCH.tanh, torch.tanh):  # E-MSA's batched reverse-over-reverse
+        (grad,) = torch.autograd.grad(tanh(theta.reshape(2, 2) @ x).sum(), theta, create_graph=True)
+        eye = torch.eye(4, dtype=torch.float64)
+        hessians.append(torch.autograd.grad(grad, theta, eye, is_grads_batched=True)[0].numpy())
+    np.testing.assert_allclose(*hessians, rtol=1e-13, atol=1e-15)
+    point = z.detach()[1]
+    np.testing.assert_allclose(
+        torch.func.hessian(lambda t: TORCH.tanh(t).sum())(point).numpy(),
+        torch.func.hessian(lambda t: torch.tanh(t).sum())(point).numpy(),
+        rtol=0,
+        atol=2e-15,
+    )
+    np.testing.assert_allclose(torch.func.vmap(TORCH.tanh)(z.detach()).numpy(), ref.detach().numpy(), rtol=3e-16)
+
+
 @pytest.mark.parametrize("name", sorted(BACKENDS))
 def test_reductions_match_numpy(name):
     ops = BACKENDS[name]

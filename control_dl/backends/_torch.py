@@ -11,6 +11,47 @@ import torch
 from ._protocol import Ops
 
 
+def _capturing() -> bool:
+    """Whether torch is tracing, exporting or compiling the code that runs (no numpy calls there)."""
+    compiling = getattr(torch.compiler, "is_compiling", lambda: False)  # torch >= 2.3
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or compiling()
+
+
+class _NumpyTanh(torch.autograd.Function):
+    """tanh of a cpu tensor by numpy's vectorised tanh; the derivative by torch's ``tanh_backward``.
+
+    torch's own cpu tanh computes one value at a time (measured here: 3.7 ns a value in float64
+    against 0.73 ns for ``np.tanh``, and 46 % of the torch engine's f+grad on ring). The values
+    agree to an ulp (tested); the derivative is torch's ``tanh_backward`` in reverse and forward
+    mode, so first and second derivatives, batched gradients (``is_grads_batched``) and the
+    ``torch.func`` transforms give what ``torch.tanh`` gives. Not used on tensor subclasses (fake
+    tensors of ``torch.export``) or while torch traces, exports or compiles.
+    """
+
+    @staticmethod
+    def forward(z: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(np.tanh(z.detach().numpy())))  # asarray: a 0-d z gives a numpy scalar
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        ctx.save_for_backward(output)
+        ctx.save_for_forward(output)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        (y,) = ctx.saved_tensors
+        return torch.ops.aten.tanh_backward(grad, y)  # grad · (1 − y²)
+
+    @staticmethod
+    def jvp(ctx: Any, tangent: torch.Tensor) -> torch.Tensor:
+        (y,) = ctx.saved_tensors
+        return torch.ops.aten.tanh_backward(tangent, y)  # forward mode: tangent · (1 − y²)
+
+    @staticmethod
+    def vmap(info: Any, in_dims: tuple[Any, ...], z: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        return _NumpyTanh.apply(z), in_dims[0]  # elementwise: the batch dimension stays where it is
+
+
 class TorchOps(Ops):
     """:class:`~control_dl.backends.Ops` over torch tensors (docstrings: see ``Ops``).
 
@@ -92,7 +133,10 @@ class TorchOps(Ops):
         return torch.cos(self._t(z))
 
     def tanh(self, z: Any) -> torch.Tensor:
-        return torch.tanh(self._t(z))
+        z = self._t(z)
+        if z.device.type == "cpu" and type(z) is torch.Tensor and not _capturing():
+            return _NumpyTanh.apply(z)  # 5x faster than torch.tanh on cpu (see _NumpyTanh)
+        return torch.tanh(z)
 
     def exp(self, z: Any) -> torch.Tensor:
         return torch.exp(self._t(z))
