@@ -161,11 +161,19 @@ def test_fused_torch_ops_have_the_unfused_derivatives():
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")  # raised inside torch.func.hessian
-def test_torch_tanh_on_cpu_equals_torch_tanh_in_value_and_every_derivative():
+def test_torch_tanh_on_cpu_equals_torch_tanh_in_value_and_every_derivative(monkeypatch):
     """TorchOps.tanh computes cpu values with numpy (torch's cpu tanh is scalar: 5x slower); values
     to an ulp, and reverse, double-reverse, batched, forward-mode and torch.func derivatives as torch's."""
+    from control_dl.backends import _torch
+
     rng = np.random.default_rng(6)
     z = torch.tensor(rng.normal(scale=3.0, size=(3, 50)), requires_grad=True)
+    applied: list[int] = []
+    forward = _torch._NumpyTanh.forward
+    monkeypatch.setattr(_torch._NumpyTanh, "forward", staticmethod(lambda t: applied.append(t.numel()) or forward(t)))
+    TORCH.tanh(z)
+    assert applied == []  # 150 values: torch's own tanh (the custom Function costs more than it saves)
+    monkeypatch.setattr(_torch, "_NUMPY_TANH_MIN", 1)  # from here on the numpy path, on small tensors
     z.data[0, :3] = torch.tensor([0.0, 1e-12, -40.0], dtype=torch.float64)  # 0, tiny (tanh z = z), saturated
     y, ref = TORCH.tanh(z), torch.tanh(z)
     np.testing.assert_allclose(y.detach().numpy(), ref.detach().numpy(), rtol=3e-16, atol=0)
@@ -193,6 +201,7 @@ def test_torch_tanh_on_cpu_equals_torch_tanh_in_value_and_every_derivative():
         atol=2e-15,
     )
     np.testing.assert_allclose(torch.func.vmap(TORCH.tanh)(z.detach()).numpy(), ref.detach().numpy(), rtol=3e-16)
+    assert applied and applied[0] == 150
 
 
 @pytest.mark.parametrize("name", sorted(BACKENDS))

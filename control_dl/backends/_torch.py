@@ -10,6 +10,11 @@ import torch
 
 from ._protocol import Ops
 
+#: Fewest values for which :class:`_NumpyTanh` beats ``torch.tanh`` (forward + backward, float64,
+#: one thread; measured here: 31 vs 16 µs at 300 values, even at 6 000, 91 vs 223 µs at 48 000): the
+#: custom Function's fixed cost of ~30 µs outweighs the saving on small batches.
+_NUMPY_TANH_MIN = 8192
+
 
 def _capturing() -> bool:
     """Whether torch is tracing, exporting or compiling the code that runs (no numpy calls there)."""
@@ -134,8 +139,8 @@ class TorchOps(Ops):
 
     def tanh(self, z: Any) -> torch.Tensor:
         z = self._t(z)
-        if z.device.type == "cpu" and type(z) is torch.Tensor and not _capturing():
-            return _NumpyTanh.apply(z)  # 5x faster than torch.tanh on cpu (see _NumpyTanh)
+        if z.numel() >= _NUMPY_TANH_MIN and z.device.type == "cpu" and type(z) is torch.Tensor and not _capturing():
+            return _NumpyTanh.apply(z)  # 2.5x faster than torch.tanh at 4.8·10⁴ values (see _NumpyTanh)
         return torch.tanh(z)
 
     def exp(self, z: Any) -> torch.Tensor:
