@@ -329,6 +329,22 @@ def test_emsa_through_dask_equals_the_serial_run(client, ring):
     np.testing.assert_allclose(sharded.w, serial.w, rtol=0, atol=1e-6)
 
 
+def test_mini_batch_emsa_binds_every_batch_on_the_cluster_of_the_first(ring, monkeypatch):
+    """With client=None a bind starts a cluster; mini-batch MSA binds once per batch, and started
+    one cluster per iteration (a user's 5 iterations: 23.7 s, against 2.7 s with a Client)."""
+    from control_dl.engines import dask as dask_engine
+
+    started = []
+    start = dask_engine.start_local_cluster
+    monkeypatch.setattr(dask_engine, "start_local_cluster", lambda *a, **k: started.append(1) or start(*a, **k))
+    solver = cdl.load_solver(
+        "emsa", engine=Dask(workers=2, processes=False, local=LOCAL), max_iter=3, jit=False, batch_size=20, memory=0
+    )
+    result = cdl.solve(ring, solver, progress=False)
+    assert result.iterations == 3 and result.engine["name"] == "dask"
+    assert len(started) == 1
+
+
 def test_an_engine_owns_and_closes_the_cluster_it_starts(ring):
     x, y, w = ring.data.x_train, ring.targets, ring.initial_guess()
     engine = make_engine(Dask(workers=2, processes=False, local=LOCAL), ring, x, y)

@@ -686,6 +686,19 @@ class DaskEngine(Engine):
             raise DaskEngineError(f"{what}: {total} samples answered, the batch has S={self.n_samples}")
         return total
 
+    def on_same_cluster(self) -> Dask:
+        """These options on this engine's client and local engine: binding them again reuses both.
+
+        Mini-batch MSA binds an engine per batch; with ``client=None`` each bind would start a
+        cluster of its own (a user measured 23.7 s for 5 iterations against 2.7 s with a Client).
+
+        Returns
+        -------
+        Dask
+            ``client`` = this engine's Client, ``local`` = the engine ``"auto"`` chose.
+        """
+        return dataclasses.replace(self.spec, client=self.client, workers=None, processes=None, local=self._local)
+
     def close(self) -> None:
         """Release the shards' actors and close the client/cluster this engine started."""
         for shard in getattr(self, "_shards", []):
