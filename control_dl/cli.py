@@ -38,6 +38,33 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     return key, value
 
 
+def _positive_int(text: str) -> int:
+    """An argparse ``type`` for counts: the integer in ``text``, which must be >= 1.
+
+    Parameters
+    ----------
+    text : str
+        The flag's value as typed.
+
+    Returns
+    -------
+    int
+        The count.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        Not an integer >= 1 (argparse names the flag and exits with status 2).
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be an integer >= 1")
+    return value
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from .problems.spec import list_problems
     from .solvers import list_solvers
@@ -334,9 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint-every", type=int, default=0, metavar="K", help="save w to OUT/checkpoint.npz every K iterations"
     )
     solve.add_argument("--resume", action="store_true", help="start from OUT/checkpoint.npz if it exists")
-    solve.add_argument("--engine", default=None, help="evaluation engine: auto, casadi, torch or dask")
+    solve.add_argument("--engine", default=None, choices=["auto", "casadi", "torch", "dask"], help="evaluation engine")
     solve.add_argument(
-        "--workers", type=int, default=None, metavar="K", help="--engine dask: local cluster of K workers"
+        "--workers", type=_positive_int, default=None, metavar="K", help="--engine dask: local cluster of K workers"
     )
     solve.add_argument(
         "--scheduler", default=None, metavar="ADDRESS", help="--engine dask: a running scheduler, e.g. tcp://host:8786"
@@ -356,7 +383,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = sub.add_parser("sweep", help="run a sweep (grid × seeds) into a results folder; resumes")
     sweep.add_argument("spec", help="sweep TOML file")
     sweep.add_argument("--out", required=True, help="results folder (index.sqlite + runs/)")
-    sweep.add_argument("--workers", type=int, default=1, help="worker processes (local pool or --dask cluster)")
+    sweep.add_argument(
+        "--workers", type=_positive_int, default=1, help="worker processes (local pool or --dask cluster)"
+    )
     where = sweep.add_mutually_exclusive_group()
     where.add_argument("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler, e.g. tcp://host:8786")
     where.add_argument("--dask", action="store_true", help="run on a local Dask cluster of --workers processes")

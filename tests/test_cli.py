@@ -61,3 +61,17 @@ def test_no_command_prints_the_help_and_version_is_known(capsys):
     with pytest.raises(SystemExit) as stop:
         main(["--version"])
     assert stop.value.code == 0 and control_dl.__version__ in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["solve", "ring", "--engine", "Dask"], "argument --engine: invalid choice: 'Dask'"),
+        (["solve", "ring", "--engine", "dask", "--workers", "0"], "argument --workers: '0': must be an integer >= 1"),
+        (["sweep", "spec.toml", "--workers", "two"], "argument --workers: 'two': must be an integer >= 1"),
+    ],
+)
+def test_bad_flag_values_are_usage_errors_naming_the_flag(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
