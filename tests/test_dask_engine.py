@@ -329,6 +329,16 @@ def test_emsa_through_dask_equals_the_serial_run(client, ring):
     np.testing.assert_allclose(sharded.w, serial.w, rtol=0, atol=1e-6)
 
 
+def test_a_scheduler_without_workers_is_a_spec_error_naming_it():
+    from control_dl.engines.dask import scheduler_client
+
+    with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=None) as empty:
+        with pytest.raises(
+            cdl.SpecError, match=r"scheduler='.*': the scheduler has no worker \(none joined in 0.5 s\)"
+        ):
+            scheduler_client("scheduler", empty.scheduler_address, 10, workers_timeout=0.5)
+
+
 def test_mini_batch_emsa_binds_every_batch_on_the_cluster_of_the_first(ring, monkeypatch):
     """With client=None a bind starts a cluster; mini-batch MSA binds once per batch, and started
     one cluster per iteration (a user's 5 iterations: 23.7 s, against 2.7 s with a Client)."""

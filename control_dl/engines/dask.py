@@ -134,7 +134,9 @@ def check_scheduler_address(field: str, address: str) -> None:
         raise spec_error(field, address, f"not a Dask scheduler address like 'tcp://host:8786' ({exc})") from None
 
 
-def scheduler_client(field: str, address: str, timeout: float, **client_options: Any) -> Any:
+def scheduler_client(
+    field: str, address: str, timeout: float, workers_timeout: float | None = None, **client_options: Any
+) -> Any:
     """A ``distributed.Client`` on the scheduler at ``address`` with at least one worker connected.
 
     Parameters
@@ -144,7 +146,9 @@ def scheduler_client(field: str, address: str, timeout: float, **client_options:
     address : str
         Scheduler address.
     timeout : float
-        Seconds to wait for the scheduler, then as long again for a first worker.
+        Seconds to wait for the scheduler.
+    workers_timeout : float, optional
+        Seconds to wait, after connecting, for a first worker (default ``timeout``).
     **client_options
         Passed to ``distributed.Client`` (e.g. ``direct_to_workers=True``).
 
@@ -164,11 +168,12 @@ def scheduler_client(field: str, address: str, timeout: float, **client_options:
         client = distributed.Client(address, timeout=timeout, **client_options)
     except (OSError, TimeoutError) as exc:
         raise spec_error(field, address, f"no Dask scheduler answered there ({exc})") from None
+    wait = timeout if workers_timeout is None else workers_timeout
     try:
-        client.wait_for_workers(1, timeout=timeout)
+        client.wait_for_workers(1, timeout=wait)
     except (OSError, TimeoutError):
         client.close()
-        raise spec_error(field, address, f"the scheduler has no worker (none joined in {timeout:g} s)") from None
+        raise spec_error(field, address, f"the scheduler has no worker (none joined in {wait:g} s)") from None
     return client
 
 
@@ -540,7 +545,9 @@ class DaskEngine(Engine):
         # direct_to_workers: actor calls go straight to the worker; otherwise the scheduler relays
         # every call and its answer (one more hop, and the answer is (de)serialised once more)
         if spec.client is not None:
-            client = scheduler_client("client", spec.client, spec.timeout or 30, direct_to_workers=True)
+            client = scheduler_client(
+                "client", spec.client, spec.timeout or 30, workers_timeout=spec.timeout or 120, direct_to_workers=True
+            )
             return client, [client]
         cluster = start_local_cluster(
             spec.workers or os.cpu_count() or 1,

@@ -138,7 +138,7 @@ class DaskExecutor:
             self.client = Client(cluster)
             self._owned += [self.client, cluster]
         else:
-            self.client = scheduler_client("scheduler", scheduler, 60)
+            self.client = scheduler_client("scheduler", scheduler, 30, workers_timeout=120)
             self._owned.append(self.client)
         self.client.run(init_worker)
         self.capacity = max(1, sum(self.client.nthreads().values()))
