@@ -25,6 +25,8 @@ distributed = pytest.importorskip("distributed")
 from control_dl.engines.dask import Dask, DaskEngineError  # noqa: E402
 
 RTOL = 1e-12
+#: the scheduler's HTTP server on a free port (on 8787 a second cluster warns that it is taken)
+NO_HTTP_PORT = {"dashboard_address": ":0"}
 
 
 LOCAL = Casadi(jit=False)  # uncompiled: no compile time in the suite; the same Functions as with jit
@@ -42,7 +44,9 @@ class Truncating(Casadi):
 @pytest.fixture(scope="module")
 def client():
     with (
-        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None, scheduler_kwargs=NO_HTTP_PORT
+        ) as cluster,
         distributed.Client(cluster) as c,
     ):
         yield c
@@ -175,7 +179,9 @@ def cluster_of():
     made = []
 
     def make(n: int) -> tuple[Any, Any]:
-        cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=False, dashboard_address=None)
+        cluster = distributed.LocalCluster(
+            n_workers=n, threads_per_worker=1, processes=False, dashboard_address=None, scheduler_kwargs=NO_HTTP_PORT
+        )
         made.append((distributed.Client(cluster), cluster))
         return made[-1]
 
@@ -332,7 +338,9 @@ def test_emsa_through_dask_equals_the_serial_run(client, ring):
 def test_a_scheduler_without_workers_is_a_spec_error_naming_it():
     from control_dl.engines.dask import scheduler_client
 
-    with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=None) as empty:
+    with distributed.LocalCluster(
+        n_workers=0, processes=False, dashboard_address=None, scheduler_kwargs=NO_HTTP_PORT
+    ) as empty:
         with pytest.raises(
             cdl.SpecError, match=r"scheduler='.*': the scheduler has no worker \(none joined in 0.5 s\)"
         ):

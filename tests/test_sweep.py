@@ -40,6 +40,10 @@ l2 = [0.0, 1e-3]
 """
 
 
+#: the scheduler's HTTP server on a free port (on 8787 a second cluster warns that it is taken)
+NO_HTTP_PORT = {"dashboard_address": ":0"}
+
+
 @pytest.fixture(scope="module")
 def spec_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("spec") / "tiny.toml"
@@ -91,7 +95,9 @@ def test_two_workers_give_the_same_results(spec_path: Path, reference: tuple, tm
 def test_dask_local_cluster_gives_the_same_index(spec_path: Path, reference: tuple, tmp_path: Path) -> None:
     distributed = pytest.importorskip("distributed")
     # a cluster started outside the sweep, reached by its address: the way a real cluster is used
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, scheduler_kwargs=NO_HTTP_PORT
+    ) as cluster:
         rows = run_sweep(spec_path, tmp_path, scheduler=cluster.scheduler_address, progress=False)
     assert_same_runs(rows, reference[1])
 
