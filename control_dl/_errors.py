@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 
 
 class SpecError(ValueError):
@@ -44,8 +45,6 @@ def _main_script_lacks_guard() -> str | None:
         ``"no guard"`` (a script file without ``if __name__ == "__main__":``), or None (no script
         file, as in ``python -c`` or a notebook, which spawn does not re-run; or a guarded script).
     """
-    import sys
-
     path = getattr(sys.modules.get("__main__"), "__file__", None)
     if path is None:
         return None

@@ -173,6 +173,19 @@ class Engine(ABC):
         """Number S of samples in the batch."""
         return int(self.x.shape[1])
 
+    def batch_spec(self) -> Any:
+        """Options that bind an engine like this one on another batch (``spec.bind(problem, x, y)``).
+
+        Mini-batch MSA binds one engine per batch from it. By default the engine's own spec (so
+        the kind ``"auto"`` chose is not timed again per batch); None for an engine without one.
+
+        Returns
+        -------
+        EngineSpec or None
+            The options, or None.
+        """
+        return getattr(self, "spec", None)
+
     @abstractmethod
     def evaluate(self, w: np.ndarray, gradient: bool = True) -> Evaluation:
         """J, the loss, (∇J) and the predictions at w.

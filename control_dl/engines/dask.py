@@ -693,7 +693,7 @@ class DaskEngine(Engine):
             raise DaskEngineError(f"{what}: {total} samples answered, the batch has S={self.n_samples}")
         return total
 
-    def on_same_cluster(self) -> Dask:
+    def batch_spec(self) -> Dask:
         """These options on this engine's client and local engine: binding them again reuses both.
 
         Mini-batch MSA binds an engine per batch; with ``client=None`` each bind would start a

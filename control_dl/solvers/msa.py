@@ -409,9 +409,7 @@ class _Run:
         if self.sampler.n_batch == self.sampler.n_total:
             return self.full_engine, self.problem.targets
         x, y = self.sampler.batch(self.problem)
-        full = self.full_engine
-        # the kind "auto" chose (no re-timing per batch); a Dask engine's own cluster (no cluster per batch)
-        spec = full.on_same_cluster() if hasattr(full, "on_same_cluster") else getattr(full, "spec", None)
+        spec = self.full_engine.batch_spec()  # the kind "auto" chose; a Dask engine's own cluster
         return (spec.bind(self.problem, x, y) if spec is not None else self.solver.bind_engine(self.problem, x, y)), y
 
     def _maximise(
