@@ -424,3 +424,36 @@ def test_the_guides_yaml_for_command_line_workers_is_the_local_cluster_config():
 
     walk(config, "")
     assert sorted(leaves) == sorted(LOCAL_CLUSTER_CONFIG)
+
+
+def _affinities() -> tuple[list[int], list[int]]:
+    """The cores of the calling thread and of a thread it starts (run on a worker)."""
+    import os
+
+    started: list[list[int]] = []
+    thread = threading.Thread(target=lambda: started.append(sorted(os.sched_getaffinity(0))))
+    thread.start()
+    thread.join()
+    return sorted(os.sched_getaffinity(0)), started[0]
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "sched_getaffinity"), reason="thread affinity is Linux's")
+def test_local_worker_processes_are_bound_to_a_core_each_also_after_a_restart():
+    import os
+
+    from control_dl.engines.dask import cores_to_bind, start_local_cluster
+
+    cores = sorted(os.sched_getaffinity(0))
+    assert cores_to_bind(len(cores), processes=True) == tuple(cores)
+    assert cores_to_bind(len(cores), processes=False) is None  # threads of this process: never bound
+    assert cores_to_bind(len(cores) + 1, processes=True) is None  # two workers would share a core
+    n = min(2, len(cores))
+    with (
+        start_local_cluster(n, processes=True, field="workers", value=n) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        expected = {k: ([cores[k]], [cores[k]]) for k in range(n)}
+        for _ in range(2):  # as started, then as the nannies restart them
+            names = {address: info["name"] for address, info in client.scheduler_info()["workers"].items()}
+            assert {names[address]: got for address, got in client.run(_affinities).items()} == expected
+            client.restart()

@@ -177,11 +177,38 @@ def scheduler_client(
     return client
 
 
+def cores_to_bind(workers: int, processes: bool) -> tuple[int, ...] | None:
+    """The cores a local cluster's worker processes are bound to (worker k to the k-th), or None.
+
+    None (the OS places the workers) for workers that are threads, where Linux's per-thread
+    affinity is not available, and for more workers than this process may run on
+    (``os.sched_getaffinity``): binding would then stack workers on a core.
+
+    Parameters
+    ----------
+    workers : int
+        Worker count.
+    processes : bool
+        Worker processes (True) or threads of this process.
+
+    Returns
+    -------
+    tuple of int or None
+        The CPU numbers this process may run on, ascending; None to leave placement to the OS.
+    """
+    if not processes or not hasattr(os, "sched_getaffinity") or not os.path.isdir("/proc/self/task"):
+        return None
+    cores = tuple(sorted(os.sched_getaffinity(0)))
+    return cores if workers <= len(cores) else None
+
+
 def start_local_cluster(workers: int, processes: bool, field: str, value: object) -> Any:
     """A ``distributed.LocalCluster`` of ``workers`` single-threaded workers set up for training.
 
     With :data:`LOCAL_CLUSTER_CONFIG`, no dashboard, and the scheduler's HTTP server (health
     routes) on a free port: on its default 8787 a second cluster warns that the port is in use.
+    Worker processes are bound to a core each where :func:`cores_to_bind` gives cores (see
+    :class:`~control_dl.engines._dask_plugins.BindToCore`).
 
     Parameters
     ----------
@@ -206,6 +233,9 @@ def start_local_cluster(workers: int, processes: bool, field: str, value: object
     distributed = _import_distributed()
     import dask
 
+    from ._dask_plugins import BindToCore
+
+    cores = cores_to_bind(workers, processes)
     try:
         with dask.config.set(LOCAL_CLUSTER_CONFIG):
             return distributed.LocalCluster(
@@ -214,6 +244,7 @@ def start_local_cluster(workers: int, processes: bool, field: str, value: object
                 processes=processes,
                 dashboard_address=None,
                 scheduler_kwargs={"dashboard_address": ":0"},
+                plugins=() if cores is None else (BindToCore(cores),),
             )
     except RuntimeError as exc:  # "Nanny failed to start"
         if not processes:
