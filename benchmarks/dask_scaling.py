@@ -5,7 +5,10 @@ For ring (S = 10⁵, d = 3, N = 20) and scikit-learn digits (standardised, train
 - f+grad: median seconds of one ``evaluate(w)`` on the local engine alone (no Dask, on S, S/2
   and 8 samples; timed before any cluster starts, since a LocalCluster's scheduler and nannies
   are threads of the driver and take the GIL from it) and through ``engines.Dask`` with 1 and 2
-  single-threaded worker processes (interleaved: the same load), and the speed-up t(1)/t(2);
+  single-threaded worker processes, and the speed-up t(1)/t(2). The engines are timed in turn, in
+  blocks of ``--block`` consecutive calls (the same load for all, and consecutive calls as in a
+  solve: one call per engine in turn started each 2-worker call right after the other cluster's
+  compute had flushed the caches, measured 23.0 ms against 20.2–20.7 ms in blocks);
 - every f+grad also "net" of the load (Linux): wall time minus the time the critical threads (the
   driver's main thread, each worker's busiest thread) were runnable but waiting for a CPU taken by
   other processes (``/proc/<pid>/task/<tid>/schedstat``): about what the call takes on free cores;
@@ -27,7 +30,7 @@ Prints one JSON object. The machine load (``os.getloadavg``) is recorded before 
 taken while other processes use the cores are noted as such; ratios measured in one run are the
 comparison.
 
-    python benchmarks/dask_scaling.py [--quick] [--iters 40] [--reps 15] [--solve-reps 3] [--problems ring digits]
+    python benchmarks/dask_scaling.py [--quick] [--iters 40] [--reps 30] [--block 10] [--solve-reps 3] [--problems ring digits]
 """
 
 from __future__ import annotations
@@ -149,8 +152,10 @@ def cpu_seconds(pid: int) -> float:
     return times.user + times.system
 
 
-def time_calls(calls: dict[str, Any], pids: dict[str, list[int]], w: np.ndarray, reps: int) -> dict[str, dict]:
-    """f+grad timings of several engines, interleaved (the same load for all).
+def time_calls(
+    calls: dict[str, Any], pids: dict[str, list[int]], w: np.ndarray, reps: int, block: int
+) -> dict[str, dict]:
+    """f+grad timings of several engines, in turn in blocks of consecutive calls (the same load for all).
 
     Parameters
     ----------
@@ -162,6 +167,8 @@ def time_calls(calls: dict[str, Any], pids: dict[str, list[int]], w: np.ndarray,
         The decision vector.
     reps : int
         Calls per engine.
+    block : int
+        Consecutive calls of one engine before the next engine's turn.
 
     Returns
     -------
@@ -176,14 +183,15 @@ def time_calls(calls: dict[str, Any], pids: dict[str, list[int]], w: np.ndarray,
         call(w)  # warm-up
     walls: dict[str, list[float]] = {key: [] for key in calls}
     nets: dict[str, list[float]] = {key: [] for key in calls}
-    for _ in range(reps):
+    for first in range(0, reps, block):
         for key, call in calls.items():
             workers = pids.get(key, [])
-            before = thread_times([driver, *workers])
-            start = time.perf_counter()
-            call(w)
-            walls[key].append(time.perf_counter() - start)
-            nets[key].append(walls[key][-1] - waited(before, thread_times([driver, *workers]), driver, workers))
+            for _ in range(min(block, reps - first)):
+                before = thread_times([driver, *workers])
+                start = time.perf_counter()
+                call(w)
+                walls[key].append(time.perf_counter() - start)
+                nets[key].append(walls[key][-1] - waited(before, thread_times([driver, *workers]), driver, workers))
     out = {}
     for key, call in calls.items():
         procs = [driver, *pids.get(key, [])]
@@ -217,7 +225,7 @@ def measure(name: str, problem: cdl.TrainingProblem, args: argparse.Namespace) -
     local_engines = {
         key: make_engine(local, problem, x[:, :n], y[:, :n], normaliser=n_samples) for key, n in columns.items()
     }
-    serial_times = time_calls({key: e.evaluate for key, e in local_engines.items()}, {}, w, args.reps)
+    serial_times = time_calls({key: e.evaluate for key, e in local_engines.items()}, {}, w, args.reps, args.block)
     solver = cdl.load_solver("lbfgsb", engine=local, max_iter=args.iters, tol=1e-14)
     start = time.perf_counter()
     ref = cdl.solve(problem, solver, progress=False)
@@ -237,8 +245,8 @@ def measure(name: str, problem: cdl.TrainingProblem, args: argparse.Namespace) -
     best = {key: load_free(t) for key, t in serial_times.items()}
     out["serial"]["per_sample_s"] = (best["serial"] - best["serial_half"]) / (n_samples - n_samples // 2)
     clusters, engines, pids = {}, {}, {}
-    for workers in (1, 2):  # both clusters up at once: their f+grad timings interleave (same load)
-        # the engine's own cluster set-up (LOCAL_CLUSTER_CONFIG: allocator, background work)
+    for workers in (1, 2):  # both clusters up at once: their f+grad blocks alternate (same load)
+        # the engine's own cluster set-up (LOCAL_CLUSTER_CONFIG: allocator, background work; a core per worker)
         cluster = start_local_cluster(workers, processes=True, field="workers", value=workers)
         client = Client(cluster, direct_to_workers=True)  # actor calls straight to the workers
         client.run(warm_up)
@@ -259,7 +267,7 @@ def measure(name: str, problem: cdl.TrainingProblem, args: argparse.Namespace) -
             worker_rss_growth_mib=sorted((grown[a] - idle[a]) / 2**20 for a in idle),
         )
         clusters[workers], engines[f"dask_{workers}"] = (cluster, client), engine
-    dask_times = time_calls({key: e.evaluate for key, e in engines.items()}, pids, w, args.reps)
+    dask_times = time_calls({key: e.evaluate for key, e in engines.items()}, pids, w, args.reps, args.block)
     # the TINY-sample engines after the others, in a pass of their own: interleaved with them, a
     # second shard actor on each worker slowed the 2-worker calls of ring 2.4x (seen here)
     for workers, (_, client) in clusters.items():
@@ -267,7 +275,7 @@ def measure(name: str, problem: cdl.TrainingProblem, args: argparse.Namespace) -
         cols = slice(0, TINY * workers)  # TINY samples per shard
         engines[f"tiny_{workers}"] = make_engine(Dask(client, local=local), problem, x[:, cols], y[:, cols])
     tiny_engines = {key: e for key, e in engines.items() if key.startswith("tiny")}
-    dask_times.update(time_calls({key: e.evaluate for key, e in tiny_engines.items()}, pids, w, args.reps))
+    dask_times.update(time_calls({key: e.evaluate for key, e in tiny_engines.items()}, pids, w, args.reps, args.block))
     answer = dataclasses.replace(serial.evaluate(w), predictions=None, n_correct=0)
     for workers in clusters:
         engines[f"tiny_{workers}"].close()
@@ -331,9 +339,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller data and fewer iterations (a smoke run)")
     parser.add_argument("--iters", type=int, default=None, help="L-BFGS-B iterations of the serial reference")
     parser.add_argument("--problems", nargs="+", default=["ring", "digits"], choices=["ring", "digits"])
-    parser.add_argument("--reps", type=int, default=15, help="repetitions per timing (median)")
+    parser.add_argument("--reps", type=int, default=30, help="calls per f+grad timing (median)")
+    parser.add_argument("--block", type=int, default=10, help="consecutive calls of one engine before the next's turn")
     parser.add_argument("--solve-reps", type=int, default=3, help="solves per worker count for time to target (median)")
     args = parser.parse_args()
+    for name in ("iters", "reps", "block", "solve_reps"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.iters is None:
         args.iters = 10 if args.quick else 40
     torch.set_num_threads(1)  # the serial baseline gets one core, like each worker
