@@ -7,6 +7,7 @@ actors and the (in-process) comms; the benchmark ``benchmarks/dask_scaling.py`` 
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -428,8 +429,6 @@ def test_the_guides_yaml_for_command_line_workers_is_the_local_cluster_config():
 
 def _affinities() -> tuple[list[int], list[int]]:
     """The cores of the calling thread and of a thread it starts (run on a worker)."""
-    import os
-
     started: list[list[int]] = []
     thread = threading.Thread(target=lambda: started.append(sorted(os.sched_getaffinity(0))))
     thread.start()
@@ -437,10 +436,8 @@ def _affinities() -> tuple[list[int], list[int]]:
     return sorted(os.sched_getaffinity(0)), started[0]
 
 
-@pytest.mark.skipif(not hasattr(__import__("os"), "sched_getaffinity"), reason="thread affinity is Linux's")
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="thread affinity is Linux's")
 def test_local_worker_processes_are_bound_to_a_core_each_also_after_a_restart():
-    import os
-
     from control_dl.engines.dask import cores_to_bind, start_local_cluster
 
     cores = sorted(os.sched_getaffinity(0))
