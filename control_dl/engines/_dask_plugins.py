@@ -20,8 +20,8 @@ class BindToCore(WorkerPlugin):
     later (the actor thread) inherit it. A worker the nanny restarts keeps its name, so it is
     bound to the same core again. Measured on the 2-core machine (ring S = 10⁵, 2 workers, 150
     f+grad in each of four alternating clusters): the median call is unchanged, the slowest
-    tenth 24.1–24.3 ms against 26.4–28.9 ms unbound (the OS may then put both workers on one core
-    for a while), the mean 0.5–1.2 ms lower, and L-BFGS-B solves 3 % faster (mean of 6 pairs).
+    tenth 22.1–24.3 ms against 25.3–28.9 ms unbound (the OS may then put both workers on one core
+    for a while), the mean 0.5–1.5 ms lower, and L-BFGS-B solves 3 % faster (mean of 6 pairs).
 
     Parameters
     ----------
