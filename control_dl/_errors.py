@@ -58,6 +58,43 @@ def _main_script_lacks_guard() -> str | None:
     return None if re.search(r"""__name__\s*==\s*['"]__main__['"]""", source) else "no guard"
 
 
+def _spawn_error(field: str, value: object, what: str, reason: str) -> SpecError:
+    """The SpecError for a main script that spawn-started children cannot re-run (``reason``)."""
+    spawn = f"could not start {what}. They start with multiprocessing's 'spawn', which re-runs the main script"
+    if reason == "stdin":
+        return spec_error(
+            field, value, f"{spawn}, and a script read from standard input cannot be re-run: save it to a file"
+        )
+    return spec_error(field, value, f'{spawn}: in a script, put the call under `if __name__ == "__main__":`')
+
+
+def require_rerunnable_main(field: str, value: object, what: str) -> None:
+    """Fail before any spawn-started process exists if the main script cannot be re-run by one.
+
+    Without this check the children start, fail while re-running the script (each printing its
+    own traceback: 264 lines of them for one Dask worker), and only then does the parent learn why
+    (:func:`worker_start_error`).
+
+    Parameters
+    ----------
+    field : str
+        The option that asks for worker processes (e.g. ``"engine"``, ``"workers"``).
+    value : object
+        Its value.
+    what : str
+        Which processes would start, e.g. "the local Dask worker processes".
+
+    Raises
+    ------
+    SpecError
+        The main script is a file without ``if __name__ == "__main__":``, or was read from
+        standard input.
+    """
+    reason = _main_script_lacks_guard()
+    if reason is not None:
+        raise _spawn_error(field, value, what, reason)
+
+
 def worker_start_error(field: str, value: object, what: str, cause: BaseException) -> SpecError:
     """The error for worker processes that did not start, with the reason when it is the main script.
 
@@ -65,7 +102,8 @@ def worker_start_error(field: str, value: object, what: str, cause: BaseExceptio
     main script again in every child; without ``if __name__ == "__main__":`` the children re-run the
     script's top level (and fail), and the parent sees only a broken pool or "Nanny failed to start".
     A script read from standard input (``python - < train.py``) cannot be re-read by the children
-    at all. Otherwise the children failed for another reason, given by ``cause``.
+    at all. Otherwise the children failed for another reason, given by ``cause``. Callers check
+    :func:`require_rerunnable_main` first where they can; this is the diagnosis after the fact.
 
     Parameters
     ----------
@@ -84,11 +122,6 @@ def worker_start_error(field: str, value: object, what: str, cause: BaseExceptio
         The error, ready to raise (``from cause``).
     """
     reason = _main_script_lacks_guard()
-    spawn = f"could not start {what}. They start with multiprocessing's 'spawn', which re-runs the main script"
-    if reason == "no guard":
-        return spec_error(field, value, f'{spawn}: in a script, put the call under `if __name__ == "__main__":`')
-    if reason == "stdin":
-        return spec_error(
-            field, value, f"{spawn}, and a script read from standard input cannot be re-run: save it to a file"
-        )
+    if reason is not None:
+        return _spawn_error(field, value, what, reason)
     return spec_error(field, value, f"could not start {what}: {type(cause).__name__}: {cause}")

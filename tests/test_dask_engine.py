@@ -376,7 +376,8 @@ def test_an_engine_owns_and_closes_the_cluster_it_starts(ring):
 
 def test_a_script_without_a_main_guard_gets_a_spec_error_naming_the_guard(tmp_path):
     """Local workers start with 'spawn', which re-runs the main script: without
-    ``if __name__ == "__main__":`` Dask says only "Nanny failed to start"; the engine says why."""
+    ``if __name__ == "__main__":`` Dask says only "Nanny failed to start"; the engine says why,
+    before any worker starts."""
     import subprocess
     import sys
 
@@ -390,6 +391,7 @@ def test_a_script_without_a_main_guard_gets_a_spec_error_naming_the_guard(tmp_pa
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert run.returncode != 0
     assert "SpecError" in run.stderr and 'if __name__ == "__main__":' in run.stderr
+    assert run.stderr.count("Traceback (most recent call last)") == 1  # refused before any worker started
     guarded = tmp_path / "guarded.py"
     body = "".join("    " + line + "\n" for line in script.read_text().splitlines())
     guarded.write_text(f'def main():\n{body}\n\nif __name__ == "__main__":\n    main()\n')

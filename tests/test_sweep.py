@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -17,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import control_dl as cdl
+from control_dl import SpecError
 from control_dl.cli import main
 from control_dl.experiments import RunStore, load_runs, load_sweep, run_sweep
 
@@ -370,13 +372,15 @@ def test_example_sweep_file_expands() -> None:
 
 def test_a_script_without_a_main_guard_gets_a_spec_error_naming_the_guard(tmp_path):
     """The sweep's pool starts with 'spawn', which re-runs the main script: without
-    ``if __name__ == "__main__":`` the parent saw only a BrokenProcessPool."""
+    ``if __name__ == "__main__":`` the parent saw only a BrokenProcessPool. It is now refused
+    before any child starts: one traceback, not one per child."""
     script = tmp_path / "sweep.py"
     sweep_file = ROOT / "examples" / "sweep_ring.toml"
     script.write_text(f"import control_dl as cdl\ncdl.experiments.run_sweep({str(sweep_file)!r}, 'out', workers=2)\n")
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert run.returncode != 0
     assert "SpecError: workers=2" in run.stderr and 'if __name__ == "__main__":' in run.stderr
+    assert run.stderr.count("Traceback (most recent call last)") == 1
 
 
 def test_a_guarded_script_read_from_stdin_is_told_to_use_a_file(tmp_path):
@@ -392,6 +396,7 @@ def test_a_guarded_script_read_from_stdin_is_told_to_use_a_file(tmp_path):
     assert run.returncode != 0
     last = run.stderr.strip().splitlines()[-1]
     assert "SpecError: workers=2" in last and "standard input" in last and "__main__" not in last
+    assert run.stderr.count("Traceback (most recent call last)") == 1
 
 
 @pytest.mark.parametrize(
@@ -422,3 +427,8 @@ def test_worker_start_error_names_the_main_script_only_when_it_is_the_cause(
     assert ("__main__" in message) == (expected == "no guard")
     assert ("standard input" in message) == (expected == "stdin")
     assert ("OSError: port in use" in message) == (expected is None)
+    if expected is None:  # the check before starting anything lets it through
+        _errors.require_rerunnable_main("workers", 2, "the pool")
+    else:  # and refuses with the message the pool's failure would have given
+        with pytest.raises(SpecError, match=re.escape(message)):
+            _errors.require_rerunnable_main("workers", 2, "the pool")

@@ -45,7 +45,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .._errors import SpecError, spec_error, worker_start_error
+from .._errors import SpecError, require_rerunnable_main, spec_error, worker_start_error
 from ..problems.costs import predict_labels
 from ._base import Engine, EngineSpec, Evaluation, StageValues, Sweep
 
@@ -227,14 +227,17 @@ def start_local_cluster(workers: int, processes: bool, field: str, value: object
     Raises
     ------
     SpecError
-        Dask is not installed, or the worker processes could not start (see
-        :func:`~control_dl._errors.worker_start_error`: usually a script without a main guard).
+        Dask is not installed; the worker processes are spawned (Dask's default) from a main script
+        they cannot re-run (:func:`~control_dl._errors.require_rerunnable_main`, checked before
+        any starts); or they could not start (:func:`~control_dl._errors.worker_start_error`).
     """
     distributed = _import_distributed()
     import dask
 
     from ._dask_plugins import BindToCore
 
+    if processes and dask.config.get("distributed.worker.multiprocessing-method") == "spawn":
+        require_rerunnable_main(field, value, "the local Dask worker processes")
     cores = cores_to_bind(workers, processes)
     try:
         with dask.config.set(LOCAL_CLUSTER_CONFIG):

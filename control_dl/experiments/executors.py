@@ -17,7 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from .._errors import SpecError, worker_start_error
+from .._errors import SpecError, require_rerunnable_main, worker_start_error
 from ..engines.dask import scheduler_client, start_local_cluster
 from ._task import init_worker, ready
 
@@ -39,6 +39,7 @@ class ProcessExecutor:
     def __init__(self, workers: int) -> None:
         self.capacity = workers
         self._context = multiprocessing.get_context("spawn")
+        require_rerunnable_main("workers", workers, "the sweep's worker processes")
         self._start()
 
     def _start(self) -> None:
