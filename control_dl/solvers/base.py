@@ -276,11 +276,15 @@ def make_result(
         problem, recorder, np.asarray(w, dtype=float).ravel(), status, message, getattr(solver, "kind", "direct")
     )
     finite = bool(np.all(np.isfinite(w)))
-    if finite:
-        objective, loss = problem.objective_and_loss(w)
-        test_loss = _test_loss(problem, w)
-    else:
-        objective = loss = test_loss = math.nan
+    # a diverged w may overflow on the way: the result then says inf/nan, and its status says why
+    with np.errstate(over="ignore", invalid="ignore"):
+        if finite:
+            objective, loss = problem.objective_and_loss(w)
+            test_loss = _test_loss(problem, w)
+            accuracy, test_accuracy = problem.accuracy(w), problem.accuracy(w, "test")
+        else:
+            objective = loss = test_loss = math.nan
+            accuracy = test_accuracy = None
     if recorder.snapshots and recorder.snapshots[-1][0] != iterations and finite:
         recorder.snapshots.append((iterations, wall, w.copy()))
     return Result(
@@ -289,8 +293,8 @@ def make_result(
         w=w,
         objective=objective,
         loss=loss,
-        accuracy=problem.accuracy(w) if finite else None,
-        test_accuracy=problem.accuracy(w, "test") if finite else None,
+        accuracy=accuracy,
+        test_accuracy=test_accuracy,
         test_loss=test_loss,
         wall_time=wall,
         iterations=int(iterations),
