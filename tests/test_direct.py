@@ -271,6 +271,9 @@ def test_evaluation_failure_is_a_status():
     assert result.status in ("failed", "diverged") and result.status != "converged"
     result = cdl.solve(problem, cdl.Direct(nlp="lbfgsb", max_iter=20), w0=w0, progress=False)
     assert result.status in ("failed", "diverged") and not np.isfinite(result.objective)
+    for transcription in ("multiple-shooting", "collocation"):  # their state guesses: the forward pass at w0
+        result = cdl.solve(problem, cdl.load_solver(transcription, max_iter=3), w0=w0, progress=False)
+        assert result.status in ("failed", "diverged")
 
 
 def test_user_ipopt_option_overrides_the_default(small_ring):

@@ -194,7 +194,10 @@ def multiple_shooting(model, x: np.ndarray, y: np.ndarray, w0: np.ndarray) -> Tr
         continuity.append(ca.vec(x_next - step(states[-1], model.stage_vector(w, k))))
         variables.append(ca.vec(x_next))
         states.append(x_next)
-    forward = problem.forward(w0, x)  # a feed-forward model's states come zero-padded to the max width
+    # a feed-forward model's states come zero-padded to the max width; a w0 whose states overflow
+    # gives inf guesses (no numpy warnings: the solve's status reports it)
+    with np.errstate(over="ignore", invalid="ignore"):
+        forward = problem.forward(w0, x)
     dims = problem.state_dims
     z0 = np.concatenate([w0] + [forward[k, : dims[k]].ravel(order="F") for k in range(1, problem.n_steps + 1)])
     return _finish(model, w, y, states, ca.vertcat(*variables), z0, continuity)
@@ -261,7 +264,8 @@ def collocation(
     w = ca.MX.sym("w", problem.n_params)
     states = [_lifted(model, w, x)]
     variables, equations, z0 = [w], [], [w0]
-    forward = problem.forward(w0, x)
+    with np.errstate(over="ignore", invalid="ignore"):  # as in multiple_shooting
+        forward = problem.forward(w0, x)
     for k in range(problem.n_steps):
         points = [states[-1]] + [ca.MX.sym(f"X_{k}_{j}", problem.dim, n) for j in range(1, degree + 1)]
         for j in range(1, degree + 1):
