@@ -26,7 +26,7 @@ class BindToCore(WorkerPlugin):
     Parameters
     ----------
     cores : tuple of int
-        CPU numbers (from ``os.sched_getaffinity``), at least as many as the cluster's workers.
+        CPU numbers (from ``os.sched_getaffinity``), one per worker of the cluster.
     """
 
     name = "control-dl-bind-to-core"

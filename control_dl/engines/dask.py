@@ -180,9 +180,10 @@ def scheduler_client(
 def cores_to_bind(workers: int, processes: bool) -> tuple[int, ...] | None:
     """The cores a local cluster's worker processes are bound to (worker k to the k-th), or None.
 
-    None (the OS places the workers) for workers that are threads, where Linux's per-thread
-    affinity is not available, and for more workers than this process may run on
-    (``os.sched_getaffinity``): binding would then stack workers on a core.
+    Cores only when the workers are processes that fill exactly the cores this process may run on
+    (``os.sched_getaffinity``; Linux). Otherwise None, and the OS places the workers: with more
+    workers, binding would stack two on a core; with fewer, two clusters started side by side
+    (two experiments on one server) would both be bound to the same first cores.
 
     Parameters
     ----------
@@ -199,7 +200,7 @@ def cores_to_bind(workers: int, processes: bool) -> tuple[int, ...] | None:
     if not processes or not hasattr(os, "sched_getaffinity") or not os.path.isdir("/proc/self/task"):
         return None
     cores = tuple(sorted(os.sched_getaffinity(0)))
-    return cores if workers <= len(cores) else None
+    return cores if workers == len(cores) else None
 
 
 def start_local_cluster(workers: int, processes: bool, field: str, value: object) -> Any:
