@@ -77,12 +77,8 @@ def require_rerunnable_main(field: str, value: object, what: str) -> None:
 
     Parameters
     ----------
-    field : str
-        The option that asks for worker processes (e.g. ``"engine"``, ``"workers"``).
-    value : object
-        Its value.
-    what : str
-        Which processes would start, e.g. "the local Dask worker processes".
+    field, value, what : str, object, str
+        As for :func:`worker_start_error` (``what``: the processes that would start).
 
     Raises
     ------

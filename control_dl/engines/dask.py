@@ -187,10 +187,8 @@ def cores_to_bind(workers: int, processes: bool) -> tuple[int, ...] | None:
 
     Parameters
     ----------
-    workers : int
-        Worker count.
-    processes : bool
-        Worker processes (True) or threads of this process.
+    workers, processes : int, bool
+        As for :func:`start_local_cluster`.
 
     Returns
     -------
