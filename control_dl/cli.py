@@ -318,17 +318,17 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .export import FORMATS, write_export
+    from .export import FORMATS, check_destination, write_export
     from .result import Result, result_path
 
-    source = result_path(args.result) if not Path(args.result).is_file() else Path(args.result)
-    if not source.is_file():
-        raise SpecError(f"result={args.result!r}: no such file")
+    source = Path(args.result)
+    if not source.is_file() and result_path(source).is_file():
+        source = result_path(source)
+    out = check_destination(args.out, "--out") if args.out else None  # before the work of loading
     result = Result.load(source)
-    if result.problem is None:
-        raise SpecError(f"result={args.result!r}: has no problem to export (saved without its spec or data)")
-    out = Path(args.out) if args.out else source.with_suffix(FORMATS[args.format])
-    written = write_export(result.problem, result.w, args.format, out)
+    problem = result._need_problem()
+    out = out or check_destination(source.with_suffix(FORMATS[args.format]), "--out")
+    written = write_export(problem, result.w, args.format, out)
     print(f"wrote {written}")
     return 0
 

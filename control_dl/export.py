@@ -13,18 +13,53 @@ its outputs equal :meth:`Result.predict` (logits for the classification losses).
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._errors import SpecError
+from ._errors import SpecError, spec_error
 
 if TYPE_CHECKING:
     from .problems.training import TrainingProblem
 
 __all__ = ["to_casadi", "to_onnx", "to_torch"]
+
+
+def check_destination(path: str | Path, field: str = "path") -> Path:
+    """Fail before any export work if ``path`` cannot become the exported file.
+
+    Parameters
+    ----------
+    path : str or Path
+        Where the export is to be written (missing folders are created on writing).
+    field : str
+        The argument or option that named it, for the message (e.g. ``"out"``).
+
+    Returns
+    -------
+    Path
+        ``path`` as a Path.
+
+    Raises
+    ------
+    SpecError
+        ``path`` is a directory, one of its folders is a file, or its nearest existing folder is
+        not writable.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise spec_error(field, str(path), "is a directory; give the path of the file to write (in it, or elsewhere)")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise spec_error(field, str(path), f"cannot be created: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise spec_error(field, str(path), f"cannot be written: no write permission in the folder {folder}")
+    return path
 
 
 def _torch() -> Any:
@@ -176,8 +211,10 @@ def to_onnx(problem: TrainingProblem, w: Any, path: str | Path) -> Path:
     Raises
     ------
     SpecError
-        If onnx / onnxruntime (the optional extra ``export``) are missing, or the check fails.
+        If ``path`` cannot be written (:func:`check_destination`, checked first), onnx /
+        onnxruntime (the optional extra ``export``) are missing, or the check fails.
     """
+    path = check_destination(path)
     torch = _torch()
     try:
         import onnx  # noqa: F401  (the exporter needs it)
@@ -213,7 +250,6 @@ def to_onnx(problem: TrainingProblem, w: Any, path: str | Path) -> Path:
     got = session.run(None, {"X": x_raw})[0]
     if got.shape != expected.shape or not np.allclose(got, expected, rtol=1e-9, atol=1e-12):
         raise SpecError(f"ONNX export check failed: onnxruntime differs from torch by {np.max(np.abs(got - expected))}")
-    path = Path(path)
     atomic_write_bytes(path, model)
     return path
 
@@ -247,7 +283,8 @@ def write_export(problem: TrainingProblem, w: Any, fmt: str, path: str | Path) -
     Raises
     ------
     SpecError
-        On an unknown format or a missing optional extra.
+        On an unknown format, a ``path`` that cannot be written (:func:`check_destination`, before
+        any work) or a missing optional extra.
     """
     import tempfile
 
@@ -255,7 +292,7 @@ def write_export(problem: TrainingProblem, w: Any, fmt: str, path: str | Path) -
 
     if fmt not in FORMATS:
         raise SpecError(f"format={fmt!r}: must be one of {sorted(FORMATS)}")
-    path = Path(path)
+    path = check_destination(path)
     if fmt == "onnx":
         return to_onnx(problem, w, path)
     if fmt == "casadi":

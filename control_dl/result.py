@@ -13,13 +13,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._errors import SpecError
+from ._errors import SpecError, spec_error
+from ._npz import npz_arrays
 
 if TYPE_CHECKING:
     from .problems.datasets import Dataset
     from .problems.training import TrainingProblem
 
 STATUSES = ("converged", "max_iter", "failed", "diverged")
+
+#: what :meth:`Result.load` expects, for its error messages
+_WHAT = "a result written by Result.save (e.g. result.npz of `control-dl solve`)"
 
 
 logger = logging.getLogger("control_dl")
@@ -149,9 +153,26 @@ class Result:
         return self.status == "converged"
 
     def _need_problem(self) -> TrainingProblem:
-        if self.problem is None:
-            raise ValueError("this Result has no problem attached; pass problem= to Result.load")
-        return self.problem
+        """The attached problem, or a SpecError saying why there is none and how to attach one.
+
+        States, θ(t), predictions and exports need the problem; a loaded Result lacks it when the
+        problem had no spec (built in Python), when its data were arrays saved with ``data=False``,
+        or when it was loaded with ``rebuild=False``.
+        """
+        if self.problem is not None:
+            return self.problem
+        attach = "pass the TrainingProblem it was solved on: Result.load(path, problem=problem)"
+        source = self.data_source or {}
+        if self.problem_spec is None:
+            why = f"the problem was built in Python and has no spec to rebuild it from; {attach}"
+        elif source.get("dataset") == "arrays" and not source.get("stored", True):
+            why = (
+                f"its data were arrays and the result was saved with data=False, so they are not in the file; "
+                f"{attach}, or save the result with data=True (the default)"
+            )
+        else:
+            why = f"it was not rebuilt (loaded with rebuild=False?): load it with Result.load(path), or {attach}"
+        raise spec_error("problem", None, f"this Result has no problem attached: {why}")
 
     @property
     def states(self) -> np.ndarray:
@@ -202,7 +223,8 @@ class Result:
         ------
         SpecError
             If X does not fit ``layout`` (the message names the expected shape and says when the other
-            layout fits).
+            layout fits), or no problem is attached (the message says why and how to attach one, e.g.
+            ``Result.load(path, problem=problem)`` for a result saved with ``data=False``).
         """
         from .problems.datasets import as_features
 
@@ -219,6 +241,11 @@ class Result:
         torch.nn.Module
             ``forward(X)`` maps raw sample-major inputs ``S × n_in`` to ``S × n_out`` predictions,
             equal to ``predict(X, layout="samples")``.
+
+        Raises
+        ------
+        SpecError
+            If no problem is attached (as :meth:`predict`) or torch is missing.
         """
         from .export import to_torch
 
@@ -231,6 +258,11 @@ class Result:
         -------
         casadi.Function
             ``phi: x (n_in × 1, raw units) -> y (n_out × 1)``, exact derivatives by CasADi's AD.
+
+        Raises
+        ------
+        SpecError
+            If no problem is attached (as :meth:`predict`).
         """
         from .export import to_casadi
 
@@ -248,6 +280,12 @@ class Result:
         -------
         Path
             The file; input ``X`` (``S × n_in``, float64, raw units), output ``y`` (``S × n_out``).
+
+        Raises
+        ------
+        SpecError
+            If no problem is attached (as :meth:`predict`), ``path`` cannot be written (e.g. it is a
+            directory), or the optional extras are missing.
         """
         from .export import to_onnx
 
@@ -389,35 +427,51 @@ class Result:
         Raises
         ------
         SpecError
-            When the problem cannot be rebuilt: its data file is missing or changed since the save
+            When there is no result at ``path`` (the file is missing, not an ``.npz`` archive,
+            damaged, or an archive that Result.save did not write: the message says which), or
+            when the problem cannot be rebuilt: its data file is missing or changed since the save
             (the message names the file and how to load anyway).
-        FileNotFoundError
-            When there is no result file at ``path``.
         """
         path = Path(path)
         if not path.is_file() and result_path(path).is_file():
             path = result_path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no result file at {path} (nor {result_path(path)})")
-        with np.load(path, allow_pickle=False) as stored:
-            if "metadata" not in stored.files:
-                raise SpecError(f"{path}: not a control_dl result (no 'metadata' array; written by Result.save?)")
-            meta = json.loads(str(stored["metadata"]))
-            w = stored["w"].copy()
-            snaps = stored["snapshots"].copy()
-            arrays = {k[5:]: stored[k].copy() for k in stored.files if k.startswith("data_")}
-        info = meta.pop("snapshot_info")
-        snapshots = [(i, t, snaps[k]) for k, (i, t) in enumerate(info)]
-        meta.setdefault("data_source", None)
-        if problem is None and rebuild and meta.get("problem_spec"):
-            problem = _rebuild_problem(path, meta["problem_spec"], meta["data_source"], arrays)
+        elif not path.exists() and path != result_path(path):
+            raise spec_error("path", str(path), f"no such file, nor {result_path(path)}; expected {_WHAT}")
+        result, data = cls._from_arrays(path, npz_arrays(path, "path", _WHAT))
+        if problem is None and rebuild and result.problem_spec:
+            problem = _rebuild_problem(path, result.problem_spec, result.data_source, data)
         elif problem is None and rebuild:
             logger.warning(
                 "%s: loaded without its problem (it was built in Python, e.g. with a user-defined field or "
                 "dynamics, and has no spec): pass problem= to Result.load for states, predictions and figures",
                 path,
             )
-        return cls(w=w, snapshots=snapshots, problem=problem, **meta)
+        result.problem = problem
+        return result
+
+    @classmethod
+    def _from_arrays(cls, path: Path, stored: dict[str, np.ndarray]) -> tuple[Result, dict[str, np.ndarray]]:
+        """The Result (no problem yet) and the stored data arrays held by a file :meth:`save` wrote."""
+        missing = [key for key in ("metadata", "w", "snapshots") if key not in stored]
+        if missing:
+            hint = "written by Result.save?"
+            if {"w", "iteration", "fingerprint"} <= set(stored):
+                hint = "it is a solve checkpoint: resume with solve(..., w0=load_checkpoint(path, problem))"
+            raise spec_error(
+                "path", str(path), f"not a control_dl result: arrays {sorted(stored)}, no {missing} ({hint})"
+            )
+        try:
+            meta = json.loads(str(stored["metadata"]))
+            if not isinstance(meta, dict):
+                raise TypeError(f"metadata is a JSON {type(meta).__name__}, not an object")
+            snaps = stored["snapshots"]
+            snapshots = [(i, t, snaps[k]) for k, (i, t) in enumerate(meta.pop("snapshot_info"))]
+            meta.setdefault("data_source", None)
+            result = cls(w=stored["w"], snapshots=snapshots, **meta)
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            why = f"not a control_dl result: its metadata do not fit Result ({type(exc).__name__}: {exc})"
+            raise spec_error("path", str(path), why) from None
+        return result, {k[5:]: v for k, v in stored.items() if k.startswith("data_")}
 
 
 def result_path(path: str | Path) -> Path:

@@ -126,6 +126,29 @@ def test_dataset_errors_say_the_inputs_look_transposed():
         cdl.Dataset(X, NAMES == "inside", X.T, NAMES == "inside", task="binary")
 
 
+def test_a_length_mismatch_is_not_called_a_transposition(tmp_path):
+    """Transposition is suggested only when the labels fit the other axis of the inputs."""
+    Z = RNG.normal(size=(40, 3))
+    plain = r"y=\(39,\): must have one entry per sample \(row\) of X, 40 of them$"
+    with pytest.raises(SpecError, match=plain):
+        cdl.Dataset.from_arrays(Z, np.arange(39) % 2)
+    np.savez(tmp_path / "short.npz", X=Z[:20], y=np.arange(19) % 2)
+    with pytest.raises(
+        SpecError, match=r"short\.npz: y=\(19,\): must have one entry per sample \(row\) of X, 20 of them$"
+    ):
+        cdl.Dataset.from_file(tmp_path / "short.npz")
+    with pytest.raises(SpecError, match=r"y_test=\(9,\): .* of X_test, 10 of them$"):
+        cdl.Dataset.from_arrays(Z, np.arange(40) % 2, X_test=Z[:10], y_test=np.arange(9) % 2)
+    with pytest.raises(SpecError, match="X looks transposed: 40 columns = the number of labels"):
+        cdl.Dataset.from_arrays(Z.T, np.arange(40) % 2)
+    with pytest.raises(SpecError, match=r"y_train=\(39,\): labels must be a vector of 40 integers \(or booleans\)$"):
+        cdl.Dataset(Z.T, np.arange(39) % 2, Z.T, np.arange(40) % 2, task="binary")
+    with pytest.raises(SpecError, match=r"y_train=\(40, 2\): .*the targets look transposed .*: pass y\.T$"):
+        cdl.Dataset(Z.T, Z[:, :2], Z.T, Z[:, :2].T, task="regression")
+    with pytest.raises(SpecError, match=r"y_train=\(2, 40\): .*the inputs look transposed"):
+        cdl.Dataset(Z, Z[:, :2].T, Z.T, Z[:, :2].T, task="regression")
+
+
 def test_boolean_labels_are_zero_and_one():
     data = cdl.Dataset(X.T, NAMES == "inside", X.T, NAMES == "inside", task="binary")
     np.testing.assert_array_equal(data.y_train, (NAMES == "inside").astype(int))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 import casadi as ca
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 import control_dl as cdl
+from control_dl import export
 from control_dl.cli import main
 
 torch = pytest.importorskip("torch")
@@ -110,3 +112,28 @@ def test_missing_export_extra_is_a_spec_error_naming_it(result, tmp_path, monkey
     with pytest.raises(cdl.SpecError, match=r"control_dl\[export\]"):
         result.to_onnx(tmp_path / "net.onnx")
     assert not (tmp_path / "net.onnx").exists()
+
+
+@pytest.mark.parametrize("fmt", ["torch", "casadi", "onnx"])
+def test_an_unusable_output_path_is_refused_before_any_work(fmt, tmp_path, monkeypatch, capsys):
+    data = cdl.Dataset.from_arrays(X, LABELS, standardize=True)
+    result = trained(PROBLEMS["mlp"](data))
+    saved = result.save(tmp_path / "run")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("")
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the export started before its output path was checked")
+
+    monkeypatch.setattr(export, "to_torch", no_work)
+    monkeypatch.setattr(export, "to_casadi", no_work)
+    bad = {"folder": "is a directory", "file/net.out": r"cannot be created: .*file is a file, not a folder"}
+    for out, reason in bad.items():
+        with pytest.raises(cdl.SpecError, match=rf"path=.*{out}'.*{reason}"):
+            export.write_export(result.problem, result.w, fmt, tmp_path / out)
+        assert main(["export", str(saved), "--format", fmt, "--out", str(tmp_path / out)]) == 2
+        err = capsys.readouterr().err
+        assert re.search(rf"--out=.*{out}'.*{reason}", err) and "Traceback" not in err
+    with pytest.raises(cdl.SpecError, match="is a directory"):
+        result.to_onnx(tmp_path / "folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder", "run.npz"]

@@ -187,8 +187,34 @@ def test_predict_rejects_nan(small_ring):
 
 
 def test_load_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no result file"):
+    with pytest.raises(SpecError, match=r"path=.*nothere'.*no such file, nor .*nothere\.npz"):
         cdl.Result.load(tmp_path / "nothere")
     np.savez(tmp_path / "x.npz", a=np.zeros(2))
     with pytest.raises(SpecError, match="not a control_dl result"):
         cdl.Result.load(tmp_path / "x.npz")
+
+
+def test_a_result_without_its_problem_says_how_to_attach_it(tmp_path):
+    data = cdl.Dataset.from_arrays(X, LABELS)
+    problem = cdl.TrainingProblem(
+        data=data, dim=3, control=cdl.PiecewiseConstant(n_steps=2), cost=cdl.Cost(loss="cross_entropy")
+    )
+    result = short_solve(problem)
+    lean = cdl.Result.load(result.save(tmp_path / "lean", data=False))
+    calls = {
+        "predict": lambda r: r.predict(X, layout="samples"),
+        "states": lambda r: r.states,
+        "to_casadi": lambda r: r.to_casadi(),
+        "to_onnx": lambda r: r.to_onnx(tmp_path / "net.onnx"),
+    }
+    for call in calls.values():
+        with pytest.raises(SpecError, match=r"problem=None: .*saved with data=False.*Result\.load\(path, problem="):
+            call(lean)
+    np.testing.assert_array_equal(  # the remedy the message names works
+        cdl.Result.load(tmp_path / "lean", problem=problem).predict(X, layout="samples"),
+        result.predict(X, layout="samples"),
+    )
+    unbuilt = cdl.Result.load(result.save(tmp_path / "full"), rebuild=False)
+    with pytest.raises(SpecError, match="rebuild=False"):
+        unbuilt.predict(X, layout="samples")
+    assert not (tmp_path / "net.onnx").exists()

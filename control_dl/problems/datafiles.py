@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .._errors import SpecError
+from .._npz import npz_arrays
 
 __all__ = ["NPZ_KEYS", "file_sha256", "read_csv", "read_data_file", "read_npy", "read_npz"]
 
@@ -190,23 +191,18 @@ def read_npz(path: Path, target: str | int | None) -> tuple[np.ndarray, ...]:
     """
     if target not in (None, "y"):
         raise SpecError(f"{path}: target={target!r}: an .npz holds its labels in 'y' (keys {list(NPZ_KEYS)})")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            keys = set(data.files)
-            missing = [k for k in ("X", "y") if k not in keys]
-            unknown = sorted(keys - set(NPZ_KEYS))
-            if missing or unknown:
-                raise SpecError(
-                    f"{path}: arrays {sorted(keys)}; needs X and y (optional X_test, y_test), "
-                    + (f"missing {missing}" if missing else f"unknown {unknown}")
-                )
-            if ("X_test" in keys) != ("y_test" in keys):
-                raise SpecError(f"{path}: has one of X_test / y_test; give both or neither")
-            return tuple(data[k] for k in NPZ_KEYS if k in keys)
-    except SpecError:
-        raise
-    except (ValueError, OSError, EOFError) as exc:
-        raise SpecError(f"{path}: not a readable .npz of numeric/str arrays ({exc})") from None
+    data = npz_arrays(path, "path", "a data file of arrays X and y (np.savez(path, X=X, y=y))")
+    keys = set(data)
+    missing = [k for k in ("X", "y") if k not in keys]
+    unknown = sorted(keys - set(NPZ_KEYS))
+    if missing or unknown:
+        raise SpecError(
+            f"{path}: arrays {sorted(keys)}; needs X and y (optional X_test, y_test), "
+            + (f"missing {missing}" if missing else f"unknown {unknown}")
+        )
+    if ("X_test" in keys) != ("y_test" in keys):
+        raise SpecError(f"{path}: has one of X_test / y_test; give both or neither")
+    return tuple(data[k] for k in NPZ_KEYS if k in keys)
 
 
 def read_npy(path: Path, target: str | int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -239,6 +235,9 @@ def read_npy(path: Path, target: str | int | None) -> tuple[np.ndarray, np.ndarr
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise SpecError(f"{path}: not a readable .npy array ({exc})") from None
+    if not isinstance(array, np.ndarray):  # an .npz archive named .npy
+        array.close()
+        raise SpecError(f"{path}: is an .npz archive, not one .npy array; name it .npz (arrays X and y)")
     if array.ndim != 2 or array.shape[1] < 2 or array.dtype.kind not in "biuf":
         raise SpecError(f"{path}: shape {array.shape} dtype {array.dtype}: needs a numeric S × (n_in + 1) matrix")
     if not -array.shape[1] <= column < array.shape[1]:

@@ -137,7 +137,11 @@ class Dataset:
             y = _real_array(field, y)
             y = y[None, :] if y.ndim == 1 else y
             if y.ndim != 2 or y.shape[1] != n:
-                hint = self._transposed_hint(x, y.shape[-1]) if y.ndim == 2 else ""
+                hint = self._transposed_hint(x, y.shape[1]) if y.ndim == 2 else ""
+                if y.ndim == 2 and y.shape[0] == n:  # S × n_out targets: y.T fits the inputs as they are
+                    hint = f"; the targets look transposed ({n} rows = the number of samples): pass y.T" + (
+                        ", or x.T" if hint else ""
+                    )
                 raise spec_error(field, y.shape, f"regression targets must be n_out × {n}{hint}")
             if not np.all(np.isfinite(y)):
                 raise spec_error(field, "NaN/inf", "targets must be finite")
@@ -282,12 +286,12 @@ class Dataset:
             On arrays of the wrong shape or kind, a half-given test set, or a bad ``test_size``.
         """
         x = _sample_major("X", X)
-        labels = _labels("y", y, x.shape[0])
+        labels = _labels("y", y, x)
         if (X_test is None) != (y_test is None):
             raise spec_error("X_test" if X_test is None else "y_test", None, "give X_test and y_test together")
         if X_test is not None:
             x_test = _sample_major("X_test", X_test)
-            labels_test = _labels("y_test", y_test, x_test.shape[0])
+            labels_test = _labels("y_test", y_test, x_test)
             if x_test.shape[1] != x.shape[1]:
                 raise spec_error("X_test", x_test.shape, f"must have {x.shape[1]} columns (features) like X")
         task, encoded, class_names = encode_labels(labels if X_test is None else [labels, labels_test], task)
@@ -444,17 +448,21 @@ def _sample_major(field: str, value: Any) -> np.ndarray:
     return x
 
 
-def _labels(field: str, value: Any, n: int) -> np.ndarray:
-    """Labels or targets with one entry (row) per sample."""
+def _labels(field: str, value: Any, x: np.ndarray) -> np.ndarray:
+    """Labels or targets with one entry (row) per sample of the sample-major inputs ``x`` (S × n_in)."""
     try:
         y = np.asarray(value)
     except ValueError as exc:
         raise spec_error(field, "ragged", f"must be an array ({exc})") from None
     if y.dtype == object:  # e.g. a pandas column's .values: strings (or numbers) boxed as objects
         y = _unbox(field, y)
+    n = x.shape[0]
     if y.ndim == 0 or y.shape[0] != n or y.ndim > 2:
-        hint = "; X looks transposed (S × n_in expected)" if y.ndim >= 1 and y.shape[0] != n else ""
-        raise spec_error(field, y.shape, f"must have one entry per sample, {n} of them{hint}")
+        x_field = "X" if field == "y" else "X_test"
+        hint = ""
+        if y.ndim >= 1 and y.shape[0] == x.shape[1] != n:  # the labels fit the columns: X is n_in × S
+            hint = f"; {x_field} looks transposed: {x.shape[1]} columns = the number of labels (S × n_in expected)"
+        raise spec_error(field, y.shape, f"must have one entry per sample (row) of {x_field}, {n} of them{hint}")
     return y
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._errors import spec_error
+from .._npz import npz_arrays
 from ..result import atomic_write_bytes
 
 if TYPE_CHECKING:
@@ -96,16 +97,13 @@ def load_checkpoint(path: str | Path, problem: TrainingProblem) -> np.ndarray:
     Raises
     ------
     SpecError
-        If the file is missing or unreadable, or was written for another problem.
+        If the file is missing, not a checkpoint (any other file, or a damaged one), or was
+        written for another problem.
     """
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            w, fingerprint = data["w"].copy(), str(data["fingerprint"])
-    except (OSError, ValueError, KeyError) as exc:
-        raise spec_error("checkpoint", str(path), f"cannot be read: {exc}") from None
-    if fingerprint != problem_fingerprint(problem) or w.shape != (problem.n_params,):
+    data = _read(path)
+    if str(data["fingerprint"]) != problem_fingerprint(problem) or data["w"].shape != (problem.n_params,):
         raise spec_error("checkpoint", str(path), "was written for a different problem")
-    return w
+    return data["w"]
 
 
 def checkpoint_iteration(path: str | Path) -> int:
@@ -120,9 +118,26 @@ def checkpoint_iteration(path: str | Path) -> int:
     -------
     int
         Iteration count at which it was written.
+
+    Raises
+    ------
+    SpecError
+        If the file is missing or not a checkpoint.
     """
-    with np.load(path, allow_pickle=False) as data:
-        return int(data["iteration"])
+    return int(_read(path)["iteration"])
+
+
+def _read(path: str | Path) -> dict[str, np.ndarray]:
+    """The arrays of a checkpoint file, or a SpecError naming the file and what is wrong."""
+    what = "a checkpoint written by a solve with checkpoint_every > 0"
+    data = npz_arrays(path, "checkpoint", what)
+    missing = [key for key in ("w", "iteration", "fingerprint") if key not in data]
+    if missing:
+        hint = (
+            "it is a result: start from its w with w0=Result.load(path).w" if "metadata" in data else f"expected {what}"
+        )
+        raise spec_error("checkpoint", str(path), f"not a checkpoint: arrays {sorted(data)}, no {missing}; {hint}")
+    return data
 
 
 class Checkpointer:
