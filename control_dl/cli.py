@@ -213,9 +213,27 @@ def engine_option(name: str | None, workers: int | None, scheduler: str | None) 
         return name
     from .engines import Dask
 
+    check_workers_flags(workers, scheduler)
+    return Dask(client=scheduler, workers=workers)
+
+
+def check_workers_flags(workers: int | None, scheduler: str | None) -> None:
+    """Refuse ``--workers`` next to ``--scheduler`` (``solve`` and ``sweep``): it would be ignored.
+
+    Parameters
+    ----------
+    workers : int, optional
+        ``--workers`` (None when not given).
+    scheduler : str, optional
+        ``--scheduler`` (None when not given).
+
+    Raises
+    ------
+    SpecError
+        Both given.
+    """
     if scheduler is not None and workers is not None:
         raise SpecError(f"--workers={workers!r}: a running --scheduler brings its own workers")
-    return Dask(client=scheduler, workers=workers)
 
 
 def _cmd_turnpike(args: argparse.Namespace) -> int:
@@ -270,6 +288,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from .experiments import run_sweep
     from .experiments.store import runs_table
 
+    check_workers_flags(args.workers, args.scheduler)
     scheduler = "local" if args.dask else args.scheduler
     rows = run_sweep(args.spec, args.out, args.workers, scheduler, args.timeout, progress=not args.no_progress)
     print(runs_table(rows))
@@ -282,7 +301,13 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     from .experiments import load_runs
     from .experiments.store import runs_table
 
-    rows = load_runs(args.dir, dict(parse_assignment(w) for w in args.where), args.status)
+    where: dict[str, Any] = {}
+    for text in args.where:
+        key, value = parse_assignment(text)
+        if key in where:  # a run has one value per key: two filters on it match nothing
+            raise SpecError(f"--where {text!r}: {key} is filtered twice ({key}={where[key]!r} too)")
+        where[key] = value
+    rows = load_runs(args.dir, where, args.status)
     print(runs_table(rows))
     return 0
 
@@ -342,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
         Parser with the sub-commands.
     """
     from . import __version__
+    from .result import STATUSES
 
     parser = argparse.ArgumentParser(prog="control-dl", description="Train neural networks by optimal control.")
     parser.add_argument("--version", action="version", version=f"control-dl {__version__}")
@@ -384,7 +410,10 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("spec", help="sweep TOML file")
     sweep.add_argument("--out", required=True, help="results folder (index.sqlite + runs/)")
     sweep.add_argument(
-        "--workers", type=_positive_int, default=1, help="worker processes (local pool or --dask cluster)"
+        "--workers",
+        type=_positive_int,
+        default=None,
+        help="worker processes of the local pool or --dask cluster (default 1; not with --scheduler)",
     )
     where = sweep.add_mutually_exclusive_group()
     where.add_argument("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler, e.g. tcp://host:8786")
@@ -395,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs = sub.add_parser("runs", help="list the runs of a results folder")
     runs.add_argument("dir", help="results folder of a sweep")
     runs.add_argument("--where", action="append", default=[], metavar="KEY=VALUE", help="filter on a parameter")
-    runs.add_argument("--status", default=None, help="keep runs with this status")
+    runs.add_argument("--status", default=None, help=f"keep runs with this status: {', '.join(STATUSES)}")
     runs.set_defaults(func=_cmd_runs)
     comp = sub.add_parser("compare", help="run several solvers from the same starts; table, JSON, CSV, figure")
     comp.add_argument("problem", help="problem name or TOML path")

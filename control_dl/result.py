@@ -6,7 +6,7 @@ import io
 import json
 import logging
 import os
-import tempfile
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,8 +57,37 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def temporary_sibling(path: str | Path, suffix: str = ".tmp") -> Path:
+    """A new empty file next to ``path``, to be written and then renamed over it (an atomic write).
+
+    Created like any new file, with mode 0o666 less the umask (``tempfile.mkstemp`` would give
+    0o600: results written for others on a shared folder were unreadable to them).
+
+    Parameters
+    ----------
+    path : str or Path
+        The destination; its folder is created if missing.
+    suffix : str
+        End of the temporary file's name (a writer may pick its format by it, e.g. ``".gif"``).
+
+    Returns
+    -------
+    Path
+        The temporary file, named ``.<name>.<random><suffix>`` in the destination's folder.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}{suffix}"
+        try:
+            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        except FileExistsError:  # 48 random bits taken: draw again
+            continue
+        return tmp
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temporary file in the same folder, then rename).
+    """Write ``data`` to ``path`` atomically (:func:`temporary_sibling`, then rename).
 
     Parameters
     ----------
@@ -67,17 +96,15 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     data : bytes
         Content.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = temporary_sibling(path)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with open(tmp, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
@@ -180,6 +182,9 @@ def test_animate_flow_writes_gif_with_one_frame_per_layer(ring2, tmp_path, frame
         assert gif.format == "GIF"
         assert gif.n_frames == (problem.n_steps + 1 if frames is None else len(frames))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["flow.gif"]  # no temporary file left
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # like any new file (mkstemp gave 0o600)
 
 
 def test_animate_flow_rejects_bad_arguments(ring3, tmp_path):

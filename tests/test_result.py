@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy as np
 import pytest
@@ -68,6 +69,18 @@ def test_save_leaves_no_temporary_files(result, tmp_path):
     result.save(tmp_path / "a.npz")
     result.save(tmp_path / "a.npz")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npz"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_saved_files_get_the_mode_of_any_new_file(result, tmp_path, umask):
+    """Writes go to a temporary sibling, then a rename; with mkstemp's 0o600 every result was
+    unreadable to others on a shared folder whatever the umask (a user's report)."""
+    previous = os.umask(umask)
+    try:
+        result.save(tmp_path / "r.npz")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "r.npz").stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_bad_status_rejected():

@@ -432,3 +432,87 @@ def test_worker_start_error_names_the_main_script_only_when_it_is_the_cause(
     else:  # and refuses with the message the pool's failure would have given
         with pytest.raises(SpecError, match=re.escape(message)):
             _errors.require_rerunnable_main("workers", 2, "the pool")
+
+
+@pytest.mark.parametrize(
+    ("grid", "preset", "match"),
+    [
+        ({"seed": [0, 1]}, "ipopt-lbfgs", r"grid.seed=\[0, 1\]: ambiguous: .*run seed.*; write problem.seed$"),
+        ({"seed": [0, 1]}, "adam", r"grid.seed=\[0, 1\]: .*solver option.*; write problem.seed or solver.seed$"),
+        ({"loss": ["mse"]}, "ipopt-lbfgs", r"grid.loss=\['mse'\]: .*'loss' column.*; write problem.loss$"),
+    ],
+)
+def test_a_bare_grid_key_that_names_two_things_is_refused(grid: dict, preset: str, match: str) -> None:
+    doc = {"problem": {"name": "ring"}, "solver": {"preset": preset}, "grid": grid}
+    with pytest.raises(cdl.SpecError, match=match):
+        load_sweep(doc).runs()
+
+
+def recorded_store(root: Path) -> list:
+    """A sweep folder indexed without solving: every run of a small grid recorded as converged
+    (even run ids) or failed, so that filters can be checked in milliseconds."""
+    grid = {"problem.seed": [0, 1], "solver": ["ipopt-lbfgs", "ipopt-exact"], "n_steps": [2, 3], "l2": [1e-3]}
+    runs = load_sweep({"problem": {"name": "ring"}, "solver": {"preset": "ipopt-lbfgs"}, "grid": grid}).runs()
+    with RunStore(root, writable=True) as store:
+        for i, run in enumerate(runs):
+            store.record(run, {"status": "failed" if i % 2 else "converged", "objective": float(i)})
+    return runs
+
+
+def test_every_recorded_grid_value_finds_its_run(tmp_path: Path) -> None:
+    runs = recorded_store(tmp_path)
+    assert {tuple(r.point) for r in runs} == {("problem.seed", "solver", "n_steps", "l2", "seed")}
+    for run in runs:
+        for key, value in run.point.items():
+            assert run.run_id in {row["run_id"] for row in load_runs(tmp_path, where={key: value})}, (key, value)
+    exact = load_runs(tmp_path, where={"solver": "ipopt-exact", "problem.seed": 1, "n_steps": 3.0, "l2": 0.001})
+    assert len(exact) == 1 and exact[0]["params"]["solver"]["hessian"] == "exact"
+    assert (
+        exact[0]["params"]["problem"]["data"]["seed"] == 1 and exact[0]["params"]["problem"]["control"]["n_steps"] == 3
+    )
+    assert len(load_runs(tmp_path, where={"hessian": "exact"}, status="failed")) == 2  # n_steps=3: odd
+
+
+@pytest.mark.parametrize(
+    ("where", "status", "match"),
+    [
+        (None, "done", r"status='done': must be one of \['converged', 'max_iter', 'failed', 'diverged'\]"),
+        (None, "", "status=''"),
+        ({"n_steps": "ten"}, None, r"where n_steps='ten': a string never equals its values \(number\)"),
+        ({"hessian": 1}, None, r"where hessian=1: a number never equals its values \(string\)"),
+        ({"n_steps": True}, None, "where n_steps=True: a boolean"),
+        ({"dimension": 3}, "diverged", "where dimension=3: no run has this parameter"),  # no row is diverged
+        (["n_steps=3"], None, "where=\\['n_steps=3'\\]: must be a dict"),
+    ],
+)
+def test_filters_that_can_match_nothing_are_spec_errors(tmp_path: Path, where: object, status: str, match: str) -> None:
+    recorded_store(tmp_path)
+    with pytest.raises(cdl.SpecError, match=match):
+        load_runs(tmp_path, where=where, status=status)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--status", "done"], "status='done': must be one of"),
+        (["--where", "n_steps=ten"], "where n_steps='ten'"),
+        (["--where", "n_steps=2", "--where", "n_steps=3"], "n_steps is filtered twice"),
+    ],
+)
+def test_cli_runs_refuses_filters_that_can_match_nothing(
+    tmp_path: Path, flags: list, message: str, capsys: pytest.CaptureFixture
+) -> None:
+    recorded_store(tmp_path)
+    assert main(["runs", str(tmp_path), *flags]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and captured.out == ""
+
+
+def test_workers_next_to_a_running_scheduler_are_refused(spec_path: Path, tmp_path: Path, capsys) -> None:
+    # refused before any connection: nothing listens on port 9
+    argv = ["sweep", str(spec_path), "--out", str(tmp_path), "--scheduler", "tcp://127.0.0.1:9", "--workers", "2"]
+    assert main(argv) == 2
+    assert "--workers=2: a running --scheduler brings its own workers" in capsys.readouterr().err
+    with pytest.raises(cdl.SpecError, match="workers=2: sets up local workers"):
+        run_sweep(spec_path, tmp_path, workers=2, scheduler="tcp://127.0.0.1:9")
+    assert not (tmp_path / "index.sqlite").exists()

@@ -120,7 +120,8 @@ class DaskExecutor:
         ``"local"`` for a :class:`distributed.LocalCluster` of ``workers`` single-threaded worker
         processes; a scheduler address such as ``"tcp://10.0.0.1:8786"``; or a Client.
     workers : int
-        Worker processes of a local cluster (ignored otherwise).
+        Worker processes of a local cluster (unused otherwise: run_sweep refuses it next to a running
+        scheduler).
     """
 
     loses_inflight_on_abort = False

@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 def run_sweep(
     spec_or_path: SweepSpec | dict[str, Any] | str | Path,
     out: str | Path,
-    workers: int = 1,
+    workers: int | None = None,
     scheduler: Any = None,
     timeout: float | None = None,
     progress: bool = True,
@@ -44,8 +44,9 @@ def run_sweep(
     out : str or Path
         Sweep folder: ``index.sqlite`` and ``runs/<run_id>.npz``. Re-running with the same folder
         resumes: runs indexed with their Result file present are skipped.
-    workers : int
-        Local worker processes (or workers of a local Dask cluster).
+    workers : int, optional
+        Local worker processes, or workers of a local Dask cluster (default 1). Not with a
+        scheduler address or Client: a running cluster brings its own workers.
     scheduler : None, "local", str or distributed.Client
         None: a local process pool. ``"local"``: a Dask LocalCluster; an address
         (``"tcp://host:8786"``) or a Client: that Dask cluster.
@@ -65,8 +66,12 @@ def run_sweep(
         On a bad spec, bad arguments, or a folder another sweep is writing to.
     """
     spec = spec_or_path if isinstance(spec_or_path, SweepSpec) else load_sweep(spec_or_path)
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+    if workers is None:
+        workers = 1
+    elif isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise spec_error("workers", workers, "must be an integer >= 1")
+    elif scheduler is not None and not (isinstance(scheduler, str) and scheduler == "local"):
+        raise spec_error("workers", workers, "sets up local workers: a running scheduler brings its own")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0):
         raise spec_error("timeout", timeout, "must be a number of seconds > 0")
     runs = spec.runs()

@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import SpecError, spec_error
-from .sweep import Run, flat_params
+from ..result import STATUSES
+from .sweep import COLUMNS, METRICS, Run, flat_params
 
-METRICS = ("objective", "loss", "accuracy", "test_accuracy", "wall_time", "iterations")
-COLUMNS = ("run_id", "status", *METRICS, "message", "error", "result_path", "params", "point", "finished_at")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
@@ -153,48 +152,91 @@ class RunStore:
         Parameters
         ----------
         where : dict, optional
-            Key → value that the run's parameters must match (keys as in :func:`flat_params`:
-            ``dim``, ``max_iter``, ``seed``, ``problem.seed``, ...); a key no run has is a SpecError.
+            Key → value that each row must match. Keys: the grid keys of the run's ``point`` (as the
+            runs table shows them; ``seed`` is the run seed, a grid ``solver`` / ``problem`` the
+            preset / problem as the sweep named it), and every parameter as in :func:`flat_params`
+            (``dim``, ``max_iter``, ``problem.seed``, ``solver.tol``, ...). Numbers match numerically
+            (``1e-3`` matches ``0.001``).
         status : str, optional
-            Keep only rows with this status.
+            Keep only rows with this status, one of :data:`control_dl.result.STATUSES`.
 
         Returns
         -------
         list of dict
             Each row: ``run_id``, ``status``, metrics, ``message``, ``error``, ``result_path``
             (absolute), ``params`` (dict), ``point`` (dict of grid values) and the point's keys.
+
+        Raises
+        ------
+        SpecError
+            A status runs cannot have; ``where`` not a table of names; a ``where`` key no run has;
+            a value of a type that key's values never have (``n_steps="ten"``), which could
+            match nothing.
         """
-        query = "SELECT * FROM runs" + (" WHERE status = ?" if status else "") + " ORDER BY finished_at, run_id"
-        out, known = [], set()
-        for record in self.db.execute(query, (status,) if status else ()):
+        if status is not None and status not in STATUSES:
+            raise spec_error("status", status, f"must be one of {list(STATUSES)}")
+        if where is not None and (not isinstance(where, dict) or not all(isinstance(k, str) for k in where)):
+            raise spec_error("where", where, "must be a dict of parameter name -> value")
+        rows: list[tuple[dict[str, Any], dict[str, Any]]] = []  # (row, the keys a filter sees)
+        kinds: dict[str, set[str]] = {}
+        for record in self.db.execute("SELECT * FROM runs ORDER BY finished_at, run_id"):
             row = dict(record)
             row["params"], row["point"] = json.loads(row["params"]), json.loads(row["point"])
-            flat = flat_params(row["params"])
-            known.update(flat)
-            if where and not _matches(flat, where):
+            keys = {**flat_params(row["params"]), **row["point"]}
+            for key, value in keys.items():
+                kinds.setdefault(key, set()).add(_kind(value))
+            rows.append((row, keys))
+        _check_where(where or {}, kinds)
+        out = []
+        for row, keys in rows:
+            if (status is not None and row["status"] != status) or not _matches(keys, where or {}):
                 continue
             if row["result_path"]:
                 row["result_path"] = str(self.root / row["result_path"])
             out.append({**row, **{k: v for k, v in row["point"].items() if k not in row}})
-        unknown = sorted(set(where or ()) - known)
-        if known and unknown:
-            raise spec_error(
-                f"where {unknown[0]}", where[unknown[0]], f"no run has this parameter; known: {sorted(known)}"
-            )
         return out
 
 
-def _matches(flat: dict[str, Any], where: dict[str, Any]) -> bool:
+def _kind(value: Any) -> str:
+    """The JSON type of a parameter value, as filters compare them (int and float are both numbers)."""
+    if value is None:
+        return "null"
+    for kind, types in (("boolean", bool), ("number", (int, float)), ("string", str), ("list", list)):
+        if isinstance(value, types):
+            return kind
+    return "table"
+
+
+def _check_where(where: dict[str, Any], kinds: dict[str, set[str]]) -> None:
+    """Refuse a filter that can match nothing because of its key or its value's type.
+
+    Parameters
+    ----------
+    where : dict
+        The filter.
+    kinds : dict
+        Every key the runs have → the :func:`_kind` of its values (empty when the index is empty:
+        then nothing can be checked).
+
+    Raises
+    ------
+    SpecError
+        A key no run has, or a value whose type none of the key's (non-null) values have.
+    """
+    if not kinds:
+        return
     for key, wanted in where.items():
-        if key not in flat:
-            return False
-        value = flat[key]
-        if isinstance(value, (int, float)) and isinstance(wanted, (int, float)) and not isinstance(value, bool):
-            if float(value) != float(wanted):
-                return False
-        elif value != wanted and str(value) != str(wanted):
-            return False
-    return True
+        if key not in kinds:
+            raise spec_error(f"where {key}", wanted, f"no run has this parameter; known: {sorted(kinds)}")
+        have = kinds[key] - {"null"}
+        if have and _kind(wanted) not in have:
+            raise spec_error(
+                f"where {key}", wanted, f"a {_kind(wanted)} never equals its values ({' or '.join(sorted(have))})"
+            )
+
+
+def _matches(keys: dict[str, Any], where: dict[str, Any]) -> bool:
+    return all(key in keys and _kind(keys[key]) == _kind(v) and keys[key] == v for key, v in where.items())
 
 
 def _take_lock(path: Path) -> Any:
@@ -219,14 +261,19 @@ def load_runs(root: str | Path, where: dict[str, Any] | None = None, status: str
     root : str or Path
         The sweep folder (``--out`` of ``control-dl sweep``).
     where : dict, optional
-        Parameter filter, e.g. ``{"dim": 3, "seed": 0}``.
+        Parameter filter, e.g. ``{"dim": 3, "seed": 0}`` (keys and matching: :meth:`RunStore.rows`).
     status : str, optional
-        Keep only rows with this status.
+        Keep only rows with this status: ``"converged"``, ``"max_iter"``, ``"failed"`` or ``"diverged"``.
 
     Returns
     -------
     list of dict
         See :meth:`RunStore.rows`.
+
+    Raises
+    ------
+    SpecError
+        Not a sweep folder, or a filter that can match nothing (see :meth:`RunStore.rows`).
     """
     with RunStore(root) as store:
         return store.rows(where, status)

@@ -16,9 +16,13 @@ A sweep spec is a TOML document::
     [grid]                            # cartesian product of these lists
     n_steps = [5, 10, 20]             # a problem key
     hessian = ["lbfgs", "exact"]      # a solver option
-    problem.seed = [0, 1]             # prefix a key that names both (data seed vs solver option)
+    problem.seed = [0, 1]             # the data seed: a bare ``seed`` is refused (see below)
 
 ``grid.problem = [...]`` and ``grid.solver = [...]`` sweep over catalog problems and presets.
+A bare grid key must name exactly one thing: a key that is a problem key and a solver option,
+or that a run's record already uses for something else (``seed``: the run seed; ``loss``: the
+loss metric), is a SpecError asking for its ``problem.`` / ``solver.`` prefix. So a run's
+``point`` says exactly what was varied, under the name the table shows and filters take.
 Each run's parameters are the *full* normalised problem spec, the full solver options and the
 seed; its id is a hash of them, so the same run always has the same id (resume, deduplication).
 """
@@ -42,6 +46,10 @@ from ..solvers.base import solver_spec
 from ..solvers.catalog import SOLVER_KINDS, solver_from_options
 
 TOP_KEYS = ("name", "description", "seeds", "problem", "solver", "grid")
+#: the metrics of a run, as its index row and the runs table show them
+METRICS = ("objective", "loss", "accuracy", "test_accuracy", "wall_time", "iterations")
+#: the fields of a run's index row besides its grid point (a bare grid key may not be one of them)
+COLUMNS = ("run_id", "status", *METRICS, "message", "error", "result_path", "params", "point", "finished_at")
 
 
 @dataclass(frozen=True)
@@ -56,7 +64,8 @@ class Run:
         ``{"problem": normalised spec, "solver": {"solver": kind, **options}, "seed": int}``: all a
         worker needs to rebuild and solve the run, with no file lookups.
     point : dict
-        The grid values of this run (and ``seed``), for tables and filters.
+        The grid values of this run under their grid keys (and ``seed``, the run seed), for
+        tables and filters.
     """
 
     run_id: str
@@ -206,7 +215,7 @@ class SweepSpec:
         for key, value in point.items():
             if key in ("problem", "solver"):
                 continue
-            target = _route(key, option_names)
+            target = _route(key, self.grid[key], option_names)
             (overrides if target == "problem" else options)[key.split(".", 1)[-1]] = value
         spec = normalise(problem_doc, overrides)
         return spec, solver_spec(solver_from_options(kind, options))
@@ -218,17 +227,50 @@ def _as_name(key: str, value: Any) -> str:
     return value
 
 
-def _route(key: str, option_names: set[str]) -> str:
-    """Whether a grid key addresses the problem or the solver."""
+def _route(key: str, values: list[Any], option_names: set[str]) -> str:
+    """Whether a grid key addresses the problem or the solver.
+
+    Parameters
+    ----------
+    key : str
+        The grid key, bare (``n_steps``) or prefixed (``problem.seed``, ``solver.tol``).
+    values : list
+        Its grid values (for the error message).
+    option_names : set of str
+        The options of the point's solver kind.
+
+    Returns
+    -------
+    str
+        ``"problem"`` or ``"solver"``.
+
+    Raises
+    ------
+    SpecError
+        An unknown key, or a bare key that names more than one thing: a problem key and a solver
+        option, or a name the run's record uses itself (``seed``, the run seed; a column of
+        :data:`COLUMNS` such as the ``loss`` metric), which would record the value under a name
+        that means something else.
+    """
     prefix, _, leaf = key.partition(".")
     if leaf and prefix in ("problem", "solver"):
         return prefix
     in_problem, in_solver = key in SCHEMA, key in option_names
-    if in_problem and in_solver:
-        raise spec_error(f"grid.{key}", key, "names a problem key and a solver option; write problem.key or solver.key")
     if not (in_problem or in_solver):
         raise spec_error(
-            f"grid.{key}", key, f"unknown key; problem keys: {sorted(SCHEMA)}; options: {sorted(option_names)}"
+            f"grid.{key}", values, f"unknown key; problem keys: {sorted(SCHEMA)}; options: {sorted(option_names)}"
+        )
+    meanings = [f"the problem key problem.{key}"] * in_problem + [f"the solver option solver.{key}"] * in_solver
+    if key == "seed":
+        meanings.append("the run seed (the initial guess's, set by seeds = [...])")
+    elif key in COLUMNS:
+        meanings.append(f"the {key!r} column of each run's record")
+    if len(meanings) > 1:
+        prefixed = " or ".join(
+            f"{section}.{key}" for section, given in (("problem", in_problem), ("solver", in_solver)) if given
+        )
+        raise spec_error(
+            f"grid.{key}", values, f"ambiguous: names {', '.join(meanings[:-1])} and {meanings[-1]}; write {prefixed}"
         )
     return "problem" if in_problem else "solver"
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..result import temporary_sibling
 from ._common import (
     VIEW,
     class_legend,
@@ -105,13 +105,11 @@ def animate_flow(
         return []
 
     animation = FuncAnimation(fig, draw, frames=len(ks), blit=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp.gif")
-    os.close(fd)
+    tmp = temporary_sibling(path, ".tmp.gif")
     try:
         animation.save(tmp, writer=PillowWriter(fps=fps))
         os.replace(tmp, path)
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
     return path
