@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import re
 import sys
+from typing import Any
+
+import numpy as np
 
 
 class SpecError(ValueError):
@@ -33,6 +36,27 @@ def spec_error(field: str, value: object, why: str) -> SpecError:
         The error, ready to raise.
     """
     return SpecError(f"{field}={value!r}: {why}")
+
+
+def check_positive_int(field: str, value: Any, minimum: int = 1) -> None:
+    """Raise SpecError unless ``value`` is an integer ≥ ``minimum`` (bools are not integers here).
+
+    Parameters
+    ----------
+    field : str
+        Option name.
+    value : object
+        Value to check.
+    minimum : int
+        Smallest allowed value.
+
+    Raises
+    ------
+    SpecError
+        Naming ``field`` and ``value``.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise spec_error(field, value, f"must be an integer >= {minimum}")
 
 
 def _main_script_lacks_guard() -> str | None:

@@ -75,3 +75,27 @@ def test_bad_flag_values_are_usage_errors_naming_the_flag(argv, message, capsys)
     with pytest.raises(SystemExit) as exit_:
         main(argv)
     assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["solve", "ring", "--option", "max_iter=5"],
+        ["turnpike", "ring", "--horizons", "1,2"],
+        ["compare", "ring", "--solvers", "lbfgsb"],
+        ["sweep", "examples/sweep_ring.toml"],
+    ],
+    ids=lambda argv: argv[0],
+)
+def test_an_unusable_out_folder_is_a_usage_error_before_any_work(argv, tmp_path, capsys, monkeypatch):
+    """Before: a solve ran to the end, then lost its result to FileExistsError (a user's report)."""
+    from pathlib import Path
+
+    monkeypatch.chdir(Path(__file__).parents[1])  # the sweep file's relative path
+    taken = tmp_path / "afile"
+    taken.write_text("")
+    assert main([*argv, "--out", str(taken), "--no-progress"]) == 2
+    assert f"--out {str(taken)!r}: exists and is not a folder" in capsys.readouterr().err
+    assert main([*argv, "--out", str(taken / "below"), "--no-progress"]) == 2
+    assert "cannot create the folder" in capsys.readouterr().err
+    assert taken.read_text() == ""  # nothing was written over it

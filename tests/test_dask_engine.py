@@ -6,6 +6,7 @@ actors and the (in-process) comms; the benchmark ``benchmarks/dask_scaling.py`` 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -267,6 +268,7 @@ def test_short_calls_run_on_the_workers_event_loop(client, ring, monkeypatch, in
         ({"predictions": 1}, "predictions"),
         ({"client": "nonsense"}, "client='nonsense': not a Dask scheduler address"),
         ({"client": "tcp://host"}, "client='tcp://host'"),
+        ({"client": "http://127.0.0.1:8786"}, "'http' is not a Dask protocol"),
         ({"local": "gpu"}, "local='gpu': must be a local engine"),
     ],
 )
@@ -283,6 +285,36 @@ def test_a_scheduler_that_does_not_answer_is_a_spec_error_naming_the_address(rin
     from control_dl.cli import main
 
     assert main(["solve", "ring", "--engine", "dask", "--scheduler", "nonsense", "--out", "unused"]) == 2
+
+
+@pytest.mark.parametrize("greeting", [b"", b"\xff" * 64], ids=["silent", "not-dask"])
+def test_a_service_that_is_not_a_scheduler_is_a_spec_error_within_the_timeout(ring, greeting):
+    """A port that accepts but never speaks Dask (an HTTP server, the dashboard's port) kept the
+    client in distributed's handshake for good (a user killed it after 4 minutes); one that answers
+    with other bytes raised whatever its reader hit (a MemoryError for 3 EiB)."""
+    import socket
+
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                connection, _ = server.accept()
+                accepted.append(connection)  # kept open, never closed by us before the end
+                connection.sendall(greeting)
+
+    threading.Thread(target=serve, daemon=True).start()
+    address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    started = time.perf_counter()
+    try:
+        with pytest.raises(cdl.SpecError, match=r"no Dask scheduler answered there"):
+            make_engine(Dask(address, timeout=1.0, local=LOCAL), ring, ring.data.x_train, ring.targets)
+    finally:
+        server.close()
+        for connection in accepted:
+            connection.close()
+    assert time.perf_counter() - started < 10
 
 
 def test_more_shards_than_samples_and_unpicklable_problems_are_spec_errors(client, ring):

@@ -151,3 +151,28 @@ def test_deeply_nested_toml_is_a_spec_error(tmp_path):
     tables.write_text("data = " + "{a = " * 500 + "1" + "}" * 500 + "\n")
     with pytest.raises(cdl.SpecError, match="nested too deeply"):
         cdl.load_problem(tables)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"seed": -1}, "seed=-1: must be an integer >= 0"),  # numpy's own ValueError before
+        ({"seed": 1.5}, "seed=1.5: must be an integer >= 0"),  # a TypeError before
+        ({"w0": np.zeros(3)}, "w0 has 3 entries, this problem has n_params="),
+        ({"w0": "abc"}, "w0 must be an array of"),
+        ({"w0": np.full(21, np.nan)}, "w0 contains NaN or inf"),
+    ],
+)
+def test_solve_arguments_are_spec_errors_naming_them(arguments, message):
+    problem = cdl.load_problem("ring", n_samples=20, dim=2, n_steps=3)
+    assert problem.n_params == 21
+    with pytest.raises(cdl.SpecError, match=message):
+        cdl.solve(problem, cdl.load_solver("lbfgsb", max_iter=2), progress=False, **arguments)
+
+
+def test_a_negative_seed_on_the_command_line_is_a_usage_error(tmp_path, capsys):
+    from control_dl.cli import main
+
+    assert main(["solve", "ring", "--seed", "-1", "--out", str(tmp_path / "out")]) == 2
+    assert "seed=-1: must be an integer >= 0" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "result.npz").exists()

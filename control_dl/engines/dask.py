@@ -121,17 +121,51 @@ def check_scheduler_address(field: str, address: str) -> None:
     Raises
     ------
     SpecError
-        Dask is not installed, or the address does not parse.
+        Dask is not installed, or the address does not parse, or its protocol is not one of
+        Dask's (``distributed.comm.registry.backends``: tcp, tls, ws, wss, inproc, ucx).
     """
     _import_distributed()
+    from distributed.comm import registry
     from distributed.comm.addressing import parse_address, parse_host_port
 
     try:
         scheme, location = parse_address(address)
+        if scheme not in registry.backends:
+            raise ValueError(f"{scheme!r} is not a Dask protocol; those are {sorted(registry.backends)}")
         if scheme in ("tcp", "tls"):
             parse_host_port(location)
     except (ValueError, TypeError) as exc:
         raise spec_error(field, address, f"not a Dask scheduler address like 'tcp://host:8786' ({exc})") from None
+
+
+def _probe_scheduler(address: str, timeout: float) -> None:
+    """Connect to ``address`` and complete Dask's handshake within ``timeout`` seconds, then hang up.
+
+    ``distributed.Client(address, timeout=...)`` bounds the connection but not the handshake that
+    follows: a service that accepts and stays silent (an HTTP server, e.g. the dashboard's port)
+    kept a client waiting for good (seen here: 4 minutes, then killed). The probe runs on an
+    event loop of its own in a helper thread, so it also works where the caller's thread already
+    runs one (a notebook).
+
+    Raises
+    ------
+    TimeoutError
+        No handshake within ``timeout`` + 1 s.
+    Exception
+        Whatever the connection raised (OSError for a refused port; a service that answers with
+        something else than Dask's protocol can make the reader fail in other ways).
+    """
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from distributed.comm import connect
+
+    async def probe() -> None:  # connect's own timeout reports a refused port; ours the handshake
+        comm = await asyncio.wait_for(connect(address, timeout=timeout), timeout + 1)
+        await comm.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, probe()).result()
 
 
 def scheduler_client(
@@ -165,9 +199,14 @@ def scheduler_client(
     check_scheduler_address(field, address)
     distributed = _import_distributed()
     try:
+        _probe_scheduler(address, timeout)
         client = distributed.Client(address, timeout=timeout, **client_options)
-    except (OSError, TimeoutError) as exc:
-        raise spec_error(field, address, f"no Dask scheduler answered there ({exc})") from None
+    except Exception as exc:  # refused, timed out, or not Dask's protocol (any reader failure)
+        if isinstance(exc, TimeoutError):
+            why = f"no Dask handshake within {timeout + 1:g} s"
+        else:
+            why = f"{type(exc).__name__}: {exc}"
+        raise spec_error(field, address, f"no Dask scheduler answered there ({why})") from None
     wait = timeout if workers_timeout is None else workers_timeout
     try:
         client.wait_for_workers(1, timeout=wait)

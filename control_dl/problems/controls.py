@@ -20,13 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.polynomial import legendre
 
-from .._errors import spec_error
-
-
-def _check_int(field: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise spec_error(field, value, f"must be an integer >= {minimum}")
-
+from .._errors import check_positive_int, spec_error
 
 #: Relative tolerance (in units of one step) within which a time counts as the grid point t_k.
 GRID_RTOL = 1e-9
@@ -75,7 +69,7 @@ class Control(ABC):
     n_steps: int
 
     def __post_init__(self) -> None:
-        _check_int("n_steps", self.n_steps, 1)
+        check_positive_int("n_steps", self.n_steps, 1)
 
     @property
     @abstractmethod
@@ -268,7 +262,7 @@ class PiecewiseLinear(Control):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check_int("n_nodes", self.n_nodes, 2)
+        check_positive_int("n_nodes", self.n_nodes, 2)
 
     @property
     def n_coeffs(self) -> int:
@@ -384,7 +378,7 @@ class Spectral(Control):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check_int("n_modes", self.n_modes, 1)
+        check_positive_int("n_modes", self.n_modes, 1)
         if self.basis not in ("legendre", "fourier"):
             raise spec_error("basis", self.basis, "must be 'legendre' or 'fourier'")
 

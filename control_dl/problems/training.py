@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import spec_error
+from .._errors import SpecError, check_positive_int, spec_error
 from ..backends import get_ops, numpy_ops
 from . import lipschitz
 from .controls import Control, PiecewiseConstant
@@ -549,7 +549,13 @@ class TrainingProblem:
         -------
         ndarray
             w of length :attr:`n_params`.
+
+        Raises
+        ------
+        SpecError
+            ``seed`` is not an integer >= 0.
         """
+        check_positive_int("seed", seed, minimum=0)
         rng = np.random.default_rng(seed)
         lay = self.layout
         theta = self.dynamics.initial_theta(rng, scale)
@@ -559,24 +565,34 @@ class TrainingProblem:
         lift = np.r_[np.eye(self.dim, self.data.n_in).ravel(order="F"), np.zeros(self.dim)] if lay.affine_lift else []
         return np.r_[theta, readout, lift].astype(np.float64)
 
-    def check_w(self, w: Any) -> np.ndarray:
-        """Return w as a float64 vector, or raise ValueError naming its bad length/values.
+    def check_w(self, w: Any, field: str = "w") -> np.ndarray:
+        """Return w as a float64 vector, or raise a SpecError naming its bad length/values.
 
         Parameters
         ----------
         w : array_like
             Candidate decision vector.
+        field : str
+            Its name in the error (``w0`` for a starting point).
 
         Returns
         -------
         ndarray
             The vector.
+
+        Raises
+        ------
+        SpecError
+            ``w`` is not numeric, has another length than :attr:`n_params`, or holds NaN or inf.
         """
-        arr = np.asarray(w, dtype=np.float64).ravel()
+        try:
+            arr = np.asarray(w, dtype=np.float64).ravel()
+        except (TypeError, ValueError):
+            raise SpecError(f"{field} must be an array of {self.n_params} numbers, got {type(w).__name__}") from None
         if arr.shape != (self.n_params,):
-            raise ValueError(f"w has {arr.size} entries, this problem has n_params={self.n_params}")
+            raise SpecError(f"{field} has {arr.size} entries, this problem has n_params={self.n_params}")
         if not np.all(np.isfinite(arr)):
-            raise ValueError("w contains NaN or inf")
+            raise SpecError(f"{field} contains NaN or inf")
         return arr
 
     def objective(self, w: Any, backend: str = "numpy") -> float:

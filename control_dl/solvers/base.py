@@ -27,7 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from tqdm.auto import tqdm
 
-from .._errors import spec_error
+from .._errors import check_positive_int, spec_error
 from ..engines import EngineSpec
 from ..problems.training import TrainingProblem
 from ..result import Result, package_versions
@@ -75,22 +75,6 @@ class Solver(Protocol):
             The outcome; failures are statuses, never exceptions.
         """
         ...
-
-
-def check_positive_int(field: str, value: Any, minimum: int = 1) -> None:
-    """Raise SpecError unless ``value`` is an integer ≥ ``minimum``.
-
-    Parameters
-    ----------
-    field : str
-        Option name.
-    value : object
-        Value to check.
-    minimum : int
-        Smallest allowed value.
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise spec_error(field, value, f"must be an integer >= {minimum}")
 
 
 def check_positive_float(field: str, value: Any, allow_zero: bool = False) -> None:
@@ -563,6 +547,13 @@ def solve(problem: TrainingProblem, solver: Solver, w0: Any = None, seed: int = 
     -------
     Result
         Its ``status`` says whether the solve converged; failures are never raised.
+
+    Raises
+    ------
+    TypeError
+        ``problem`` or ``solver`` is not one of control_dl's.
+    SpecError
+        ``seed`` is not an integer >= 0, or ``w0`` does not fit the problem (length, NaN).
     """
     if not isinstance(problem, TrainingProblem):
         raise TypeError(f"problem must be a TrainingProblem, got {type(problem).__name__}")
@@ -570,7 +561,8 @@ def solve(problem: TrainingProblem, solver: Solver, w0: Any = None, seed: int = 
         raise TypeError(f"solver must be a control_dl solver, got {type(solver).__name__}")
     if isinstance(w0, Result):
         w0 = w0.w
-    w0 = problem.initial_guess(seed) if w0 is None else problem.check_w(w0)
+    check_positive_int("seed", seed, minimum=0)
+    w0 = problem.initial_guess(seed) if w0 is None else problem.check_w(w0, "w0")
     result = solver.run(problem, w0.copy(), progress)
     result.seed = seed
     return result
