@@ -1,4 +1,4 @@
-"""Reading ``.npz`` archives: every way a file can fail to be one becomes one SpecError."""
+"""Reading NumPy files (``.npz`` archives, ``.npy`` arrays): every way a file can fail to be one is one SpecError."""
 
 from __future__ import annotations
 
@@ -13,6 +13,40 @@ from ._errors import spec_error
 #: the first bytes of a zip archive (a non-empty one, an empty one) and of an ``.npy`` array
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _NPY_MAGIC = b"\x93NUMPY"
+
+#: what ``np.load`` raises on a damaged file: the message comes from the exception
+_DAMAGED = (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
+
+
+def _check_kind(path: Path, field: str, what: str, npz: bool) -> None:
+    """Fail unless ``path`` is a file that starts like an ``.npz`` archive (``npz``) or an ``.npy`` array."""
+    if path.is_dir():
+        raise spec_error(field, str(path), f"is a directory, not a file; expected {what}")
+    if not path.is_file():
+        raise spec_error(field, str(path), f"no such file; expected {what}")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(_NPY_MAGIC))
+    except OSError as exc:
+        raise spec_error(field, str(path), f"cannot be read ({exc.strerror or exc})") from None
+    if not head:
+        raise spec_error(field, str(path), f"is empty; expected {what}")
+    if npz and head.startswith(_NPY_MAGIC):
+        raise spec_error(field, str(path), f"is a single .npy array, not an .npz archive; expected {what}")
+    if not npz and head.startswith(_ZIP_MAGIC):
+        raise spec_error(field, str(path), f"is an .npz archive, not a single .npy array; expected {what}")
+    if not head.startswith(_ZIP_MAGIC if npz else _NPY_MAGIC):
+        kind = "an .npz archive (no zip header)" if npz else "an .npy array (no NumPy header)"
+        raise spec_error(field, str(path), f"is not {kind}; expected {what}")
+
+
+def _damaged(field: str, path: Path, what: str, exc: Exception, kind: str) -> Exception:
+    """The SpecError for ``np.load``'s exception ``exc`` on a file that looked like ``kind``."""
+    if isinstance(exc, ValueError) and "allow_pickle" in str(exc):  # numpy's refusal of object arrays
+        why = "holds object (pickled) arrays, which are never loaded"
+    else:
+        why = f"is a damaged or truncated {kind} ({type(exc).__name__}: {exc})"
+    return spec_error(field, str(path), f"{why}; expected {what}")
 
 
 def npz_arrays(path: str | Path, field: str, what: str) -> dict[str, np.ndarray]:
@@ -36,37 +70,46 @@ def npz_arrays(path: str | Path, field: str, what: str) -> dict[str, np.ndarray]
     Returns
     -------
     dict
-        Array name → ndarray (a copy, the file is closed).
+        Array name → ndarray (read into memory; the file is closed).
 
     Raises
     ------
     SpecError
-        The file is missing, a directory, not an ``.npz`` archive, damaged, or holds object arrays.
+        The file is missing, a directory, empty, not an ``.npz`` archive, damaged, or holds object arrays.
     """
     path = Path(path)
-    if path.is_dir():
-        raise spec_error(field, str(path), f"is a directory, not a file; expected {what}")
-    if not path.is_file():
-        raise spec_error(field, str(path), f"no such file; expected {what}")
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(len(_NPY_MAGIC))
-    except OSError as exc:
-        raise spec_error(field, str(path), f"cannot be read ({exc.strerror or exc})") from None
-    if head.startswith(_NPY_MAGIC):
-        raise spec_error(field, str(path), f"is a single .npy array, not an .npz archive; expected {what}")
-    if not head.startswith(_ZIP_MAGIC):
-        kind = "is empty" if not head else "is not an .npz archive (no zip header)"
-        raise spec_error(field, str(path), f"{kind}; expected {what}")
+    _check_kind(path, field, what, npz=True)
     try:
         with np.load(path, allow_pickle=False) as stored:
             return {key: stored[key] for key in stored.files}
-    except ValueError as exc:
-        if "allow_pickle" in str(exc):  # numpy's refusal of object arrays
-            why = "holds object (pickled) arrays, which are never loaded"
-        else:
-            why = f"is a damaged .npz archive (ValueError: {exc})"
-        raise spec_error(field, str(path), f"{why}; expected {what}") from None
-    except (OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
-        why = f"is a damaged or truncated .npz archive ({type(exc).__name__}: {exc})"
-        raise spec_error(field, str(path), f"{why}; expected {what}") from None
+    except _DAMAGED as exc:
+        raise _damaged(field, path, what, exc, ".npz archive") from None
+
+
+def npy_array(path: str | Path, field: str, what: str) -> np.ndarray:
+    """The array of an ``.npy`` file, without unpickling anything.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    field, what : str
+        As for :func:`npz_arrays`.
+
+    Returns
+    -------
+    ndarray
+        The array.
+
+    Raises
+    ------
+    SpecError
+        The file is missing, a directory, empty, not an ``.npy`` array (an ``.npz`` archive is
+        named as one), truncated, or holds objects.
+    """
+    path = Path(path)
+    _check_kind(path, field, what, npz=False)
+    try:
+        return np.load(path, allow_pickle=False)
+    except _DAMAGED as exc:
+        raise _damaged(field, path, what, exc, ".npy array") from None

@@ -1,5 +1,5 @@
-"""Every loader of an .npz file (results, checkpoints, data files, `control-dl export`) turns a file
-that is missing, not an archive, damaged or not one of ours into one SpecError naming the path."""
+"""Every loader of a NumPy file (results, checkpoints, .npz and .npy data files, `control-dl export`) turns
+a file that is missing, of another kind, damaged or not one of ours into one SpecError naming the path."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from control_dl.solvers.checkpoint import checkpoint_iteration, load_checkpoint
 
 def _archive(path: Path) -> Path:
     """A sound archive whose one large member makes its middle byte array data (np.savez stores, no compression)."""
-    np.savez(path, w=np.linspace(0.0, 1.0, 10_000))
+    with open(path, "wb") as fh:  # np.savez would append .npz to another suffix
+        np.savez(fh, w=np.linspace(0.0, 1.0, 10_000))
     return path
 
 
@@ -108,10 +109,33 @@ def test_a_bad_npz_data_file_is_one_spec_error_naming_it(bad: str, tmp_path: Pat
         cdl.Dataset.from_file(path)
 
 
-def test_an_npz_named_npy_is_named_as_such(tmp_path: Path) -> None:
-    path = tmp_path / "data.npy"
-    _archive(tmp_path / "data.npz").rename(path)
-    with pytest.raises(cdl.SpecError, match=r"data\.npy: is an \.npz archive, not one \.npy array"):
+def _npy_truncated(path: Path) -> Path:
+    data = _npy(path).read_bytes()
+    path.write_bytes(data[:100])  # inside the header
+    return path
+
+
+def _npy_objects(path: Path) -> Path:
+    with open(path, "wb") as fh:
+        np.save(fh, np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    return path
+
+
+NPY_FILES: dict[str, tuple[Callable[[Path], Path], str]] = {
+    "directory": (_directory, "is a directory"),
+    "text file": (_text, r"not an \.npy array \(no NumPy header\)"),
+    "empty file": (_empty, "is empty"),
+    "truncated array": (_npy_truncated, r"truncated \.npy array \(ValueError"),
+    "npz archive": (_archive, r"is an \.npz archive, not a single \.npy array"),
+    "object array": (_npy_objects, r"object \(pickled\) arrays"),
+}
+
+
+@pytest.mark.parametrize("bad", sorted(NPY_FILES))
+def test_a_bad_npy_data_file_is_one_spec_error_naming_it(bad: str, tmp_path: Path) -> None:
+    make, reason = NPY_FILES[bad]
+    path = make(tmp_path / "data.npy")
+    with pytest.raises(cdl.SpecError, match=re.escape(str(path)) + ".*" + reason):
         cdl.Dataset.from_file(path)
 
 

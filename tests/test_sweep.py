@@ -287,6 +287,28 @@ def test_bad_arguments_and_a_busy_folder(tmp_path: Path) -> None:
         RunStore(tmp_path, writable=True)
 
 
+def test_an_index_that_is_not_a_sweeps_is_a_spec_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    index = tmp_path / "index.sqlite"
+    index.write_text("not a database")  # damaged, or another program's file
+    with pytest.raises(cdl.SpecError, match=r"runs=.*index\.sqlite'.*not a sweep's index \(file is not a database\)"):
+        load_runs(tmp_path)
+    with pytest.raises(cdl.SpecError, match=r"out=.*index\.sqlite'.*not a sweep's index"):
+        RunStore(tmp_path, writable=True)
+    assert main(["runs", str(tmp_path)]) == 2 and "Traceback" not in capsys.readouterr().err
+    index.unlink()
+    with contextlib.closing(sqlite3.connect(index)) as db:
+        db.execute("CREATE TABLE runs (id INTEGER)")  # another program's table of the same name
+    with pytest.raises(cdl.SpecError, match="an SQLite file without a sweep's runs table"):
+        load_runs(tmp_path)
+    index.unlink()
+    index.mkdir()
+    with pytest.raises(cdl.SpecError, match=r"out=.*index\.sqlite'.*not a sweep's index"):
+        RunStore(tmp_path, writable=True)
+    index.rmdir()
+    with RunStore(tmp_path, writable=True):  # each failure above released the folder's lock
+        pass
+
+
 class CrashingExecutor:
     """Runs calls inline, except that a call of the run ``culprit`` breaks every call in flight with it."""
 

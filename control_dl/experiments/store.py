@@ -48,7 +48,9 @@ class RunStore:
     Raises
     ------
     SpecError
-        If ``writable`` and another process holds the lock, or if not ``writable`` and there is no index.
+        If ``writable`` and another process holds the lock, if not ``writable`` and there is no
+        index, or if ``index.sqlite`` is not a sweep's index (damaged, not SQLite, or another
+        program's database).
     """
 
     def __init__(self, root: str | Path, writable: bool = False) -> None:
@@ -60,12 +62,21 @@ class RunStore:
             self._lock = _take_lock(self.root / ".lock")
         elif not self.index.is_file():
             raise spec_error("runs", str(self.root), "no index.sqlite here: not a sweep folder")
-        self.db = sqlite3.connect(self.index, timeout=30.0)
-        self.db.row_factory = sqlite3.Row
-        if writable:
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute(_SCHEMA)
-            self.db.commit()
+        field = "out" if writable else "runs"
+        try:  # a directory, a damaged file, or no SQLite file at all: sqlite3 says so at the first statement
+            self.db = sqlite3.connect(self.index, timeout=30.0)
+            self.db.row_factory = sqlite3.Row
+            if writable:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute(_SCHEMA)
+                self.db.commit()
+            columns = {row["name"] for row in self.db.execute("PRAGMA table_info(runs)")}
+        except sqlite3.Error as exc:
+            self.close()
+            raise spec_error(field, str(self.index), f"is not a sweep's index ({exc})") from None
+        if not {"run_id", "status", "params", "point", "result_path"} <= columns:
+            self.close()
+            raise spec_error(field, str(self.index), "is an SQLite file without a sweep's runs table")
 
     def __enter__(self) -> RunStore:
         return self
@@ -74,8 +85,9 @@ class RunStore:
         self.close()
 
     def close(self) -> None:
-        """Close the database and release the lock."""
-        self.db.close()
+        """Close the database (if it was opened) and release the lock."""
+        if getattr(self, "db", None) is not None:
+            self.db.close()
         if self._lock is not None:
             self._lock.close()
             self._lock = None

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .._errors import SpecError
-from .._npz import npz_arrays
+from .._npz import npy_array, npz_arrays
 
 __all__ = ["NPZ_KEYS", "file_sha256", "read_csv", "read_data_file", "read_npy", "read_npz"]
 
@@ -66,7 +66,9 @@ def read_data_file(path: Path, target: str | int | None) -> tuple[np.ndarray, ..
         On a missing file, an unknown suffix, or any defect the readers find.
     """
     if not path.is_file():
-        raise SpecError(f"path={str(path)!r}: no such data file")
+        raise SpecError(
+            f"path={str(path)!r}: " + ("is a directory, not a data file" if path.is_dir() else "no such data file")
+        )
     readers = {".csv": read_csv, ".npz": read_npz, ".npy": read_npy}
     reader = readers.get(path.suffix.lower())
     if reader is None:
@@ -231,13 +233,7 @@ def read_npy(path: Path, target: str | int | None) -> tuple[np.ndarray, np.ndarr
             column = int(column)
         except ValueError:
             raise SpecError(f"{path}: target={target!r}: an .npy needs the label column's index") from None
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise SpecError(f"{path}: not a readable .npy array ({exc})") from None
-    if not isinstance(array, np.ndarray):  # an .npz archive named .npy
-        array.close()
-        raise SpecError(f"{path}: is an .npz archive, not one .npy array; name it .npz (arrays X and y)")
+    array = npy_array(path, "path", "an S × (n_in + 1) array written by np.save")
     if array.ndim != 2 or array.shape[1] < 2 or array.dtype.kind not in "biuf":
         raise SpecError(f"{path}: shape {array.shape} dtype {array.dtype}: needs a numeric S × (n_in + 1) matrix")
     if not -array.shape[1] <= column < array.shape[1]:
