@@ -491,3 +491,12 @@ def test_local_worker_processes_filling_the_cores_are_bound_to_one_each_also_aft
             names = {address: info["name"] for address, info in client.scheduler_info()["workers"].items()}
             assert {names[address]: got for address, got in client.run(_affinities).items()} == expected
             client.restart()
+
+
+def test_a_timeout_shorter_than_binding_a_shard_is_a_spec_error_naming_it(client, ring):
+    """Before: distributed's raw TimeoutError out of cdl.solve (a user's timeout=0.05)."""
+    with pytest.raises(cdl.SpecError, match=r"timeout=1e-06: shard 0 was not bound in time"):
+        make_engine(Dask(client, timeout=1e-6, local=LOCAL), ring, ring.data.x_train, ring.targets)
+    engine = make_engine(Dask(client, local=LOCAL), ring, ring.data.x_train, ring.targets)  # the cluster is fine
+    assert engine.evaluate(ring.initial_guess()).n_samples == ring.data.x_train.shape[1]
+    engine.close()
