@@ -211,10 +211,12 @@ def test_a_worker_killed_mid_solve_is_replaced_and_the_solve_goes_on(ring, clust
 @pytest.mark.parametrize("preset", ["lbfgsb", "trust-ncg", "ipopt-lbfgs"])
 def test_no_worker_left_fails_with_a_checkpoint_to_resume_from(ring, cluster_of, tmp_path, preset):
     """The only worker dies: status "failed" (never a wrong sum), the Result and the checkpoint hold
-    the last logged w, and a resumed solve from it converges (every single-shooting driver)."""
+    the last logged w, and a resumed solve from it converges (every single-shooting driver). The
+    failure writes its own checkpoint: with checkpoint_every = 4 the file held an older w (a user's
+    resume lost 24 iterations)."""
     client, _ = cluster_of(1)
     checkpoint = tmp_path / "checkpoint.npz"
-    options = {"tol": 1e-9, "checkpoint": str(checkpoint), "checkpoint_every": 1}
+    options = {"tol": 1e-9, "checkpoint": str(checkpoint), "checkpoint_every": 4}
     engine = Dask(client, n_shards=2, local=Doomed(jit=False, after=8), timeout=10)
     failed = cdl.solve(ring, cdl.load_solver(preset, engine=engine, **options), progress=False)
     assert failed.status == "failed" and "worker" in failed.message
