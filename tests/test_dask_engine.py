@@ -211,10 +211,12 @@ def test_a_worker_killed_mid_solve_is_replaced_and_the_solve_goes_on(ring, clust
 @pytest.mark.parametrize("preset", ["lbfgsb", "trust-ncg", "ipopt-lbfgs"])
 def test_no_worker_left_fails_with_a_checkpoint_to_resume_from(ring, cluster_of, tmp_path, preset):
     """The only worker dies: status "failed" (never a wrong sum), the Result and the checkpoint hold
-    the last logged w, and a resumed solve from it converges (every single-shooting driver)."""
+    the last logged w, and a resumed solve from it converges (every single-shooting driver). The
+    failure writes its own checkpoint: with checkpoint_every = 4 the file held an older w (a user's
+    resume lost 24 iterations)."""
     client, _ = cluster_of(1)
     checkpoint = tmp_path / "checkpoint.npz"
-    options = {"tol": 1e-9, "checkpoint": str(checkpoint), "checkpoint_every": 1}
+    options = {"tol": 1e-9, "checkpoint": str(checkpoint), "checkpoint_every": 4}
     engine = Dask(client, n_shards=2, local=Doomed(jit=False, after=8), timeout=10)
     failed = cdl.solve(ring, cdl.load_solver(preset, engine=engine, **options), progress=False)
     assert failed.status == "failed" and "worker" in failed.message
@@ -491,3 +493,12 @@ def test_local_worker_processes_filling_the_cores_are_bound_to_one_each_also_aft
             names = {address: info["name"] for address, info in client.scheduler_info()["workers"].items()}
             assert {names[address]: got for address, got in client.run(_affinities).items()} == expected
             client.restart()
+
+
+def test_a_timeout_shorter_than_binding_a_shard_is_a_spec_error_naming_it(client, ring):
+    """Before: distributed's raw TimeoutError out of cdl.solve (a user's timeout=0.05)."""
+    with pytest.raises(cdl.SpecError, match=r"timeout=1e-06: shard 0 was not bound in time"):
+        make_engine(Dask(client, timeout=1e-6, local=LOCAL), ring, ring.data.x_train, ring.targets)
+    engine = make_engine(Dask(client, local=LOCAL), ring, ring.data.x_train, ring.targets)  # the cluster is fine
+    assert engine.evaluate(ring.initial_guess()).n_samples == ring.data.x_train.shape[1]
+    engine.close()

@@ -150,3 +150,13 @@ def test_every_preset_on_the_constrained_ring_ends_below_its_start_or_says_not(p
     j_start = problem.objective(problem.initial_guess(0))
     success = result.status in ("converged", "max_iter")
     assert not success or (result.objective <= j_start and constraint_violation(problem, result.w) <= FEASIBILITY_TOL)
+
+
+@pytest.mark.parametrize("preset", ["lbfgsb", "trust-ncg", "ipopt-lbfgs", "emsa", "certified"])
+def test_max_iter_zero_takes_no_iteration(preset):
+    """scipy reads maxiter=0 as one iteration: lbfgsb and trust-ncg reported iters=1 (a user's report)."""
+    problem = cdl.load_problem("ring", n_samples=50, dim=2, n_steps=3)
+    w0 = problem.initial_guess(seed=0)
+    result = cdl.solve(problem, cdl.load_solver(preset, max_iter=0), w0=w0, progress=False)
+    assert result.status == "max_iter" and result.iterations == 0 and len(result.history) == 1
+    np.testing.assert_array_equal(result.w, w0)

@@ -317,6 +317,8 @@ class Dask(EngineSpec):
         start, shares the GIL: for tests); only with ``client=None``.
     timeout : float, optional
         Seconds one shard may take to answer one call before the evaluation fails (default: wait).
+        Also bounds each step of binding a shard (then a SpecError naming it), reaching a
+        scheduler address (default 30 s) and waiting for its first worker (default 120 s).
     retries : int
         Times a call is repeated after its shard was rebuilt on another worker (worker lost).
     predictions : bool
@@ -588,7 +590,7 @@ class DaskEngine(Engine):
             self._local = spec.local
             self._place(0, workers[0])
             if isinstance(self._local, str) and self._local == "auto":  # one choice for every shard
-                self._local = self._shards[0].actor.engine_name().result(timeout=spec.timeout)
+                self._local = self._bound(0, self._shards[0].actor.engine_name())
             for i in range(1, n_shards):
                 self._place(i, workers[i % len(workers)])
         except BaseException:
@@ -659,7 +661,7 @@ class DaskEngine(Engine):
             allow_other_workers=True,
             pure=False,
         )
-        shard.actor = future.result(timeout=self.spec.timeout)
+        shard.actor = self._bound(i, future)
         # The proxy's own reference to its creation future is dropped (``shard.future`` keeps the
         # actor alive): on a connection error while that future is being recomputed, distributed's
         # Actor awaits it synchronously inside the event loop and deadlocks every client of the
@@ -669,6 +671,18 @@ class DaskEngine(Engine):
         shard.future, shard.worker = future, worker
         # the actor holds the arrays; dropping these futures lets the worker forget its own copy
         del x_future, y_future
+
+    def _bound(self, i: int, future: Any) -> Any:
+        """The result of a step of binding shard i, within ``timeout``; else a SpecError naming it."""
+        try:
+            return future.result(timeout=self.spec.timeout)
+        except TimeoutError:
+            raise spec_error(
+                "timeout",
+                self.spec.timeout,
+                f"shard {i} was not bound in time (its data sent, its local engine built): "
+                "allow more seconds, or None to wait",
+            ) from None
 
     def _alive(self, shard: _Shard) -> bool:
         """Whether the shard's actor and its worker are still there."""

@@ -153,6 +153,8 @@ def run_lbfgsb(solver: Direct, problem: TrainingProblem, w0: np.ndarray, progres
         return make_result(
             problem, solver, w_start, "converged", "target loss reached at w0", recorder, 0, evaluate.engine.info
         )
+    if solver.max_iter == 0:  # scipy takes maxiter=0 as "one iteration"; the other solvers take none
+        return make_result(problem, solver, w_start, "max_iter", "max_iter=0", recorder, 0, evaluate.engine.info)
     try:
         # scipy's L-BFGS-B calls BLAS on tiny vectors: threads only add overhead (4x on 2 cores)
         with threadpool_limits(limits=1, user_api="blas"):

@@ -271,6 +271,8 @@ def make_result(
             accuracy = test_accuracy = None
     if recorder.snapshots and recorder.snapshots[-1][0] != iterations and finite:
         recorder.snapshots.append((iterations, wall, w.copy()))
+    if status == "failed" and recorder.checkpointer is not None:  # --resume continues from this very w
+        recorder.checkpointer.save(int(iterations), w)
     return Result(
         status=status,
         message=message,

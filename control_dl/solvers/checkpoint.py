@@ -141,7 +141,7 @@ def _read(path: str | Path) -> dict[str, np.ndarray]:
 
 
 class Checkpointer:
-    """Saves w every ``every`` iterations (called by the Recorder).
+    """Saves w every ``every`` iterations (called by the Recorder), and a failed solve's returned w.
 
     Parameters
     ----------
@@ -168,4 +168,17 @@ class Checkpointer:
             Current decision vector.
         """
         if iteration > 0 and iteration % self.every == 0 and np.all(np.isfinite(w)):
+            save_checkpoint(self.path, w, iteration, self.fingerprint)
+
+    def save(self, iteration: int, w: np.ndarray) -> None:
+        """Save w now, whatever the iteration (a failed solve's returned w), if it is finite.
+
+        Parameters
+        ----------
+        iteration : int
+            Iterations done.
+        w : ndarray
+            The decision vector to resume from.
+        """
+        if np.all(np.isfinite(w)):
             save_checkpoint(self.path, w, iteration, self.fingerprint)
