@@ -381,7 +381,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .export import FORMATS, check_destination, write_export
+    from ._files import check_destination
+    from .export import FORMATS, write_export
     from .result import Result, result_path
 
     source = Path(args.result)

@@ -13,53 +13,19 @@ its outputs equal :meth:`Result.predict` (logits for the classification losses).
 from __future__ import annotations
 
 import io
-import os
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._errors import SpecError, spec_error
+from ._errors import SpecError
+from ._files import check_destination
 
 if TYPE_CHECKING:
     from .problems.training import TrainingProblem
 
 __all__ = ["to_casadi", "to_onnx", "to_torch"]
-
-
-def check_destination(path: str | Path, field: str = "path") -> Path:
-    """Fail before any export work if ``path`` cannot become the exported file.
-
-    Parameters
-    ----------
-    path : str or Path
-        Where the export is to be written (missing folders are created on writing).
-    field : str
-        The argument or option that named it, for the message (e.g. ``"out"``).
-
-    Returns
-    -------
-    Path
-        ``path`` as a Path.
-
-    Raises
-    ------
-    SpecError
-        ``path`` is a directory, one of its folders is a file, or its nearest existing folder is
-        not writable.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise spec_error(field, str(path), "is a directory; give the path of the file to write (in it, or elsewhere)")
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        raise spec_error(field, str(path), f"cannot be created: {folder} is a file, not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise spec_error(field, str(path), f"cannot be written: no write permission in the folder {folder}")
-    return path
 
 
 def _torch() -> Any:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._errors import SpecError, spec_error
-from ._npz import npz_arrays
+from ._files import check_destination, npz_arrays
 
 if TYPE_CHECKING:
     from .problems.datasets import Dataset
@@ -416,10 +416,16 @@ class Result:
         -------
         Path
             The file written.
+
+        Raises
+        ------
+        SpecError
+            If ``path`` cannot be written: it is a directory, or under a file
+            (:func:`~control_dl._files.check_destination`).
         """
         from .problems.spec import describe
 
-        path = result_path(path)
+        path = check_destination(result_path(path))
         snaps = np.array([s[2] for s in self.snapshots]) if self.snapshots else np.zeros((0, self.w.size))
         spec = self.problem_spec
         if spec is None and self.problem is not None:

@@ -194,6 +194,9 @@ def test_animate_flow_rejects_bad_arguments(ring3, tmp_path):
     with pytest.raises(ValueError, match="fps"):
         plotting.animate_flow(problem, result, tmp_path / "flow.gif", fps=0)
     assert not list(tmp_path.iterdir())
+    (tmp_path / "flow.gif").mkdir()
+    with pytest.raises(cdl.SpecError, match=r"path=.*flow\.gif'.*is a directory"):  # before rendering
+        plotting.animate_flow(problem, result, tmp_path / "flow.gif")
 
 
 def test_standard_figures_include_grid_and_heatmap(ring3, tmp_path):

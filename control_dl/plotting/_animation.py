@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from .._files import check_destination
 from ..result import temporary_sibling
 from ._common import (
     VIEW,
@@ -73,6 +74,7 @@ def animate_flow(
     path = Path(path)
     if path.suffix.lower() != ".gif":
         raise ValueError(f"path={str(path)!r} must end in .gif")
+    check_destination(path)  # a directory or a path under a file: now, not after rendering every frame
     three_d = problem.dim >= 3
     n_axes = 3 if three_d else 2
     states = problem.forward(result.w)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .._errors import SpecError
-from .._npz import npy_array, npz_arrays
+from .._files import npy_array, npz_arrays
 
 __all__ = ["NPZ_KEYS", "file_sha256", "read_csv", "read_data_file", "read_npy", "read_npz"]
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._errors import spec_error
-from .._npz import npz_arrays
+from .._files import check_destination, npz_arrays
 from ..result import atomic_write_bytes
 
 if TYPE_CHECKING:
@@ -151,10 +151,16 @@ class Checkpointer:
         Interval K ≥ 1 in iterations.
     problem : TrainingProblem
         The problem (for the fingerprint).
+
+    Raises
+    ------
+    SpecError
+        If ``path`` cannot be written (a directory, under a file): at the start of the solve, not
+        at its first checkpoint.
     """
 
     def __init__(self, path: str | Path, every: int, problem: TrainingProblem) -> None:
-        self.path, self.every = Path(path), every
+        self.path, self.every = check_destination(path, "checkpoint"), every
         self.fingerprint = problem_fingerprint(problem)
 
     def __call__(self, iteration: int, w: np.ndarray) -> None:

@@ -1,7 +1,13 @@
-"""Reading NumPy files (``.npz`` archives, ``.npy`` arrays): every way a file can fail to be one is one SpecError."""
+"""Files a user names: NumPy files read safely, output files checked before any work; each failure one SpecError.
+
+Every way a file can fail to be an ``.npz`` archive or an ``.npy`` array, and every way a path can fail to
+become a written file, is one SpecError naming the field, the path and what is wrong (never a traceback
+from numpy, zipfile or ``os.replace`` after the work is done).
+"""
 
 from __future__ import annotations
 
+import os
 import zipfile
 import zlib
 from pathlib import Path
@@ -113,3 +119,40 @@ def npy_array(path: str | Path, field: str, what: str) -> np.ndarray:
         return np.load(path, allow_pickle=False)
     except _DAMAGED as exc:
         raise _damaged(field, path, what, exc, ".npy array") from None
+
+
+def check_destination(path: str | Path, field: str = "path") -> Path:
+    """Fail before any work (an export, a solve, an animation) if ``path`` cannot become the file it writes.
+
+    Without this check the work runs to the end and only the final ``os.replace`` fails (with
+    IsADirectoryError or FileExistsError), its output lost.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file to be written (missing folders are created on writing).
+    field : str
+        The argument or option that named it, for the message (e.g. ``"out"``).
+
+    Returns
+    -------
+    Path
+        ``path`` as a Path.
+
+    Raises
+    ------
+    SpecError
+        ``path`` is a directory, one of its folders is a file, or its nearest existing folder is
+        not writable.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise spec_error(field, str(path), "is a directory; give the path of the file to write (in it, or elsewhere)")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise spec_error(field, str(path), f"cannot be created: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise spec_error(field, str(path), f"cannot be written: no write permission in the folder {folder}")
+    return path

@@ -165,3 +165,25 @@ def test_archives_that_are_not_ours_say_what_they_are(small_ring: cdl.TrainingPr
         np.savez(tmp_path / "broken.npz", **{**arrays, "metadata": np.array(broken)})
         with pytest.raises(cdl.SpecError, match=r"broken\.npz.*not a control_dl result: its metadata do not fit"):
             cdl.Result.load(tmp_path / "broken.npz")
+
+
+def test_an_unwritable_output_path_is_refused_before_the_work(small_ring: cdl.TrainingProblem, tmp_path: Path) -> None:
+    """The same mistake as export's --out: a directory, or a path under a file, named as the file to write."""
+    (tmp_path / "folder.npz").mkdir()
+    (tmp_path / "file").write_text("")
+    result = cdl.solve(small_ring, cdl.Direct(hessian="lbfgs", max_iter=2), progress=False)
+    with pytest.raises(cdl.SpecError, match=r"path=.*folder\.npz'.*is a directory"):
+        result.save(tmp_path / "folder")
+    with pytest.raises(
+        cdl.SpecError, match=r"path=.*file/run\.npz'.*cannot be created: .*file is a file, not a folder"
+    ):
+        result.save(tmp_path / "file" / "run")
+    every = {"checkpoint": str(tmp_path / "folder.npz"), "checkpoint_every": 1}
+    for solver in (
+        cdl.Direct(hessian="lbfgs", max_iter=3, **every),
+        cdl.MSA(rho=1.0, inner="newton", max_iter=3, jit=False, **every),
+        cdl.TorchTrainer(optimizer="adam", epochs=3, **every),
+    ):
+        with pytest.raises(cdl.SpecError, match=r"checkpoint=.*folder\.npz'.*is a directory"):  # at the start
+            cdl.solve(small_ring, solver, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder.npz"]
