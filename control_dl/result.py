@@ -172,7 +172,7 @@ class Result:
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
-            raise ValueError(f"status={self.status!r} must be one of {STATUSES}")
+            raise spec_error("status", self.status, f"must be one of {list(STATUSES)}")
 
     @property
     def success(self) -> bool:
@@ -497,10 +497,14 @@ class Result:
             meta = json.loads(str(stored["metadata"]))
             if not isinstance(meta, dict):
                 raise TypeError(f"metadata is a JSON {type(meta).__name__}, not an object")
-            snaps = stored["snapshots"]
+            w, snaps = stored["w"], stored["snapshots"]
+            if w.ndim != 1 or w.dtype.kind != "f" or snaps.ndim != 2:
+                raise ValueError(
+                    f"w {w.dtype} {w.shape} and snapshots {snaps.shape} are not a decision vector and its copies"
+                )
             snapshots = [(i, t, snaps[k]) for k, (i, t) in enumerate(meta.pop("snapshot_info"))]
             meta.setdefault("data_source", None)
-            result = cls(w=stored["w"], snapshots=snapshots, **meta)
+            result = cls(w=w, snapshots=snapshots, **meta)
         except (ValueError, TypeError, KeyError, IndexError) as exc:
             why = f"not a control_dl result: its metadata do not fit Result ({type(exc).__name__}: {exc})"
             raise spec_error("path", str(path), why) from None

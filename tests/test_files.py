@@ -161,6 +161,9 @@ def test_archives_that_are_not_ours_say_what_they_are(small_ring: cdl.TrainingPr
     with np.load(saved) as stored:
         arrays = dict(stored)
     meta = json.loads(str(arrays["metadata"]))
+    np.savez(tmp_path / "broken.npz", **{**arrays, "w": np.array(["a", "b"])})
+    with pytest.raises(cdl.SpecError, match=r"broken\.npz.*not a control_dl result: .*not a decision vector"):
+        cdl.Result.load(tmp_path / "broken.npz")
     for broken in ("not json", json.dumps([1, 2]), json.dumps({**meta, "status": "done"}), json.dumps({"w": 1})):
         np.savez(tmp_path / "broken.npz", **{**arrays, "metadata": np.array(broken)})
         with pytest.raises(cdl.SpecError, match=r"broken\.npz.*not a control_dl result: its metadata do not fit"):

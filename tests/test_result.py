@@ -84,7 +84,7 @@ def test_saved_files_get_the_mode_of_any_new_file(result, tmp_path, umask):
 
 
 def test_bad_status_rejected():
-    with pytest.raises(ValueError, match="status"):
+    with pytest.raises(SpecError, match=r"status=.ok.: must be one of"):
         cdl.Result(status="ok", message="", w=np.zeros(1), objective=0.0, loss=0.0)
 
 
