@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._errors import spec_error
+from ._errors import SpecError, spec_error
 
 #: the first bytes of a zip archive (a non-empty one, an empty one) and of an ``.npy`` array
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
@@ -156,3 +156,39 @@ def check_destination(path: str | Path, field: str = "path") -> Path:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise spec_error(field, str(path), f"cannot be written: no write permission in the folder {folder}")
     return path
+
+
+def output_folder(path: str | Path, option: str) -> Path:
+    """The output folder named by ``option``, created now, before any work that would write there.
+
+    The folder counterpart of :func:`check_destination`: a path that is a file, or a folder that
+    cannot be created or written to, used to fail only when the first result was saved, after the
+    whole solve (its result lost).
+
+    Parameters
+    ----------
+    path : str or Path
+        The folder.
+    option : str
+        The flag or argument that named the folder (in the error), e.g. ``"--out"``.
+
+    Returns
+    -------
+    Path
+        The folder, existing and writable.
+
+    Raises
+    ------
+    SpecError
+        ``path`` exists and is not a folder, or cannot be created, or is not writable.
+    """
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise SpecError(f"{option} {str(path)!r}: exists and is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SpecError(f"{option} {str(path)!r}: cannot create the folder ({exc.strerror or exc})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SpecError(f"{option} {str(path)!r}: the folder is not writable")
+    return folder

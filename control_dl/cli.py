@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from ._errors import SpecError
+from ._files import output_folder
 from ._toml import tomllib
 
 #: the preset ``solve`` uses when neither --solver nor the problem's ``solver`` key names one
@@ -139,41 +139,6 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def _output_folder(option: str, path: str) -> Path:
-    """The output folder named by ``option``, created now, before any work that would write there.
-
-    A path that is a file, or a folder that cannot be created or written to, used to fail only
-    when the first result was saved, after the whole solve (its result lost).
-
-    Parameters
-    ----------
-    option : str
-        The flag that named the folder (in the error), e.g. ``"--out"``.
-    path : str
-        The folder.
-
-    Returns
-    -------
-    Path
-        The folder, existing and writable.
-
-    Raises
-    ------
-    SpecError
-        ``path`` exists and is not a folder, or cannot be created, or is not writable.
-    """
-    folder = Path(path)
-    if folder.exists() and not folder.is_dir():
-        raise SpecError(f"{option} {path!r}: exists and is not a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SpecError(f"{option} {path!r}: cannot create the folder ({exc.strerror or exc})") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise SpecError(f"{option} {path!r}: the folder is not writable")
-    return folder
-
-
 def _cmd_solve(args: argparse.Namespace) -> int:
     from .problems.spec import load_problem
     from .result import atomic_write_bytes
@@ -181,7 +146,7 @@ def _cmd_solve(args: argparse.Namespace) -> int:
 
     problem = load_problem(args.problem, **dict(parse_assignment(s) for s in args.set))
     options = dict(parse_assignment(s) for s in args.option)
-    out = _output_folder("--out", args.out)
+    out = output_folder(args.out, "--out")
     checkpoint = out / "checkpoint.npz"
     if args.checkpoint_every:
         options.update(checkpoint=str(checkpoint), checkpoint_every=args.checkpoint_every)
@@ -283,7 +248,7 @@ def _cmd_turnpike(args: argparse.Namespace) -> int:
         raise SpecError(f"--horizons {args.horizons!r}: expected comma-separated numbers, e.g. 1,2,4") from None
     problem = load_problem(args.problem, **dict(parse_assignment(s) for s in args.set))
     solver = load_solver(args.solver, **dict(parse_assignment(s) for s in args.option))
-    out = _output_folder("--out", args.out)
+    out = output_folder(args.out, "--out")
     sweep = turnpike_sweep(
         problem, solver, horizons, seed=args.seed, progress=not args.no_progress, keep_step=not args.keep_n
     )
@@ -327,7 +292,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     check_workers_flags(args.workers, args.scheduler)
     scheduler = "local" if args.dask else args.scheduler
-    _output_folder("--out", args.out)
+    output_folder(args.out, "--out")
     rows = run_sweep(args.spec, args.out, args.workers, scheduler, args.timeout, progress=not args.no_progress)
     print(runs_table(rows))
     failed = sum(row["status"] == "failed" for row in rows)
@@ -367,7 +332,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         seeds = [int(s) for s in args.seeds.split(",")]
     except ValueError:
         raise SpecError(f"--seeds {args.seeds!r}: expected comma-separated integers, e.g. 0,1,2") from None
-    out = _output_folder("--out", args.out)
+    out = output_folder(args.out, "--out")
     table = compare(problem, solvers, seeds=seeds, target=args.target, progress=not args.no_progress)
     atomic_write_bytes(out / "compare.json", table.to_json().encode())
     atomic_write_bytes(out / "compare.csv", table.to_csv().encode())
