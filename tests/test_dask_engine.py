@@ -370,7 +370,9 @@ def test_emsa_through_dask_equals_the_serial_run(client, ring):
     np.testing.assert_allclose(sharded.w, serial.w, rtol=0, atol=1e-6)
 
 
-def test_a_scheduler_without_workers_is_a_spec_error_naming_it():
+def test_a_scheduler_without_workers_is_a_spec_error_naming_it(monkeypatch, caplog):
+    """The wait for a first worker (120 s by default) was silent: after _QUIET_WAIT_S it says so."""
+    from control_dl.engines import dask as dask_engine
     from control_dl.engines.dask import scheduler_client
 
     with distributed.LocalCluster(
@@ -380,6 +382,11 @@ def test_a_scheduler_without_workers_is_a_spec_error_naming_it():
             cdl.SpecError, match=r"scheduler='.*': the scheduler has no worker \(none joined in 0.5 s\)"
         ):
             scheduler_client("scheduler", empty.scheduler_address, 10, workers_timeout=0.5)
+        assert "waiting up to" not in caplog.text  # shorter than the quiet wait: nothing said
+        monkeypatch.setattr(dask_engine, "_QUIET_WAIT_S", 0.2)
+        with pytest.raises(cdl.SpecError, match=r"none joined in 0.5 s"):
+            scheduler_client("scheduler", empty.scheduler_address, 10, workers_timeout=0.5)
+        assert "no worker has joined the Dask scheduler" in caplog.text and "waiting up to 0.3 s more" in caplog.text
 
 
 def test_mini_batch_emsa_binds_every_batch_on_the_cluster_of_the_first(ring, monkeypatch):

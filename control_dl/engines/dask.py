@@ -207,13 +207,52 @@ def scheduler_client(
         else:
             why = f"{type(exc).__name__}: {exc}"
         raise spec_error(field, address, f"no Dask scheduler answered there ({why})") from None
-    wait = timeout if workers_timeout is None else workers_timeout
     try:
-        client.wait_for_workers(1, timeout=wait)
-    except (OSError, TimeoutError):
+        wait_for_first_worker(client, field, address, timeout if workers_timeout is None else workers_timeout)
+    except SpecError:
         client.close()
-        raise spec_error(field, address, f"the scheduler has no worker (none joined in {wait:g} s)") from None
+        raise
     return client
+
+
+#: seconds of waiting for a scheduler's first worker before saying so (a log warning)
+_QUIET_WAIT_S = 5.0
+
+
+def wait_for_first_worker(client: Any, field: str, value: object, wait: float) -> None:
+    """Return once a worker is connected to ``client``'s scheduler; after 5 s, log that it waits.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        A connected client.
+    field, value : str, object
+        The option that named the scheduler, and its value (in the error).
+    wait : float
+        Seconds to wait in all.
+
+    Raises
+    ------
+    SpecError
+        No worker joined within ``wait`` seconds.
+    """
+    none = spec_error(field, value, f"the scheduler has no worker (none joined in {wait:g} s)")
+    quiet = min(wait, _QUIET_WAIT_S)
+    try:
+        client.wait_for_workers(1, timeout=quiet)
+        return
+    except (OSError, TimeoutError):
+        if wait <= quiet:
+            raise none from None
+    logger.warning(
+        "no worker has joined the Dask scheduler at %s yet: waiting up to %g s more",
+        client.scheduler.address,
+        wait - quiet,
+    )
+    try:
+        client.wait_for_workers(1, timeout=wait - quiet)
+    except (OSError, TimeoutError):
+        raise none from None
 
 
 def cores_to_bind(workers: int, processes: bool) -> tuple[int, ...] | None:

@@ -18,7 +18,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from .._errors import SpecError, require_rerunnable_main, worker_start_error
-from ..engines.dask import scheduler_client, start_local_cluster
+from ..engines.dask import scheduler_client, start_local_cluster, wait_for_first_worker
 from ._task import init_worker, ready
 
 logger = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ class DaskExecutor:
         self._owned: list[Any] = []
         if isinstance(scheduler, Client):
             self.client = scheduler
-            self.client.wait_for_workers(1, timeout=120)
+            wait_for_first_worker(self.client, "scheduler", scheduler, 120)
         elif scheduler == "local":
             cluster = start_local_cluster(workers, processes=True, field="workers", value=workers)
             self.client = Client(cluster)
