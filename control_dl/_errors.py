@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
@@ -57,6 +58,39 @@ def check_positive_int(field: str, value: Any, minimum: int = 1) -> None:
     """
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise spec_error(field, value, f"must be an integer >= {minimum}")
+
+
+def check_positive_float(field: str, value: Any, allow_zero: bool = False) -> None:
+    """Raise SpecError unless ``value`` is a finite number > 0 (≥ 0 with ``allow_zero``).
+
+    Parameters
+    ----------
+    field : str
+        Option name.
+    value : object
+        Value to check.
+    allow_zero : bool
+        Accept 0.
+    """
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not allow_zero):
+        raise spec_error(field, value, "must be a finite number " + (">= 0" if allow_zero else "> 0"))
+
+
+def check_choice(field: str, value: Any, choices: tuple[str, ...]) -> None:
+    """Raise SpecError unless ``value`` is one of ``choices``.
+
+    Parameters
+    ----------
+    field : str
+        Option name.
+    value : object
+        Value to check.
+    choices : tuple of str
+        Allowed values.
+    """
+    if not isinstance(value, str) or value not in choices:
+        raise spec_error(field, value, f"must be one of {list(choices)}")
 
 
 def _main_script_lacks_guard() -> str | None:

@@ -123,7 +123,7 @@ def _probe(plugin: str, options: dict[str, Any], given: _BackendOptions, call: b
 
 def _check_numbers(options: _BackendOptions, ints: tuple[str, ...], floats: tuple[str, ...]) -> None:
     """Positive integers and positive finite numbers (None allowed: the stated default)."""
-    from .base import check_positive_float, check_positive_int
+    from .._errors import check_positive_float, check_positive_int
 
     for name in ints:
         if getattr(options, name) is not None:

@@ -27,7 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from tqdm.auto import tqdm
 
-from .._errors import check_positive_int, spec_error
+from .._errors import check_positive_int
 from ..engines import EngineSpec
 from ..problems.training import TrainingProblem
 from ..result import Result, package_versions
@@ -75,39 +75,6 @@ class Solver(Protocol):
             The outcome; failures are statuses, never exceptions.
         """
         ...
-
-
-def check_positive_float(field: str, value: Any, allow_zero: bool = False) -> None:
-    """Raise SpecError unless ``value`` is a finite number > 0 (≥ 0 with ``allow_zero``).
-
-    Parameters
-    ----------
-    field : str
-        Option name.
-    value : object
-        Value to check.
-    allow_zero : bool
-        Accept 0.
-    """
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not allow_zero):
-        raise spec_error(field, value, "must be a finite number " + (">= 0" if allow_zero else "> 0"))
-
-
-def check_choice(field: str, value: Any, choices: tuple[str, ...]) -> None:
-    """Raise SpecError unless ``value`` is one of ``choices``.
-
-    Parameters
-    ----------
-    field : str
-        Option name.
-    value : object
-        Value to check.
-    choices : tuple of str
-        Allowed values.
-    """
-    if not isinstance(value, str) or value not in choices:
-        raise spec_error(field, value, f"must be one of {list(choices)}")
 
 
 class Recorder:

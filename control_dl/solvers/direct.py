@@ -23,7 +23,7 @@ from typing import Any
 import casadi as ca
 import numpy as np
 
-from .._errors import spec_error
+from .._errors import check_choice, check_positive_float, check_positive_int, spec_error
 from ..engines import ENGINES, Casadi, CasadiModel, Engine, EngineSpec, casadi_model, make_engine
 from ..engines._callback import engine_objective
 from ..engines._casadi_model import objective_function
@@ -43,7 +43,7 @@ from ._nlp_options import (
     SqpmethodOptions,
     TrustNcgOptions,
 )
-from .base import Recorder, check_choice, check_positive_float, check_positive_int, make_result
+from .base import Recorder, make_result
 from .checkpoint import check_checkpoint
 
 #: nlp -> the Direct field holding its options object

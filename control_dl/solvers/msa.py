@@ -65,13 +65,13 @@ import numpy as np
 from scipy import optimize
 from threadpoolctl import threadpool_limits
 
-from .._errors import spec_error
+from .._errors import check_choice, check_positive_float, check_positive_int, spec_error
 from ..engines import ENGINES, Casadi, Engine, EngineSpec, make_engine
 from ..problems.training import TrainingProblem
 from ..result import Result
 from ._msa_inner import NEWTON_MAX_BLOCK, InnerProblem, StageMap, Values, quasi_newton_step
 from ._msa_readout import ReadoutObjective
-from .base import Recorder, check_choice, check_positive_float, check_positive_int, make_result
+from .base import Recorder, make_result
 from .checkpoint import check_checkpoint
 
 #: Secant pairs of ``memory="auto"`` (measured: 5 removes the layer-coupling stalls of the sin toy

@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import spec_error
+from .._errors import check_choice, check_positive_float, check_positive_int, spec_error
 from ..problems.training import TrainingProblem
 from ..result import Result
 from .adjoint import adjoint_objective_and_gradient, backprop_objective_and_gradient
-from .base import Recorder, check_choice, check_positive_float, check_positive_int, make_result
+from .base import Recorder, make_result
 from .checkpoint import check_checkpoint
 
 #: Learning rate when none is given.
