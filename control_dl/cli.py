@@ -16,27 +16,64 @@ from ._toml import tomllib
 DEFAULT_SOLVER = "lbfgsb"  # the fastest to a target on the catalog and on digits (docs/guide/choosing.md)
 
 
-def parse_assignment(text: str) -> tuple[str, Any]:
+def parse_assignment(text: str, flag: str = "--set") -> tuple[str, Any]:
     """Parse ``key=value``; the value is read as a TOML value (numbers, booleans, strings, lists).
 
     Parameters
     ----------
     text : str
-        One ``--set`` argument.
+        One ``--set`` (or ``--option``) argument.
+    flag : str
+        The flag it came with (named in the error).
 
     Returns
     -------
     tuple
         ``(key, value)``; a value that is not valid TOML is kept as a string.
+
+    Raises
+    ------
+    SpecError
+        No ``=``, or nothing before it.
     """
-    if "=" not in text:
-        raise SpecError(f"--set {text!r}: expected key=value")
-    key, raw = (part.strip() for part in text.split("=", 1))
+    key, sign, raw = (part.strip() for part in text.partition("="))
+    if not sign or not key:
+        raise SpecError(f"{flag} {text!r}: expected key=value")
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw
     return key, value
+
+
+def parse_assignments(texts: list[str], flag: str) -> dict[str, Any]:
+    """Every ``key=value`` of a repeated flag, as a dict (:func:`parse_assignment` each).
+
+    Parameters
+    ----------
+    texts : list of str
+        The flag's arguments, in order.
+    flag : str
+        The flag (``--set``, ``--option``), named in the errors.
+
+    Returns
+    -------
+    dict
+        Key -> value.
+
+    Raises
+    ------
+    SpecError
+        An argument is not ``key=value``, or a key is given twice (the last one used to win
+        without a word).
+    """
+    assigned: dict[str, Any] = {}
+    for text in texts:
+        key, value = parse_assignment(text, flag)
+        if key in assigned:
+            raise SpecError(f"{flag} {key}: given twice ({assigned[key]!r} and {value!r})")
+        assigned[key] = value
+    return assigned
 
 
 def _positive_int(text: str) -> int:
@@ -144,8 +181,8 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     from .result import atomic_write_bytes
     from .solvers import load_solver, solve
 
-    problem = load_problem(args.problem, **dict(parse_assignment(s) for s in args.set))
-    options = dict(parse_assignment(s) for s in args.option)
+    problem = load_problem(args.problem, **parse_assignments(args.set, "--set"))
+    options = parse_assignments(args.option, "--option")
     out = output_folder(args.out, "--out")
     checkpoint = out / "checkpoint.npz"
     if args.checkpoint_every:
@@ -246,8 +283,8 @@ def _cmd_turnpike(args: argparse.Namespace) -> int:
         horizons = [float(h) for h in args.horizons.split(",") if h.strip()]
     except ValueError:
         raise SpecError(f"--horizons {args.horizons!r}: expected comma-separated numbers, e.g. 1,2,4") from None
-    problem = load_problem(args.problem, **dict(parse_assignment(s) for s in args.set))
-    solver = load_solver(args.solver, **dict(parse_assignment(s) for s in args.option))
+    problem = load_problem(args.problem, **parse_assignments(args.set, "--set"))
+    solver = load_solver(args.solver, **parse_assignments(args.option, "--option"))
     out = output_folder(args.out, "--out")
     sweep = turnpike_sweep(
         problem, solver, horizons, seed=args.seed, progress=not args.no_progress, keep_step=not args.keep_n
@@ -304,13 +341,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     from .experiments import load_runs
     from .experiments.store import runs_table
 
-    where: dict[str, Any] = {}
-    for text in args.where:
-        key, value = parse_assignment(text)
-        if key in where:  # a run has one value per key: two filters on it match nothing
-            raise SpecError(f"--where {text!r}: {key} is filtered twice ({key}={where[key]!r} too)")
-        where[key] = value
-    rows = load_runs(args.dir, where, args.status)
+    rows = load_runs(args.dir, parse_assignments(args.where, "--where"), args.status)
     print(runs_table(rows))
     return 0
 
@@ -326,7 +357,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from .problems.spec import load_problem
     from .result import atomic_write_bytes
 
-    problem = load_problem(args.problem, **dict(parse_assignment(s) for s in args.set))
+    problem = load_problem(args.problem, **parse_assignments(args.set, "--set"))
     solvers = [name.strip() for name in args.solvers.split(",") if name.strip()]
     try:
         seeds = [int(s) for s in args.seeds.split(",")]

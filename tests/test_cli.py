@@ -99,3 +99,18 @@ def test_an_unusable_out_folder_is_a_usage_error_before_any_work(argv, tmp_path,
     assert main([*argv, "--out", str(taken / "below"), "--no-progress"]) == 2
     assert "cannot create the folder" in capsys.readouterr().err
     assert taken.read_text() == ""  # nothing was written over it
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--set", "n_steps=4", "--set", "n_steps=5"], "--set n_steps: given twice (4 and 5)"),
+        (["--option", "max_iter=2", "--option", "max_iter=3"], "--option max_iter: given twice (2 and 3)"),
+        (["--option", "max_iter"], "--option 'max_iter': expected key=value"),  # the flag it came with
+        (["--set", "=4"], "--set '=4': expected key=value"),
+    ],
+)
+def test_a_key_given_twice_or_no_assignment_is_a_usage_error(argv, message, tmp_path, capsys):
+    """The last of two values used to win without a word."""
+    assert main(["solve", "ring", *argv, "--out", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err

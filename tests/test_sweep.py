@@ -518,7 +518,7 @@ def test_filters_that_can_match_nothing_are_spec_errors(tmp_path: Path, where: o
     [
         (["--status", "done"], "status='done': must be one of"),
         (["--where", "n_steps=ten"], "where n_steps='ten'"),
-        (["--where", "n_steps=2", "--where", "n_steps=3"], "n_steps is filtered twice"),
+        (["--where", "n_steps=2", "--where", "n_steps=3"], "--where n_steps: given twice"),
     ],
 )
 def test_cli_runs_refuses_filters_that_can_match_nothing(
