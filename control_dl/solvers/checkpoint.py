@@ -164,20 +164,12 @@ class Checkpointer:
         self.fingerprint = problem_fingerprint(problem)
 
     def __call__(self, iteration: int, w: np.ndarray) -> None:
-        """Save w if ``iteration`` is a positive multiple of K and w is finite.
-
-        Parameters
-        ----------
-        iteration : int
-            Current iteration.
-        w : ndarray
-            Current decision vector.
-        """
-        if iteration > 0 and iteration % self.every == 0 and np.all(np.isfinite(w)):
-            save_checkpoint(self.path, w, iteration, self.fingerprint)
+        """:meth:`save` w if ``iteration`` is a positive multiple of K (called every iteration)."""
+        if iteration > 0 and iteration % self.every == 0:
+            self.save(iteration, w)
 
     def save(self, iteration: int, w: np.ndarray) -> None:
-        """Save w now, whatever the iteration (a failed solve's returned w), if it is finite.
+        """Save w now if it is finite (every K iterations, and a failed solve's returned w).
 
         Parameters
         ----------
