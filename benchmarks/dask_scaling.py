@@ -89,9 +89,11 @@ def median_time(fn: Any, reps: int) -> float:
     return statistics.median(times)
 
 
-def problems(quick: bool) -> dict[str, cdl.TrainingProblem]:
-    """ring with S = 10⁵ (2·10⁴ quick) and digits repeated ×20 (×4 quick)."""
-    ring = cdl.load_problem("ring", n_samples=20_000 if quick else 100_000, dim=3, n_steps=20)
+def problems(quick: bool, ring_samples: int | None = None) -> dict[str, cdl.TrainingProblem]:
+    """ring with S = ``ring_samples`` (default 10⁵, 2·10⁴ quick) and digits repeated ×20 (×4 quick)."""
+    if ring_samples is None:
+        ring_samples = 20_000 if quick else 100_000
+    ring = cdl.load_problem("ring", n_samples=ring_samples, dim=3, n_steps=20)
     digits = cdl.load_problem("digits")
     data = digits.data
     times = 4 if quick else 20
@@ -342,8 +344,11 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=30, help="calls per f+grad timing (median)")
     parser.add_argument("--block", type=int, default=10, help="consecutive calls of one engine before the next's turn")
     parser.add_argument("--solve-reps", type=int, default=3, help="solves per worker count for time to target (median)")
+    parser.add_argument(
+        "--ring-samples", type=int, default=None, help="ring's S (default 10⁵, 2·10⁴ with --quick): where 2 workers pay"
+    )
     args = parser.parse_args()
-    for name in ("iters", "reps", "block", "solve_reps"):
+    for name in ("iters", "reps", "block", "solve_reps", "ring_samples"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.iters is None:
@@ -351,7 +356,9 @@ def main() -> None:
     torch.set_num_threads(1)  # the serial baseline gets one core, like each worker
     load_before = os.getloadavg()
     with threadpool_limits(limits=1):
-        chosen = {name: problem for name, problem in problems(args.quick).items() if name in args.problems}
+        chosen = {
+            name: problem for name, problem in problems(args.quick, args.ring_samples).items() if name in args.problems
+        }
         results = {name: measure(name, problem, args) for name, problem in chosen.items()}
     report = {
         "benchmark": "dask_scaling",
