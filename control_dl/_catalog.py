@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ._errors import SpecError
+from ._errors import SpecError, spec_error
 
 _PACKAGE = Path(__file__).resolve().parent
 
@@ -74,6 +74,9 @@ def resolve(kind: str, name_or_path: str | Path) -> Path:
     whatever the current directory holds (a run folder ``ring/`` must not hide ``"ring"``); a local
     file of that name is reached as ``"./ring"``.
     """
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        names = list_names(kind)
+        raise spec_error(kind.rstrip("s"), name_or_path, f"must be a catalog name {names} or a path to a .toml file")
     text = str(name_or_path)
     path = Path(name_or_path)
     candidate = catalog_dir(kind) / f"{text}.toml"

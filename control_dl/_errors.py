@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import re
 import sys
@@ -39,6 +40,59 @@ def spec_error(field: str, value: object, why: str) -> SpecError:
     return SpecError(f"{field}={value!r}: {why}")
 
 
+def is_integer(value: Any) -> bool:
+    """Whether ``value`` is an integer: a Python ``int`` or a numpy integer, never a bool.
+
+    Parameters
+    ----------
+    value : object
+        Value to test.
+
+    Returns
+    -------
+    bool
+        True for ``3``, ``np.int64(3)``; False for ``True``, ``np.bool_(True)``, ``3.0``, ``"3"``.
+    """
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def is_number(value: Any) -> bool:
+    """Whether ``value`` is a real number: ``int``, ``float`` or a numpy integer/float, never a bool.
+
+    Parameters
+    ----------
+    value : object
+        Value to test (NaN and inf count as numbers; check finiteness separately).
+
+    Returns
+    -------
+    bool
+        True for ``2``, ``0.5``, ``np.float32(0.5)``; False for ``True``, ``"0.5"``, ``None``, ``1j``.
+    """
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def check_bool(field: str, value: Any) -> None:
+    """Raise SpecError unless ``value`` is ``True`` or ``False`` (a Python or numpy bool).
+
+    A flag given as a string (``"no"``) or a number is truthy or falsy by accident, so it is refused.
+
+    Parameters
+    ----------
+    field : str
+        Option name.
+    value : object
+        Value to check.
+
+    Raises
+    ------
+    SpecError
+        Naming ``field`` and ``value``.
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise spec_error(field, value, "must be True or False")
+
+
 def check_positive_int(field: str, value: Any, minimum: int = 1) -> None:
     """Raise SpecError unless ``value`` is an integer ≥ ``minimum`` (bools are not integers here).
 
@@ -56,7 +110,7 @@ def check_positive_int(field: str, value: Any, minimum: int = 1) -> None:
     SpecError
         Naming ``field`` and ``value``.
     """
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+    if not is_integer(value) or value < minimum:
         raise spec_error(field, value, f"must be an integer >= {minimum}")
 
 
@@ -71,8 +125,13 @@ def check_positive_float(field: str, value: Any, allow_zero: bool = False) -> No
         Value to check.
     allow_zero : bool
         Accept 0.
+
+    Raises
+    ------
+    SpecError
+        Naming ``field`` and ``value`` (a bool, a string, NaN or inf included).
     """
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    ok = is_number(value) and math.isfinite(value)
     if not ok or value < 0 or (value == 0 and not allow_zero):
         raise spec_error(field, value, "must be a finite number " + (">= 0" if allow_zero else "> 0"))
 
@@ -88,6 +147,11 @@ def check_choice(field: str, value: Any, choices: tuple[str, ...]) -> None:
         Value to check.
     choices : tuple of str
         Allowed values.
+
+    Raises
+    ------
+    SpecError
+        Naming ``field`` and ``value`` and listing ``choices``.
     """
     if not isinstance(value, str) or value not in choices:
         raise spec_error(field, value, f"must be one of {list(choices)}")

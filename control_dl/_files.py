@@ -121,6 +121,31 @@ def npy_array(path: str | Path, field: str, what: str) -> np.ndarray:
         raise _damaged(field, path, what, exc, ".npy array") from None
 
 
+def as_path(value: object, field: str = "path") -> Path:
+    """``value`` as a Path, or a SpecError naming ``field`` when it is not a path (None, a number, …).
+
+    Parameters
+    ----------
+    value : object
+        A ``str`` or ``os.PathLike``.
+    field : str
+        The argument that named it, for the message.
+
+    Returns
+    -------
+    Path
+        The path (not checked for existence).
+
+    Raises
+    ------
+    SpecError
+        ``value`` is neither a string nor path-like, or is the empty string.
+    """
+    if not isinstance(value, (str, os.PathLike)) or str(value) == "":
+        raise spec_error(field, value, "must be a file path (a str or pathlib.Path)")
+    return Path(value)
+
+
 def check_destination(path: str | Path, field: str = "path") -> Path:
     """Fail before any work (an export, a solve, an animation) if ``path`` cannot become the file it writes.
 
@@ -145,7 +170,7 @@ def check_destination(path: str | Path, field: str = "path") -> Path:
         ``path`` is a directory, one of its folders is a file, or its nearest existing folder is
         not writable.
     """
-    path = Path(path)
+    path = as_path(path, field)
     if path.is_dir():
         raise spec_error(field, str(path), "is a directory; give the path of the file to write (in it, or elsewhere)")
     folder = path.parent

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._errors import SpecError, spec_error
-from ._files import check_destination, npz_arrays
+from ._errors import SpecError, check_bool, spec_error
+from ._files import as_path, check_destination, npz_arrays
 
 if TYPE_CHECKING:
     from .problems.datasets import Dataset
@@ -201,10 +201,17 @@ class Result:
             why = f"it was not rebuilt (loaded with rebuild=False?): load it with Result.load(path), or {attach}"
         raise spec_error("problem", None, f"this Result has no problem attached: {why}")
 
+    def _usable_w(self) -> np.ndarray:
+        """w, or a SpecError naming the status when a failed or diverged solve left no finite w."""
+        if not np.all(np.isfinite(self.w)):
+            why = f"the solve ended {self.status!r} with NaN/inf in w, so there is no network to evaluate"
+            raise spec_error("result", self.status, f"{why} ({self.message})" if self.message else why)
+        return self.w
+
     @property
     def states(self) -> np.ndarray:
         """Training-data states x_0..x_N, shape ``(N + 1, d, S)``."""
-        return self._need_problem().forward(self.w)
+        return self._need_problem().forward(self._usable_w())
 
     @property
     def times(self) -> np.ndarray:
@@ -224,7 +231,7 @@ class Result:
         ndarray
             θ at each time.
         """
-        return self._need_problem().theta(self.w, t)
+        return self._need_problem().theta(self._usable_w(), t)
 
     def predict(self, X: Any, layout: str = "features") -> np.ndarray:
         """Readout λ2(x(T)) for raw inputs X (the network's output: logits for classification losses).
@@ -257,7 +264,7 @@ class Result:
 
         problem = self._need_problem()
         x = as_features(X, problem.data.n_in, layout)
-        yhat = problem.predict(self.w, problem.data.transform(x))
+        yhat = problem.predict(self._usable_w(), problem.data.transform(x))
         return yhat if layout == "features" else yhat.T
 
     def to_torch(self) -> Any:
@@ -276,7 +283,7 @@ class Result:
         """
         from .export import to_torch
 
-        return to_torch(self._need_problem(), self.w)
+        return to_torch(self._need_problem(), self._usable_w())
 
     def to_casadi(self) -> Any:
         """The input-output map Φ(x) = λ2(x(T)) as a ``casadi.Function``: see :func:`control_dl.export.to_casadi`.
@@ -293,7 +300,7 @@ class Result:
         """
         from .export import to_casadi
 
-        return to_casadi(self._need_problem(), self.w)
+        return to_casadi(self._need_problem(), self._usable_w())
 
     def to_onnx(self, path: str | Path) -> Path:
         """Write the trained network as an ONNX model: see :func:`control_dl.export.to_onnx`.
@@ -316,7 +323,7 @@ class Result:
         """
         from .export import to_onnx
 
-        return to_onnx(self._need_problem(), self.w, path)
+        return to_onnx(self._need_problem(), self._usable_w(), path)
 
     def summary(self) -> str:
         """One line: solver, status, loss, accuracies, time, constraints, and the engine (with ``auto``'s reason).
@@ -425,6 +432,9 @@ class Result:
         """
         from .problems.spec import describe
 
+        check_bool("data", data)
+        if as_path(path).is_dir():
+            raise spec_error("path", str(path), "is a directory; give the file to write, e.g. <folder>/result.npz")
         path = check_destination(result_path(path))
         snaps = np.array([s[2] for s in self.snapshots]) if self.snapshots else np.zeros((0, self.w.size))
         spec = self.problem_spec
@@ -433,7 +443,7 @@ class Result:
         source, arrays = self._data_record(data)
         meta = {**self._metadata(), "problem_spec": spec, "data_source": source}
         buffer = io.BytesIO()
-        np.savez(buffer, w=self.w, snapshots=snaps, metadata=np.array(json.dumps(meta)), **arrays)
+        np.savez(buffer, w=self.w, snapshots=snaps, metadata=np.array(json.dumps(meta, default=_json_scalar)), **arrays)
         atomic_write_bytes(path, buffer.getvalue())
         return path
 
@@ -465,7 +475,12 @@ class Result:
             when the problem cannot be rebuilt: its data file is missing or changed since the save
             (the message names the file and how to load anyway).
         """
-        path = Path(path)
+        path = as_path(path)
+        check_bool("rebuild", rebuild)
+        if problem is not None:
+            from .problems.training import check_problem
+
+            check_problem(problem)
         if not path.is_file() and result_path(path).is_file():
             path = result_path(path)
         elif not path.exists() and path != result_path(path):
@@ -478,6 +493,13 @@ class Result:
                 "%s: loaded without its problem (it was built in Python, e.g. with a user-defined field or "
                 "dynamics, and has no spec): pass problem= to Result.load for states, predictions and figures",
                 path,
+            )
+        if problem is not None and result.w.size != problem.n_params:
+            raise spec_error(
+                "problem",
+                problem.data.name,
+                f"has n_params={problem.n_params} but the saved w has {result.w.size} entries: "
+                "not the problem this result was solved on",
             )
         result.problem = problem
         return result
@@ -509,6 +531,13 @@ class Result:
             why = f"not a control_dl result: its metadata do not fit Result ({type(exc).__name__}: {exc})"
             raise spec_error("path", str(path), why) from None
         return result, {k[5:]: v for k, v in stored.items() if k.startswith("data_")}
+
+
+def _json_scalar(value: object) -> object:
+    """A numpy scalar as its Python value, for ``json.dumps`` (options and seeds given as np.int64 / np.float32)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def result_path(path: str | Path) -> Path:

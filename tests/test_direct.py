@@ -80,7 +80,7 @@ def test_warm_start_from_a_result(small_ring):
 
 
 def test_solve_rejects_wrong_types(small_ring):
-    with pytest.raises(TypeError, match="solver"):
+    with pytest.raises(cdl.SpecError, match="solver"):
         cdl.solve(small_ring, "ipopt-lbfgs")
     with pytest.raises(ValueError, match="n_params"):
         cdl.solve(small_ring, cdl.Direct(), w0=np.zeros(2))

@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from .._errors import spec_error
 from ..problems.spec import problem_from_spec
-from ..problems.training import TrainingProblem
+from ..problems.training import TrainingProblem, check_problem
 
 
 def weights_of(problem: TrainingProblem, result: Any) -> np.ndarray:
@@ -25,8 +26,25 @@ def weights_of(problem: TrainingProblem, result: Any) -> np.ndarray:
     -------
     ndarray
         w as a float64 vector.
+
+    Raises
+    ------
+    SpecError
+        ``problem`` is not a TrainingProblem, ``result`` is None or not numeric, its w does not fit
+        ``problem`` (another problem's solve) or holds NaN/inf (a failed or diverged solve: the message
+        gives its status).
     """
-    return problem.check_w(getattr(result, "w", result))
+    check_problem(problem)
+    if result is None or isinstance(result, (str, bytes, dict)):
+        shown = result if result is None or isinstance(result, str) else type(result).__name__
+        raise spec_error("result", shown, "must be a Result of solve(problem, ...) or its decision vector w")
+    w = getattr(result, "w", result)
+    status = getattr(result, "status", None)
+    if status in ("failed", "diverged") and not np.all(np.isfinite(np.asarray(w, dtype=float))):
+        raise spec_error(
+            "result", status, f"the solve {status} and left no finite w ({getattr(result, 'message', '')})"
+        )
+    return problem.check_w(w)
 
 
 def with_overrides(problem: TrainingProblem, **changes: Any) -> TrainingProblem:
@@ -52,7 +70,11 @@ def with_overrides(problem: TrainingProblem, **changes: Any) -> TrainingProblem:
         return problem_from_spec(problem.spec, **changes)
     unknown = sorted(set(changes) - {"horizon", "n_steps"})
     if unknown:
-        raise ValueError(f"cannot override {unknown} on a problem without a spec; only 'horizon' and 'n_steps'")
+        raise spec_error(
+            unknown[0],
+            changes[unknown[0]],
+            "cannot be overridden on a problem without a spec; only horizon and n_steps",
+        )
     fields = {"horizon": changes["horizon"]} if "horizon" in changes else {}
     if "n_steps" in changes:
         fields["control"] = dataclasses.replace(problem.control, n_steps=changes["n_steps"])
@@ -70,4 +92,28 @@ def require_scalar_output(problem: TrainingProblem, what: str) -> None:
         Name of the diagnostic, for the message.
     """
     if problem.layout.n_out != 1:
-        raise ValueError(f"{what} needs a scalar output (n_out=1); this problem has n_out={problem.layout.n_out}")
+        raise spec_error(
+            "problem", problem.data.name, f"{what} needs a scalar output (n_out=1), not n_out={problem.layout.n_out}"
+        )
+
+
+def require_flow(problem: TrainingProblem, what: str) -> None:
+    """Raise SpecError unless the model is a flow x' = f(x, θ) (a ResNet), not a feed-forward stack.
+
+    Parameters
+    ----------
+    problem : TrainingProblem
+        The problem.
+    what : str
+        Name of the diagnostic, for the message.
+
+    Raises
+    ------
+    SpecError
+        The model is a layer stack (``model="mlp"`` / :class:`~control_dl.FeedForward`).
+    """
+    check_problem(problem)
+    if problem.dynamics.vector_field is None:
+        raise spec_error(
+            "problem", problem.data.name, f"{what} needs a flow x' = f(x, θ) (a ResNet), not a feed-forward layer stack"
+        )

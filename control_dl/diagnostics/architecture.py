@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..problems.fields import Bottleneck
-from ..problems.training import TrainingProblem
+from ..problems.training import TrainingProblem, check_problem
 from ._common import weights_of
 from .layers import classify_feedforward
 
@@ -83,6 +83,7 @@ def classify(problem: TrainingProblem, result: Any = None) -> Architecture:
     Architecture
         The label, its consequence and the reason.
     """
+    check_problem(problem)
     if problem.dynamics.vector_field is None:  # stage maps between widths: Kuntz's classes by width
         return _classify_feedforward(problem, result)
     d, n_in = problem.dim, problem.data.n_in

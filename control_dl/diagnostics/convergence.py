@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from .._errors import check_choice, check_positive_int, is_integer, spec_error
 from ..problems.controls import PiecewiseConstant
-from ..problems.datasets import as_features
+from ..problems.datasets import LAYOUTS, as_features
 from ..problems.training import TrainingProblem
-from ._common import weights_of
+from ._common import require_flow, weights_of
 
 
 @dataclass(frozen=True)
@@ -85,15 +86,24 @@ def euler_convergence(
     ConvergenceReport
         Errors and the observed order.
     """
-    if isinstance(problem.control, PiecewiseConstant):
-        raise ValueError(
-            "euler_convergence needs θ(t) independent of the grid; PiecewiseConstant ties θ_k to the "
-            "steps (use TimeInvariant, PiecewiseLinear or Spectral)"
-        )
-    depths = np.array(sorted({int(n) for n in n_steps}))
-    if depths.size < 2 or depths[0] < 1:
-        raise ValueError(f"n_steps={list(n_steps)} needs at least two depths >= 1")
     w = weights_of(problem, w)
+    require_flow(problem, "euler_convergence")
+    if isinstance(problem.control, PiecewiseConstant):
+        raise spec_error(
+            "control",
+            "PiecewiseConstant",
+            "euler_convergence needs θ(t) independent of the grid; PiecewiseConstant ties θ_k to the "
+            "steps (use TimeInvariant, PiecewiseLinear or Spectral)",
+        )
+    why = "must be a list of at least two different depths N >= 1, e.g. (4, 8, 16)"
+    if isinstance(n_steps, (str, bytes)) or not hasattr(n_steps, "__iter__"):
+        raise spec_error("n_steps", n_steps, why)
+    listed = list(n_steps)
+    if not all(is_integer(n) and n >= 1 for n in listed) or len(set(listed)) < 2:
+        raise spec_error("n_steps", listed, why)
+    depths = np.array(sorted({int(n) for n in listed}))
+    check_positive_int("refine", refine)
+    check_choice("layout", layout, LAYOUTS)
     x = problem.data.x_train if X is None else as_features(X, problem.data.n_in, layout)
     reference_steps = int(refine * depths[-1])
     reference = _final_states(problem, w, reference_steps, "rk4", x)

@@ -20,11 +20,13 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from .._errors import check_choice, check_positive_float, check_positive_int, spec_error
 from ..backends import numpy_ops
 from ..problems import lipschitz
 from ..problems.costs import predict_labels
+from ..problems.datasets import as_features
 from ..problems.training import TrainingProblem
-from ._common import weights_of
+from ._common import require_flow, weights_of
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,8 @@ def invertibility(problem: TrainingProblem, result: Any, norm: str = "spectral")
         Per-step constants and their maximum.
     """
     w = weights_of(problem, result)
+    require_flow(problem, "invertibility")
+    check_choice("norm", norm, ("spectral", "frobenius"))
     constants = lipschitz.step_constants(problem, w, norm)
     certificate = float(constants.max())
     return InvertibilityReport(constants, certificate, certificate < 1.0)
@@ -123,9 +127,10 @@ def invert(
         The reconstruction and its error.
     """
     w = weights_of(problem, result)
-    x_next = np.asarray(x_final, dtype=float)
-    if x_next.ndim != 2 or x_next.shape[0] != problem.dim:
-        raise ValueError(f"x_final has shape {x_next.shape}; expected d × S with d={problem.dim}")
+    require_flow(problem, "invert")
+    check_positive_float("tol", tol)
+    check_positive_int("max_iter", max_iter)
+    x_next = as_features(x_final, problem.dim, field="x_final", rows="d")
     residual, most, converged = 0.0, 0, True
     for k in range(problem.n_steps - 1, -1, -1):
         thetas = problem.stage_thetas(w, k, numpy_ops)
@@ -194,9 +199,15 @@ def decision_region_topology(
     RegionTopology
         The labelled grid and whether the origin's region (4-connected) reaches the edge.
     """
-    if problem.data.n_in != 2 or problem.data.task == "regression":
-        raise ValueError("decision_region_topology needs a classification problem with n_in=2")
     w = weights_of(problem, result)
+    if problem.data.n_in != 2 or problem.data.task == "regression":
+        why = "decision_region_topology needs a classification problem with n_in=2 inputs"
+        raise spec_error(
+            "problem", problem.data.name, f"{why}, not a {problem.data.task} one with n_in={problem.data.n_in}"
+        )
+    check_positive_int("resolution", resolution, minimum=3)
+    if extent is not None:
+        check_positive_float("extent", extent)
     half = 1.5 * float(np.abs(problem.data.x_train).max()) if extent is None else float(extent)
     axis = np.linspace(-half, half, resolution)
     gx, gy = np.meshgrid(axis, axis)

@@ -22,11 +22,13 @@ from typing import Any
 import casadi as ca
 import numpy as np
 
+from .._errors import check_choice, check_positive_float, spec_error
 from ..backends import numpy_ops
 from ..engines import casadi_model
-from ..problems.datasets import as_features
+from ..problems.datasets import LAYOUTS, as_features
 from ..problems.feedforward import check_widths
 from ..problems.training import TrainingProblem
+from ._common import weights_of
 
 KINDS = ("non-augmented", "augmented", "bottleneck")
 
@@ -68,8 +70,13 @@ def classify_feedforward(problem: TrainingProblem | Sequence[int]) -> FeedForwar
     """
     if isinstance(problem, TrainingProblem):
         if problem.dynamics.vector_field is not None:
-            raise ValueError("classify_feedforward needs a problem with a FeedForward model (model=...), not a flow")
+            why = (
+                "classify_feedforward needs a problem with a FeedForward model (model='mlp'), not a flow: use classify"
+            )
+            raise spec_error("problem", problem.data.name, why)
         widths = problem.state_dims
+    elif isinstance(problem, (str, bytes)) or not hasattr(problem, "__iter__"):
+        raise spec_error("problem", problem, "must be a TrainingProblem with a FeedForward model or a list of widths")
     else:
         widths = check_widths(list(problem))
     bottlenecks = tuple(b for b in range(1, len(widths) - 1) if _is_valley(widths, b))
@@ -172,7 +179,9 @@ def layer_ranks(
     LayerRanks
         Singular values, numerical ranks and which layers collapse.
     """
-    w = problem.check_w(getattr(result, "w", result))
+    w = weights_of(problem, result)
+    check_positive_float("rtol", rtol)
+    check_choice("layout", layout, LAYOUTS)
     x = problem.data.x_train if X is None else as_features(X, problem.data.n_in, layout)
     states = list(problem.trajectory(w, x, numpy_ops))
     lay = problem.layout

@@ -18,6 +18,7 @@ from typing import Any
 import casadi as ca
 import numpy as np
 
+from .._errors import check_positive_float, check_positive_int, spec_error
 from ..backends import casadi_ops
 from ..problems.training import TrainingProblem
 from ._common import require_scalar_output, weights_of
@@ -171,6 +172,22 @@ def _grid(bounds: np.ndarray, n_points: int, rng: np.random.Generator) -> np.nda
     return bounds[:, :1] + (bounds[:, 1:] - bounds[:, :1]) * rng.random((n_in, n_points))
 
 
+def _check_bounds(bounds: Any, n_in: int) -> np.ndarray:
+    """The box as an ``(n_in, 2)`` float array of finite (low, high) rows with low < high, or a SpecError."""
+    why = f"must be a box of shape (n_in, 2) = ({n_in}, 2): one finite (low, high) row per input, low < high"
+    try:
+        box = np.array(bounds, dtype=float)
+    except (TypeError, ValueError):
+        raise spec_error("bounds", bounds, why) from None
+    if box.shape == (2,) and n_in == 1:
+        box = box.reshape(1, 2)
+    if box.shape != (n_in, 2):
+        raise spec_error("bounds", box.shape, why)
+    if not np.all(np.isfinite(box)) or not np.all(box[:, 0] < box[:, 1]):
+        raise spec_error("bounds", box.tolist(), why)
+    return box
+
+
 def critical_points(
     problem: TrainingProblem,
     result: Any,
@@ -215,13 +232,18 @@ def critical_points(
         The distinct critical points and the grid minimum of ‖∇Φ‖.
     """
     w = weights_of(problem, result)
+    for name, value in (("n_starts", n_starts), ("n_grid", n_grid), ("max_iter", max_iter)):
+        check_positive_int(name, value)
+    check_positive_int("seed", seed, minimum=0)
+    check_positive_float("tol", tol)
+    check_positive_float("degenerate_tol", degenerate_tol)
     phi = InputOutputMap(problem, w)
     if bounds is None:
         x = problem.data.x_train
         lo, hi = x.min(axis=1), x.max(axis=1)
         pad = 0.1 * np.maximum(hi - lo, 1e-12)
         bounds = np.stack([lo - pad, hi + pad], axis=1)
-    bounds = np.asarray(bounds, dtype=float).reshape(problem.data.n_in, 2)
+    bounds = _check_bounds(bounds, problem.data.n_in)
     rng = np.random.default_rng(seed)
     grid = _grid(bounds, n_grid, rng)
     norms = phi.grad_norms(grid)

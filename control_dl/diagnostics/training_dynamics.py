@@ -17,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from .._errors import spec_error
 from ..problems.training import TrainingProblem
+from ._common import weights_of
 
 
 @dataclass(frozen=True)
@@ -64,12 +66,16 @@ def training_dynamics(problem: TrainingProblem, result: Any) -> TrainingDynamics
     TrainingDynamics
         The grid values.
     """
+    final_w = weights_of(problem, result)
     snapshots = getattr(result, "snapshots", None)
     if not snapshots:
-        raise ValueError("result has no snapshots: solve with a solver option record_every=K > 0")
+        what = (
+            "a decision vector" if snapshots is None else f"a Result of {getattr(result, 'solver', '') or 'a solver'}"
+        )
+        raise spec_error("result", what, "has no snapshots: solve with a solver option record_every=K > 0")
     h = problem.step_size
     t = problem.times[:-1] + 0.5 * h
-    final = problem.theta(result.w, t)
+    final = problem.theta(final_w, t)
     thetas = np.stack([problem.theta(w, t) for _, _, w in snapshots])
     values = [problem.objective_and_loss(w) for _, _, w in snapshots]
     return TrainingDynamics(

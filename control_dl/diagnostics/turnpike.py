@@ -15,11 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from .._errors import check_bool, check_positive_int, is_number, spec_error
 from ..backends import numpy_ops
 from ..problems.costs import loss_per_sample
 from ..problems.training import TrainingProblem
-from ..solvers.base import solve
-from ._common import weights_of, with_overrides
+from ..solvers.base import Solver, solve
+from ._common import require_flow, weights_of, with_overrides
 
 
 @dataclass(frozen=True)
@@ -243,9 +244,22 @@ def turnpike_sweep(
     TurnpikeSweep
         Reports per horizon and the collapse distances.
     """
-    values = sorted(float(h) for h in horizons)
+    require_flow(problem, "turnpike_sweep")  # the horizon T of a layer stack is fixed by its widths
+    check_positive_int("seed", seed, minimum=0)
+    check_bool("progress", progress)
+    check_bool("keep_step", keep_step)
+    if not isinstance(solver, Solver):
+        raise spec_error("solver", type(solver).__name__, "must be a control_dl solver, e.g. load_solver('lbfgsb')")
+    example = "e.g. [1.0, 2.0, 4.0]"
+    if isinstance(horizons, (str, bytes)) or not hasattr(horizons, "__iter__"):
+        raise spec_error("horizons", horizons, f"must be a list of horizons T > 0, {example}")
+    values = list(horizons)
     if not values:
-        raise ValueError("horizons is empty; give at least one T > 0")
+        raise spec_error("horizons", values, f"must hold at least one horizon T > 0, {example}")
+    for horizon in values:  # all checked before the first solve
+        if not is_number(horizon) or not 0 < horizon < float("inf"):
+            raise spec_error("horizons", horizon, "every horizon must be a finite number T > 0")
+    values = sorted(float(h) for h in values)
     reports, statuses, losses = [], [], []
     for horizon in values:
         n_steps = max(1, round(horizon / problem.step_size)) if keep_step else problem.n_steps

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import spec_error
+from .._errors import is_integer, is_number, spec_error
 from ..diagnostics.pmp import pmp_residual
 from ..problems.training import TrainingProblem
 from ..result import Result
@@ -185,10 +185,10 @@ def compare(
     if isinstance(solvers, (str, Solver)) or len(solvers) == 0:
         raise spec_error("solvers", solvers, "must be a non-empty list of preset names or solver objects")
     seeds = tuple(seeds)
-    if not seeds or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0 for s in seeds):
+    if not seeds or any(not is_integer(s) or s < 0 for s in seeds):
         raise spec_error("seeds", seeds, "must be a non-empty list of integers >= 0")
     seeds = tuple(int(s) for s in seeds)
-    if target is not None and (isinstance(target, bool) or not isinstance(target, (int, float)) or target < 0):
+    if target is not None and (not is_number(target) or target < 0):
         raise spec_error("target", target, "must be a number >= 0")
     labelled = _resolve(solvers)
     results: dict[str, list[Result]] = {label: [] for label, _ in labelled}

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from .._catalog import resolve
-from .._errors import SpecError, spec_error
+from .._errors import SpecError, is_integer, spec_error
 from .._toml import read_toml
 from ..problems.spec import SCHEMA, SECTIONS, normalise, read_problem_doc
 from ..solvers.base import solver_spec
@@ -117,7 +117,7 @@ def _check_seeds(value: Any) -> tuple[int, ...]:
     if not isinstance(value, list) or not value:
         raise spec_error("seeds", value, "must be a non-empty list of integers >= 0")
     for seed in value:
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        if not is_integer(seed) or not 0 <= seed < 2**32:
             raise spec_error("seeds", value, "must be a non-empty list of integers in [0, 2**32)")
     return tuple(value)
 

@@ -9,7 +9,14 @@ from typing import Any
 
 import numpy as np
 
+from .._errors import (
+    check_bool,
+    check_positive_float,
+    is_integer,
+    spec_error,
+)
 from .._files import check_destination
+from ..diagnostics._common import weights_of
 from ..result import temporary_sibling
 from ._common import (
     VIEW,
@@ -65,22 +72,27 @@ def animate_flow(
     from matplotlib.animation import FuncAnimation, PillowWriter
 
     if problem.dim < 2:
-        raise ValueError(f"animate_flow needs a state dimension d >= 2, this problem has d={problem.dim}")
-    if not (isinstance(fps, (int, float)) and not isinstance(fps, bool) and fps > 0):
-        raise ValueError(f"fps={fps!r} must be a number > 0")
+        raise spec_error(
+            "problem", problem.data.name, f"animate_flow needs a state dimension d >= 2, not d={problem.dim}"
+        )
+    check_positive_float("fps", fps)
+    check_bool("grid", grid)
+    if frames is not None and (isinstance(frames, str) or is_integer(frames)):
+        raise spec_error("frames", frames, "must be a list of layer indices, e.g. [0, 5, -1]")
     ks = list(range(problem.n_steps + 1)) if frames is None else [resolve_layer(problem, k) for k in frames]
     if not ks:
-        raise ValueError("frames must name at least one layer")
+        raise spec_error("frames", frames, "must name at least one layer")
     path = Path(path)
     if path.suffix.lower() != ".gif":
-        raise ValueError(f"path={str(path)!r} must end in .gif")
+        raise spec_error("path", str(path), "must end in .gif")
     check_destination(path)  # a directory or a path under a file: now, not after rendering every frame
     three_d = problem.dim >= 3
     n_axes = 3 if three_d else 2
-    states = problem.forward(result.w)
+    w = weights_of(problem, result)
+    states = problem.forward(w)
     idx = sample_index(states.shape[2], max_points)
     colors, color_kw = point_colors(problem, idx)
-    lines = flow_lines(problem, result.w, grid_lines(problem, n_lines)) if grid and problem.data.n_in == 2 else None
+    lines = flow_lines(problem, w, grid_lines(problem, n_lines)) if grid and problem.data.n_in == 2 else None
     shown = states[np.ix_(ks, range(n_axes), idx)]
     low, high = shown.min(axis=(0, 2)), shown.max(axis=(0, 2))
     margin = 0.08 * np.maximum(high - low, 1e-9)

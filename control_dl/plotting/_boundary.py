@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from .._errors import check_positive_int, spec_error
+from ..diagnostics._common import weights_of
 from ..problems.costs import decision_threshold, predict_labels
 from ._common import class_colors, new_axes
 
@@ -29,8 +31,11 @@ def decision_boundary(problem: Any, result: Any, ax: Any = None, resolution: int
     matplotlib Axes
         The axes, with a colour bar of the readout.
     """
+    w = weights_of(problem, result)
     if problem.data.n_in != 2 or problem.data.task == "regression":
-        raise ValueError("decision_boundary needs a classification problem with 2-D inputs")
+        why = f"decision_boundary needs a classification problem with n_in=2 inputs, not a {problem.data.task} one with n_in={problem.data.n_in}"
+        raise spec_error("problem", problem.data.name, why)
+    check_positive_int("resolution", resolution, minimum=2)
     ax = new_axes(ax)
     x = problem.data.x_train
     pad = 0.15 * (x.max() - x.min())
@@ -38,7 +43,7 @@ def decision_boundary(problem: Any, result: Any, ax: Any = None, resolution: int
     g1 = np.linspace(x[1].min() - pad, x[1].max() + pad, resolution)
     xx, yy = np.meshgrid(g0, g1)
     grid = np.vstack([xx.ravel(), yy.ravel()])
-    yhat = problem.predict(result.w, grid)
+    yhat = problem.predict(w, grid)
     if yhat.shape[0] == 1:
         score = yhat[0]
         label = "readout λ2(x(T))" + (" (logit)" if decision_threshold(problem.cost.loss) == 0.0 else "")
@@ -53,7 +58,8 @@ def decision_boundary(problem: Any, result: Any, ax: Any = None, resolution: int
     ax.scatter(x[0], x[1], c=class_colors(problem.data.y_train), s=10, edgecolors="white", linewidths=0.3)
     ax.set_xlabel("$x_1$")
     ax.set_ylabel("$x_2$")
-    acc = "" if result.accuracy is None else f" (train acc {result.accuracy:.3f})"
+    accuracy = getattr(result, "accuracy", None)
+    acc = "" if accuracy is None else f" (train acc {accuracy:.3f})"
     ax.set_title(f"{problem.data.name}, d = {problem.dim}: decision boundary{acc}", fontsize=10)
     ax.set_aspect("equal")
     return ax

@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from .._errors import check_positive_int, is_integer, spec_error
+
 #: (elevation, azimuth) of 3-D views: low enough that a lift along x_3 is visible
 VIEW = (14.0, -60.0)
 
@@ -25,9 +27,13 @@ def new_axes(ax: Any = None, projection: str | None = None) -> Any:
     matplotlib Axes
         The axes to draw on.
     """
-    if ax is not None:
-        return ax
     import matplotlib.pyplot as plt
+    from matplotlib.axes import Axes
+
+    if ax is not None:
+        if not isinstance(ax, Axes):
+            raise spec_error("ax", type(ax).__name__, "must be a matplotlib Axes (or None for a new figure)")
+        return ax
 
     fig = plt.figure(figsize=(5.5, 4.5))
     return fig.add_subplot(111, projection=projection)
@@ -65,6 +71,7 @@ def sample_index(n_samples: int, max_points: int) -> np.ndarray:
     ndarray
         Sorted integer indices.
     """
+    check_positive_int("max_points", max_points)
     return np.unique(np.linspace(0, n_samples - 1, min(max_points, n_samples)).astype(int))
 
 
@@ -148,7 +155,11 @@ def grid_lines(problem: Any, n_lines: int = 11, resolution: int = 80) -> np.ndar
         ``(2 n_lines, 2, resolution)``: first the lines of constant x_1, then those of constant x_2.
     """
     if problem.data.n_in != 2:
-        raise ValueError(f"a grid of the input plane needs 2-D inputs, this problem has n_in={problem.data.n_in}")
+        raise spec_error(
+            "problem", problem.data.name, f"a grid of the input plane needs n_in=2 inputs, not {problem.data.n_in}"
+        )
+    check_positive_int("n_lines", n_lines, minimum=2)
+    check_positive_int("resolution", resolution, minimum=2)
     box = input_box(problem, pad=0.05)
     side = box[:, 1] - box[:, 0]
     centre = box.mean(axis=1)
@@ -182,6 +193,9 @@ def flow_lines(problem: Any, w: np.ndarray, lines: np.ndarray) -> np.ndarray:
     ndarray
         ``(N + 1, L, d, m)`` states of the line points at every layer.
     """
+    lines = np.asarray(lines, dtype=float)
+    if lines.ndim != 3 or lines.shape[1] != problem.data.n_in:
+        raise spec_error("lines", lines.shape, f"must be polylines of shape (L, n_in={problem.data.n_in}, m)")
     n_lines, n_in, m = lines.shape
     flat = np.transpose(lines, (1, 0, 2)).reshape(n_in, n_lines * m)
     states = problem.forward(w, flat)
@@ -204,8 +218,8 @@ def resolve_layer(problem: Any, layer: int) -> int:
         The index in 0..N.
     """
     n = problem.n_steps
-    if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not -(n + 1) <= layer <= n:
-        raise ValueError(f"layer={layer!r} must be an integer in [-{n + 1}, {n}]")
+    if not is_integer(layer) or not -(n + 1) <= layer <= n:
+        raise spec_error("layer", layer, f"must be an integer in [-{n + 1}, {n}] (N = {n} layers; -1 is the last)")
     return int(layer) % (n + 1)
 
 

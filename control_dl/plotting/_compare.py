@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from .._errors import spec_error
+
 #: Points of the common wall-time grid the seeds are resampled on.
 TIME_POINTS = 200
 
@@ -29,6 +31,8 @@ def compare_curves(table: Any, axes: Any = None) -> Any:
     ndarray of matplotlib Axes
         The two axes, with legends.
     """
+    if not hasattr(table, "results") or not hasattr(table, "seeds"):
+        raise spec_error("table", type(table).__name__, "must be a CompareTable from control_dl.compare")
     if axes is None:
         import matplotlib.pyplot as plt
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from .._errors import check_choice, spec_error
 from ._common import new_axes
 
 
@@ -27,8 +28,20 @@ def convergence(results: Sequence[Any], ax: Any = None, x: str = "iter", y: str 
     matplotlib Axes
         The axes with a legend.
     """
-    if x not in ("iter", "time"):
-        raise ValueError(f"x={x!r} must be 'iter' or 'time'")
+    check_choice("x", x, ("iter", "time"))
+    if hasattr(results, "history") or isinstance(results, (str, bytes)) or not hasattr(results, "__iter__"):
+        raise spec_error("results", type(results).__name__, "must be a list of Results (one result: [result])")
+    results = list(results)
+    if not results:
+        raise spec_error("results", results, "must hold at least one Result")
+    for res in results:
+        if not hasattr(res, "history"):
+            raise spec_error("results", type(res).__name__, "must hold Results of control_dl.solve")
+    keys = sorted({key for res in results for h in res.history for key in h})
+    if not keys:
+        raise spec_error("results", [r.solver for r in results], "have no history to plot (no iteration recorded)")
+    if not isinstance(y, str) or y not in keys:
+        raise spec_error("y", y, f"must be a field of the histories: {keys}")
     ax = new_axes(ax)
     for res in results:
         points = [(h[x], h[y]) for h in res.history if y in h and h[y] > 0]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._errors import check_positive_int
+from ..diagnostics._common import weights_of
 from ._common import (
     VIEW,
     flow_lines,
@@ -56,17 +58,19 @@ def grid_deformation(
     matplotlib Axes
         The axes, with a legend naming the two line families.
     """
+    w = weights_of(problem, result)
     k = resolve_layer(problem, layer)
+    check_positive_int("max_points", max_points, minimum=0)
     three_d = problem.dim >= 3
     ax = new_axes(ax, "3d" if three_d else None)
     n_axes = 3 if three_d else 2
-    lines = flow_lines(problem, result.w, grid_lines(problem, n_lines, resolution))[k]
+    lines = flow_lines(problem, w, grid_lines(problem, n_lines, resolution))[k]
     for j, line in enumerate(lines):
         family = j // n_lines
         label = ("$x_1$ = const", "$x_2$ = const")[family] if j % n_lines == 0 else None
         ax.plot(*line[:n_axes], color=GRID_COLORS[family], lw=0.8, label=label)
     if max_points > 0:
-        states = problem.forward(result.w)
+        states = problem.forward(w)
         idx = sample_index(states.shape[2], max_points)
         colors, color_kw = point_colors(problem, idx)
         ax.scatter(*states[k, :n_axes][:, idx], c=colors, s=8, zorder=3, **color_kw)

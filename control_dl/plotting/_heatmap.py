@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from .._errors import check_positive_int
+from ..diagnostics._common import weights_of
 from ._common import new_axes
 
 
@@ -29,14 +31,14 @@ def theta_heatmap(problem: Any, result: Any, ax: Any = None, resolution: int | N
     matplotlib Axes
         The axes, with a symmetric diverging colour bar.
     """
+    w = weights_of(problem, result)
     ax = new_axes(ax)
     if resolution is None:
         edges = problem.times
     else:
-        if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
-            raise ValueError(f"resolution={resolution!r} must be a positive integer")
+        check_positive_int("resolution", resolution)
         edges = np.linspace(0.0, problem.horizon, resolution + 1)
-    theta = problem.theta(result.w, 0.5 * (edges[:-1] + edges[1:])).T
+    theta = problem.theta(w, 0.5 * (edges[:-1] + edges[1:])).T
     vmax = float(np.max(np.abs(theta))) or 1.0
     mesh = ax.pcolormesh(edges, np.arange(theta.shape[0] + 1), theta, cmap="RdBu_r", vmin=-vmax, vmax=vmax)
     ax.figure.colorbar(mesh, ax=ax, label="θ value")

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from .._errors import check_bool, is_integer, spec_error
+from ..diagnostics._common import weights_of
 from ._common import (
     VIEW,
     class_legend,
@@ -75,21 +77,30 @@ def layers(
         One axes per layer, in the order given.
     """
     if problem.dim < 2:
-        raise ValueError(f"layers needs a state dimension d >= 2, this problem has d={problem.dim}")
+        raise spec_error("problem", problem.data.name, f"layers needs a state dimension d >= 2, not d={problem.dim}")
+    w = weights_of(problem, result)
+    check_bool("grid", grid)
+    if layers is not None and (isinstance(layers, str) or is_integer(layers)):
+        raise spec_error("layers", layers, "must be a list of layer indices, e.g. [0, 5, -1]")
+    if fig is not None:
+        from matplotlib.figure import FigureBase
+
+        if not isinstance(fig, FigureBase):
+            raise spec_error("fig", type(fig).__name__, "must be a matplotlib Figure (or None for a new one)")
     ks = [resolve_layer(problem, k) for k in (default_layers(problem) if layers is None else layers)]
     if not ks:
-        raise ValueError("layers must name at least one layer")
+        raise spec_error("layers", layers, "must name at least one layer")
     three_d = problem.dim >= 3
     if fig is None:
         import matplotlib.pyplot as plt
 
         fig = plt.figure(figsize=((4.0 if three_d else 3.6) * len(ks), 3.8 if three_d else 3.6), layout="constrained")
-    states = problem.forward(result.w)
+    states = problem.forward(w)
     idx = sample_index(states.shape[2], max_points)
     colors, color_kw = point_colors(problem, idx)
     n_axes = 3 if three_d else 2
     draw_grid = grid and problem.data.n_in == 2
-    lines = flow_lines(problem, result.w, grid_lines(problem, n_lines)) if draw_grid else None
+    lines = flow_lines(problem, w, grid_lines(problem, n_lines)) if draw_grid else None
     chosen = states[np.ix_(ks, range(n_axes), idx)]
     low, high = chosen.min(axis=(0, 2)), chosen.max(axis=(0, 2))
     margin = 0.08 * np.maximum(high - low, 1e-9)

@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from .._errors import check_bool, check_positive_int, spec_error
+from ..diagnostics._common import weights_of
 from ._common import class_colors, input_box, new_axes
 
 
@@ -46,15 +48,21 @@ def morse_contours(
         The axes, with a colour bar of Φ.
     """
     if problem.data.n_in != 2 or problem.targets.shape[0] != 1:
-        raise ValueError(
+        raise spec_error(
+            "problem",
+            problem.data.name,
             f"morse_contours needs 2-D inputs and a scalar readout; this problem has n_in={problem.data.n_in}, "
-            f"n_out={problem.targets.shape[0]}"
+            f"n_out={problem.targets.shape[0]}",
         )
+    w = weights_of(problem, result)
+    check_positive_int("resolution", resolution, minimum=2)
+    check_positive_int("levels", levels)
+    check_bool("show_data", show_data)
     ax = new_axes(ax)
     box = input_box(problem)
     g0, g1 = (np.linspace(lo, hi, resolution) for lo, hi in box)
     xx, yy = np.meshgrid(g0, g1)
-    phi = problem.predict(result.w, np.vstack([xx.ravel(), yy.ravel()]))[0].reshape(xx.shape)
+    phi = problem.predict(w, np.vstack([xx.ravel(), yy.ravel()]))[0].reshape(xx.shape)
     filled = ax.contourf(xx, yy, phi, levels=levels, cmap="coolwarm", alpha=0.85)
     ax.contour(xx, yy, phi, levels=filled.levels, colors="k", linewidths=0.4, alpha=0.5)
     ax.figure.colorbar(filled, ax=ax, label="Φ(x) = λ2(x(T))")
@@ -62,10 +70,15 @@ def morse_contours(
         x = problem.data.x_train
         ax.scatter(x[0], x[1], c=class_colors(problem.data.y_train), s=6, alpha=0.6, edgecolors="none")
     if critical_points is not None:
-        pts = np.atleast_2d(np.asarray(critical_points, dtype=float))
+        try:
+            pts = np.atleast_2d(np.asarray(critical_points, dtype=float))
+        except (TypeError, ValueError):
+            raise spec_error(
+                "critical_points", type(critical_points).__name__, "must be points, (2, m) or (m, 2)"
+            ) from None
         pts = pts.T if pts.shape[0] != 2 and pts.shape[1] == 2 else pts
         if pts.shape[0] != 2:
-            raise ValueError(f"critical_points has shape {pts.shape}; expected (2, m) or (m, 2)")
+            raise spec_error("critical_points", pts.shape, "must be points, (2, m) or (m, 2)")
         ax.plot(pts[0], pts[1], ls="", marker="X", ms=10, color="gold", mec="k", label=f"∇Φ = 0 ({pts.shape[1]})")
         ax.legend(fontsize=8, loc="upper right")
     ax.set_xlabel("$x_1$")

@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from .._errors import check_positive_int, is_integer, spec_error
+from ..diagnostics._common import weights_of
 from ._common import class_legend, input_box, new_axes, point_colors, sample_index
 
 
@@ -33,10 +35,13 @@ def time_paths(problem: Any, result: Any, ax: Any = None, coord: int = 0, max_po
     matplotlib Axes
         The axes (colour bar of the target for regression, class legend otherwise).
     """
-    if isinstance(coord, bool) or not isinstance(coord, (int, np.integer)) or not 0 <= coord < problem.dim:
-        raise ValueError(f"coord={coord!r} must be an integer in [0, {problem.dim - 1}]")
+    if not is_integer(coord) or not 0 <= coord < problem.dim:
+        raise spec_error(
+            "coord", coord, f"must be an integer in [0, {problem.dim - 1}] (a state coordinate, d = {problem.dim})"
+        )
+    w = weights_of(problem, result)
     ax = new_axes(ax)
-    states = problem.forward(result.w)
+    states = problem.forward(w)
     idx = sample_index(states.shape[2], max_points)
     colors, color_kw = point_colors(problem, idx)
     if problem.data.task == "regression":
@@ -78,15 +83,18 @@ def regression_fit(problem: Any, result: Any, ax: Any = None, resolution: int = 
     """
     data = problem.data
     if data.n_in != 1 or data.task != "regression" or data.n_out != 1:
-        raise ValueError("regression_fit needs a regression problem with 1-D inputs and targets")
+        why = "regression_fit needs a regression problem with 1-D inputs and targets"
+        raise spec_error("problem", data.name, f"{why}, not a {data.task} one with n_in={data.n_in}")
+    w = weights_of(problem, result)
+    check_positive_int("resolution", resolution, minimum=2)
     ax = new_axes(ax)
     grid = np.linspace(*input_box(problem, pad=0.05)[0], resolution)[None, :]
     ax.scatter(data.x_train[0], data.y_train[0], s=10, color="0.5", label="training data")
     ax.scatter(data.x_test[0], data.y_test[0], s=10, marker="x", color="0.2", label="test data")
     kind = "augmented" if problem.dim > 1 else "non-augmented"
-    ax.plot(grid[0], problem.predict(result.w, grid)[0], color="#d62728", lw=2, label=f"Φ(x), d = {problem.dim}")
+    ax.plot(grid[0], problem.predict(w, grid)[0], color="#d62728", lw=2, label=f"Φ(x), d = {problem.dim}")
     ax.set_xlabel("input x")
     ax.set_ylabel("output y")
-    ax.set_title(f"{data.name}, d = {problem.dim} ({kind}): loss {result.loss:.2e}", fontsize=10)
+    ax.set_title(f"{data.name}, d = {problem.dim} ({kind}): loss {problem.objective_and_loss(w)[1]:.2e}", fontsize=10)
     ax.legend(fontsize=8)
     return ax

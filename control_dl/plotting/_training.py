@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from .._errors import check_bool
 from ._common import new_axes
 
 
@@ -38,6 +39,7 @@ def training_heatmap(problem: Any, result: Any, ax: Any = None, log: bool = Fals
 
     from ..diagnostics.training_dynamics import training_dynamics
 
+    check_bool("log", log)
     dyn = training_dynamics(problem, result)
     ax = new_axes(ax)
     taus = dyn.iterations.astype(float)

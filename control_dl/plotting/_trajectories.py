@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from .._errors import check_positive_int, spec_error
+from ..diagnostics._common import weights_of
 from ._common import class_colors, new_axes
 
 
@@ -28,9 +30,13 @@ def trajectories(problem: Any, result: Any, ax: Any = None, max_points: int = 20
     matplotlib Axes
         The axes; start points are circles, end points triangles.
     """
-    states = problem.forward(result.w)
+    w = weights_of(problem, result)
     if problem.dim < 2:
-        raise ValueError("trajectories needs a state dimension d >= 2")
+        raise spec_error(
+            "problem", problem.data.name, f"trajectories needs a state dimension d >= 2, not d={problem.dim}"
+        )
+    check_positive_int("max_points", max_points)
+    states = problem.forward(w)
     three_d = problem.dim >= 3
     ax = new_axes(ax, "3d" if three_d else None)
     idx = np.linspace(0, states.shape[2] - 1, min(max_points, states.shape[2])).astype(int)

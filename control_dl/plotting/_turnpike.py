@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from .._errors import check_bool, check_choice, spec_error
 from ..diagnostics.turnpike import TurnpikeReport, TurnpikeSweep
 from ..diagnostics.turnpike import turnpike as turnpike_report
 from ._common import new_axes
@@ -24,8 +25,7 @@ QUANTITIES = {
 
 
 def _check_quantity(quantity: str) -> str:
-    if quantity not in QUANTITIES:
-        raise ValueError(f"quantity={quantity!r} must be one of {list(QUANTITIES)}")
+    check_choice("quantity", quantity, tuple(QUANTITIES))
     return QUANTITIES[quantity][0]
 
 
@@ -95,13 +95,20 @@ def turnpike(
         If there is nothing to draw or ``quantity`` is unknown.
     """
     attribute = _check_quantity(quantity)
+    check_bool("log", log)
     if isinstance(runs, TurnpikeSweep):
         reports: list[TurnpikeReport] = list(runs.reports)
         labels = [f"T = {T:g} (μ = {r.rate:.2f})" for T, r in zip(runs.horizons, reports, strict=True)]
         name = ""
     else:
-        if not runs:
-            raise ValueError("turnpike needs at least one (problem, result) pair or a TurnpikeSweep")
+        pairs = "must be a TurnpikeSweep or a list of (problem, result) pairs"
+        if isinstance(runs, tuple) and len(runs) == 2 and not isinstance(runs[0], tuple):
+            raise spec_error("runs", "(problem, result)", f"{pairs}: one run is [(problem, result)]")
+        if isinstance(runs, (str, bytes)) or not hasattr(runs, "__iter__"):
+            raise spec_error("runs", type(runs).__name__, pairs)
+        runs = list(runs)
+        if not runs or any(not (isinstance(run, (tuple, list)) and len(run) == 2) for run in runs):
+            raise spec_error("runs", runs if not runs else "…", pairs)
         reports = [turnpike_report(problem, result) for problem, result in runs]
         labels = [f"T = {problem.horizon:g}" for problem, _ in runs]
         name = f"{runs[0][0].data.name}: "

@@ -70,6 +70,7 @@ class Control(ABC):
 
     def __post_init__(self) -> None:
         check_positive_int("n_steps", self.n_steps, 1)
+        object.__setattr__(self, "n_steps", int(self.n_steps))  # np.int64 in, a JSON-writable int kept
 
     @property
     @abstractmethod
@@ -263,6 +264,7 @@ class PiecewiseLinear(Control):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_positive_int("n_nodes", self.n_nodes, 2)
+        object.__setattr__(self, "n_nodes", int(self.n_nodes))  # np.int64 in, a JSON-writable int kept
 
     @property
     def n_coeffs(self) -> int:
@@ -379,6 +381,7 @@ class Spectral(Control):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_positive_int("n_modes", self.n_modes, 1)
+        object.__setattr__(self, "n_modes", int(self.n_modes))  # np.int64 in, a JSON-writable int kept
         if self.basis not in ("legendre", "fourier"):
             raise spec_error("basis", self.basis, "must be 'legendre' or 'fourier'")
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import SpecError, spec_error
+from .._errors import SpecError, is_number, spec_error
 from ..backends import Ops, numpy_ops
 
 LOSSES = ("mse", "logistic", "cross_entropy")
@@ -62,7 +62,7 @@ def loss_per_sample(loss: str | LossFunction, yhat: Any, target: Any, ops: Ops) 
 
 
 def _check_weight(field: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+    if not is_number(value) or not math.isfinite(value) or value < 0:
         raise spec_error(field, value, "must be a finite number >= 0")
     return float(value)
 
@@ -116,7 +116,7 @@ class Cost:
         if eps == 0:
             raise spec_error("l1_eps", self.l1_eps, "must be > 0")
         target = self.tracking_target
-        if isinstance(target, bool) or not isinstance(target, (int, float)) or not math.isfinite(target):
+        if not is_number(target) or not math.isfinite(target):
             raise spec_error("tracking_target", target, "must be a finite number")
 
     @property
@@ -147,12 +147,10 @@ class Constraints:
 
     def __post_init__(self) -> None:
         m = self.theta_max
-        if m is not None and (
-            isinstance(m, bool) or not isinstance(m, (int, float)) or not m > 0 or not math.isfinite(m)
-        ):
+        if m is not None and (not is_number(m) or not m > 0 or not math.isfinite(m)):
             raise spec_error("theta_max", m, "must be a finite number > 0 (omit it for no bound)")
         c = self.lipschitz
-        if c is not None and (isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 < c < 1):
+        if c is not None and (not is_number(c) or not 0 < c < 1):
             raise spec_error("lipschitz", c, "must be a number in (0, 1) (omit it for no constraint)")
         if self.lipschitz_norm not in ("frobenius", "spectral"):
             raise spec_error("lipschitz_norm", self.lipschitz_norm, "must be 'frobenius' or 'spectral'")

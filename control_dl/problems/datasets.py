@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import SpecError, spec_error
+from .._errors import SpecError, check_bool, is_integer, is_number, spec_error
+from .._files import as_path
 
 __all__ = [
     "BUNDLED",
@@ -209,7 +210,7 @@ class Dataset:
         ndarray
             Model inputs, ``n_in × S`` float64 (a new array).
         """
-        X = np.array(X, dtype=float)
+        X = np.array(as_features(X, self.n_in), dtype=float)
         if self.mean is None:
             return X
         return (X - self.mean[:, None]) / self.scale[:, None]
@@ -227,7 +228,7 @@ class Dataset:
         ndarray
             Raw inputs, ``n_in × S`` float64.
         """
-        X = np.array(X, dtype=float)
+        X = np.array(as_features(X, self.n_in), dtype=float)
         if self.mean is None:
             return X
         return X * self.scale[:, None] + self.mean[:, None]
@@ -285,6 +286,7 @@ class Dataset:
         SpecError
             On arrays of the wrong shape or kind, a half-given test set, or a bad ``test_size``.
         """
+        check_bool("standardize", standardize)
         x = _sample_major("X", X)
         labels = _labels("y", y, x)
         if (X_test is None) != (y_test is None):
@@ -358,7 +360,8 @@ class Dataset:
         """
         from .datafiles import file_sha256, read_data_file
 
-        path = Path(os.path.abspath(Path(path).expanduser()))
+        check_bool("standardize", standardize)
+        path = Path(os.path.abspath(as_path(path).expanduser()))
         arrays = read_data_file(path, target)
         source = {
             "dataset": "file",
@@ -387,7 +390,7 @@ class Dataset:
 LAYOUTS = ("features", "samples")
 
 
-def as_features(X: Any, n_in: int, layout: str = "features", field: str = "X") -> np.ndarray:
+def as_features(X: Any, n_in: int, layout: str = "features", field: str = "X", rows: str = "n_in") -> np.ndarray:
     """Inputs as the ``n_in × S`` float64 matrix the model takes, from either layout.
 
     Parameters
@@ -401,6 +404,8 @@ def as_features(X: Any, n_in: int, layout: str = "features", field: str = "X") -
         How X is laid out.
     field : str
         Name used in errors.
+    rows : str
+        Name of the row count in errors: ``"n_in"`` for inputs, ``"d"`` for states.
 
     Returns
     -------
@@ -411,13 +416,13 @@ def as_features(X: Any, n_in: int, layout: str = "features", field: str = "X") -
     ------
     SpecError
         On an unknown layout, a non-matrix (a vector is ambiguous: one sample or n samples of one
-        feature?), or a shape that does not fit ``layout``; the message says which layout was
-        expected and whether the other one fits.
+        feature?), a shape that does not fit ``layout`` (the message says which layout was
+        expected and whether the other one fits), no samples, or NaN/inf.
     """
     if layout not in LAYOUTS:
         raise spec_error("layout", layout, f"must be one of {list(LAYOUTS)}")
     x = _real_array(field, X)
-    expected = f"(n_in, S) = ({n_in}, S)" if layout == "features" else f"(S, n_in) = (S, {n_in})"
+    expected = f"({rows}, S) = ({n_in}, S)" if layout == "features" else f"(S, {rows}) = (S, {n_in})"
     if x.ndim != 2:
         raise spec_error(
             field,
@@ -430,6 +435,8 @@ def as_features(X: Any, n_in: int, layout: str = "features", field: str = "X") -
         other = "samples" if layout == "features" else "features"
         hint = f"; it fits layout={other!r}, pass that" if x.shape[1] == n_in else ""
         raise spec_error(field, np.shape(X), f"layout={layout!r} expects {expected}{hint}")
+    if x.shape[1] == 0:
+        raise spec_error(field, np.shape(X), "holds no samples; give at least one")
     if not np.all(np.isfinite(x)):
         sample = int(np.argwhere(~np.isfinite(x))[0, 1])
         raise spec_error(field, "NaN/inf", f"inputs must be finite (first bad value in sample {sample})")
@@ -570,9 +577,9 @@ def stratified_split(
     SpecError
         If ``test_size`` leaves no training or no test sample.
     """
-    if isinstance(test_size, bool) or not isinstance(test_size, (int, float)) or not 0 < test_size < 1:
+    if not is_number(test_size) or not 0 < test_size < 1:
         raise spec_error("test_size", test_size, "must be a number in (0, 1)")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+    if not is_integer(seed) or seed < 0:
         raise spec_error("seed", seed, "must be an integer >= 0")
     n_test = math.ceil(test_size * n)
     if not 0 < n_test < n:
@@ -600,11 +607,11 @@ def _streams(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
 
 
 def _check(n_samples: int, noise: float, seed: int) -> None:
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 2:
+    if not is_integer(n_samples) or n_samples < 2:
         raise spec_error("n_samples", n_samples, "must be an integer >= 2")
-    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not np.isfinite(noise) or noise < 0:
+    if not is_number(noise) or not np.isfinite(noise) or noise < 0:
         raise spec_error("noise", noise, "must be a finite number >= 0")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+    if not is_integer(seed) or seed < 0:
         raise spec_error("seed", seed, "must be an integer >= 0")
 
 
@@ -677,7 +684,7 @@ def spheres(
     Dataset
         Binary classification data.
     """
-    if isinstance(n_in, bool) or not isinstance(n_in, (int, np.integer)) or n_in < 1:
+    if not is_integer(n_in) or n_in < 1:
         raise spec_error("n_in", n_in, "must be an integer >= 1")
     return _make(
         "spheres",
@@ -839,8 +846,9 @@ def bundled(name: str, seed: int = 0, test_size: float = 0.25, standardize: bool
     SpecError
         On an unknown name, or when scikit-learn (the optional extra ``datasets``) is missing.
     """
-    if name not in BUNDLED:
+    if not isinstance(name, str) or name not in BUNDLED:
         raise spec_error("dataset", name, f"must be one of {sorted(BUNDLED)}")
+    check_bool("standardize", standardize)
     try:
         from sklearn import datasets as sk_datasets
     except ImportError:

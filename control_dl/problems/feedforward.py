@@ -17,9 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
-from .._errors import spec_error
+from .._errors import is_integer, is_number, spec_error
 from .fields import activate, check_activation
 
 
@@ -39,7 +37,7 @@ def check_widths(widths: Any) -> tuple[int, ...]:
     if not isinstance(widths, (list, tuple)) or len(widths) < 2:
         raise spec_error("widths", widths, "must be a list of at least two layer widths [n_in, ..., n_out]")
     for w in widths:
-        if isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1:
+        if not is_integer(w) or w < 1:
             raise spec_error("widths", list(widths), f"every width must be an integer >= 1 (got {w!r})")
     return tuple(int(w) for w in widths)
 
@@ -79,7 +77,7 @@ class FeedForward:
         if self.residual and len(set(self.widths)) != 1:
             raise spec_error("widths", list(self.widths), "a residual FeedForward needs all widths equal")
         step = self.step
-        if isinstance(step, bool) or not isinstance(step, (int, float)) or not (0 < step < math.inf):
+        if not is_number(step) or not (0 < step < math.inf):
             raise spec_error("step", step, "must be a finite number > 0")
         object.__setattr__(self, "step", float(step))
 

@@ -12,7 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from .._errors import SpecError, spec_error
+from .._errors import SpecError, is_integer, spec_error
 from ..backends import Ops, numpy_ops
 from .layout import unpack_blocks
 
@@ -132,10 +132,7 @@ def check_field(field: VectorField, dim: int, n_samples: int = 2) -> None:
     name = type(field).__name__
     shapes = field.param_shapes(dim)
     if not isinstance(shapes, dict) or not all(
-        isinstance(k, str)
-        and isinstance(v, tuple)
-        and len(v) in (1, 2)
-        and all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1 for n in v)
+        isinstance(k, str) and isinstance(v, tuple) and len(v) in (1, 2) and all(is_integer(n) and n >= 1 for n in v)
         for k, v in shapes.items()
     ):
         raise spec_error(
@@ -285,8 +282,9 @@ class Bottleneck(_Activated):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if isinstance(self.width, bool) or not isinstance(self.width, int) or self.width < 1:
+        if not is_integer(self.width) or self.width < 1:
             raise spec_error("width", self.width, "must be an integer >= 1")
+        object.__setattr__(self, "width", int(self.width))  # np.int64 in, a JSON-writable int kept
 
     def param_shapes(self, dim: int) -> dict[str, tuple[int, ...]]:
         """Parameter shapes of W σ(A x + b) with hidden width m.

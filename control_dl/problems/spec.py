@@ -16,8 +16,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .._catalog import list_names, resolve
-from .._errors import SpecError, spec_error
+from .._errors import SpecError, is_integer, is_number, spec_error
 from .._toml import read_toml
 from .controls import CONTROLS
 from .costs import Constraints, Cost
@@ -101,28 +103,35 @@ def _check_type(key: str, value: Any) -> Any:
     kind = SCHEMA[key][1]
     if value is None:
         return None
+    # numpy scalars (np.int64 from a loop over np.arange, np.float32 from a tensor) are numbers like any
+    # other; they are stored as Python int / float so the spec stays TOML- and JSON-writable
     if kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if not is_number(value):
             raise spec_error(key, value, "must be a number")
         if not math.isfinite(value):
             raise spec_error(key, value, "must be finite (no NaN/inf)")
         return float(value)
-    if key == "target" and isinstance(value, int) and not isinstance(value, bool):
-        return value  # a column index (.npy data)
-    if kind is bool and not isinstance(value, bool):
+    if key == "target" and is_integer(value):
+        return int(value)  # a column index (.npy data)
+    if kind is bool and not isinstance(value, (bool, np.bool_)):
         raise spec_error(key, value, "must be true or false")
-    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+    if kind is bool:
+        return bool(value)
+    if kind is int and not is_integer(value):
         raise spec_error(key, value, "must be an integer")
     if kind is int and key != "seed" and abs(value) >= MAX_SIZE:
         raise spec_error(key, value, f"must be an integer below {MAX_SIZE}")
+    if kind is int:
+        return int(value)
     if kind is str and not isinstance(value, str):
         raise spec_error(key, value, "must be a string")
     if kind is list:
-        if not isinstance(value, (list, tuple)) or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
+        listed = value.tolist() if isinstance(value, np.ndarray) and value.ndim == 1 else value
+        if not isinstance(listed, (list, tuple)) or not all(is_integer(v) for v in listed):
             raise spec_error(key, value, "must be a list of integers")
-        if any(abs(v) >= MAX_SIZE for v in value):
+        if any(abs(v) >= MAX_SIZE for v in listed):
             raise spec_error(key, value, f"every entry must be an integer below {MAX_SIZE}")
-        return list(value)
+        return [int(v) for v in listed]
     return value
 
 

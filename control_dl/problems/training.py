@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import SpecError, check_positive_int, spec_error
+from .._errors import SpecError, check_positive_float, check_positive_int, is_integer, is_number, spec_error
 from ..backends import get_ops, numpy_ops
 from . import lipschitz
 from .controls import Control, PiecewiseConstant
 from .costs import Constraints, Cost, check_loss, encode_targets, loss_per_sample, predict_labels
-from .datasets import Dataset
+from .datasets import Dataset, as_features
 from .dynamics import Dynamics, Flow, LayerStack
 from .feedforward import FeedForward
 from .fields import Inside, VectorField, check_field
@@ -95,13 +95,23 @@ class TrainingProblem:
             raise spec_error("field", type(self.field).__name__, "must implement param_shapes() and __call__()")
         if not isinstance(self.control, Control):
             raise spec_error("control", type(self.control).__name__, "must be a control_dl Control")
+        if not isinstance(self.cost, Cost):
+            raise spec_error(
+                "cost", type(self.cost).__name__, "must be a control_dl Cost, e.g. Cost(loss='mse', l2=1e-3)"
+            )
+        if not isinstance(self.constraints, Constraints):
+            raise spec_error(
+                "constraints",
+                type(self.constraints).__name__,
+                "must be a control_dl Constraints, e.g. Constraints(lipschitz=0.9)",
+            )
         dim = self.data.n_in if self.dim is None else self.dim
-        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < self.data.n_in:
+        if not is_integer(dim) or dim < self.data.n_in:
             raise spec_error("dim", dim, f"must be an integer >= the input dimension {self.data.n_in}")
         object.__setattr__(self, "dim", int(dim))
         check_field(self.field, self.dim)
         horizon = self.horizon
-        if isinstance(horizon, bool) or not isinstance(horizon, (int, float)) or not (0 < horizon < np.inf):
+        if not is_number(horizon) or not (0 < horizon < np.inf):
             raise spec_error("horizon", horizon, "must be a finite number > 0")
         object.__setattr__(self, "horizon", float(horizon))
         get_integrator(self.integrator)
@@ -556,6 +566,7 @@ class TrainingProblem:
             ``seed`` is not an integer >= 0.
         """
         check_positive_int("seed", seed, minimum=0)
+        check_positive_float("scale", scale, allow_zero=True)
         rng = np.random.default_rng(seed)
         lay = self.layout
         theta = self.dynamics.initial_theta(rng, scale)
@@ -665,7 +676,7 @@ class TrainingProblem:
             j, _ = self.objective_terms(wt, ops.asarray(self.data.x_train), ops.asarray(self.targets), ops)
             j.backward()
             return wt.grad.detach().numpy().copy()
-        raise ValueError(f"backend={backend!r}: gradients come from 'casadi' or 'torch'")
+        raise spec_error("backend", backend, "gradients come from 'casadi' or 'torch'")
 
     def forward(self, w: Any, X: np.ndarray | None = None) -> np.ndarray:
         """States x_0, …, x_N of the inputs X (default: the training inputs).
@@ -726,7 +737,7 @@ class TrainingProblem:
         if self.data.task == "regression":
             return None
         if split not in ("train", "test"):
-            raise ValueError(f"split={split!r} must be 'train' or 'test'")
+            raise spec_error("split", split, "must be 'train' or 'test'")
         x, y = getattr(self.data, f"x_{split}"), getattr(self.data, f"y_{split}")
         labels = predict_labels(self.data.task, self.cost.loss, self.predict(w, x))
         return float(np.mean(labels == y))
@@ -774,13 +785,53 @@ class TrainingProblem:
         ndarray
             One θ per time. For a feed-forward model θ(t) = θ_k on layer k's interval [k h, (k+1) h),
             zero-padded to the largest layer's length p (so ‖θ(t)‖ is exact).
+
+        Raises
+        ------
+        SpecError
+            ``w`` does not fit the problem, or a time is not a finite number in [0, T].
         """
-        return self.dynamics.theta(self.check_w(w), t)
+        w = self.check_w(w)
+        end = float(self.times[-1])
+        why = f"must be finite times in [0, T] = [0, {end:g}]"
+        try:
+            times = np.asarray(t, dtype=float)
+        except (TypeError, ValueError):
+            raise spec_error("t", t, why) from None
+        if times.size and (not np.all(np.isfinite(times)) or times.min() < 0.0 or times.max() > end * (1 + 1e-12)):
+            bad = times[~(np.isfinite(times) & (times >= 0.0) & (times <= end * (1 + 1e-12)))]
+            raise spec_error("t", float(bad.ravel()[0]), why)
+        return self.dynamics.theta(w, times)
 
     def _inputs(self, X: np.ndarray | None) -> np.ndarray:
         if X is None:
             return self.data.x_train
-        x = np.asarray(X, dtype=float)
-        if x.ndim != 2 or x.shape[0] != self.data.n_in:
-            raise ValueError(f"X has shape {x.shape}; expected n_in × S with n_in={self.data.n_in}")
-        return x
+        return as_features(X, self.data.n_in)
+
+
+def check_problem(value: Any, field: str = "problem") -> TrainingProblem:
+    """Return ``value`` if it is a :class:`TrainingProblem`, else raise a SpecError naming what it is.
+
+    Parameters
+    ----------
+    value : object
+        Candidate problem (a common slip: the arguments swapped, ``f(result, problem)``, or a name).
+    field : str
+        Its name in the error.
+
+    Returns
+    -------
+    TrainingProblem
+        ``value``.
+
+    Raises
+    ------
+    SpecError
+        ``value`` is something else (a name: load it first with ``control_dl.load_problem``).
+    """
+    if not isinstance(value, TrainingProblem):
+        hint = " (load it first: control_dl.load_problem(name))" if isinstance(value, str) else ""
+        raise spec_error(
+            field, value if isinstance(value, str) else type(value).__name__, f"must be a TrainingProblem{hint}"
+        )
+    return value

@@ -27,9 +27,9 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from tqdm.auto import tqdm
 
-from .._errors import check_positive_int
+from .._errors import check_positive_int, spec_error
 from ..engines import EngineSpec
-from ..problems.training import TrainingProblem
+from ..problems.training import TrainingProblem, check_problem
 from ..result import Result, package_versions
 from .checkpoint import Checkpointer
 
@@ -519,15 +519,16 @@ def solve(problem: TrainingProblem, solver: Solver, w0: Any = None, seed: int = 
 
     Raises
     ------
-    TypeError
-        ``problem`` or ``solver`` is not one of control_dl's.
     SpecError
-        ``seed`` is not an integer >= 0, or ``w0`` does not fit the problem (length, NaN).
+        ``problem`` or ``solver`` is not one of control_dl's (e.g. a name not yet loaded), ``seed``
+        is not an integer >= 0, or ``w0`` does not fit the problem (length, NaN).
     """
-    if not isinstance(problem, TrainingProblem):
-        raise TypeError(f"problem must be a TrainingProblem, got {type(problem).__name__}")
+    check_problem(problem)
     if not isinstance(solver, Solver):
-        raise TypeError(f"solver must be a control_dl solver, got {type(solver).__name__}")
+        hint = f" (load it first: load_solver({solver!r}))" if isinstance(solver, str) else ""
+        raise spec_error(
+            "solver", solver if isinstance(solver, str) else type(solver).__name__, f"must be a control_dl solver{hint}"
+        )
     if isinstance(w0, Result):
         w0 = w0.w
     check_positive_int("seed", seed, minimum=0)

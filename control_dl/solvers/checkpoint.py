@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._errors import spec_error
+from .._errors import is_integer, spec_error
 from .._files import check_destination, npz_arrays
 from ..result import atomic_write_bytes
 
@@ -35,7 +35,7 @@ def check_checkpoint(checkpoint: object, checkpoint_every: object) -> None:
     checkpoint_every : int
         Interval K ≥ 0 (0: never); K > 0 needs a file.
     """
-    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 0:
+    if not is_integer(checkpoint_every) or checkpoint_every < 0:
         raise spec_error("checkpoint_every", checkpoint_every, "must be an integer >= 0")
     if checkpoint is not None and not isinstance(checkpoint, str):
         raise spec_error("checkpoint", checkpoint, "must be a file path (string)")
