@@ -143,7 +143,11 @@ CASES: list[tuple[str, str, Callable[..., Any]]] = [
     ("heatmap resolution 0", "resolution", lambda r, res, *_: P.theta_heatmap(r, res, resolution=0)),
     ("morse levels 0", "levels", lambda r, res, *_: P.morse_contours(r, res, levels=0)),
     ("morse resolution 0", "resolution", lambda r, res, *_: P.morse_contours(r, res, resolution=0)),
-    ("morse points text", "critical_points", lambda r, res, *_: P.morse_contours(r, res, resolution=10, critical_points="x")),
+    (
+        "morse points text",
+        "critical_points",
+        lambda r, res, *_: P.morse_contours(r, res, resolution=10, critical_points="x"),
+    ),
     ("regression_fit resolution 1", "resolution", lambda r, res, s, ws, *_: P.regression_fit(s, ws, resolution=1)),
     ("flow_lines a vector", "lines", lambda r, res, *_: P.flow_lines(r, res.w, np.zeros(5))),
     ("animation fps 0", "fps", lambda r, res, *_: P.animate_flow(r, res, "a.gif", fps=0)),

@@ -119,6 +119,14 @@ def test_a_problem_built_from_numpy_scalars_saves_and_loads(tmp_path):
     assert loaded.seed == 0 and loaded.solver_spec["max_iter"] == 3
 
 
+def test_cost_and_constraint_numbers_are_stored_as_python_floats():
+    cost = cdl.Cost(l1=1.0, l1_eps=np.float32(1e-3), tracking=1.0, tracking_target=np.float32(0.5))
+    constraints = cdl.Constraints(theta_max=np.float32(2.0), lipschitz=np.float64(0.5))
+    values = [cost.l1_eps, cost.tracking_target, constraints.theta_max, constraints.lipschitz]
+    assert [type(v) for v in values] == [float] * 4
+    assert values == [pytest.approx(1e-3), 0.5, 2.0, 0.5]
+
+
 CASES: list[tuple[str, str, Callable[..., Any]]] = [
     ("problem name None", "problem", lambda p, r, tmp: cdl.load_problem(None)),
     ("solver name 3", "solver", lambda p, r, tmp: cdl.load_solver(3)),
@@ -160,6 +168,12 @@ CASES: list[tuple[str, str, Callable[..., Any]]] = [
     ("solve a name", "problem", lambda p, r, tmp: cdl.solve("ring", cdl.Direct())),
     ("solve with a solver name", "solver", lambda p, r, tmp: cdl.solve(p, "lbfgsb")),
     ("solve arguments swapped", "problem", lambda p, r, tmp: cdl.solve(cdl.Direct(), p)),
+    ("solve progress text", "progress", lambda p, r, tmp: cdl.solve(p, cdl.Direct(max_iter=1), progress="no")),
+    (
+        "data set name a number",
+        "name",
+        lambda p, r, tmp: cdl.Dataset.from_arrays(np.zeros((8, 2)), np.arange(8) % 2, name=3),
+    ),
 ]
 
 

@@ -115,9 +115,11 @@ class Cost:
         eps = _check_weight("l1_eps", self.l1_eps)
         if eps == 0:
             raise spec_error("l1_eps", self.l1_eps, "must be > 0")
+        object.__setattr__(self, "l1_eps", eps)
         target = self.tracking_target
         if not is_number(target) or not math.isfinite(target):
             raise spec_error("tracking_target", target, "must be a finite number")
+        object.__setattr__(self, "tracking_target", float(target))  # np.float32 in, a JSON-writable float kept
 
     @property
     def has_running_cost(self) -> bool:
@@ -152,6 +154,9 @@ class Constraints:
         c = self.lipschitz
         if c is not None and (not is_number(c) or not 0 < c < 1):
             raise spec_error("lipschitz", c, "must be a number in (0, 1) (omit it for no constraint)")
+        for name, value in (("theta_max", m), ("lipschitz", c)):  # np.float32 in, a JSON-writable float kept
+            if value is not None:
+                object.__setattr__(self, name, float(value))
         if self.lipschitz_norm not in ("frobenius", "spectral"):
             raise spec_error("lipschitz_norm", self.lipschitz_norm, "must be 'frobenius' or 'spectral'")
 

@@ -287,6 +287,8 @@ class Dataset:
             On arrays of the wrong shape or kind, a half-given test set, or a bad ``test_size``.
         """
         check_bool("standardize", standardize)
+        if not isinstance(name, str):
+            raise spec_error("name", name, "must be a string (the data set's name in titles and saved results)")
         x = _sample_major("X", X)
         labels = _labels("y", y, x)
         if (X_test is None) != (y_test is None):

@@ -27,7 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from tqdm.auto import tqdm
 
-from .._errors import check_positive_int, spec_error
+from .._errors import check_bool, check_positive_int, spec_error
 from ..engines import EngineSpec
 from ..problems.training import TrainingProblem, check_problem
 from ..result import Result, package_versions
@@ -524,6 +524,7 @@ def solve(problem: TrainingProblem, solver: Solver, w0: Any = None, seed: int = 
         is not an integer >= 0, or ``w0`` does not fit the problem (length, NaN).
     """
     check_problem(problem)
+    check_bool("progress", progress)
     if not isinstance(solver, Solver):
         hint = f" (load it first: load_solver({solver!r}))" if isinstance(solver, str) else ""
         raise spec_error(
