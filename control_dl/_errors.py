@@ -71,8 +71,17 @@ def check_positive_float(field: str, value: Any, allow_zero: bool = False) -> No
         Value to check.
     allow_zero : bool
         Accept 0.
+
+    Raises
+    ------
+    SpecError
+        Naming ``field`` and ``value`` (numpy integer and float scalars are numbers; bools are not).
     """
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    ok = (
+        not isinstance(value, (bool, np.bool_))
+        and isinstance(value, (int, float, np.integer, np.floating))
+        and math.isfinite(value)
+    )
     if not ok or value < 0 or (value == 0 and not allow_zero):
         raise spec_error(field, value, "must be a finite number " + (">= 0" if allow_zero else "> 0"))
 
@@ -88,6 +97,11 @@ def check_choice(field: str, value: Any, choices: tuple[str, ...]) -> None:
         Value to check.
     choices : tuple of str
         Allowed values.
+
+    Raises
+    ------
+    SpecError
+        Naming ``field``, ``value`` and the choices.
     """
     if not isinstance(value, str) or value not in choices:
         raise spec_error(field, value, f"must be one of {list(choices)}")
