@@ -298,3 +298,51 @@ def test_run_store_finished_needs_the_result_file(tmp_path):
         assert store.finished() == {"abc"}  # "def" is indexed but its file is missing
         assert [p.name for p in store.remove_temporaries()] == [".half.npz.tmp"]
         assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["abc.npz"]
+
+
+def test_compare_curves_draw_the_median_over_seeds_per_iteration(small_ring):
+    pytest.importorskip("torch")
+    solvers = [
+        cdl.TorchTrainer(optimizer="adam", lr=0.05, epochs=6),
+        cdl.TorchTrainer(optimizer="sgd", lr=0.1, epochs=4),
+    ]
+    table = cdl.compare(small_ring, solvers, seeds=(0, 1, 2))
+    ax_time, ax_iter = cdl.plotting.compare_curves(table)
+    assert [line.get_label() for line in ax_iter.get_lines()] == list(table.results)
+    for line, results in zip(ax_iter.get_lines(), table.results.values(), strict=True):
+        curves = [[h["objective"] for h in r.history] for r in results]
+        n = max(map(len, curves))
+        padded = np.array([c + [c[-1]] * (n - len(c)) for c in curves])
+        np.testing.assert_allclose(line.get_ydata(), np.median(padded, axis=0))
+        np.testing.assert_array_equal(line.get_xdata(), np.arange(n))
+    assert len(ax_time.get_lines()) == 2 and ax_time.get_xscale() == "log"
+    assert ax_iter.get_xlabel() == "iteration" and ax_time.get_xlabel() == "wall time [s]"
+
+
+def test_takes_any_engine_decides_which_engines_a_direct_solver_accepts():
+    assert cdl.Direct(nlp="lbfgsb").takes_any_engine
+    assert cdl.Direct(nlp="ipopt", transcription="single_shooting", hessian="lbfgs").takes_any_engine
+    assert not cdl.Direct(nlp="ipopt", transcription="multiple_shooting", hessian="lbfgs").takes_any_engine
+    assert not cdl.Direct(nlp="ipopt", transcription="single_shooting", hessian="exact").takes_any_engine
+    cdl.Direct(nlp="lbfgsb", engine="torch")  # accepted
+    with pytest.raises(cdl.SpecError, match="engine"):
+        cdl.Direct(nlp="ipopt", transcription="multiple_shooting", engine="torch")
+
+
+@pytest.mark.parametrize("transcription", ["single_shooting", "multiple_shooting"])
+def test_transcribe_starts_feasible_at_the_forward_pass(small_ring, transcription):
+    ca = pytest.importorskip("casadi")
+    p = small_ring
+    w0 = p.initial_guess(seed=0)
+    tr = cdl.Direct(nlp="ipopt", transcription=transcription, hessian="exact").transcribe(p, w0)
+    assert tr.n_w == p.n_params
+    np.testing.assert_array_equal(tr.z0[: p.n_params], w0)
+    values = ca.Function("nlp", [tr.z], [tr.objective, tr.g])(tr.z0)
+    assert float(values[0]) == pytest.approx(p.objective(w0), rel=1e-12)
+    g = np.asarray(values[1]).ravel()
+    if transcription == "multiple_shooting":  # the states' guess is w0's forward pass: continuity holds
+        assert g.size == p.n_steps * p.dim * p.data.x_train.shape[1]
+        np.testing.assert_allclose(g, 0.0, atol=1e-12)
+        assert tr.z0.size == p.n_params + g.size
+    else:
+        assert g.size == 0
