@@ -230,12 +230,12 @@ class Result:
         Parameters
         ----------
         t : array_like
-            Times in [0, T].
+            Times in [0, T], a number or shape ``(M,)``.
 
         Returns
         -------
         ndarray
-            θ at each time.
+            θ at each time, shape ``(M, p)`` (``(1, p)`` for a number); p is the size of θ.
         """
         return self._need_problem().theta(self.w, t)
 

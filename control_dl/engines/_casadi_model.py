@@ -279,14 +279,14 @@ class CasadiModel:
         Parameters
         ----------
         w : ndarray
-            Decision vector.
+            Decision vector, ``(n_params,)``.
         x, y : ndarray
-            Batch.
+            Inputs ``n_in × S`` and encoded targets ``n_out × S``.
 
         Returns
         -------
         tuple
-            (J, gradient as a flat ndarray).
+            (J, ∇_w J as a flat ndarray of shape ``(n_params,)``), by CasADi's reverse mode.
         """
         j, g = self.functions(x.shape[1])[1](w, x, y)
         return float(j), np.asarray(g, dtype=float).ravel()

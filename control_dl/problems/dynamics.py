@@ -495,14 +495,14 @@ class Flow(Dynamics):
         Parameters
         ----------
         w : ndarray
-            Decision vector.
+            Decision vector, ``(n_params,)`` (or its θ block).
         t : ndarray
-            Times in [0, T].
+            Times in [0, T], a number or shape ``(M,)``.
 
         Returns
         -------
         ndarray
-            Shape ``(len(t), p)``.
+            Shape ``(M, p)``.
         """
         coeffs = w[: self.n_theta].reshape((self.sizes[0], len(self.sizes)), order="F")
         return (coeffs @ self.control.basis_at(np.atleast_1d(np.asarray(t, dtype=float)), self.horizon).T).T
@@ -659,14 +659,14 @@ class LayerStack(Dynamics):
         Parameters
         ----------
         w : ndarray
-            Decision vector.
+            Decision vector, ``(n_params,)`` (or its θ block).
         t : ndarray
-            Times in [0, L h].
+            Times in [0, L h], a number or shape ``(M,)``.
 
         Returns
         -------
         ndarray
-            Shape ``(len(t), max_k p_k)``.
+            Shape ``(M, max_k p_k)``.
         """
         t = np.atleast_1d(np.asarray(t, dtype=float))
         out = np.zeros((t.size, max(self.sizes)))

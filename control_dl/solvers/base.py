@@ -511,7 +511,7 @@ def solve(problem: TrainingProblem, solver: Solver, w0: Any = None, seed: int = 
     solver : Solver
         How to solve it (e.g. ``Direct()``, or ``load_solver("ipopt-lbfgs")``).
     w0 : array_like or Result, optional
-        Starting point (a warm start from a previous Result is allowed); default
+        Starting point, shape ``(n_params,)`` (a warm start from a previous Result is allowed); default
         ``problem.initial_guess(seed)``.
     seed : int
         Seed of the initial guess (and of any randomness in the solver).
