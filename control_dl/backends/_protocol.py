@@ -475,7 +475,8 @@ def smooth_abs(z: Array, eps: float, ops: Ops) -> Array:
 
     It is 0 at z = 0, within ε of |z| everywhere, twice differentiable (so IPOPT's exact Hessian
     and Gauss-Newton products exist) and its derivative z / √(z² + ε²) is 0 at z = 0, matching
-    the kink convention abs'(0) = 0.
+    the kink convention abs'(0) = 0. This is the pseudo-Huber (Charbonnier) smoothing of |z|
+    (Charbonnier, Blanc-Féraud, Aubert & Barlaud, ICIP 1994), scaled so it is ≈ z²/(2ε) near 0.
 
     Parameters
     ----------
