@@ -1,6 +1,6 @@
 """Data-parallel scaling of the Dask engine: the same training on 1 and 2 workers (LocalCluster processes).
 
-For ring (S = 10⁵, d = 3, N = 20) and scikit-learn digits (standardised, training set repeated ×20):
+For ring (S = 10⁵ unless ``--ring-samples``, d = 3, N = 20) and scikit-learn digits (standardised, training set repeated ×20):
 
 - f+grad: median seconds of one ``evaluate(w)`` on the local engine alone (no Dask, on S, S/2
   and 8 samples; timed before any cluster starts, since a LocalCluster's scheduler and nannies
@@ -30,7 +30,8 @@ Prints one JSON object. The machine load (``os.getloadavg``) is recorded before 
 taken while other processes use the cores are noted as such; ratios measured in one run are the
 comparison.
 
-    python benchmarks/dask_scaling.py [--quick] [--iters 40] [--reps 30] [--block 10] [--solve-reps 3] [--problems ring digits]
+    python benchmarks/dask_scaling.py [--quick] [--iters 40] [--reps 30] [--block 10] [--solve-reps 3]
+        [--problems ring digits] [--ring-samples 100000]
 """
 
 from __future__ import annotations

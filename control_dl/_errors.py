@@ -129,7 +129,7 @@ def check_positive_float(field: str, value: Any, allow_zero: bool = False) -> No
     Raises
     ------
     SpecError
-        Naming ``field`` and ``value`` (a bool, a string, NaN or inf included).
+        Naming ``field`` and ``value`` (numpy integer and float scalars are numbers; bools are not).
     """
     ok = is_number(value) and math.isfinite(value)
     if not ok or value < 0 or (value == 0 and not allow_zero):

@@ -378,7 +378,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from ._files import check_destination
-    from .export import FORMATS, write_export
+    from .export import FORMATS
     from .result import Result, result_path
 
     source = Path(args.result)
@@ -386,9 +386,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
         source = result_path(source)
     out = check_destination(args.out, "--out") if args.out else None  # before the work of loading
     result = Result.load(source)
-    problem = result._need_problem()
     out = out or check_destination(source.with_suffix(FORMATS[args.format]), "--out")
-    written = write_export(problem, result.w, args.format, out)
+    written = result.export(args.format, out)
     print(f"wrote {written}")
     return 0
 

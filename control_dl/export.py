@@ -101,7 +101,7 @@ def to_casadi(problem: TrainingProblem, w: Any, name: str = "phi") -> Any:
     problem : TrainingProblem
         The problem the network was trained on.
     w : array_like
-        Trained decision vector.
+        Trained decision vector, ``(n_params,)``.
     name : str
         Name of the Function.
 
@@ -109,6 +109,11 @@ def to_casadi(problem: TrainingProblem, w: Any, name: str = "phi") -> Any:
     -------
     casadi.Function
         ``name: x (n_in × 1) → y (n_out × 1)``.
+
+    Raises
+    ------
+    SpecError
+        ``w`` does not fit the problem (length, NaN/inf).
     """
     import casadi as ca
 

@@ -108,6 +108,19 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         raise
 
 
+def _json_scalar(value: Any) -> Any:
+    """A numpy scalar in a result's metadata as the Python number it holds (``json.dumps`` default).
+
+    Raises
+    ------
+    TypeError
+        Anything else json cannot write (a defect: the metadata must be plain data).
+    """
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 @dataclass(eq=False)
 class Result:
     """Outcome of :func:`control_dl.solve`.
@@ -224,12 +237,12 @@ class Result:
         Parameters
         ----------
         t : array_like
-            Times in [0, T].
+            Times in [0, T], a number or shape ``(M,)``.
 
         Returns
         -------
         ndarray
-            θ at each time.
+            θ at each time, shape ``(M, p)`` (``(1, p)`` for a number); p is the size of θ.
         """
         return self._need_problem().theta(self._usable_w(), t)
 
@@ -324,6 +337,35 @@ class Result:
         from .export import to_onnx
 
         return to_onnx(self._need_problem(), self._usable_w(), path)
+
+    def export(self, fmt: str, path: str | Path) -> Path:
+        """Write the trained network to a file another program loads without control_dl.
+
+        What ``control-dl export`` does: see :func:`control_dl.export.write_export` for the formats
+        (``torch``: a ``torch.export`` program; ``casadi``: ``casadi.Function.load``; ``onnx``:
+        :meth:`to_onnx`).
+
+        Parameters
+        ----------
+        fmt : {"torch", "casadi", "onnx"}
+            Format.
+        path : str or Path
+            Destination (written atomically).
+
+        Returns
+        -------
+        Path
+            The file.
+
+        Raises
+        ------
+        SpecError
+            If no problem is attached (as :meth:`predict`), on an unknown format, a ``path`` that
+            cannot be written, or a missing optional extra.
+        """
+        from .export import write_export
+
+        return write_export(self._need_problem(), self.w, fmt, path)
 
     def summary(self) -> str:
         """One line: solver, status, loss, accuracies, time, constraints, and the engine (with ``auto``'s reason).

@@ -87,6 +87,15 @@ def test_onnx_file_equals_predict(result, tmp_path):
     np.testing.assert_allclose(out, result.predict(X, layout="samples"), rtol=0, atol=1e-9)
 
 
+def test_result_export_writes_the_format_asked(result, tmp_path):
+    path = result.export("casadi", tmp_path / "net.casadi")
+    phi = ca.Function.load(str(path))
+    np.testing.assert_allclose(np.array(phi.map(X.shape[0])(X.T)), result.predict(X.T), rtol=0, atol=1e-10)
+    with pytest.raises(cdl.SpecError, match="format='keras'"):
+        result.export("keras", tmp_path / "net.h5")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.casadi"]
+
+
 def test_cli_export_writes_files_other_programs_load(tmp_path, capsys):
     pytest.importorskip("onnxruntime")
     import onnxruntime

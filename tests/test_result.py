@@ -219,6 +219,7 @@ def test_a_result_without_its_problem_says_how_to_attach_it(tmp_path):
         "states": lambda r: r.states,
         "to_casadi": lambda r: r.to_casadi(),
         "to_onnx": lambda r: r.to_onnx(tmp_path / "net.onnx"),
+        "export": lambda r: r.export("casadi", tmp_path / "net.casadi"),
     }
     for call in calls.values():
         with pytest.raises(SpecError, match=r"problem=None: .*saved with data=False.*Result\.load\(path, problem="):
@@ -230,4 +231,17 @@ def test_a_result_without_its_problem_says_how_to_attach_it(tmp_path):
     unbuilt = cdl.Result.load(result.save(tmp_path / "full"), rebuild=False)
     with pytest.raises(SpecError, match="rebuild=False"):
         unbuilt.predict(X, layout="samples")
-    assert not (tmp_path / "net.onnx").exists()
+    assert not (tmp_path / "net.onnx").exists() and not (tmp_path / "net.casadi").exists()
+
+
+def test_numpy_scalars_in_options_and_seed_are_saved_as_python_numbers(tmp_path):
+    # numpy integers and floats pass the option checks, so they must also survive the JSON of a saved result
+    problem = cdl.load_problem("ring", n_samples=40, n_steps=3)
+    solver = cdl.solvers.Direct(nlp="lbfgsb", max_iter=np.int64(3), tol=np.float32(1e-6))
+    result = cdl.solve(problem, solver, seed=np.int64(2), progress=False)
+    assert result.iterations <= 3 and type(result.seed) is int
+    loaded = cdl.Result.load(result.save(tmp_path / "run"))
+    assert loaded.seed == 2 and type(loaded.seed) is int
+    assert loaded.solver_spec["max_iter"] == 3 and type(loaded.solver_spec["max_iter"]) is int
+    assert loaded.solver_spec["tol"] == float(np.float32(1e-6))
+    np.testing.assert_array_equal(loaded.w, result.w)

@@ -106,7 +106,8 @@ def test_dask_local_cluster_gives_the_same_index(spec_path: Path, reference: tup
 
 def test_rerun_skips_finished_runs(spec_path: Path, reference: tuple) -> None:
     out, rows = reference
-    again = run_sweep(spec_path, out, workers=1, progress=False)
+    # numpy scalars are counts and seconds like ints and floats (a grid read back from an index gives them)
+    again = run_sweep(spec_path, out, workers=np.int64(1), timeout=np.float32(60), progress=False)
     done = {r["run_id"]: r["finished_at"] for r in rows if r["status"] != "failed"}
     assert {r["run_id"]: r["finished_at"] for r in again if r["run_id"] in done} == done
     assert len(again) == 12
@@ -279,10 +280,12 @@ def test_bad_sweep_specs_are_spec_errors(doc: dict, match: str) -> None:
 
 def test_bad_arguments_and_a_busy_folder(tmp_path: Path) -> None:
     doc = {"problem": {"name": "ring"}, "solver": {"preset": "ipopt-lbfgs"}}
-    with pytest.raises(cdl.SpecError, match="workers"):
-        run_sweep(doc, tmp_path, workers=0)
-    with pytest.raises(cdl.SpecError, match="timeout"):
-        run_sweep(doc, tmp_path, timeout=-1)
+    for bad in (0, np.int64(0), 1.0, True):
+        with pytest.raises(cdl.SpecError, match=re.escape(f"workers={bad!r}: must be an integer >= 1")):
+            run_sweep(doc, tmp_path, workers=bad)
+    for bad in (-1, 0, np.inf, "60"):
+        with pytest.raises(cdl.SpecError, match=re.escape(f"timeout={bad!r}: must be a finite number > 0")):
+            run_sweep(doc, tmp_path, timeout=bad)
     with RunStore(tmp_path, writable=True), pytest.raises(cdl.SpecError, match="another sweep"):
         RunStore(tmp_path, writable=True)
 

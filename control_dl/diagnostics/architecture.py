@@ -71,6 +71,11 @@ def _rank(matrix: np.ndarray) -> int:
 def classify(problem: TrainingProblem, result: Any = None) -> Architecture:
     """Label the architecture non-augmented / augmented / bottleneck / degenerate.
 
+    The classes of Kuehn & Kuntz (arXiv:2405.09351, 2024) for Φ = λ2 ∘ flow ∘ λ1: non-augmented
+    (d = n_in: Φ has no critical point), augmented (d > n_in: Φ is generically Morse), degenerate
+    (λ1 or λ2 rank deficient, decided by the rank of the trained L or P), and bottleneck (a
+    :class:`~control_dl.Bottleneck` field of width m < d); see the module docstring.
+
     Parameters
     ----------
     problem : TrainingProblem

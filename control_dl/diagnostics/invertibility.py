@@ -56,7 +56,7 @@ def invertibility(problem: TrainingProblem, result: Any, norm: str = "spectral")
     problem : TrainingProblem
         The problem (a flow: a feed-forward model has no residual steps).
     result : Result or array_like
-        The solve (or its w).
+        The solve (or its w, shape ``(n_params,)``).
     norm : {"spectral", "frobenius"}
         Matrix norm of the field bound: the exact ‖·‖₂ (default), or ‖·‖_F as a
         ``lipschitz_norm="frobenius"`` constraint bounds it (never smaller).
@@ -113,7 +113,7 @@ def invert(
     problem : TrainingProblem
         The problem.
     result : Result or array_like
-        The solve (or its w).
+        The solve (or its w, shape ``(n_params,)``).
     x_final : ndarray
         States x_N, ``d × S``.
     tol : float
@@ -188,7 +188,7 @@ def decision_region_topology(
     problem : TrainingProblem
         A classification problem with two inputs.
     result : Result or array_like
-        The solve (or its w).
+        The solve (or its w, shape ``(n_params,)``).
     resolution : int
         Grid points per axis.
     extent : float, optional

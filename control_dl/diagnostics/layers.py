@@ -58,6 +58,10 @@ class FeedForwardClass:
 def classify_feedforward(problem: TrainingProblem | Sequence[int]) -> FeedForwardClass:
     """Label a feed-forward net non-augmented, augmented or bottleneck by its widths (Kuntz).
 
+    Widths w_0, …, w_L (Kuehn & Kuntz, arXiv:2405.09351, 2024): non-augmented when they never
+    rise above w_0, augmented when the widest layer is wider than w_0 without a valley, bottleneck
+    when some layer is a valley between wider layers (see the module docstring).
+
     Parameters
     ----------
     problem : TrainingProblem or sequence of int
@@ -159,16 +163,20 @@ def layer_ranks(
     """Singular values of every weight matrix and of every layer map's Jacobian over the data.
 
     Works for feed-forward models (layer k: x ↦ σ(A_k x + b_k)) and for flows (step k of the
-    integrator, matrices of θ at its first node).
+    integrator, matrices of θ at its first node). Singular values by LAPACK's SVD
+    (``numpy.linalg.svd``); the numerical rank counts those > rtol · σ_max. The Jacobians
+    ∂x_{k+1}/∂x_k are evaluated at each sample; a rank drop over the data is Andreu's "losing
+    information" (see the module docstring).
 
     Parameters
     ----------
     problem : TrainingProblem
         The problem.
     result : Result or array_like
-        A solve's result (its ``w``) or a decision vector.
+        A solve's result (its ``w``) or a decision vector, shape ``(n_params,)``.
     X : ndarray, optional
-        Model inputs (standardised like ``problem.data.x_train``; default: the training inputs).
+        Model inputs, ``n_in × S`` (standardised like ``problem.data.x_train``; default: the
+        training inputs).
     rtol : float
         Singular values ≤ rtol · the largest count as zero.
     layout : {"features", "samples"}

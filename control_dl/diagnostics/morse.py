@@ -203,14 +203,17 @@ def critical_points(
 
     Multi-start damped Newton on ∇Φ = 0 (steps −∇²Φ⁺∇Φ, accepted when ‖∇Φ‖ decreases), started from
     the grid points of smallest ‖∇Φ‖ and random points; converged points (‖∇Φ‖ ≤ tol) are merged
-    when closer than 1e-4 times the box size.
+    when closer than 1e-4 times the box size. A point is degenerate when some eigenvalue of ∇²Φ has
+    |λ| ≤ tol_H = ``degenerate_tol`` · max(1, max |λ|); its Morse index is the number of eigenvalues
+    below −tol_H (Milnor, *Morse Theory*, 1963). What to expect per architecture: Kuehn & Kuntz
+    (arXiv:2405.09351, 2024), see :func:`classify`.
 
     Parameters
     ----------
     problem : TrainingProblem
         A problem with scalar output (n_out = 1).
     result : Result or array_like
-        The solve (or its w).
+        The solve (or its w, shape ``(n_params,)``).
     bounds : array_like, optional
         Box ``(n_in, 2)``; default: the training inputs' bounding box, widened by 10 %.
     n_starts : int

@@ -117,7 +117,7 @@ def pmp_residual(problem: TrainingProblem, result: Any, engine: str | EngineSpec
     problem : TrainingProblem
         The problem.
     result : Result or array_like
-        The solve (or its w).
+        The solve (or its w, shape ``(n_params,)``).
     engine : str or EngineSpec, optional
         Engine of the sweep (default: uncompiled CasADi, as a diagnostic evaluates once).
 

@@ -73,12 +73,16 @@ class TurnpikeReport:
 def exponential_fit(t: np.ndarray, values: np.ndarray) -> tuple[float, float]:
     """Fit values ≈ C e^{−μ t} by least squares on log values.
 
+    log values = log C − μ t fitted by ``numpy.polyfit`` (degree 1); R² = 1 − SS_res / SS_tot of
+    that log-linear fit. μ is the turnpike decay rate (Esteve-Yagüe, Geshkovski, Pighin & Zuazua,
+    arXiv:2008.02491, 2020).
+
     Parameters
     ----------
     t : ndarray
-        Times.
+        Times, shape ``(M,)``.
     values : ndarray
-        Positive samples (entries ≤ 1e-300 are dropped).
+        Positive samples at ``t``, shape ``(M,)`` (entries ≤ 1e-300 are dropped).
 
     Returns
     -------
@@ -99,12 +103,18 @@ def exponential_fit(t: np.ndarray, values: np.ndarray) -> tuple[float, float]:
 def turnpike(problem: TrainingProblem, result: Any) -> TurnpikeReport:
     """Measure ‖θ(t)‖, ‖x(t) − x̄‖ and the running error of a solve, and fit the decay rate μ.
 
+    The turnpike property (Esteve-Yagüe, Geshkovski, Pighin & Zuazua, arXiv:2008.02491, 2020;
+    Geshkovski & Zuazua, Acta Numerica 31, 2022): for a long horizon T the optimal θ(t) and x(t)
+    stay exponentially close, ~ e^{−μ t}, to a steady state away from the ends of [0, T]. The
+    profiles and fits returned are defined in :class:`TurnpikeReport`; μ comes from
+    :func:`exponential_fit` (least squares on log values).
+
     Parameters
     ----------
     problem : TrainingProblem
         The problem that was solved.
     result : Result or array_like
-        The solve (or its w).
+        The solve (or its w, shape ``(n_params,)``).
 
     Returns
     -------

@@ -143,7 +143,7 @@ class CasadiModel:
         Returns
         -------
         casadi.MX
-            Θ_k.
+            Θ_k, a column of (nodes per step) · p entries.
         """
         return ca.vertcat(*self.problem.stage_thetas(w, k, ops))
 
@@ -197,7 +197,7 @@ class CasadiModel:
         Returns
         -------
         tuple of casadi.MX
-            ``(predictions, loss, rest)`` with J = loss + rest.
+            ``(predictions, loss, rest)``: predictions ``n_out × S``, loss and rest 1 × 1; J = loss + rest.
         """
         p, lay = self.problem, self.problem.layout
         s = y.shape[1]
@@ -225,7 +225,7 @@ class CasadiModel:
         Returns
         -------
         tuple of casadi.MX
-            ``(J, loss)``.
+            ``(J, loss)``, each 1 × 1.
         """
         _, loss, rest = self.objective_parts(w, self.trajectory_expr(w, x), y)
         return loss + rest, loss
@@ -279,14 +279,14 @@ class CasadiModel:
         Parameters
         ----------
         w : ndarray
-            Decision vector.
+            Decision vector, ``(n_params,)``.
         x, y : ndarray
-            Batch.
+            Inputs ``n_in × S`` and encoded targets ``n_out × S``.
 
         Returns
         -------
         tuple
-            (J, gradient as a flat ndarray).
+            (J, ∇_w J as a flat ndarray of shape ``(n_params,)``), by CasADi's reverse mode.
         """
         j, g = self.functions(x.shape[1])[1](w, x, y)
         return float(j), np.asarray(g, dtype=float).ravel()

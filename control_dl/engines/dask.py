@@ -364,6 +364,13 @@ class Dask(EngineSpec):
         Send each shard's predictions λ2(x_N) back with every evaluation (``Evaluation.predictions``,
         ``n_out × S``). Off (default), only the sums and counts travel: ``predictions`` is None and
         classification accuracies come from ``Evaluation.n_correct``, counted on the shards.
+
+    Raises
+    ------
+    SpecError
+        A field out of range or of the wrong type (the message names it), ``workers`` or
+        ``processes`` set with a ``client``, a scheduler address Dask cannot parse, or Dask not
+        installed (the message names the extra ``dask``).
     """
 
     name: ClassVar[str] = "dask"
@@ -592,6 +599,14 @@ class DaskEngine(Engine):
     info : dict
         ``name``, ``local`` (the local engine's name), ``n_shards``, ``workers``, ``scheduler``,
         ``bind_time`` (s) and ``rebuilt_shards`` (shards re-sent after a worker was lost).
+
+    Raises
+    ------
+    SpecError
+        Dask is not installed, ``n_shards`` exceeds S, the problem does not pickle, or a shard
+        could not be bound within ``timeout``.
+    DaskEngineError
+        No worker is connected to the scheduler.
     """
 
     name = "dask"
@@ -905,6 +920,11 @@ class DaskEngine(Engine):
         -------
         ndarray
             The product, ``(n_params,)``.
+
+        Raises
+        ------
+        DaskEngineError
+            A shard did not answer for all its samples, or no live worker could evaluate it.
         """
         parts = self._call("gauss_newton_product", np.asarray(w, dtype=np.float64), np.asarray(v, dtype=np.float64))
         self._check_counts([n for _, n in parts], "gauss_newton_product")
@@ -919,12 +939,17 @@ class DaskEngine(Engine):
         Parameters
         ----------
         w : ndarray
-            Decision vector.
+            Decision vector, ``(n_params,)``.
 
         Returns
         -------
         list of ndarray
             Each ``d_k × S``, columns in the batch's order.
+
+        Raises
+        ------
+        DaskEngineError
+            A shard did not answer for all its samples, or no live worker could evaluate it.
         """
         parts = self._call("states", np.asarray(w, dtype=np.float64))
         self._check_counts([p[0].shape[1] for p in parts], "states")
@@ -936,7 +961,7 @@ class DaskEngine(Engine):
         Parameters
         ----------
         w : ndarray
-            Decision vector.
+            Decision vector, ``(n_params,)``.
 
         Returns
         -------
@@ -944,6 +969,11 @@ class DaskEngine(Engine):
             ``w`` and a handle naming the sweeps on the workers; ``states``, ``costates`` and ``q``
             are empty (use :meth:`states` to gather states). The workers drop a sweep once this
             object is garbage-collected.
+
+        Raises
+        ------
+        DaskEngineError
+            A shard did not answer for all its samples, or no live worker could evaluate it.
         """
         w = np.array(w, dtype=np.float64)
         token = next(self._tokens)
@@ -965,7 +995,7 @@ class DaskEngine(Engine):
         sweep : Sweep
             A sweep of this engine.
         thetas : list of ndarray
-            Θ_k, one per step.
+            Θ_k, one per step: θ at the integrator nodes of step k stacked, a flat vector.
         rho : float
             Penalty ρ of E-MSA.
         hessian : bool
@@ -980,6 +1010,8 @@ class DaskEngine(Engine):
         ------
         ValueError
             ``sweep`` was not made by this engine.
+        DaskEngineError
+            A shard did not answer for all its samples, or no live worker could evaluate it.
         """
         handle = sweep.handle
         if not isinstance(handle, _SweepHandle) or handle.engine_id != self._id:

@@ -18,7 +18,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from .._errors import is_integer, is_number, spec_error
+from .._errors import check_positive_float, check_positive_int, spec_error
 from ._task import execute_run
 from .executors import make_executor
 from .store import RunStore
@@ -68,12 +68,14 @@ def run_sweep(
     spec = spec_or_path if isinstance(spec_or_path, SweepSpec) else load_sweep(spec_or_path)
     if workers is None:
         workers = 1
-    elif not is_integer(workers) or workers < 1:
-        raise spec_error("workers", workers, "must be an integer >= 1")
-    elif scheduler is not None and not (isinstance(scheduler, str) and scheduler == "local"):
-        raise spec_error("workers", workers, "sets up local workers: a running scheduler brings its own")
-    if timeout is not None and (not is_number(timeout) or not timeout > 0):
-        raise spec_error("timeout", timeout, "must be a number of seconds > 0")
+    else:
+        check_positive_int("workers", workers)
+        workers = int(workers)
+        if scheduler is not None and not (isinstance(scheduler, str) and scheduler == "local"):
+            raise spec_error("workers", workers, "sets up local workers: a running scheduler brings its own")
+    if timeout is not None:
+        check_positive_float("timeout", timeout)
+        timeout = float(timeout)
     runs = spec.runs()
     with RunStore(out, writable=True) as store:
         store.remove_temporaries()

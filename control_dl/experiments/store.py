@@ -142,6 +142,11 @@ class RunStore:
         outcome : dict
             ``status``, the metrics, ``message``, ``error`` and ``result_path`` (relative to DIR
             or None), as the worker reports them.
+
+        Raises
+        ------
+        SpecError
+            The store was opened read-only (``writable=False``).
         """
         if self._lock is None:
             raise SpecError("this RunStore was opened read-only")

@@ -40,7 +40,7 @@ def turnpike_series(problem: Any, result: Any, quantity: str) -> tuple[np.ndarra
     problem : TrainingProblem
         The problem.
     result : Result or array_like
-        Its solve (or its w).
+        Its solve (or its w, shape ``(n_params,)``).
     quantity : {"theta", "state", "error"}
         Which curve.
 

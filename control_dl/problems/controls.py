@@ -169,6 +169,11 @@ class PiecewiseConstant(Control):
     ----------
     n_steps : int
         Number of steps (layers) N.
+
+    Raises
+    ------
+    SpecError
+        ``n_steps`` is not an integer >= 1.
     """
 
     n_steps: int = 20
@@ -256,6 +261,11 @@ class PiecewiseLinear(Control):
         Number of nodes (≥ 2).
     n_steps : int
         Integration steps.
+
+    Raises
+    ------
+    SpecError
+        ``n_nodes`` is not an integer >= 2, or ``n_steps`` not an integer >= 1.
     """
 
     n_nodes: int = 5
@@ -318,6 +328,11 @@ class TimeInvariant(Control):
     ----------
     n_steps : int
         Integration steps.
+
+    Raises
+    ------
+    SpecError
+        ``n_steps`` is not an integer >= 1.
     """
 
     n_steps: int = 20
@@ -372,6 +387,11 @@ class Spectral(Control):
         Number of basis functions (≥ 1).
     n_steps : int
         Integration steps.
+
+    Raises
+    ------
+    SpecError
+        ``basis`` is not "legendre" or "fourier", ``n_modes`` or ``n_steps`` not an integer >= 1.
     """
 
     basis: str = "legendre"

@@ -126,7 +126,7 @@ class Dynamics(ABC):
         x : array
             States x_k, ``d_k × S``.
         thetas : list of array
-            θ at the nodes of stage k (:meth:`stage_thetas`).
+            θ at the nodes of stage k (:meth:`stage_thetas`), flat vectors.
         ops : Ops
             Backend namespace.
 
@@ -227,7 +227,7 @@ class Dynamics(ABC):
         x : array
             States, ``d × S``.
         theta : array
-            θ at one time, flat.
+            θ at one time, flat (p entries, the layout order).
         ops : Ops
             Backend namespace.
 
@@ -433,7 +433,7 @@ class Flow(Dynamics):
         x : array
             States x_k, ``d × S``.
         thetas : list of array
-            θ at the nodes of step k.
+            θ at the nodes of step k, flat vectors of p entries.
         ops : Ops
             Backend namespace.
 
@@ -495,14 +495,14 @@ class Flow(Dynamics):
         Parameters
         ----------
         w : ndarray
-            Decision vector.
+            Decision vector, ``(n_params,)`` (or its θ block).
         t : ndarray
-            Times in [0, T].
+            Times in [0, T], a number or shape ``(M,)``.
 
         Returns
         -------
         ndarray
-            Shape ``(len(t), p)``.
+            Shape ``(M, p)``.
         """
         coeffs = w[: self.n_theta].reshape((self.sizes[0], len(self.sizes)), order="F")
         return (coeffs @ self.control.basis_at(np.atleast_1d(np.asarray(t, dtype=float)), self.horizon).T).T
@@ -520,7 +520,7 @@ class Flow(Dynamics):
         Returns
         -------
         ndarray
-            The θ block.
+            The θ block, shape ``(n_theta,)``.
         """
         return rng.normal(0.0, scale / np.sqrt(self.dim), self.n_theta)
 
@@ -601,7 +601,7 @@ class LayerStack(Dynamics):
         Returns
         -------
         list of array
-            One flat θ_k.
+            One flat θ_k (p_k entries).
         """
         return [self.block(w, k)]
 
@@ -615,7 +615,7 @@ class LayerStack(Dynamics):
         x : array
             States x_k, ``w_k × S``.
         thetas : list of array
-            [θ_k].
+            [θ_k], flat (p_k entries).
         ops : Ops
             Backend namespace.
 
@@ -659,14 +659,14 @@ class LayerStack(Dynamics):
         Parameters
         ----------
         w : ndarray
-            Decision vector.
+            Decision vector, ``(n_params,)`` (or its θ block).
         t : ndarray
-            Times in [0, L h].
+            Times in [0, L h], a number or shape ``(M,)``.
 
         Returns
         -------
         ndarray
-            Shape ``(len(t), max_k p_k)``.
+            Shape ``(M, max_k p_k)``.
         """
         t = np.atleast_1d(np.asarray(t, dtype=float))
         out = np.zeros((t.size, max(self.sizes)))
@@ -688,7 +688,7 @@ class LayerStack(Dynamics):
         Returns
         -------
         ndarray
-            The θ block.
+            The θ block, shape ``(n_theta,)``.
         """
         fan_in = np.repeat(self.state_dims[:-1], self.sizes)
         return rng.normal(0.0, 1.0, self.n_theta) * scale / np.sqrt(fan_in)

@@ -37,23 +37,28 @@ class Integrator:
     def step(self, rhs: Rhs, x: Any, thetas: Sequence[Any], h: float, ops: Any) -> Any:
         """Advance x by one step.
 
+        Euler: x + h f(x, θ(t_k)). RK4, the classical four-stage Runge-Kutta method (Hairer,
+        Nørsett & Wanner, *Solving ODEs I*, 1993, §II.1): k1 = f(x, θ(t_k)),
+        k2 = f(x + h/2 k1, θ(t_k + h/2)), k3 = f(x + h/2 k2, θ(t_k + h/2)), k4 = f(x + h k3, θ(t_k + h)),
+        x + h/6 (k1 + 2 k2 + 2 k3 + k4).
+
         Parameters
         ----------
         rhs : callable
-            ``rhs(x, theta)`` evaluating f.
+            ``rhs(x, theta)`` evaluating f, ``d × S`` → ``d × S``.
         x : array
             Current state, ``d × S``.
-        thetas : sequence
-            θ at each of :attr:`nodes`.
+        thetas : sequence of array
+            θ at each of :attr:`nodes` (flat, p entries each): one for Euler, three for RK4.
         h : float
-            Step size.
+            Step size h = T/N (time units of the horizon).
         ops : Ops
             Backend namespace (the updates x + c h k are ``ops.add_scaled``: one pass in torch).
 
         Returns
         -------
         array
-            The state after one step.
+            The state after one step, ``d × S``.
         """
         if self.name == "euler":
             return ops.add_scaled(x, h, rhs(x, thetas[0]))
@@ -82,6 +87,11 @@ def get_integrator(name: str) -> Integrator:
     -------
     Integrator
         The scheme.
+
+    Raises
+    ------
+    SpecError
+        ``name`` is not one of them.
     """
     if name not in INTEGRATORS:
         raise spec_error("integrator", name, f"must be one of {sorted(INTEGRATORS)}")

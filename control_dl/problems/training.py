@@ -292,7 +292,7 @@ class TrainingProblem:
         Returns
         -------
         array
-            x_{k+1}.
+            x_{k+1}, ``d_{k+1} × S``.
 
         Raises
         ------
@@ -452,7 +452,7 @@ class TrainingProblem:
         Returns
         -------
         list of array
-            One flat θ per node of the integrator.
+            One flat θ per node of the integrator (p entries each; θ_k alone for a feed-forward model).
         """
         return self.dynamics.stage_thetas(w, k, ops)
 
@@ -713,7 +713,7 @@ class TrainingProblem:
         Returns
         -------
         ndarray
-            Predictions (logits for classification losses).
+            Predictions ``n_out × S`` (logits for classification losses).
         """
         w = self.check_w(w)
         *_, x_final = self.trajectory(w, self._inputs(X), numpy_ops)
@@ -778,7 +778,7 @@ class TrainingProblem:
         w : array_like
             Decision vector.
         t : array_like
-            Times in [0, T].
+            Times in [0, T], a number or shape ``(M,)``.
 
         Returns
         -------

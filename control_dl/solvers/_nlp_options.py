@@ -162,6 +162,12 @@ class IpoptOptions(_BackendOptions):
         Any further IPOPT option by its IPOPT name, passed through unchanged (e.g.
         ``{"max_iter": 3, "bound_relax_factor": 0}``); names and types are checked by IPOPT when the
         object is built.
+
+    Raises
+    ------
+    SpecError
+        An option IPOPT rejects (unknown name, ill-typed or out-of-range value), named as
+        ``ipopt_options`` with IPOPT's reason; found by building a one-variable NLP with them.
     """
 
     nlp: ClassVar[str] = "ipopt"
@@ -203,6 +209,12 @@ class FatropOptions(_BackendOptions):
         Consecutive acceptable iterations that end the solve.
     extra : dict
         Any further fatrop option by its fatrop name (checked by fatrop when the object is built).
+
+    Raises
+    ------
+    SpecError
+        An option fatrop rejects (found by solving a one-variable NLP with them), named as
+        ``fatrop_options`` with fatrop's reason.
     """
 
     nlp: ClassVar[str] = "fatrop"
@@ -239,6 +251,11 @@ class SqpmethodOptions(_BackendOptions):
     extra : dict
         Any further ``sqpmethod`` option (names in ``casadi.nlpsol_options("sqpmethod")``; checked
         when the object is built).
+
+    Raises
+    ------
+    SpecError
+        An option ``sqpmethod`` rejects, named as ``sqpmethod_options`` with CasADi's reason.
     """
 
     nlp: ClassVar[str] = "sqpmethod"
@@ -274,6 +291,12 @@ class LbfgsbOptions(_BackendOptions):
         Most evaluations of J (default 20·max_iter + 100).
     maxls : int
         Most line-search steps per iteration (scipy default 20).
+
+    Raises
+    ------
+    SpecError
+        ``maxcor``, ``maxfun`` or ``maxls`` not an integer >= 1, or ``gtol`` / ``ftol`` not a
+        finite number > 0 (named as ``lbfgsb_options.<field>``).
     """
 
     nlp: ClassVar[str] = "lbfgsb"
@@ -330,6 +353,12 @@ class TrustNcgOptions(_BackendOptions):
         Accept a step when the ratio actual/predicted decrease exceeds eta (scipy default 0.15).
     gtol : float, optional
         Stop when ‖∇J‖ ≤ gtol (default: ``Direct.tol``).
+
+    Raises
+    ------
+    SpecError
+        A radius not a finite number > 0, ``initial_trust_radius > max_trust_radius``, or ``eta``
+        outside [0, 0.25) (named as ``trust_ncg_options.<field>``).
     """
 
     nlp: ClassVar[str] = "trust-ncg"

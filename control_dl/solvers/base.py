@@ -482,10 +482,16 @@ def solver_spec(solver: Any) -> dict[str, Any]:
         ``Result.engine``; a live object such as a dask client is never copied).
     """
 
-    def plain(value: Any) -> Any:
+    def plain(value: Any) -> Any:  # numpy scalars pass the option checks: stored as Python numbers
         if isinstance(value, EngineSpec):
             return value.name
-        return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            value = dataclasses.asdict(value)
+        if isinstance(value, dict):
+            return {key: plain(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(plain(item) for item in value)
+        return value.item() if isinstance(value, np.generic) else value
 
     options = (
         {f.name: plain(getattr(solver, f.name)) for f in dataclasses.fields(solver)}
@@ -505,7 +511,7 @@ def solve(problem: TrainingProblem, solver: Solver, w0: Any = None, seed: int = 
     solver : Solver
         How to solve it (e.g. ``Direct()``, or ``load_solver("ipopt-lbfgs")``).
     w0 : array_like or Result, optional
-        Starting point (a warm start from a previous Result is allowed); default
+        Starting point, shape ``(n_params,)`` (a warm start from a previous Result is allowed); default
         ``problem.initial_guess(seed)``.
     seed : int
         Seed of the initial guess (and of any randomness in the solver).
@@ -535,5 +541,5 @@ def solve(problem: TrainingProblem, solver: Solver, w0: Any = None, seed: int = 
     check_positive_int("seed", seed, minimum=0)
     w0 = problem.initial_guess(seed) if w0 is None else problem.check_w(w0, "w0")
     result = solver.run(problem, w0.copy(), progress)
-    result.seed = seed
+    result.seed = int(seed)
     return result

@@ -477,7 +477,7 @@ class Direct:
         problem : TrainingProblem
             Problem to transcribe.
         w0 : ndarray
-            Initial guess (the states' initial guess is its forward pass).
+            Initial guess, ``(n_params,)`` (the states' initial guess is its forward pass).
 
         Returns
         -------

@@ -69,6 +69,12 @@ class TorchTrainer:
         File to which w is saved every ``checkpoint_every`` epochs (resume with ``--resume``).
     checkpoint_every : int
         Checkpoint period K (0: never).
+
+    Raises
+    ------
+    SpecError
+        An invalid value (the message names the field), ``momentum`` with an optimizer other
+        than SGD, ``batch_size`` with L-BFGS, or ``checkpoint_every`` without ``checkpoint``.
     """
 
     optimizer: str = "adam"
@@ -120,12 +126,18 @@ class TorchTrainer:
         problem : TrainingProblem
             The problem.
         w : array_like
-            Decision vector.
+            Decision vector, ``(n_params,)``.
 
         Returns
         -------
         tuple
-            ``(J, gradient)`` as a float and a float64 vector.
+            ``(J, gradient)`` as a float and a float64 vector of shape ``(n_params,)``.
+
+        Raises
+        ------
+        SpecError
+            ``w`` does not fit the problem (length, NaN/inf), or torch is not installed (the
+            message names the extra ``torch``).
         """
         from ..backends import torch_ops
 
