@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._errors import SpecError, check_bool, spec_error
+from ._errors import SpecError, check_bool, is_number, spec_error
 from ._files import as_path, check_destination, npz_arrays
 
 if TYPE_CHECKING:
@@ -74,15 +74,25 @@ def temporary_sibling(path: str | Path, suffix: str = ".tmp") -> Path:
     -------
     Path
         The temporary file, named ``.<name>.<random><suffix>`` in the destination's folder.
+
+    Raises
+    ------
+    SpecError
+        The folder cannot be created or written (read-only, virtual like ``/proc``, a file in the way).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file on the way, no permission
+        raise spec_error("path", str(path), f"cannot be written there: {exc.strerror or exc}") from None
     while True:
         tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}{suffix}"
         try:
             os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
         except FileExistsError:  # 48 random bits taken: draw again
             continue
+        except OSError as exc:  # a read-only or virtual folder (/proc), a full disk
+            raise spec_error("path", str(path), f"cannot be written there: {exc.strerror or exc}") from None
         return tmp
 
 
@@ -186,6 +196,13 @@ class Result:
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise spec_error("status", self.status, f"must be one of {list(STATUSES)}")
+        w = np.asarray(self.w)
+        if w.ndim != 1 or w.dtype.kind not in "iuf":
+            raise spec_error("w", f"{w.dtype} {w.shape}", "must be a 1-D array of real numbers (the decision vector)")
+        self.w = w.astype(np.float64, copy=False)
+        for name in ("objective", "loss"):
+            if not is_number(getattr(self, name)):
+                raise spec_error(name, getattr(self, name), "must be a number (NaN for a solve that left none)")
 
     @property
     def success(self) -> bool:

@@ -123,6 +123,13 @@ CASES: list[tuple[str, str, Callable[..., Any]]] = [
     ("invert no states", "x_final", lambda r, res, *_: D.invert(r, res, np.zeros((3, 0)))),
     ("invert NaN states", "x_final", lambda r, res, *_: D.invert(r, res, np.full((3, 2), np.nan))),
     ("layer_ranks no samples", "X", lambda r, res, s, ws, m, wm, *_: D.layer_ranks(m, wm, X=np.zeros((2, 0)))),
+    ("input-output map of another w", "w", lambda r, res, s, ws, *_: D.InputOutputMap(s, res.w)),
+    (
+        "input-output map points transposed",
+        "points",
+        lambda r, res, s, ws, *_: D.InputOutputMap(s, ws).grad_norms(np.zeros((4, 2))),
+    ),
+    ("input-output map at a wrong point", "x", lambda r, res, s, ws, *_: D.InputOutputMap(s, ws)(np.zeros(3))),
     # snapshots
     ("training_dynamics of a vector", "result", lambda r, res, *_: D.training_dynamics(r, res.w)),
     # figures: numbers and indices

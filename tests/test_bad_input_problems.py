@@ -10,6 +10,7 @@ extrapolated past T, a (3, S) array "standardised" against 2 features by broadca
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -174,6 +175,10 @@ CASES: list[tuple[str, str, Callable[..., Any]]] = [
         "name",
         lambda p, r, tmp: cdl.Dataset.from_arrays(np.zeros((8, 2)), np.arange(8) % 2, name=3),
     ),
+    ("w complex", "w", lambda p, r, tmp: p.objective(r.w + 1j)),
+    ("theta at a matrix of times", "t", lambda p, r, tmp: p.theta(r.w, [[0.1, 0.2]])),
+    ("Result of a list of lists", "w", lambda p, r, tmp: cdl.Result("converged", "", [[1.0]], 1.0, 1.0)),
+    ("Result objective text", "objective", lambda p, r, tmp: cdl.Result("converged", "", np.zeros(2), "low", 1.0)),
 ]
 
 
@@ -188,3 +193,14 @@ def test_theta_accepts_the_whole_closed_interval(ring):
     theta = result.theta([0.0, problem.horizon])
     np.testing.assert_array_equal(theta, problem.theta(result.w, np.array([0.0, problem.horizon])))
     np.testing.assert_array_equal(theta[1], problem.theta(result.w, [problem.times[-2]])[0])
+
+
+@pytest.mark.skipif(
+    not os.path.isdir("/proc/self"), reason="needs Linux /proc (a folder no one can write to, root included)"
+)
+def test_a_folder_that_cannot_be_written_is_a_spec_error(ring):
+    """The atomic write's temporary file used to fail with FileNotFoundError after the work was done."""
+    from control_dl.result import atomic_write_bytes
+
+    _raises("path", lambda: atomic_write_bytes("/proc/self/x.npz", b"data"))
+    _raises("path", lambda: ring[1].save("/proc/self/result.npz"))

@@ -20,6 +20,7 @@ import numpy as np
 
 from .._errors import check_positive_float, check_positive_int, spec_error
 from ..backends import casadi_ops
+from ..problems.datasets import as_features
 from ..problems.training import TrainingProblem
 from ._common import require_scalar_output, weights_of
 
@@ -81,11 +82,17 @@ class InputOutputMap:
     ----------
     problem : TrainingProblem
         A problem with scalar output.
-    w : ndarray
-        Decision vector.
+    w : ndarray or Result
+        Decision vector (or a solve).
+
+    Raises
+    ------
+    SpecError
+        ``w`` does not fit ``problem``, or λ2 is not scalar (n_out > 1).
     """
 
     def __init__(self, problem: TrainingProblem, w: np.ndarray) -> None:
+        w = weights_of(problem, w)
         require_scalar_output(problem, "the input-output map Φ")
         x = ca.SX.sym("x", problem.data.n_in)
         wd = ca.DM(w)
@@ -109,7 +116,10 @@ class InputOutputMap:
         tuple
             Φ(x) (float), ∇Φ(x) ``(n_in,)`` and ∇²Φ(x) ``(n_in, n_in)``.
         """
-        phi, grad, hess = self.derivatives(x)
+        point = np.asarray(x, dtype=float).ravel() if np.size(x) == self.n_in else None
+        if point is None or not np.all(np.isfinite(point)):
+            raise spec_error("x", np.shape(x), f"must be one finite input point of n_in={self.n_in} numbers")
+        phi, grad, hess = self.derivatives(point)
         return float(phi), np.asarray(grad, dtype=float).ravel(), np.asarray(hess, dtype=float)
 
     def grad_norms(self, points: np.ndarray) -> np.ndarray:
@@ -125,6 +135,7 @@ class InputOutputMap:
         ndarray
             Shape ``(M,)``.
         """
+        points = as_features(points, self.n_in, field="points")
         grads = np.asarray(self.gradient.map(points.shape[1])(points), dtype=float)
         return np.linalg.norm(grads, axis=0)
 

@@ -596,6 +596,8 @@ class TrainingProblem:
         SpecError
             ``w`` is not numeric, has another length than :attr:`n_params`, or holds NaN or inf.
         """
+        if np.iscomplexobj(w):  # numpy would drop the imaginary parts with only a warning
+            raise SpecError(f"{field} must be an array of {self.n_params} real numbers, got complex values")
         try:
             arr = np.asarray(w, dtype=np.float64).ravel()
         except (TypeError, ValueError):
@@ -798,6 +800,8 @@ class TrainingProblem:
             times = np.asarray(t, dtype=float)
         except (TypeError, ValueError):
             raise spec_error("t", t, why) from None
+        if times.ndim > 1:
+            raise spec_error("t", times.shape, f"must be a scalar or a 1-D array of times; {why[5:]}")
         if times.size and (not np.all(np.isfinite(times)) or times.min() < 0.0 or times.max() > end * (1 + 1e-12)):
             bad = times[~(np.isfinite(times) & (times >= 0.0) & (times <= end * (1 + 1e-12)))]
             raise spec_error("t", float(bad.ravel()[0]), why)
