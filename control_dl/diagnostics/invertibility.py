@@ -65,6 +65,12 @@ def invertibility(problem: TrainingProblem, result: Any, norm: str = "spectral")
     -------
     InvertibilityReport
         Per-step constants and their maximum.
+
+    Raises
+    ------
+    SpecError
+        ``problem`` is not a TrainingProblem, or ``result`` (its w) does not fit it or is not finite;
+        the model is not a flow, or ``norm`` is not 'spectral' or 'frobenius'.
     """
     w = weights_of(problem, result)
     require_flow(problem, "invertibility")
@@ -125,6 +131,12 @@ def invert(
     -------
     Inversion
         The reconstruction and its error.
+
+    Raises
+    ------
+    SpecError
+        ``problem`` is not a TrainingProblem, or ``result`` (its w) does not fit it or is not finite;
+        the model is not a flow, ``x_final`` is not ``d × S``, or ``tol`` / ``max_iter`` not positive.
     """
     w = weights_of(problem, result)
     require_flow(problem, "invert")
@@ -198,6 +210,12 @@ def decision_region_topology(
     -------
     RegionTopology
         The labelled grid and whether the origin's region (4-connected) reaches the edge.
+
+    Raises
+    ------
+    SpecError
+        ``problem`` is not a TrainingProblem, or ``result`` (its w) does not fit it or is not finite;
+        the problem is not a classification with 2-D inputs, ``resolution`` < 3, or ``extent`` <= 0.
     """
     w = weights_of(problem, result)
     if problem.data.n_in != 2 or problem.data.task == "regression":

@@ -253,6 +253,12 @@ def turnpike_sweep(
     -------
     TurnpikeSweep
         Reports per horizon and the collapse distances.
+
+    Raises
+    ------
+    SpecError
+        The model is not a flow, ``solver`` is not a control_dl solver, ``horizons`` is not a
+        non-empty list of finite T > 0, or ``seed`` / ``progress`` / ``keep_step`` are of the wrong type.
     """
     require_flow(problem, "turnpike_sweep")  # the horizon T of a layer stack is fixed by its widths
     check_positive_int("seed", seed, minimum=0)

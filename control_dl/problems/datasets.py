@@ -84,6 +84,13 @@ class Dataset:
     source : dict, optional
         How to rebuild the data: the ``[data]`` section of a problem spec (plus ``sha256`` of a
         data file). None for data given as arrays (a saved Result then stores the arrays).
+
+    Raises
+    ------
+    SpecError
+        An unknown ``task``, inputs that are not a non-empty finite ``n_in × S`` matrix, targets that
+        do not fit them, ``x_test`` with another n_in, a bad standardisation, or ``class_names`` that
+        do not name the classes.
     """
 
     x_train: np.ndarray
@@ -685,6 +692,12 @@ def spheres(
     -------
     Dataset
         Binary classification data.
+
+    Raises
+    ------
+    SpecError
+        ``n_in`` is not an integer >= 1, ``n_samples`` or ``n_test`` not an integer >= 2, ``noise``
+        not a finite number >= 0, or ``seed`` not an integer >= 0.
     """
     if not is_integer(n_in) or n_in < 1:
         raise spec_error("n_in", n_in, "must be an integer >= 1")

@@ -60,6 +60,12 @@ class FeedForward:
         σ on the last layer (default ``"identity"``: an affine output layer). Pass
         ``output_activation=activation`` for σ on every layer (then a residual net is exactly the
         Euler ResNet with piecewise-constant θ).
+
+    Raises
+    ------
+    SpecError
+        ``widths`` not at least two integers >= 1, an unknown activation, ``residual`` not a bool, a
+        residual net with unequal widths, or ``step`` not a finite number > 0.
     """
 
     widths: tuple[int, ...]

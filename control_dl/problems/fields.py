@@ -276,6 +276,11 @@ class Bottleneck(_Activated):
         Elementwise σ.
     width : int
         Hidden width m ≥ 1.
+
+    Raises
+    ------
+    SpecError
+        ``activation`` is unknown, or ``width`` is not an integer >= 1.
     """
 
     width: int = 4

@@ -74,6 +74,13 @@ class TrainingProblem:
     ----------
     dynamics : Dynamics
         The stage maps, θ blocks and R(θ) every engine and solver uses.
+
+    Raises
+    ------
+    SpecError
+        A component of the wrong type (``data``, ``field``, ``control``, ``cost``, ``constraints``),
+        ``dim`` < n_in, ``horizon`` not a finite number > 0, an unknown ``integrator`` or ``lift``, a
+        loss that does not fit the data, or options that do not fit the model (the message names the field).
     """
 
     data: Dataset
@@ -664,6 +671,11 @@ class TrainingProblem:
         -------
         ndarray
             The gradient, same length as w.
+
+        Raises
+        ------
+        SpecError
+            ``w`` does not fit the problem, or ``backend`` is not 'casadi' or 'torch'.
         """
         w = self.check_w(w)
         if backend == "casadi":
@@ -733,6 +745,11 @@ class TrainingProblem:
         -------
         float or None
             Fraction of correctly classified points.
+
+        Raises
+        ------
+        SpecError
+            ``split`` is not 'train' or 'test'.
         """
         if self.data.task == "regression":
             return None
