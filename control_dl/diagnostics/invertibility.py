@@ -51,6 +51,10 @@ class InvertibilityReport:
 def invertibility(problem: TrainingProblem, result: Any, norm: str = "spectral") -> InvertibilityReport:
     """Certificate max_k Lip Ψ_k that every step is invertible (e.g. Euler: h·Lip(σ)·‖A_k‖₂).
 
+    A step x_{k+1} = x_k + Ψ_k(x_k) with Lip Ψ_k < 1 is a homeomorphism (Behrmann et al.,
+    "Invertible Residual Networks", ICML 2019, Thm. 1); the bounds of Lip Ψ_k per field and
+    integrator are those of :mod:`control_dl.problems.lipschitz`.
+
     Parameters
     ----------
     problem : TrainingProblem
