@@ -191,6 +191,11 @@ def encode_targets(task: str, loss: str, y: np.ndarray, n_classes: int) -> np.nd
     -------
     ndarray
         Targets, float64 ``n_out × S``.
+
+    Raises
+    ------
+    SpecError
+        Regression targets with a loss other than ``mse``, or ``logistic`` with more than two classes.
     """
     if callable(loss):
         loss = "mse"

@@ -33,6 +33,11 @@ def check_widths(widths: Any) -> tuple[int, ...]:
     -------
     tuple of int
         The widths.
+
+    Raises
+    ------
+    SpecError
+        Fewer than two widths, or a width that is not an integer >= 1.
     """
     if not isinstance(widths, (list, tuple)) or len(widths) < 2:
         raise spec_error("widths", widths, "must be a list of at least two layer widths [n_in, ..., n_out]")

@@ -55,6 +55,11 @@ def check_activation(name: str) -> str:
     -------
     str
         ``name`` unchanged.
+
+    Raises
+    ------
+    SpecError
+        ``name`` is not one of :data:`ACTIVATIONS`.
     """
     if name not in ACTIVATION_LIPSCHITZ:
         raise spec_error("activation", name, f"must be one of {list(ACTIVATIONS)}")
