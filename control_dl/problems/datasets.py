@@ -672,6 +672,12 @@ def ring(n_samples: int = 400, noise: float = 0.0, seed: int = 0, n_test: int | 
     -------
     Dataset
         Binary classification data.
+
+    Raises
+    ------
+    SpecError
+        ``n_samples`` or ``n_test`` is not an integer >= 2, ``noise`` not a finite number >= 0, or
+        ``seed`` not an integer >= 0.
     """
     return _make("ring", "binary", lambda n, r: _shells(n, 2, r, 0.5, (0.7, 1.0)), n_samples, noise, seed, n_test)
 
@@ -734,6 +740,12 @@ def spiral(n_samples: int = 400, noise: float = 0.0, seed: int = 0, n_test: int 
     -------
     Dataset
         Binary classification data.
+
+    Raises
+    ------
+    SpecError
+        ``n_samples`` or ``n_test`` is not an integer >= 2, ``noise`` not a finite number >= 0, or
+        ``seed`` not an integer >= 0.
     """
     return _make("spiral", "binary", _spiral, n_samples, noise, seed, n_test)
 
@@ -754,6 +766,12 @@ def circle(n_samples: int = 400, noise: float = 0.0, seed: int = 0, n_test: int 
     -------
     Dataset
         Binary classification data.
+
+    Raises
+    ------
+    SpecError
+        ``n_samples`` or ``n_test`` is not an integer >= 2, ``noise`` not a finite number >= 0, or
+        ``seed`` not an integer >= 0.
     """
 
     def sample(n, rng):
@@ -775,6 +793,12 @@ def xor(n_samples: int = 400, noise: float = 0.0, seed: int = 0, n_test: int | N
     -------
     Dataset
         Binary classification data.
+
+    Raises
+    ------
+    SpecError
+        ``n_samples`` or ``n_test`` is not an integer >= 2, ``noise`` not a finite number >= 0, or
+        ``seed`` not an integer >= 0.
     """
 
     def sample(n, rng):
@@ -804,6 +828,12 @@ def square_1d(n_samples: int = 100, noise: float = 0.0, seed: int = 0, n_test: i
     -------
     Dataset
         Regression data, ``n_out = 1``.
+
+    Raises
+    ------
+    SpecError
+        ``n_samples`` or ``n_test`` is not an integer >= 2, ``noise`` not a finite number >= 0, or
+        ``seed`` not an integer >= 0.
     """
     return _make("square_1d", "regression", _regression(np.square, -1.0, 1.0), n_samples, noise, seed, n_test)
 
@@ -820,6 +850,12 @@ def sin(n_samples: int = 100, noise: float = 0.0, seed: int = 0, n_test: int | N
     -------
     Dataset
         Regression data, ``n_out = 1``.
+
+    Raises
+    ------
+    SpecError
+        ``n_samples`` or ``n_test`` is not an integer >= 2, ``noise`` not a finite number >= 0, or
+        ``seed`` not an integer >= 0.
     """
     return _make("sin", "regression", _regression(np.sin, -np.pi, np.pi), n_samples, noise, seed, n_test)
 

@@ -619,7 +619,7 @@ class TrainingProblem:
         Parameters
         ----------
         w : array_like
-            Decision vector.
+            Decision vector, shape ``(n_params,)``.
         backend : {"numpy", "casadi", "torch"}
             Which implementation evaluates it (they agree to rounding).
 
@@ -627,6 +627,11 @@ class TrainingProblem:
         -------
         float
             The objective.
+
+        Raises
+        ------
+        SpecError
+            ``w`` does not fit the problem (length, NaN/inf), or ``backend`` is unknown or not installed.
         """
         return self.objective_and_loss(w, backend)[0]
 
@@ -636,7 +641,7 @@ class TrainingProblem:
         Parameters
         ----------
         w : array_like
-            Decision vector.
+            Decision vector, shape ``(n_params,)``.
         backend : {"numpy", "casadi", "torch"}
             Implementation.
 
@@ -644,6 +649,11 @@ class TrainingProblem:
         -------
         tuple of float
             Objective and the mean terminal loss.
+
+        Raises
+        ------
+        SpecError
+            ``w`` does not fit the problem (length, NaN/inf), or ``backend`` is unknown or not installed.
         """
         w = self.check_w(w)
         if backend == "casadi":
@@ -663,7 +673,7 @@ class TrainingProblem:
         Parameters
         ----------
         w : array_like
-            Decision vector.
+            Decision vector, shape ``(n_params,)``.
         backend : {"casadi", "torch"}
             Which AD engine.
 
@@ -696,7 +706,7 @@ class TrainingProblem:
         Parameters
         ----------
         w : array_like
-            Decision vector.
+            Decision vector, shape ``(n_params,)``.
         X : ndarray, optional
             Inputs, ``n_in × S``.
 
@@ -704,6 +714,11 @@ class TrainingProblem:
         -------
         ndarray
             States, shape ``(N + 1, d, S)`` (a feed-forward model's x_k zero-padded to d = max width).
+
+        Raises
+        ------
+        SpecError
+            ``w`` does not fit the problem, or ``X`` is not an ``n_in × S`` matrix.
         """
         w = self.check_w(w)
         x = self._inputs(X)
@@ -718,7 +733,7 @@ class TrainingProblem:
         Parameters
         ----------
         w : array_like
-            Decision vector.
+            Decision vector, shape ``(n_params,)``.
         X : ndarray, optional
             Inputs, ``n_in × S`` (default: training inputs).
 
@@ -726,6 +741,11 @@ class TrainingProblem:
         -------
         ndarray
             Predictions ``n_out × S`` (logits for classification losses).
+
+        Raises
+        ------
+        SpecError
+            ``w`` does not fit the problem, or ``X`` is not an ``n_in × S`` matrix.
         """
         w = self.check_w(w)
         *_, x_final = self.trajectory(w, self._inputs(X), numpy_ops)
@@ -737,7 +757,7 @@ class TrainingProblem:
         Parameters
         ----------
         w : array_like
-            Decision vector.
+            Decision vector, shape ``(n_params,)``.
         split : {"train", "test"}
             Which data.
 
@@ -765,13 +785,18 @@ class TrainingProblem:
         Parameters
         ----------
         w : array_like
-            Decision vector.
+            Decision vector, shape ``(n_params,)``.
 
         Returns
         -------
         dict
             ``{"theta": [dict per coefficient C_j], "readout": {"P", "c"}, "lift": {"L", "l"} or {}}``
             with arrays in their declared shapes.
+
+        Raises
+        ------
+        SpecError
+            ``w`` does not fit the problem (length, NaN/inf).
         """
         w = self.check_w(w)
         lay = self.layout
@@ -793,7 +818,7 @@ class TrainingProblem:
         Parameters
         ----------
         w : array_like
-            Decision vector.
+            Decision vector, shape ``(n_params,)``.
         t : array_like
             Times in [0, T], a number or shape ``(M,)``.
 
