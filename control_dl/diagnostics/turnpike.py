@@ -120,6 +120,11 @@ def turnpike(problem: TrainingProblem, result: Any) -> TurnpikeReport:
     -------
     TurnpikeReport
         Profiles on t_k and the fitted rates.
+
+    Raises
+    ------
+    SpecError
+        ``problem`` is not a TrainingProblem, or ``result`` (its w) does not fit it or is not finite.
     """
     w = weights_of(problem, result)
     t = problem.times

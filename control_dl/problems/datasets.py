@@ -216,6 +216,11 @@ class Dataset:
         -------
         ndarray
             Model inputs, ``n_in × S`` float64 (a new array).
+
+        Raises
+        ------
+        SpecError
+            ``X`` is not a real ``n_in × S`` matrix.
         """
         X = np.array(as_features(X, self.n_in), dtype=float)
         if self.mean is None:
@@ -234,6 +239,11 @@ class Dataset:
         -------
         ndarray
             Raw inputs, ``n_in × S`` float64.
+
+        Raises
+        ------
+        SpecError
+            ``X`` is not a real ``n_in × S`` matrix.
         """
         X = np.array(as_features(X, self.n_in), dtype=float)
         if self.mean is None:
