@@ -2,9 +2,9 @@
 
 ``test_docstrings`` checks Parameters and Returns; this adds the third section. A function or
 method counts as raising when its own body (not a nested function) has a ``raise`` or calls a
-``check_*`` validator of ``control_dl._errors``; a class when its ``__init__`` / ``__post_init__``
-does (the class docstring documents the constructor, as numpydoc puts it). Errors raised deeper
-(``problem.check_w``) are the callee's to document.
+validator (``check_*`` such as ``problem.check_w``, ``weights_of``, ``as_features``, ...); a class
+when its ``__init__`` / ``__post_init__`` does (the class docstring documents the constructor, as
+numpydoc puts it). Errors raised deeper, in other helpers, are the callee's to document.
 """
 
 from __future__ import annotations
@@ -20,9 +20,22 @@ import pytest
 from numpydoc.docscrape import NumpyDocString
 from test_docstrings import MODULES, _public_callables
 
+#: helpers whose only job besides returning their argument is to raise a SpecError on bad input
+VALIDATORS = {
+    "as_features",
+    "get_integrator",
+    "get_ops",
+    "new_axes",
+    "require_flow",
+    "require_scalar_output",
+    "resolve_layer",
+    "weights_of",
+}
+
 
 def raises_directly(func) -> bool:
-    """True if the body of ``func`` (nested definitions excluded) raises or calls a ``check_*`` validator."""
+    """True if the body of ``func`` (nested definitions excluded) raises or calls a validator
+    (``check_*``, e.g. ``problem.check_w``, or one of :data:`VALIDATORS`)."""
     try:
         source = textwrap.dedent(inspect.getsource(func))
     except (OSError, TypeError):
@@ -34,8 +47,10 @@ def raises_directly(func) -> bool:
             continue
         if isinstance(node, ast.Raise) and node.exc is not None:
             return True
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id.startswith("check_"):
-            return True
+        if isinstance(node, ast.Call):
+            called = getattr(node.func, "id", None) or getattr(node.func, "attr", None) or ""
+            if called.startswith("check_") or called in VALIDATORS:
+                return True
         stack.extend(ast.iter_child_nodes(node))
     return False
 
@@ -79,6 +94,8 @@ def test_every_public_function_that_raises_has_a_raises_section():
         ("    if x < 0:\n        raise ValueError('x')\n    return x", True),
         ("    check_positive_int('x', x)\n    return x", True),
         ("    def inner():\n        raise ValueError('x')\n    return inner", False),
+        ("    return weights_of(x, x)", True),
+        ("    return x.check_w(x)", True),
         ("    return x", False),
     ],
 )

@@ -82,7 +82,12 @@ class InputOutputMap:
     problem : TrainingProblem
         A problem with scalar output.
     w : ndarray
-        Decision vector.
+        Decision vector, shape ``(n_params,)``.
+
+    Raises
+    ------
+    SpecError
+        The problem's output is not scalar (n_out != 1).
     """
 
     def __init__(self, problem: TrainingProblem, w: np.ndarray) -> None:
