@@ -170,6 +170,11 @@ class Result:
     data_source : dict or None
         Where the data of a loaded result came from (the dataset's ``source`` with the data file's
         SHA-256, or ``{"dataset": "arrays", ...}``); a result from a solve reads it off ``problem``.
+
+    Raises
+    ------
+    SpecError
+        ``status`` is not one of "converged", "max_iter", "failed", "diverged".
     """
 
     status: str

@@ -87,6 +87,11 @@ def classify(problem: TrainingProblem, result: Any = None) -> Architecture:
     -------
     Architecture
         The label, its consequence and the reason.
+
+    Raises
+    ------
+    SpecError
+        ``problem`` is not a TrainingProblem, or ``result`` (its w) does not fit it or is not finite.
     """
     check_problem(problem)
     if problem.dynamics.vector_field is None:  # stage maps between widths: Kuntz's classes by width

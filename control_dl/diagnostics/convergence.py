@@ -85,6 +85,12 @@ def euler_convergence(
     -------
     ConvergenceReport
         Errors and the observed order.
+
+    Raises
+    ------
+    SpecError
+        ``problem`` is not a flow, ``w`` does not fit it, ``n_steps`` is not a list of at least
+        two depths >= 1, ``refine`` < 1, or ``X`` does not have the layout given.
     """
     w = weights_of(problem, w)
     require_flow(problem, "euler_convergence")

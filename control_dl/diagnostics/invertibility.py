@@ -51,6 +51,10 @@ class InvertibilityReport:
 def invertibility(problem: TrainingProblem, result: Any, norm: str = "spectral") -> InvertibilityReport:
     """Certificate max_k Lip Ψ_k that every step is invertible (e.g. Euler: h·Lip(σ)·‖A_k‖₂).
 
+    A step x_{k+1} = x_k + Ψ_k(x_k) with Lip Ψ_k < 1 is a homeomorphism (Behrmann et al.,
+    "Invertible Residual Networks", ICML 2019, Thm. 1); the bounds of Lip Ψ_k per field and
+    integrator are those of :mod:`control_dl.problems.lipschitz`.
+
     Parameters
     ----------
     problem : TrainingProblem
@@ -65,6 +69,12 @@ def invertibility(problem: TrainingProblem, result: Any, norm: str = "spectral")
     -------
     InvertibilityReport
         Per-step constants and their maximum.
+
+    Raises
+    ------
+    SpecError
+        ``problem`` is not a TrainingProblem, or ``result`` (its w) does not fit it or is not finite;
+        the model is not a flow, or ``norm`` is not 'spectral' or 'frobenius'.
     """
     w = weights_of(problem, result)
     require_flow(problem, "invertibility")
@@ -125,6 +135,12 @@ def invert(
     -------
     Inversion
         The reconstruction and its error.
+
+    Raises
+    ------
+    SpecError
+        ``problem`` is not a TrainingProblem, or ``result`` (its w) does not fit it or is not finite;
+        the model is not a flow, ``x_final`` is not ``d × S``, or ``tol`` / ``max_iter`` not positive.
     """
     w = weights_of(problem, result)
     require_flow(problem, "invert")
@@ -198,6 +214,12 @@ def decision_region_topology(
     -------
     RegionTopology
         The labelled grid and whether the origin's region (4-connected) reaches the edge.
+
+    Raises
+    ------
+    SpecError
+        ``problem`` is not a TrainingProblem, or ``result`` (its w) does not fit it or is not finite;
+        the problem is not a classification with 2-D inputs, ``resolution`` < 3, or ``extent`` <= 0.
     """
     w = weights_of(problem, result)
     if problem.data.n_in != 2 or problem.data.task == "regression":

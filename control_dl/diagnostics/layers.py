@@ -71,6 +71,12 @@ def classify_feedforward(problem: TrainingProblem | Sequence[int]) -> FeedForwar
     -------
     FeedForwardClass
         The class, the widest layer and the bottleneck layers.
+
+    Raises
+    ------
+    SpecError
+        ``problem`` is a flow (not a FeedForward model), neither a problem nor a list of widths,
+        or the widths are not integers >= 1.
     """
     if isinstance(problem, TrainingProblem):
         if problem.dynamics.vector_field is not None:
@@ -186,6 +192,12 @@ def layer_ranks(
     -------
     LayerRanks
         Singular values, numerical ranks and which layers collapse.
+
+    Raises
+    ------
+    SpecError
+        ``problem`` is not a TrainingProblem, or ``result`` (its w) does not fit it or is not finite;
+        ``rtol`` <= 0, or ``X`` does not have the layout given.
     """
     w = weights_of(problem, result)
     check_positive_float("rtol", rtol)

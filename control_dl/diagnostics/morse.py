@@ -83,7 +83,7 @@ class InputOutputMap:
     problem : TrainingProblem
         A problem with scalar output.
     w : ndarray or Result
-        Decision vector (or a solve).
+        Decision vector, shape ``(n_params,)`` (or a solve).
 
     Raises
     ------
@@ -244,6 +244,13 @@ def critical_points(
     -------
     CriticalPointReport
         The distinct critical points and the grid minimum of ‖∇Φ‖.
+
+    Raises
+    ------
+    SpecError
+        ``problem`` is not a TrainingProblem, or ``result`` (its w) does not fit it or is not finite;
+        the output is not scalar, ``bounds`` is not a finite ``(n_in, 2)`` box with lower < upper,
+        or a count / tolerance is not positive.
     """
     w = weights_of(problem, result)
     for name, value in (("n_starts", n_starts), ("n_grid", n_grid), ("max_iter", max_iter)):

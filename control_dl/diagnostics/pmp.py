@@ -111,6 +111,8 @@ def pmp_residual(problem: TrainingProblem, result: Any, engine: str | EngineSpec
     The costates and ∂H_k/∂θ come from the engine layer's one costate pass and stage Hamiltonian
     (:meth:`~control_dl.engines.Engine.sweep` and ``augmented_hamiltonian`` at ρ = 0, whose
     a_k = Σ_i p_{k+1,i}·Φ_h(x_{k,i}, Θ_k) with this module's p = S × the engine's costates).
+    ∂H_k/∂θ = 0 at every step is the stationarity of the discrete maximum principle (Li, Chen, Tai
+    & E, JMLR 18(165), 2018); H_k, p_k and the residual are defined in the module docstring.
 
     Parameters
     ----------
@@ -125,6 +127,11 @@ def pmp_residual(problem: TrainingProblem, result: Any, engine: str | EngineSpec
     -------
     PMPReport
         Costates, ∂H/∂θ, H and its drift.
+
+    Raises
+    ------
+    SpecError
+        ``problem`` is not a TrainingProblem, or ``result`` (its w) does not fit it or is not finite.
     """
     w = weights_of(problem, result)
     x, targets = problem.data.x_train, problem.targets

@@ -65,6 +65,12 @@ def training_dynamics(problem: TrainingProblem, result: Any) -> TrainingDynamics
     -------
     TrainingDynamics
         The grid values.
+
+    Raises
+    ------
+    SpecError
+        ``problem`` is not a TrainingProblem, or ``result`` (its w) does not fit it or is not finite;
+        or the result has no snapshots (solve with ``record_every=K > 0``).
     """
     final_w = weights_of(problem, result)
     snapshots = getattr(result, "snapshots", None)

@@ -120,6 +120,11 @@ def turnpike(problem: TrainingProblem, result: Any) -> TurnpikeReport:
     -------
     TurnpikeReport
         Profiles on t_k and the fitted rates.
+
+    Raises
+    ------
+    SpecError
+        ``problem`` is not a TrainingProblem, or ``result`` (its w) does not fit it or is not finite.
     """
     w = weights_of(problem, result)
     t = problem.times
@@ -253,6 +258,12 @@ def turnpike_sweep(
     -------
     TurnpikeSweep
         Reports per horizon and the collapse distances.
+
+    Raises
+    ------
+    SpecError
+        The model is not a flow, ``solver`` is not a control_dl solver, ``horizons`` is not a
+        non-empty list of finite T > 0, or ``seed`` / ``progress`` / ``keep_step`` are of the wrong type.
     """
     require_flow(problem, "turnpike_sweep")  # the horizon T of a layer stack is fixed by its widths
     check_positive_int("seed", seed, minimum=0)

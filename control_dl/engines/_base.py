@@ -207,6 +207,11 @@ class Engine(ABC):
     def gauss_newton_product(self, w: np.ndarray, v: np.ndarray) -> np.ndarray:
         """G(w) v: generalised Gauss-Newton matrix of J_batch times v (exact Hessian on R and running terms).
 
+        G = (1/S) Σ_i J_iᵀ ∇²ℓ_i J_i with J_i = ∂ŷ_i/∂w, the Hessian of the loss with its curvature
+        through the network dropped (Schraudolph, Neural Computation 14, 2002; Martens 2010), plus
+        ∇²R and the running terms' exact Hessian (the Gauss-Newton part is positive semi-definite for
+        convex ℓ).
+
         Parameters
         ----------
         w : ndarray

@@ -161,6 +161,11 @@ class SweepSpec:
         Seeds of the initial guess; every grid point runs once per seed.
     name : str
         Label of the sweep.
+
+    Raises
+    ------
+    SpecError
+        A field of the wrong type, or ``seeds`` not a non-empty list of integers in [0, 2**32).
     """
 
     problem: str

@@ -67,6 +67,13 @@ def animate_flow(
     -------
     Path
         The GIF written.
+
+    Raises
+    ------
+    SpecError
+        ``problem`` is not a TrainingProblem, or ``result`` (its w) does not fit it or is not finite;
+        ``frames`` not a non-empty list of layer indices in [-(N+1), N], ``fps`` not > 0, ``grid`` not a
+        bool, or ``path`` not a writable ``.gif`` file.
     """
     import matplotlib.pyplot as plt
     from matplotlib.animation import FuncAnimation, PillowWriter

@@ -30,6 +30,12 @@ def decision_boundary(problem: Any, result: Any, ax: Any = None, resolution: int
     -------
     matplotlib Axes
         The axes, with a colour bar of the readout.
+
+    Raises
+    ------
+    SpecError
+        ``problem`` is not a TrainingProblem, or ``result`` (its w) does not fit it or is not finite;
+        the problem is not a classification with 2-D inputs, ``resolution`` < 2, or ``ax`` not an Axes.
     """
     w = weights_of(problem, result)
     if problem.data.n_in != 2 or problem.data.task == "regression":

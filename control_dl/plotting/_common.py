@@ -153,6 +153,11 @@ def grid_lines(problem: Any, n_lines: int = 11, resolution: int = 80) -> np.ndar
     -------
     ndarray
         ``(2 n_lines, 2, resolution)``: first the lines of constant x_1, then those of constant x_2.
+
+    Raises
+    ------
+    SpecError
+        The problem's inputs are not 2-D, or ``n_lines`` / ``resolution`` < 2.
     """
     if problem.data.n_in != 2:
         raise spec_error(
@@ -192,6 +197,11 @@ def flow_lines(problem: Any, w: np.ndarray, lines: np.ndarray) -> np.ndarray:
     -------
     ndarray
         ``(N + 1, L, d, m)`` states of the line points at every layer.
+
+    Raises
+    ------
+    SpecError
+        ``lines`` is not an ``(L, n_in, m)`` array.
     """
     lines = np.asarray(lines, dtype=float)
     if lines.ndim != 3 or lines.shape[1] != problem.data.n_in:

@@ -30,6 +30,11 @@ def compare_curves(table: Any, axes: Any = None) -> Any:
     -------
     ndarray of matplotlib Axes
         The two axes, with legends.
+
+    Raises
+    ------
+    SpecError
+        ``table`` is not a CompareTable of :func:`control_dl.compare`.
     """
     if not hasattr(table, "results") or not hasattr(table, "seeds"):
         raise spec_error("table", type(table).__name__, "must be a CompareTable from control_dl.compare")

@@ -27,6 +27,12 @@ def convergence(results: Sequence[Any], ax: Any = None, x: str = "iter", y: str 
     -------
     matplotlib Axes
         The axes with a legend.
+
+    Raises
+    ------
+    SpecError
+        ``results`` is not a non-empty list of Results with recorded histories, ``y`` is not a
+        field of their histories, ``x`` not 'iter' or 'time', or ``ax`` not a matplotlib Axes.
     """
     check_choice("x", x, ("iter", "time"))
     if hasattr(results, "history") or isinstance(results, (str, bytes)) or not hasattr(results, "__iter__"):

@@ -57,6 +57,12 @@ def grid_deformation(
     -------
     matplotlib Axes
         The axes, with a legend naming the two line families.
+
+    Raises
+    ------
+    SpecError
+        ``problem`` is not a TrainingProblem, or ``result`` (its w) does not fit it or is not finite;
+        ``layer`` outside [-(N+1), N], ``max_points`` < 0, or ``ax`` not an Axes.
     """
     w = weights_of(problem, result)
     k = resolve_layer(problem, layer)

@@ -30,6 +30,12 @@ def theta_heatmap(problem: Any, result: Any, ax: Any = None, resolution: int | N
     -------
     matplotlib Axes
         The axes, with a symmetric diverging colour bar.
+
+    Raises
+    ------
+    SpecError
+        ``problem`` is not a TrainingProblem, or ``result`` (its w) does not fit it or is not finite;
+        ``resolution`` < 1, or ``ax`` not an Axes.
     """
     w = weights_of(problem, result)
     ax = new_axes(ax)

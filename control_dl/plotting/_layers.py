@@ -75,6 +75,13 @@ def layers(
     -------
     ndarray of matplotlib Axes
         One axes per layer, in the order given.
+
+    Raises
+    ------
+    SpecError
+        ``problem`` is not a TrainingProblem, or ``result`` (its w) does not fit it or is not finite;
+        d < 2, ``layers`` not a non-empty list of layer indices in [-(N+1), N], ``grid`` not a bool,
+        or ``fig`` not a matplotlib Figure.
     """
     if problem.dim < 2:
         raise spec_error("problem", problem.data.name, f"layers needs a state dimension d >= 2, not d={problem.dim}")

@@ -46,6 +46,13 @@ def morse_contours(
     -------
     matplotlib Axes
         The axes, with a colour bar of Φ.
+
+    Raises
+    ------
+    SpecError
+        ``problem`` is not a TrainingProblem, or ``result`` (its w) does not fit it or is not finite;
+        the problem has no scalar output or no 2-D inputs, ``resolution`` < 2, ``levels`` < 1,
+        ``critical_points`` not (2, m) or (m, 2) points, or ``ax`` not an Axes.
     """
     if problem.data.n_in != 2 or problem.targets.shape[0] != 1:
         raise spec_error(

@@ -34,6 +34,12 @@ def time_paths(problem: Any, result: Any, ax: Any = None, coord: int = 0, max_po
     -------
     matplotlib Axes
         The axes (colour bar of the target for regression, class legend otherwise).
+
+    Raises
+    ------
+    SpecError
+        ``problem`` is not a TrainingProblem, or ``result`` (its w) does not fit it or is not finite;
+        ``coord`` is not a state coordinate in [0, d − 1], or ``ax`` not an Axes.
     """
     if not is_integer(coord) or not 0 <= coord < problem.dim:
         raise spec_error(
@@ -80,6 +86,12 @@ def regression_fit(problem: Any, result: Any, ax: Any = None, resolution: int = 
     -------
     matplotlib Axes
         The axes with a legend.
+
+    Raises
+    ------
+    SpecError
+        ``problem`` is not a TrainingProblem, or ``result`` (its w) does not fit it or is not finite;
+        the data are not a regression with 1-D inputs and targets, ``resolution`` < 2, or ``ax`` not an Axes.
     """
     data = problem.data
     if data.n_in != 1 or data.task != "regression" or data.n_out != 1:

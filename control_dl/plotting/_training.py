@@ -33,6 +33,12 @@ def training_heatmap(problem: Any, result: Any, ax: Any = None, log: bool = Fals
     -------
     matplotlib Axes
         The heat-map axes.
+
+    Raises
+    ------
+    SpecError
+        ``log`` is not a bool, ``ax`` not an Axes, or the inputs of
+        :func:`~control_dl.diagnostics.training_dynamics` are bad (see there).
     """
     from matplotlib.colors import LogNorm
     from mpl_toolkits.axes_grid1 import make_axes_locatable

@@ -29,6 +29,12 @@ def trajectories(problem: Any, result: Any, ax: Any = None, max_points: int = 20
     -------
     matplotlib Axes
         The axes; start points are circles, end points triangles.
+
+    Raises
+    ------
+    SpecError
+        ``problem`` is not a TrainingProblem, or ``result`` (its w) does not fit it or is not finite;
+        d < 2, ``max_points`` < 1, or ``ax`` not an Axes.
     """
     w = weights_of(problem, result)
     if problem.dim < 2:

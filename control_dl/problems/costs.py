@@ -96,6 +96,12 @@ class Cost:
     α, β, γ weigh θ only; the readout (P, c) and a trainable lift are unregularised, so with the
     logistic or cross-entropy loss on data the flow separates J has no minimiser (the logits grow
     while J → 0): stop such runs with ``target_loss`` or ``max_iter`` (docs/guide/problems.md).
+
+    Raises
+    ------
+    SpecError
+        An unknown ``loss`` name, a weight that is not a finite number >= 0, ``l1_eps`` <= 0, or a
+        non-finite ``tracking_target``.
     """
 
     loss: str | LossFunction = "mse"
@@ -141,6 +147,12 @@ class Constraints:
     lipschitz_norm : {"frobenius", "spectral"}
         ‖A_k‖ in that bound: ‖A_k‖_F (smooth, every constrained solver) or the exact ‖A_k‖₂
         (``nlp="lbfgsb"`` only).
+
+    Raises
+    ------
+    SpecError
+        ``theta_max`` is not a finite number > 0, ``lipschitz`` not in (0, 1), or ``lipschitz_norm``
+        not 'frobenius' or 'spectral'.
     """
 
     theta_max: float | None = None
@@ -179,6 +191,11 @@ def encode_targets(task: str, loss: str, y: np.ndarray, n_classes: int) -> np.nd
     -------
     ndarray
         Targets, float64 ``n_out × S``.
+
+    Raises
+    ------
+    SpecError
+        Regression targets with a loss other than ``mse``, or ``logistic`` with more than two classes.
     """
     if callable(loss):
         loss = "mse"

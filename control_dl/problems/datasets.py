@@ -84,6 +84,13 @@ class Dataset:
     source : dict, optional
         How to rebuild the data: the ``[data]`` section of a problem spec (plus ``sha256`` of a
         data file). None for data given as arrays (a saved Result then stores the arrays).
+
+    Raises
+    ------
+    SpecError
+        An unknown ``task``, inputs that are not a non-empty finite ``n_in × S`` matrix, targets that
+        do not fit them, ``x_test`` with another n_in, a bad standardisation, or ``class_names`` that
+        do not name the classes.
     """
 
     x_train: np.ndarray
@@ -209,6 +216,11 @@ class Dataset:
         -------
         ndarray
             Model inputs, ``n_in × S`` float64 (a new array).
+
+        Raises
+        ------
+        SpecError
+            ``X`` is not a real ``n_in × S`` matrix.
         """
         X = np.array(as_features(X, self.n_in), dtype=float)
         if self.mean is None:
@@ -227,6 +239,11 @@ class Dataset:
         -------
         ndarray
             Raw inputs, ``n_in × S`` float64.
+
+        Raises
+        ------
+        SpecError
+            ``X`` is not a real ``n_in × S`` matrix.
         """
         X = np.array(as_features(X, self.n_in), dtype=float)
         if self.mean is None:
@@ -665,6 +682,12 @@ def ring(n_samples: int = 400, noise: float = 0.0, seed: int = 0, n_test: int | 
     -------
     Dataset
         Binary classification data.
+
+    Raises
+    ------
+    SpecError
+        ``n_samples`` or ``n_test`` is not an integer >= 2, ``noise`` not a finite number >= 0, or
+        ``seed`` not an integer >= 0.
     """
     return _make("ring", "binary", lambda n, r: _shells(n, 2, r, 0.5, (0.7, 1.0)), n_samples, noise, seed, n_test)
 
@@ -685,6 +708,12 @@ def spheres(
     -------
     Dataset
         Binary classification data.
+
+    Raises
+    ------
+    SpecError
+        ``n_in`` is not an integer >= 1, ``n_samples`` or ``n_test`` not an integer >= 2, ``noise``
+        not a finite number >= 0, or ``seed`` not an integer >= 0.
     """
     if not is_integer(n_in) or n_in < 1:
         raise spec_error("n_in", n_in, "must be an integer >= 1")
@@ -721,6 +750,12 @@ def spiral(n_samples: int = 400, noise: float = 0.0, seed: int = 0, n_test: int 
     -------
     Dataset
         Binary classification data.
+
+    Raises
+    ------
+    SpecError
+        ``n_samples`` or ``n_test`` is not an integer >= 2, ``noise`` not a finite number >= 0, or
+        ``seed`` not an integer >= 0.
     """
     return _make("spiral", "binary", _spiral, n_samples, noise, seed, n_test)
 
@@ -741,6 +776,12 @@ def circle(n_samples: int = 400, noise: float = 0.0, seed: int = 0, n_test: int 
     -------
     Dataset
         Binary classification data.
+
+    Raises
+    ------
+    SpecError
+        ``n_samples`` or ``n_test`` is not an integer >= 2, ``noise`` not a finite number >= 0, or
+        ``seed`` not an integer >= 0.
     """
 
     def sample(n, rng):
@@ -762,6 +803,12 @@ def xor(n_samples: int = 400, noise: float = 0.0, seed: int = 0, n_test: int | N
     -------
     Dataset
         Binary classification data.
+
+    Raises
+    ------
+    SpecError
+        ``n_samples`` or ``n_test`` is not an integer >= 2, ``noise`` not a finite number >= 0, or
+        ``seed`` not an integer >= 0.
     """
 
     def sample(n, rng):
@@ -791,6 +838,12 @@ def square_1d(n_samples: int = 100, noise: float = 0.0, seed: int = 0, n_test: i
     -------
     Dataset
         Regression data, ``n_out = 1``.
+
+    Raises
+    ------
+    SpecError
+        ``n_samples`` or ``n_test`` is not an integer >= 2, ``noise`` not a finite number >= 0, or
+        ``seed`` not an integer >= 0.
     """
     return _make("square_1d", "regression", _regression(np.square, -1.0, 1.0), n_samples, noise, seed, n_test)
 
@@ -807,6 +860,12 @@ def sin(n_samples: int = 100, noise: float = 0.0, seed: int = 0, n_test: int | N
     -------
     Dataset
         Regression data, ``n_out = 1``.
+
+    Raises
+    ------
+    SpecError
+        ``n_samples`` or ``n_test`` is not an integer >= 2, ``noise`` not a finite number >= 0, or
+        ``seed`` not an integer >= 0.
     """
     return _make("sin", "regression", _regression(np.sin, -np.pi, np.pi), n_samples, noise, seed, n_test)
 

@@ -33,6 +33,11 @@ def check_widths(widths: Any) -> tuple[int, ...]:
     -------
     tuple of int
         The widths.
+
+    Raises
+    ------
+    SpecError
+        Fewer than two widths, or a width that is not an integer >= 1.
     """
     if not isinstance(widths, (list, tuple)) or len(widths) < 2:
         raise spec_error("widths", widths, "must be a list of at least two layer widths [n_in, ..., n_out]")
@@ -60,6 +65,12 @@ class FeedForward:
         σ on the last layer (default ``"identity"``: an affine output layer). Pass
         ``output_activation=activation`` for σ on every layer (then a residual net is exactly the
         Euler ResNet with piecewise-constant θ).
+
+    Raises
+    ------
+    SpecError
+        ``widths`` not at least two integers >= 1, an unknown activation, ``residual`` not a bool, a
+        residual net with unequal widths, or ``step`` not a finite number > 0.
     """
 
     widths: tuple[int, ...]

@@ -55,6 +55,11 @@ def check_activation(name: str) -> str:
     -------
     str
         ``name`` unchanged.
+
+    Raises
+    ------
+    SpecError
+        ``name`` is not one of :data:`ACTIVATIONS`.
     """
     if name not in ACTIVATION_LIPSCHITZ:
         raise spec_error("activation", name, f"must be one of {list(ACTIVATIONS)}")
@@ -276,6 +281,11 @@ class Bottleneck(_Activated):
         Elementwise σ.
     width : int
         Hidden width m ≥ 1.
+
+    Raises
+    ------
+    SpecError
+        ``activation`` is unknown, or ``width`` is not an integer >= 1.
     """
 
     width: int = 4

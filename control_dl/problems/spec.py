@@ -247,6 +247,13 @@ def build_problem(spec: dict[str, Any], data: Dataset | None = None) -> Training
     -------
     TrainingProblem
         The problem, with ``spec`` attached.
+
+    Raises
+    ------
+    SpecError
+        An unknown model, field or control name, ``widths`` missing for ``model = 'mlp'`` or given
+        for a ResNet, a dataset stored only in a saved Result, or any error of the objects built
+        (the message names the field).
     """
     if data is None:
         if spec["data"].get("dataset") == ARRAYS:

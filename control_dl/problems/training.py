@@ -74,6 +74,13 @@ class TrainingProblem:
     ----------
     dynamics : Dynamics
         The stage maps, θ blocks and R(θ) every engine and solver uses.
+
+    Raises
+    ------
+    SpecError
+        A component of the wrong type (``data``, ``field``, ``control``, ``cost``, ``constraints``),
+        ``dim`` < n_in, ``horizon`` not a finite number > 0, an unknown ``integrator`` or ``lift``, a
+        loss that does not fit the data, or options that do not fit the model (the message names the field).
     """
 
     data: Dataset
@@ -614,7 +621,7 @@ class TrainingProblem:
         Parameters
         ----------
         w : array_like
-            Decision vector.
+            Decision vector, shape ``(n_params,)``.
         backend : {"numpy", "casadi", "torch"}
             Which implementation evaluates it (they agree to rounding).
 
@@ -622,6 +629,11 @@ class TrainingProblem:
         -------
         float
             The objective.
+
+        Raises
+        ------
+        SpecError
+            ``w`` does not fit the problem (length, NaN/inf), or ``backend`` is unknown or not installed.
         """
         return self.objective_and_loss(w, backend)[0]
 
@@ -631,7 +643,7 @@ class TrainingProblem:
         Parameters
         ----------
         w : array_like
-            Decision vector.
+            Decision vector, shape ``(n_params,)``.
         backend : {"numpy", "casadi", "torch"}
             Implementation.
 
@@ -639,6 +651,11 @@ class TrainingProblem:
         -------
         tuple of float
             Objective and the mean terminal loss.
+
+        Raises
+        ------
+        SpecError
+            ``w`` does not fit the problem (length, NaN/inf), or ``backend`` is unknown or not installed.
         """
         w = self.check_w(w)
         if backend == "casadi":
@@ -658,7 +675,7 @@ class TrainingProblem:
         Parameters
         ----------
         w : array_like
-            Decision vector.
+            Decision vector, shape ``(n_params,)``.
         backend : {"casadi", "torch"}
             Which AD engine.
 
@@ -666,6 +683,11 @@ class TrainingProblem:
         -------
         ndarray
             The gradient, same length as w.
+
+        Raises
+        ------
+        SpecError
+            ``w`` does not fit the problem, or ``backend`` is not 'casadi' or 'torch'.
         """
         w = self.check_w(w)
         if backend == "casadi":
@@ -686,7 +708,7 @@ class TrainingProblem:
         Parameters
         ----------
         w : array_like
-            Decision vector.
+            Decision vector, shape ``(n_params,)``.
         X : ndarray, optional
             Inputs, ``n_in × S``.
 
@@ -694,6 +716,11 @@ class TrainingProblem:
         -------
         ndarray
             States, shape ``(N + 1, d, S)`` (a feed-forward model's x_k zero-padded to d = max width).
+
+        Raises
+        ------
+        SpecError
+            ``w`` does not fit the problem, or ``X`` is not an ``n_in × S`` matrix.
         """
         w = self.check_w(w)
         x = self._inputs(X)
@@ -708,7 +735,7 @@ class TrainingProblem:
         Parameters
         ----------
         w : array_like
-            Decision vector.
+            Decision vector, shape ``(n_params,)``.
         X : ndarray, optional
             Inputs, ``n_in × S`` (default: training inputs).
 
@@ -716,6 +743,11 @@ class TrainingProblem:
         -------
         ndarray
             Predictions ``n_out × S`` (logits for classification losses).
+
+        Raises
+        ------
+        SpecError
+            ``w`` does not fit the problem, or ``X`` is not an ``n_in × S`` matrix.
         """
         w = self.check_w(w)
         *_, x_final = self.trajectory(w, self._inputs(X), numpy_ops)
@@ -727,7 +759,7 @@ class TrainingProblem:
         Parameters
         ----------
         w : array_like
-            Decision vector.
+            Decision vector, shape ``(n_params,)``.
         split : {"train", "test"}
             Which data.
 
@@ -735,6 +767,11 @@ class TrainingProblem:
         -------
         float or None
             Fraction of correctly classified points.
+
+        Raises
+        ------
+        SpecError
+            ``split`` is not 'train' or 'test'.
         """
         if self.data.task == "regression":
             return None
@@ -750,13 +787,18 @@ class TrainingProblem:
         Parameters
         ----------
         w : array_like
-            Decision vector.
+            Decision vector, shape ``(n_params,)``.
 
         Returns
         -------
         dict
             ``{"theta": [dict per coefficient C_j], "readout": {"P", "c"}, "lift": {"L", "l"} or {}}``
             with arrays in their declared shapes.
+
+        Raises
+        ------
+        SpecError
+            ``w`` does not fit the problem (length, NaN/inf).
         """
         w = self.check_w(w)
         lay = self.layout
@@ -778,7 +820,7 @@ class TrainingProblem:
         Parameters
         ----------
         w : array_like
-            Decision vector.
+            Decision vector, shape ``(n_params,)``.
         t : array_like
             Times in [0, T], a number or shape ``(M,)``.
 

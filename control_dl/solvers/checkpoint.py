@@ -34,6 +34,12 @@ def check_checkpoint(checkpoint: object, checkpoint_every: object) -> None:
         Checkpoint file.
     checkpoint_every : int
         Interval K ≥ 0 (0: never); K > 0 needs a file.
+
+    Raises
+    ------
+    SpecError
+        ``checkpoint_every`` is not an integer >= 0, ``checkpoint`` is not a string, or
+        ``checkpoint_every > 0`` without ``checkpoint``.
     """
     if not is_integer(checkpoint_every) or checkpoint_every < 0:
         raise spec_error("checkpoint_every", checkpoint_every, "must be an integer >= 0")
@@ -164,7 +170,15 @@ class Checkpointer:
         self.fingerprint = problem_fingerprint(problem)
 
     def __call__(self, iteration: int, w: np.ndarray) -> None:
-        """:meth:`save` w if ``iteration`` is a positive multiple of K (called every iteration)."""
+        """:meth:`save` w if ``iteration`` is a positive multiple of K (called every iteration).
+
+        Parameters
+        ----------
+        iteration : int
+            Iterations done.
+        w : ndarray
+            The current decision vector, shape ``(n_params,)``.
+        """
         if iteration > 0 and iteration % self.every == 0:
             self.save(iteration, w)
 

@@ -274,6 +274,12 @@ class MSA:
     def next_rho(self, rho: float, accepted: bool, ratio: float) -> float:
         """Trust-region style update from ratio = actual decrease of J / decrease of −H̃.
 
+        ρ ← min(max(ρ·rho_factor, rho_min), rho_max) after a rejected update or ratio < 0.1;
+        ρ ← max(ρ / rho_factor, min(ρ₀, rho_min)) when ratio > 0.5; else unchanged. ρ acts as a
+        proximal trust region, as in the sequential quadratic Hamiltonian method (Hofmann & Borzì,
+        J. Comput. Appl. Math. 405, 2022); the ratio thresholds are those of trust-region methods
+        (Nocedal & Wright, *Numerical Optimization*, 2006, Alg. 4.1: 1/4 and 3/4 there).
+
         Parameters
         ----------
         rho : float

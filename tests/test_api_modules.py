@@ -1,0 +1,60 @@
+"""The docstring rules of ``test_docstrings`` and ``test_api_raises`` also hold in every public module.
+
+Those tests walk what the packages export; a module whose name has no underscore
+(``control_dl.problems.lipschitz``, ``control_dl.solvers.checkpoint``, ``control_dl.engines.dask``,
+…) is importable by that name too, so every function and method defined in it is held to the same
+numpydoc bar: each argument under Parameters, a Returns section when it returns, a Raises section
+when its own body raises.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+
+from test_api_raises import has_raises_section, raises_directly
+from test_docs import NOT_API, ROOT
+from test_docstrings import PUBLIC_DUNDERS, _problems
+
+
+def public_module_names() -> list[str]:
+    """``control_dl.<pkg>.<module>`` and ``control_dl.<module>`` for every file without a leading underscore."""
+    package = ROOT / "control_dl"
+    names = [f"control_dl.{p.parent.name}.{p.stem}" for p in package.glob("*/*.py") if not p.stem.startswith("_")]
+    names += [f"control_dl.{p.stem}" for p in package.glob("*.py") if not p.stem.startswith("_")]
+    return sorted(n for n in names if n.rsplit(".", 1)[1] not in NOT_API)
+
+
+def defined_callables(module_name: str):
+    """``(qualified name, function)`` of the public functions and methods defined in the module."""
+    module = importlib.import_module(module_name)
+    for name, obj in vars(module).items():
+        if name.startswith("_") or getattr(obj, "__module__", None) != module_name:
+            continue
+        if inspect.isfunction(obj):
+            yield f"{module_name}.{name}", obj
+        elif inspect.isclass(obj):
+            for meth_name, meth in vars(obj).items():
+                if isinstance(meth, (staticmethod, classmethod)):
+                    meth = meth.__func__
+                if inspect.isfunction(meth) and (not meth_name.startswith("_") or meth_name in PUBLIC_DUNDERS):
+                    yield f"{module_name}.{name}.{meth_name}", meth
+
+
+def test_the_walk_covers_the_module_only_names():
+    modules = public_module_names()
+    assert {"control_dl.problems.lipschitz", "control_dl.solvers.checkpoint", "control_dl.engines.dask"} <= set(modules)
+    assert "control_dl.cli" not in modules
+    names = {name for module in modules for name, _ in defined_callables(module)}
+    assert "control_dl.problems.lipschitz.field_lipschitz_sq" in names
+    assert "control_dl.solvers.checkpoint.Checkpointer.__call__" in names
+
+
+def test_every_function_of_a_public_module_documents_arguments_returns_and_raises():
+    failures = []
+    for module in public_module_names():
+        for name, func in defined_callables(module):
+            failures.extend(f"{name}: {problem}" for problem in _problems(func))
+            if raises_directly(func) and not has_raises_section(func):
+                failures.append(f"{name}: raises, but has no Raises section")
+    assert not failures, "\n".join(failures)
