@@ -115,6 +115,11 @@ class InputOutputMap:
         -------
         tuple
             Φ(x) (float), ∇Φ(x) ``(n_in,)`` and ∇²Φ(x) ``(n_in, n_in)``.
+
+        Raises
+        ------
+        SpecError
+            ``x`` is not one finite point of n_in numbers.
         """
         point = np.asarray(x, dtype=float).ravel() if np.size(x) == self.n_in else None
         if point is None or not np.all(np.isfinite(point)):
@@ -134,6 +139,11 @@ class InputOutputMap:
         -------
         ndarray
             Shape ``(M,)``.
+
+        Raises
+        ------
+        SpecError
+            ``points`` is not an ``n_in × M`` matrix of finite numbers with M ≥ 1.
         """
         points = as_features(points, self.n_in, field="points")
         grads = np.asarray(self.gradient.map(points.shape[1])(points), dtype=float)
