@@ -286,7 +286,8 @@ def test_bad_options_name_the_field(options, field):
 
 def test_numpy_scalars_are_counts_and_seconds():
     spec = Dask(workers=np.int64(2), n_shards=np.int32(4), retries=np.int64(0), timeout=np.float32(5))
-    assert (spec.workers, spec.n_shards, spec.retries, spec.timeout) == (2, 4, 0, 5.0)
+    values = (spec.workers, spec.n_shards, spec.retries, spec.timeout)
+    assert values == (2, 4, 0, 5.0) and [type(v) for v in values] == [int, int, int, float]
 
 
 def test_a_scheduler_that_does_not_answer_is_a_spec_error_naming_the_address(ring):

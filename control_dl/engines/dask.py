@@ -420,6 +420,10 @@ class Dask(EngineSpec):
         if self.timeout is not None:
             check_positive_float("timeout", self.timeout)
         check_positive_int("retries", self.retries, minimum=0)
+        # numpy scalars pass the checks; Python numbers from here on (a lock's wait refuses np.float32)
+        for field, kind in (("n_shards", int), ("workers", int), ("timeout", float), ("retries", int)):
+            if getattr(self, field) is not None:
+                object.__setattr__(self, field, kind(getattr(self, field)))
 
     def bind(
         self, problem: Any, x: np.ndarray, y: np.ndarray, normaliser: float | None = None, regulariser: bool = True
