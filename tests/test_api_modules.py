@@ -4,17 +4,21 @@ Those tests walk what the packages export; a module whose name has no underscore
 (``control_dl.problems.lipschitz``, ``control_dl.solvers.checkpoint``, ``control_dl.engines.dask``,
 …) is importable by that name too, so every function and method defined in it is held to the same
 numpydoc bar: each argument under Parameters, a Returns section when it returns, a Raises section
-when its own body raises.
+when its own body raises, and (for these and the exports) the shape of every array argument and
+return.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import re
+import warnings
 
+from numpydoc.docscrape import NumpyDocString
 from test_api_raises import has_raises_section, raises_directly
 from test_docs import NOT_API, ROOT
-from test_docstrings import PUBLIC_DUNDERS, _problems
+from test_docstrings import PUBLIC_DUNDERS, _problems, _public_callables
 
 
 def public_module_names() -> list[str]:
@@ -58,3 +62,29 @@ def test_every_function_of_a_public_module_documents_arguments_returns_and_raise
             if raises_directly(func) and not has_raises_section(func):
                 failures.append(f"{name}: raises, but has no Raises section")
     assert not failures, "\n".join(failures)
+
+
+#: an array-typed argument or return names its shape one of these ways (``d × S``, ``(n_params,)``, ...)
+ARRAY_TYPE = re.compile(r"\b(nd)?array(_like)?\b|\btensor\b|casadi\.(MX|SX|DM)", re.IGNORECASE)
+SHAPE_WORDS = re.compile(
+    r"×|shape|``\(|\((n_|N|S|M|d|L)\b|\bvectors?\b|\bscalars?\b|\bmatrix\b|\bmatrices\b|\bsame\b|\blength\b"
+    r"|\bentries\b|\bcolumns?\b|\brows?\b|\bany shape\b|\bone per\b|\bper (sample|step|layer|node)\b",
+    re.IGNORECASE,
+)
+
+
+def test_every_array_argument_and_return_gives_its_shape():
+    callables = dict(_public_callables())
+    for module in public_module_names():
+        callables.update(defined_callables(module))
+    missing = []
+    for name, func in callables.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            doc = NumpyDocString(inspect.getdoc(func) or "")
+        for section in ("Parameters", "Returns"):
+            for entry in doc[section]:
+                kind = entry.type if section == "Parameters" else entry.type or entry.name
+                if ARRAY_TYPE.search(kind or "") and not SHAPE_WORDS.search(f"{kind} {' '.join(entry.desc)}"):
+                    missing.append(f"{name} ({section} {entry.name or kind})")
+    assert not missing, "say the shape (e.g. ``d × S``, ``(n_params,)``, 'any shape') of:\n" + "\n".join(missing)

@@ -272,11 +272,22 @@ def test_short_calls_run_on_the_workers_event_loop(client, ring, monkeypatch, in
         ({"client": "tcp://host"}, "client='tcp://host'"),
         ({"client": "http://127.0.0.1:8786"}, "'http' is not a Dask protocol"),
         ({"local": "gpu"}, "local='gpu': must be a local engine"),
+        ({"timeout": "10"}, "timeout='10': must be a finite number > 0"),  # was a TypeError from '>'
+        ({"timeout": float("inf")}, "timeout=inf: must be a finite number > 0"),
+        ({"processes": "yes"}, "processes='yes': must be True or False"),
+        ({"workers": 2.0}, "workers=2.0: must be an integer >= 1"),
+        ({"retries": 1.5}, "retries=1.5: must be an integer >= 0"),
     ],
 )
 def test_bad_options_name_the_field(options, field):
     with pytest.raises(cdl.SpecError, match=field):
         Dask(**options)
+
+
+def test_numpy_scalars_are_counts_and_seconds():
+    spec = Dask(workers=np.int64(2), n_shards=np.int32(4), retries=np.int64(0), timeout=np.float32(5))
+    values = (spec.workers, spec.n_shards, spec.retries, spec.timeout)
+    assert values == (2, 4, 0, 5.0) and [type(v) for v in values] == [int, int, int, float]
 
 
 def test_a_scheduler_that_does_not_answer_is_a_spec_error_naming_the_address(ring):

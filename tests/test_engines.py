@@ -253,6 +253,11 @@ def test_bad_engine_specs_are_spec_errors():
         engines.make_engine("nope", problem, problem.data.x_train, problem.targets)
     with pytest.raises(cdl.SpecError, match="parallelization"):
         engines.Casadi(parallelization="openmp")
+    with pytest.raises(cdl.SpecError, match="parallelization=\\['thread'\\]: must be one of"):
+        engines.Casadi(parallelization=["thread"])
+    with pytest.raises(cdl.SpecError, match="jit='no': must be True or False"):
+        engines.Casadi(jit="no")
+    assert engines.Casadi(jit=np.bool_(False)).jit == False  # noqa: E712 (a numpy bool is a bool)
     with pytest.raises(cdl.SpecError, match="engine"):
         cdl.Direct(transcription="multiple_shooting", engine="torch")
 
@@ -330,8 +335,10 @@ def test_cuda_engine(problem_name="mlp"):
 def test_torch_spec_errors():
     with pytest.raises(cdl.SpecError, match="device"):
         engines.Torch(device="tpu")
-    with pytest.raises(cdl.SpecError, match="threads"):
-        engines.Torch(threads=0)
+    for bad in (0, "2", 2.0, True):
+        with pytest.raises(cdl.SpecError, match=f"threads={bad!r}: must be an integer >= 1"):
+            engines.Torch(threads=bad)
+    assert engines.Torch(threads=np.int64(2)).threads == 2
     with pytest.raises(cdl.SpecError, match="engine"):
         cdl.Direct(hessian="exact", engine="torch")
     with pytest.raises(cdl.SpecError, match="engine"):

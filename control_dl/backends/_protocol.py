@@ -205,7 +205,7 @@ class Ops(Protocol):
         Returns
         -------
         array
-            x + alpha y.
+            x + alpha y, the shape of ``x`` (broadcast with ``y``).
         """
         ...
 

@@ -81,7 +81,8 @@ def classify(problem: TrainingProblem, result: Any = None) -> Architecture:
     problem : TrainingProblem
         The problem (its d, n_in, field and lift).
     result : Result or array_like, optional
-        Trained weights; needed to see a rank-deficient trainable λ1 = L x + l or readout P.
+        Trained weights (w, shape ``(n_params,)``); needed to see a rank-deficient trainable
+        λ1 = L x + l or readout P.
 
     Returns
     -------

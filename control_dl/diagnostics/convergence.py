@@ -77,7 +77,8 @@ def euler_convergence(
     refine : int
         The reference uses ``refine × max(n_steps)`` RK4 steps.
     X : ndarray, optional
-        Model inputs (standardised like ``problem.data.x_train``; default: the training inputs).
+        Model inputs, a matrix laid out as ``layout`` says (standardised like
+        ``problem.data.x_train``; default: the training inputs).
     layout : {"features", "samples"}
         X is ``n_in × S`` ("features") or ``S × n_in`` ("samples").
 

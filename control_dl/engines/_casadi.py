@@ -26,7 +26,7 @@ from typing import Any
 import casadi as ca
 import numpy as np
 
-from .._errors import spec_error
+from .._errors import check_bool, check_choice
 from ._base import Engine, EngineSpec, Evaluation, StageValues, Sweep
 from ._casadi_model import (
     CasadiModel,
@@ -65,10 +65,8 @@ class Casadi(EngineSpec):
     name = "casadi"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.jit, bool):
-            raise spec_error("jit", self.jit, "must be true or false")
-        if self.parallelization not in ("serial", "thread"):
-            raise spec_error("parallelization", self.parallelization, "must be 'serial' or 'thread'")
+        check_bool("jit", self.jit)
+        check_choice("parallelization", self.parallelization, ("serial", "thread"))
 
     def bind(
         self, problem: Any, x: np.ndarray, y: np.ndarray, normaliser: float | None = None, regulariser: bool = True

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import is_integer, spec_error
+from .._errors import check_positive_int, spec_error
 from ..problems.costs import loss_per_sample
 from ._base import Engine, EngineSpec, Evaluation, StageValues, Sweep
 
@@ -84,8 +84,7 @@ class Torch(EngineSpec):
         device = self.device
         if not isinstance(device, str) or not (device in ("cpu", "cuda") or device.startswith("cuda:")):
             raise spec_error("device", device, "must be 'cpu', 'cuda' or 'cuda:<index>'")
-        if not is_integer(self.threads) or self.threads < 1:
-            raise spec_error("threads", self.threads, "must be an integer >= 1")
+        check_positive_int("threads", self.threads)
 
     def bind(
         self, problem: Any, x: np.ndarray, y: np.ndarray, normaliser: float | None = None, regulariser: bool = True

@@ -45,7 +45,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .._errors import SpecError, require_rerunnable_main, spec_error, worker_start_error
+from .._errors import (
+    SpecError,
+    check_bool,
+    check_positive_float,
+    check_positive_int,
+    require_rerunnable_main,
+    spec_error,
+    worker_start_error,
+)
 from ..problems.costs import predict_labels
 from ._base import Engine, EngineSpec, Evaluation, StageValues, Sweep
 
@@ -396,24 +404,26 @@ class Dask(EngineSpec):
                     f"must be None, a scheduler address or a Client, not {type(self.client).__name__}",
                 )
         for field, value in (("n_shards", self.n_shards), ("workers", self.workers)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
-                raise spec_error(field, value, "must be an integer >= 1 (or None)")
+            if value is not None:
+                check_positive_int(field, value)
         if self.client is not None:
             for field in ("workers", "processes"):
                 if getattr(self, field) is not None:
                     raise spec_error(field, getattr(self, field), "sets up a local cluster: only with client=None")
-        if self.processes is not None and not isinstance(self.processes, bool):
-            raise spec_error("processes", self.processes, "must be True or False")
-        if not isinstance(self.predictions, bool):
-            raise spec_error("predictions", self.predictions, "must be True or False")
+        if self.processes is not None:
+            check_bool("processes", self.processes)
+        check_bool("predictions", self.predictions)
         if isinstance(self.local, Dask) or (
             not isinstance(self.local, EngineSpec) and self.local not in ("auto", "casadi", "torch")
         ):
             raise spec_error("local", self.local, "must be a local engine: 'auto', 'casadi', 'torch' or their spec")
-        if self.timeout is not None and (isinstance(self.timeout, bool) or not self.timeout > 0):
-            raise spec_error("timeout", self.timeout, "must be a number of seconds > 0 (or None)")
-        if isinstance(self.retries, bool) or not isinstance(self.retries, (int, np.integer)) or self.retries < 0:
-            raise spec_error("retries", self.retries, "must be an integer >= 0")
+        if self.timeout is not None:
+            check_positive_float("timeout", self.timeout)
+        check_positive_int("retries", self.retries, minimum=0)
+        # numpy scalars pass the checks; Python numbers from here on (a lock's wait refuses np.float32)
+        for field, kind in (("n_shards", int), ("workers", int), ("timeout", float), ("retries", int)):
+            if getattr(self, field) is not None:
+                object.__setattr__(self, field, kind(getattr(self, field)))
 
     def bind(
         self, problem: Any, x: np.ndarray, y: np.ndarray, normaliser: float | None = None, regulariser: bool = True

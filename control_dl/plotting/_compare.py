@@ -29,7 +29,7 @@ def compare_curves(table: Any, axes: Any = None) -> Any:
     Returns
     -------
     ndarray of matplotlib Axes
-        The two axes, with legends.
+        The two axes, shape ``(2,)``, with legends.
 
     Raises
     ------

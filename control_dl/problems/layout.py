@@ -88,7 +88,7 @@ def unpack_blocks(vec: Any, shapes: Shapes, ops: Any) -> dict[str, Any]:
     Parameters
     ----------
     vec : array
-        Flat block of w.
+        Flat block of w, a vector of ``block_size(shapes)`` entries.
     shapes : dict
         Names and declared shapes, in layout order.
     ops : namespace
@@ -219,7 +219,7 @@ class Layout:
         Parameters
         ----------
         vec : array
-            Flat block of w.
+            Flat block of w, a vector of ``block_size(shapes)`` entries.
         shapes : dict
             Names and declared shapes, in layout order.
         ops : namespace

@@ -69,7 +69,7 @@ def spectral_norm(matrix: np.ndarray) -> float:
     Parameters
     ----------
     matrix : ndarray
-        Any 2-D array.
+        Any 2-D array (m × n matrix).
 
     Returns
     -------
@@ -139,7 +139,7 @@ def increment_bound(integrator: str, hl: Any) -> Any:
     integrator : {"euler", "rk4"}
         The scheme.
     hl : float or ndarray
-        s = h·L ≥ 0.
+        s = h·L ≥ 0, a number or an array of any shape (elementwise).
 
     Returns
     -------

@@ -285,7 +285,7 @@ def judge_outcome(
     recorder : Recorder
         History of the run: its start ``w_start`` and ``best`` iterate.
     w : ndarray
-        The solver's final iterate.
+        The solver's final iterate, shape ``(n_params,)``.
     status, message : str
         The solver's own report.
     kind : {"direct", "msa", "torch"}

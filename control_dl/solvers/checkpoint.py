@@ -98,7 +98,7 @@ def load_checkpoint(path: str | Path, problem: TrainingProblem) -> np.ndarray:
     Returns
     -------
     ndarray
-        The checkpointed w.
+        The checkpointed w, shape ``(n_params,)``.
 
     Raises
     ------

@@ -508,7 +508,7 @@ class Direct:
         Returns
         -------
         casadi.MX
-            The objective expression in ``tr.z``, and the Callback to keep alive (or None).
+            The objective expression in ``tr.z`` (1 × 1), and the Callback to keep alive (or None).
         """
         if not (self.transcription == "single_shooting" and self.hessian == "lbfgs"):
             return tr.objective, None
