@@ -120,6 +120,23 @@ def test_a_problem_built_from_numpy_scalars_saves_and_loads(tmp_path):
     assert loaded.seed == 0 and loaded.solver_spec["max_iter"] == 3
 
 
+@pytest.mark.parametrize("n_test", [0, 1, 2.5, "5"])
+def test_a_bad_test_count_is_named_n_test(n_test):
+    """It was reported as ``n_samples=0`` (the check ran on the test count under the training name)."""
+    _raises("n_test", lambda: cdl.datasets.ring(20, n_test=n_test))
+
+
+def test_generated_data_record_python_numbers():
+    """A generator's source (saved with every result) holds Python numbers, and the same data."""
+    numpy = cdl.datasets.spheres(
+        np.int64(20), noise=np.float32(0.5), seed=np.int64(1), n_test=np.int64(4), n_in=np.int64(3)
+    )
+    plain = cdl.datasets.spheres(20, noise=float(np.float32(0.5)), seed=1, n_test=4, n_in=3)
+    assert numpy.source == plain.source
+    assert all(type(v) in (int, float, str) for v in numpy.source.values())
+    np.testing.assert_array_equal(numpy.x_train, plain.x_train)
+
+
 def test_cost_and_constraint_numbers_are_stored_as_python_floats():
     cost = cdl.Cost(l1=1.0, l1_eps=np.float32(1e-3), tracking=1.0, tracking_target=np.float32(0.5))
     constraints = cdl.Constraints(theta_max=np.float32(2.0), lipschitz=np.float64(0.5))

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import SpecError, check_bool, is_integer, is_number, spec_error
+from .._errors import SpecError, check_bool, check_positive_int, is_integer, is_number, spec_error
 from .._files import as_path
 
 __all__ = [
@@ -636,9 +636,12 @@ def _check(n_samples: int, noise: float, seed: int) -> None:
 
 def _make(name, task, sampler, n_samples, noise, seed, n_test, **extra) -> Dataset:
     _check(n_samples, noise, seed)
+    if n_test is not None:
+        check_positive_int("n_test", n_test, minimum=2)  # named as given (it was reported as n_samples)
+        n_test = int(n_test)
+    n_samples, noise, seed = int(n_samples), float(noise), int(seed)  # numpy scalars in, Python numbers kept
     source = {"dataset": name, "n_samples": n_samples, "noise": noise, "seed": seed, "n_test": n_test, **extra}
     n_test = max(2, n_samples // 4) if n_test is None else n_test
-    _check(n_test, noise, seed)
     rng_train, rng_test = _streams(seed)
     (xtr, ytr), (xte, yte) = sampler(n_samples, rng_train), sampler(n_test, rng_test)
     if noise > 0:
@@ -725,7 +728,7 @@ def spheres(
         noise,
         seed,
         n_test,
-        n_in=n_in,
+        n_in=int(n_in),
     )
 
 
