@@ -19,6 +19,8 @@ import pytest
 
 import control_dl as cdl
 from control_dl._errors import is_integer, is_number
+from control_dl.backends import numpy_ops
+from control_dl.problems import lipschitz, step_index
 
 
 @pytest.fixture(scope="module")
@@ -187,6 +189,20 @@ CASES: list[tuple[str, str, Callable[..., Any]]] = [
     ("solve with a solver name", "solver", lambda p, r, tmp: cdl.solve(p, "lbfgsb")),
     ("solve arguments swapped", "problem", lambda p, r, tmp: cdl.solve(cdl.Direct(), p)),
     ("solve progress text", "progress", lambda p, r, tmp: cdl.solve(p, cdl.Direct(max_iter=1), progress="no")),
+    (
+        "stage past N",
+        "k",
+        lambda p, r, tmp: p.stage_thetas(r.w, 99, numpy_ops),
+    ),
+    ("stage a float", "k", lambda p, r, tmp: p.stage_thetas(r.w, 1.0, numpy_ops)),
+    ("step past N", "k", lambda p, r, tmp: p.step(np.zeros((3, 1)), p.stage_thetas(r.w, 0, numpy_ops), numpy_ops, k=9)),
+    ("step_index of NaN", "t", lambda p, r, tmp: step_index([np.nan], 1.0, 3)),
+    ("step_index horizon 0", "horizon", lambda p, r, tmp: step_index([0.5], 0.0, 3)),
+    ("step_index no steps", "n_steps", lambda p, r, tmp: step_index([0.5], 1.0, 0)),
+    ("step constants unknown norm", "norm", lambda p, r, tmp: lipschitz.step_constants(p, r.w, "l7")),
+    ("step constants of another w", "w", lambda p, r, tmp: lipschitz.step_constants(p, r.w[:-1])),
+    ("increment bound unknown scheme", "integrator", lambda p, r, tmp: lipschitz.increment_bound("rk45", 0.5)),
+    ("node limit unknown scheme", "integrator", lambda p, r, tmp: lipschitz.node_limit("rk45", 0.9)),
     (
         "data set name a number",
         "name",

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.polynomial import legendre
 
-from .._errors import check_positive_int, spec_error
+from .._errors import check_positive_float, check_positive_int, spec_error
 
 #: Relative tolerance (in units of one step) within which a time counts as the grid point t_k.
 GRID_RTOL = 1e-9
@@ -49,8 +49,18 @@ def step_index(t: Any, horizon: float, n_steps: int) -> np.ndarray:
     -------
     ndarray
         Integer step indices in 0..N-1, the shape of ``t`` (0-d for a scalar).
+
+    Raises
+    ------
+    SpecError
+        ``t`` holds NaN (it has no step), ``horizon`` is not > 0 or ``n_steps`` not an integer ≥ 1.
     """
-    s = np.asarray(t, dtype=float) * (n_steps / horizon)
+    check_positive_float("horizon", horizon)
+    check_positive_int("n_steps", n_steps)
+    times = np.asarray(t, dtype=float)
+    if np.isnan(times).any():
+        raise spec_error("t", "NaN", "a time must be a number (NaN has no step)")
+    s = times * (n_steps / horizon)
     nearest = np.rint(s)
     snapped = np.where(np.abs(s - nearest) <= GRID_RTOL * np.maximum(1.0, np.abs(s)), nearest, s)
     return np.clip(np.floor(snapped), 0, n_steps - 1).astype(int)

@@ -33,9 +33,12 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import spec_error
+from .._errors import check_choice, check_positive_float, spec_error
 from ..backends import numpy_ops
 from .fields import Bottleneck, Inside, Outside
+
+#: the one-step schemes whose increment bound is known here
+INTEGRATORS = ("euler", "rk4")
 
 NORMS = ("frobenius", "spectral")
 
@@ -104,6 +107,7 @@ def field_lipschitz_sq(field: Any, params: dict[str, Any], ops: Any, norm: str =
     SpecError
         The field has no bound, or the spectral form is asked of a symbolic backend.
     """
+    check_choice("norm", norm, ("frobenius", "spectral"))
     names = matrix_names(field)
     if names is None:
         bound = getattr(field, "lipschitz_sq_bound", None)
@@ -145,7 +149,13 @@ def increment_bound(integrator: str, hl: Any) -> Any:
     -------
     float or ndarray
         s (Euler) or q(s) = s (1 + s/2 + s²/6 + s³/24) (RK4).
+
+    Raises
+    ------
+    SpecError
+        ``integrator`` is not "euler" or "rk4".
     """
+    check_choice("integrator", integrator, INTEGRATORS)
     if integrator == "euler":
         return hl
     return hl * (1.0 + hl / 2.0 + hl**2 / 6.0 + hl**3 / 24.0)
@@ -165,7 +175,14 @@ def node_limit(integrator: str, c: float) -> float:
     -------
     float
         c for Euler; the positive root of q(s) = c for RK4 (q of :func:`increment_bound`).
+
+    Raises
+    ------
+    SpecError
+        ``integrator`` is not "euler" or "rk4", or ``c`` is not a finite number > 0.
     """
+    check_choice("integrator", integrator, INTEGRATORS)
+    check_positive_float("c", c)
     if integrator == "euler":
         return float(c)
     roots = np.roots([1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, -float(c)])
@@ -268,7 +285,17 @@ def step_constants(problem: Any, w: np.ndarray, norm: str = "spectral") -> np.nd
     -------
     ndarray
         Shape ``(N,)``.
+
+    Raises
+    ------
+    SpecError
+        ``w`` does not fit ``problem``, the model is a feed-forward stack (no residual steps), or
+        ``norm`` is unknown.
     """
+    w = problem.check_w(w)
+    if problem.dynamics.vector_field is None:
+        raise spec_error("problem", problem.data.name, "step constants need a flow x' = f(x, θ), not a layer stack")
+    check_choice("norm", norm, ("frobenius", "spectral"))
     h = problem.step_size
     constants = np.empty(problem.n_steps)
     for k in range(problem.n_steps):

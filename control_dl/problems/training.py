@@ -303,16 +303,24 @@ class TrainingProblem:
 
         Raises
         ------
-        ValueError
-            k is missing and the model's stages differ.
+        SpecError
+            k is missing and the model's stages differ, or k is not a stage index in 0..N-1.
         """
         if k is None:
             if not self.dynamics.shared_step:
-                raise ValueError(
-                    f"a {type(self.model).__name__} problem needs the stage index: step(x, thetas, ops, k)"
+                raise spec_error(
+                    "k", None, f"a {type(self.model).__name__} problem needs the stage index: step(x, thetas, ops, k)"
                 )
             k = 0
-        return self.dynamics.step(k, x, thetas, ops)
+        return self.dynamics.step(self._stage(k), x, thetas, ops)
+
+    def _stage(self, k: Any) -> int:
+        """``k`` as a stage index in 0..N-1, or a SpecError naming it (a float, a layer past the last)."""
+        if not is_integer(k) or not 0 <= k < self.n_steps:
+            raise spec_error(
+                "k", k, f"must be a stage index, an integer in [0, {self.n_steps - 1}] (N = {self.n_steps})"
+            )
+        return int(k)
 
     def lift_states(self, x: Any, lift: dict[str, Any], ops: Any) -> Any:
         """λ1: zero-pad ``n_in × S`` inputs to ``d × S``, or apply L x + l (identity for an MLP).
@@ -460,8 +468,13 @@ class TrainingProblem:
         -------
         list of array
             One flat θ per node of the integrator (p entries each; θ_k alone for a feed-forward model).
+
+        Raises
+        ------
+        SpecError
+            ``k`` is not an integer in 0..N-1.
         """
-        return self.dynamics.stage_thetas(w, k, ops)
+        return self.dynamics.stage_thetas(w, self._stage(k), ops)
 
     def trajectory(self, w: Any, x: Any, ops: Any) -> Iterator[Any]:
         """Yield x_0 = λ1(x), x_1, …, x_N for a batch of inputs (the forward pass).
