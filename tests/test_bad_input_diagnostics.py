@@ -11,6 +11,7 @@ name that was ignored, ``log="no"`` taken as True).
 from __future__ import annotations
 
 import importlib
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -244,3 +245,15 @@ def test_invert_takes_the_states_as_nested_lists(ring):
     from_array = D.invert(problem, result, final, max_iter=50)
     from_list = D.invert(problem, result, final.tolist(), max_iter=np.int64(50))
     np.testing.assert_array_equal(from_array.states, from_list.states)
+
+
+def test_turnpike_figure_of_a_zero_control_draws_without_warnings(ring):
+    """θ ≡ 0 (w = 0) has no positive value to put on a log axis: matplotlib warned twice per call."""
+    problem = ring[0]
+    w = np.zeros(problem.n_params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ax = P.turnpike([(problem, w)])
+    assert ax.get_yscale() == "linear"
+    np.testing.assert_array_equal(ax.lines[0].get_ydata(), 0.0)
+    assert P.turnpike([ring]).get_yscale() == "log"

@@ -82,7 +82,7 @@ def turnpike(
     ax : matplotlib Axes, optional
         Where to draw.
     log : bool
-        Log-scale vertical axis.
+        Log-scale vertical axis (linear when every value is 0, e.g. θ ≡ 0, which a log axis cannot show).
 
     Returns
     -------
@@ -120,7 +120,7 @@ def turnpike(
     for j, (report, label) in enumerate(zip(reports, labels, strict=True)):
         color = cmap(0.85 * j / max(len(reports) - 1, 1))
         ax.plot(report.t, getattr(report, attribute), marker=".", ms=3, lw=1.2, color=color, label=label)
-    if log:
+    if log and any(np.any(getattr(report, attribute) > 0) for report in reports):  # all zero: no log axis
         ax.set_yscale("log")
     ax.set_xlabel("time t (depth)")
     ax.set_ylabel(ylabel)
