@@ -565,6 +565,10 @@ class Result:
                 f"has n_params={problem.n_params} but the saved w has {result.w.size} entries: "
                 "not the problem this result was solved on",
             )
+        if problem is not None:
+            from .problems.training import check_same_network
+
+            check_same_network(problem, result.problem_spec, "problem")
         result.problem = problem
         return result
 

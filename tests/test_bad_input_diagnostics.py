@@ -257,3 +257,23 @@ def test_turnpike_figure_of_a_zero_control_draws_without_warnings(ring):
     assert ax.get_yscale() == "linear"
     np.testing.assert_array_equal(ax.lines[0].get_ydata(), 0.0)
     assert P.turnpike([ring]).get_yscale() == "log"
+
+
+def test_a_result_of_another_network_of_the_same_size_is_refused(ring):
+    """relu instead of tanh: the same n_params, so only the specs tell the networks apart."""
+    problem, result = ring
+    relu = cdl.load_problem("ring", n_samples=30, dim=3, n_steps=5, activation="relu")
+    assert relu.n_params == problem.n_params
+    assert "activation': 'relu'" in _raises("result", lambda: D.turnpike(relu, result))
+    same = cdl.load_problem("ring", n_samples=30, dim=3, n_steps=5)  # reloaded: another object, the same network
+    np.testing.assert_array_equal(D.turnpike(same, result).theta_norm, D.turnpike(problem, result).theta_norm)
+    other_data = cdl.load_problem("spiral", n_samples=30, dim=3, n_steps=5)  # the net on other data: allowed
+    assert D.turnpike(other_data, result).theta_norm.shape == (6,)
+
+
+def test_loading_a_result_onto_another_network_of_the_same_size_is_refused(ring, tmp_path):
+    problem, result = ring
+    path = result.save(tmp_path / "r.npz")
+    relu = cdl.load_problem("ring", n_samples=30, dim=3, n_steps=5, activation="relu")
+    _raises("problem", lambda: cdl.Result.load(path, problem=relu))
+    assert cdl.Result.load(path, problem=problem).problem is problem

@@ -9,7 +9,7 @@ import numpy as np
 
 from .._errors import spec_error
 from ..problems.spec import problem_from_spec
-from ..problems.training import TrainingProblem, check_problem
+from ..problems.training import TrainingProblem, check_problem, check_same_network
 
 
 def weights_of(problem: TrainingProblem, result: Any) -> np.ndarray:
@@ -31,8 +31,9 @@ def weights_of(problem: TrainingProblem, result: Any) -> np.ndarray:
     ------
     SpecError
         ``problem`` is not a TrainingProblem, ``result`` is None or not numeric, its w does not fit
-        ``problem`` (another problem's solve) or holds NaN/inf (a failed or diverged solve: the message
-        gives its status).
+        ``problem`` (another problem's solve: a different length, or a Result whose spec has another
+        ``[model]``, e.g. another activation, with the same length) or holds NaN/inf (a failed or
+        diverged solve: the message gives its status).
     """
     check_problem(problem)
     if result is None or isinstance(result, (str, bytes, dict)):
@@ -44,7 +45,9 @@ def weights_of(problem: TrainingProblem, result: Any) -> np.ndarray:
         raise spec_error(
             "result", status, f"the solve {status} and left no finite w ({getattr(result, 'message', '')})"
         )
-    return problem.check_w(w)
+    w = problem.check_w(w)
+    check_same_network(problem, getattr(result, "problem_spec", None))
+    return w
 
 
 def with_overrides(problem: TrainingProblem, **changes: Any) -> TrainingProblem:

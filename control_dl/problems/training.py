@@ -894,3 +894,32 @@ def check_problem(value: Any, field: str = "problem") -> TrainingProblem:
             field, value if isinstance(value, str) else type(value).__name__, f"must be a TrainingProblem{hint}"
         )
     return value
+
+
+def check_same_network(problem: TrainingProblem, solved_on: dict | None, field: str = "result") -> None:
+    """Raise SpecError when a result's spec has another ``[model]`` than ``problem``'s.
+
+    Two networks can have the same number of parameters (tanh vs relu, ``inside`` vs ``outside``),
+    so the length of w alone does not tell a result of another problem apart. Only the model
+    section is compared: the same network on other data, another cost or a finer grid of a
+    grid-independent control is a legitimate evaluation.
+
+    Parameters
+    ----------
+    problem : TrainingProblem
+        The problem the result is used with.
+    solved_on : dict or None
+        The result's ``problem_spec`` (None, or a problem built in Python without a spec: not checked).
+    field : str
+        Name of the result's argument, for the message.
+
+    Raises
+    ------
+    SpecError
+        Both specs are known and their ``[model]`` sections differ.
+    """
+    if not isinstance(solved_on, dict) or not isinstance(problem.spec, dict):
+        return
+    mine, theirs = problem.spec.get("model"), solved_on.get("model")
+    if isinstance(theirs, dict) and mine != theirs:
+        raise spec_error(field, theirs, f"was solved on another network than this problem's model {mine}")
