@@ -277,3 +277,22 @@ def test_loading_a_result_onto_another_network_of_the_same_size_is_refused(ring,
     relu = cdl.load_problem("ring", n_samples=30, dim=3, n_steps=5, activation="relu")
     _raises("problem", lambda: cdl.Result.load(path, problem=relu))
     assert cdl.Result.load(path, problem=problem).problem is problem
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda p, w: D.critical_points(p, w),
+        lambda p, w: D.InputOutputMap(p, w),
+        lambda p, w: P.morse_contours(p, w),
+    ],
+    ids=["critical_points", "InputOutputMap", "morse_contours"],
+)
+def test_the_morse_diagnostics_need_a_scalar_output(call):
+    """Three classes (cross-entropy, n_out = 3): Φ is not a scalar function, so it has no Morse critical points."""
+    rng = np.random.default_rng(0)
+    data = cdl.Dataset.from_arrays(rng.normal(size=(30, 2)), np.arange(30) % 3)
+    problem = cdl.TrainingProblem(
+        data=data, dim=3, control=cdl.PiecewiseConstant(2), cost=cdl.Cost(loss="cross_entropy")
+    )
+    assert "n_out=3" in _raises("problem", lambda: call(problem, problem.initial_guess()))
