@@ -93,6 +93,38 @@ def check_bool(field: str, value: Any) -> None:
         raise spec_error(field, value, "must be True or False")
 
 
+def as_list(field: str, value: Any, what: str) -> list[Any]:
+    """``value`` as a list, or a SpecError when one item was given where a sequence of them goes.
+
+    A number, a string, a dict or any other object without iteration (a Result, a problem) is
+    refused: ``layers=2`` or ``horizons=2.0`` is one item, not a list of one, and iterating a string
+    gives its characters.
+
+    Parameters
+    ----------
+    field : str
+        Argument name.
+    value : object
+        The candidate sequence (a list, tuple, numpy array, generator, ...).
+    what : str
+        What a valid value is, e.g. ``"a list of layer indices, e.g. [0, 5, -1]"``.
+
+    Returns
+    -------
+    list
+        The items, in order (possibly empty: the caller decides whether that is allowed).
+
+    Raises
+    ------
+    SpecError
+        Naming ``field`` (with the value, or its type for an object) and ``what``.
+    """
+    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
+        shown = value if value is None or isinstance(value, (str, bytes, numbers.Number)) else type(value).__name__
+        raise spec_error(field, shown, f"must be {what}")
+    return list(value)
+
+
 def check_positive_int(field: str, value: Any, minimum: int = 1) -> None:
     """Raise SpecError unless ``value`` is an integer ≥ ``minimum`` (bools are not integers here).
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import check_choice, check_positive_int, is_integer, spec_error
+from .._errors import as_list, check_choice, check_positive_int, is_integer, spec_error
 from ..problems.controls import PiecewiseConstant
 from ..problems.datasets import LAYOUTS, as_features
 from ..problems.training import TrainingProblem
@@ -103,9 +103,7 @@ def euler_convergence(
             "steps (use TimeInvariant, PiecewiseLinear or Spectral)",
         )
     why = "must be a list of at least two different depths N >= 1, e.g. (4, 8, 16)"
-    if isinstance(n_steps, (str, bytes)) or not hasattr(n_steps, "__iter__"):
-        raise spec_error("n_steps", n_steps, why)
-    listed = list(n_steps)
+    listed = as_list("n_steps", n_steps, why[8:])
     if not all(is_integer(n) and n >= 1 for n in listed) or len(set(listed)) < 2:
         raise spec_error("n_steps", listed, why)
     depths = np.array(sorted({int(n) for n in listed}))

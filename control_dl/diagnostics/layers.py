@@ -22,7 +22,7 @@ from typing import Any
 import casadi as ca
 import numpy as np
 
-from .._errors import check_choice, check_positive_float, spec_error
+from .._errors import as_list, check_choice, check_positive_float, spec_error
 from ..backends import numpy_ops
 from ..engines import casadi_model
 from ..problems.datasets import LAYOUTS, as_features
@@ -85,10 +85,10 @@ def classify_feedforward(problem: TrainingProblem | Sequence[int]) -> FeedForwar
             )
             raise spec_error("problem", problem.data.name, why)
         widths = problem.state_dims
-    elif isinstance(problem, (str, bytes)) or not hasattr(problem, "__iter__"):
-        raise spec_error("problem", problem, "must be a TrainingProblem with a FeedForward model or a list of widths")
     else:
-        widths = check_widths(list(problem))
+        widths = check_widths(
+            as_list("problem", problem, "a TrainingProblem with a FeedForward model or a list of widths")
+        )
     bottlenecks = tuple(b for b in range(1, len(widths) - 1) if _is_valley(widths, b))
     widest = int(np.argmax(widths))
     if bottlenecks:

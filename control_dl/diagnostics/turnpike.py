@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import check_bool, check_positive_int, is_number, spec_error
+from .._errors import as_list, check_bool, check_positive_int, is_number, spec_error
 from ..backends import numpy_ops
 from ..problems.costs import loss_per_sample
 from ..problems.training import TrainingProblem
@@ -272,9 +272,7 @@ def turnpike_sweep(
     if not isinstance(solver, Solver):
         raise spec_error("solver", type(solver).__name__, "must be a control_dl solver, e.g. load_solver('lbfgsb')")
     example = "e.g. [1.0, 2.0, 4.0]"
-    if isinstance(horizons, (str, bytes)) or not hasattr(horizons, "__iter__"):
-        raise spec_error("horizons", horizons, f"must be a list of horizons T > 0, {example}")
-    values = list(horizons)
+    values = as_list("horizons", horizons, f"a list of horizons T > 0, {example}")
     if not values:
         raise spec_error("horizons", values, f"must hold at least one horizon T > 0, {example}")
     for horizon in values:  # all checked before the first solve

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 
 from .._errors import (
+    as_list,
     check_bool,
     check_positive_float,
-    is_integer,
     spec_error,
 )
 from .._files import check_destination
@@ -84,8 +84,8 @@ def animate_flow(
         )
     check_positive_float("fps", fps)
     check_bool("grid", grid)
-    if frames is not None and (isinstance(frames, str) or is_integer(frames)):
-        raise spec_error("frames", frames, "must be a list of layer indices, e.g. [0, 5, -1]")
+    if frames is not None:
+        frames = as_list("frames", frames, "a list of layer indices, e.g. [0, 5, -1]")
     ks = list(range(problem.n_steps + 1)) if frames is None else [resolve_layer(problem, k) for k in frames]
     if not ks:
         raise spec_error("frames", frames, "must name at least one layer")

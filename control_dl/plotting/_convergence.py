@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .._errors import check_choice, spec_error
+from .._errors import as_list, check_choice, spec_error
 from ._common import new_axes
 
 
@@ -35,9 +35,7 @@ def convergence(results: Sequence[Any], ax: Any = None, x: str = "iter", y: str 
         field of their histories, ``x`` not 'iter' or 'time', or ``ax`` not a matplotlib Axes.
     """
     check_choice("x", x, ("iter", "time"))
-    if hasattr(results, "history") or isinstance(results, (str, bytes)) or not hasattr(results, "__iter__"):
-        raise spec_error("results", type(results).__name__, "must be a list of Results (one result: [result])")
-    results = list(results)
+    results = as_list("results", results, "a list of Results (one result: [result])")
     if not results:
         raise spec_error("results", results, "must hold at least one Result")
     for res in results:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import check_bool, is_integer, spec_error
+from .._errors import as_list, check_bool, spec_error
 from ..diagnostics._common import weights_of
 from ._common import (
     VIEW,
@@ -87,8 +87,8 @@ def layers(
         raise spec_error("problem", problem.data.name, f"layers needs a state dimension d >= 2, not d={problem.dim}")
     w = weights_of(problem, result)
     check_bool("grid", grid)
-    if layers is not None and (isinstance(layers, str) or is_integer(layers)):
-        raise spec_error("layers", layers, "must be a list of layer indices, e.g. [0, 5, -1]")
+    if layers is not None:
+        layers = as_list("layers", layers, "a list of layer indices, e.g. [0, 5, -1]")
     if fig is not None:
         from matplotlib.figure import FigureBase
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import check_bool, check_choice, spec_error
+from .._errors import as_list, check_bool, check_choice, spec_error
 from ..diagnostics.turnpike import TurnpikeReport, TurnpikeSweep
 from ..diagnostics.turnpike import turnpike as turnpike_report
 from ._common import new_axes
@@ -104,9 +104,7 @@ def turnpike(
         pairs = "must be a TurnpikeSweep or a list of (problem, result) pairs"
         if isinstance(runs, tuple) and len(runs) == 2 and not isinstance(runs[0], tuple):
             raise spec_error("runs", "(problem, result)", f"{pairs}: one run is [(problem, result)]")
-        if isinstance(runs, (str, bytes)) or not hasattr(runs, "__iter__"):
-            raise spec_error("runs", type(runs).__name__, pairs)
-        runs = list(runs)
+        runs = as_list("runs", runs, "a TurnpikeSweep or a list of (problem, result) pairs")
         if not runs or any(not (isinstance(run, (tuple, list)) and len(run) == 2) for run in runs):
             raise spec_error("runs", runs if not runs else "…", pairs)
         reports = [turnpike_report(problem, result) for problem, result in runs]
