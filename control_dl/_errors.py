@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 import os
@@ -91,6 +92,26 @@ def check_bool(field: str, value: Any) -> None:
     """
     if not isinstance(value, (bool, np.bool_)):
         raise spec_error(field, value, "must be True or False")
+
+
+def python_scalars(instance: Any) -> None:
+    """Replace the numpy scalars among a dataclass's fields by Python ones, in place (frozen too).
+
+    Validators accept ``np.int64`` / ``np.float32`` wherever an int / float goes (they come from
+    ``np.arange``, array indexing, tensors); stored raw they broke later consumers: ``json.dumps``
+    of a saved result, ``torch.manual_seed(np.int64(1))``, torch's ``split`` with an np.int64 batch.
+    Each options or spec dataclass calls this first in ``__post_init__``.
+
+    Parameters
+    ----------
+    instance : dataclass instance
+        Its fields holding an ``np.generic`` (np.int64, np.float32, np.bool_, np.str_) become
+        ``int``, ``float``, ``bool`` or ``str`` (``.item()``); other values are left alone.
+    """
+    for field in dataclasses.fields(instance):
+        value = getattr(instance, field.name)
+        if isinstance(value, np.generic):
+            object.__setattr__(instance, field.name, value.item())
 
 
 def as_list(field: str, value: Any, what: str) -> list[Any]:

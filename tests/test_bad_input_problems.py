@@ -237,3 +237,25 @@ def test_a_folder_that_cannot_be_written_is_a_spec_error(ring):
 
     _raises("path", lambda: atomic_write_bytes("/proc/self/x.npz", b"data"))
     _raises("path", lambda: ring[1].save("/proc/self/result.npz"))
+
+
+NUMPY_SOLVER_OPTIONS = [
+    ("adam", {"epochs": np.int64(2), "lr": np.float32(0.01), "batch_size": np.int64(8), "seed": np.int64(1)}),
+    ("sgd", {"epochs": np.int64(2), "momentum": np.float32(0.5), "threads": np.int64(1)}),
+    ("emsa", {"max_iter": np.int64(2), "rho": np.float32(1.0), "batch_size": np.int64(10), "seed": np.int64(1)}),
+    ("lbfgsb", {"max_iter": np.int64(2), "tol": np.float32(1e-6), "record_every": np.int64(1)}),
+    ("ipopt-exact", {"max_iter": np.int64(2), "tol": np.float64(1e-6)}),
+]
+
+
+@pytest.mark.parametrize(("name", "options"), NUMPY_SOLVER_OPTIONS, ids=[n for n, _ in NUMPY_SOLVER_OPTIONS])
+def test_solver_options_given_as_numpy_scalars_run_like_python_ones(name, options, ring, tmp_path):
+    """np.int64 batch_size / seed crashed inside torch (split_with_sizes, manual_seed); options are stored as Python numbers."""
+    solver = cdl.load_solver(name, **options)
+    assert all(type(getattr(solver, key)) in (int, float) for key in options)
+    plain = cdl.load_solver(name, **{key: value.item() for key, value in options.items()})
+    first = cdl.solve(ring[0], solver, progress=False)
+    second = cdl.solve(ring[0], plain, progress=False)
+    assert first.status == second.status
+    np.testing.assert_allclose(first.w, second.w, rtol=1e-12, atol=1e-12)
+    assert cdl.Result.load(first.save(tmp_path / "r.npz")).solver_spec == second.solver_spec

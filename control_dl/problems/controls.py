@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.polynomial import legendre
 
-from .._errors import check_positive_float, check_positive_int, spec_error
+from .._errors import check_positive_float, check_positive_int, python_scalars, spec_error
 
 #: Relative tolerance (in units of one step) within which a time counts as the grid point t_k.
 GRID_RTOL = 1e-9
@@ -79,8 +79,8 @@ class Control(ABC):
     n_steps: int
 
     def __post_init__(self) -> None:
+        python_scalars(self)
         check_positive_int("n_steps", self.n_steps, 1)
-        object.__setattr__(self, "n_steps", int(self.n_steps))  # np.int64 in, a JSON-writable int kept
 
     @property
     @abstractmethod
@@ -284,7 +284,6 @@ class PiecewiseLinear(Control):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_positive_int("n_nodes", self.n_nodes, 2)
-        object.__setattr__(self, "n_nodes", int(self.n_nodes))  # np.int64 in, a JSON-writable int kept
 
     @property
     def n_coeffs(self) -> int:
@@ -411,7 +410,6 @@ class Spectral(Control):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_positive_int("n_modes", self.n_modes, 1)
-        object.__setattr__(self, "n_modes", int(self.n_modes))  # np.int64 in, a JSON-writable int kept
         if self.basis not in ("legendre", "fourier"):
             raise spec_error("basis", self.basis, "must be 'legendre' or 'fourier'")
 

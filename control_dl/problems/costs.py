@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import SpecError, is_number, spec_error
+from .._errors import SpecError, is_number, python_scalars, spec_error
 from ..backends import Ops, numpy_ops
 
 LOSSES = ("mse", "logistic", "cross_entropy")
@@ -114,6 +114,7 @@ class Cost:
     tracking_target: float = 0.0
 
     def __post_init__(self) -> None:
+        python_scalars(self)
         if not callable(self.loss) and self.loss not in LOSSES:
             raise spec_error("loss", self.loss, f"must be one of {list(LOSSES)} or a callable (yhat, target, ops)")
         for field in ("l2", "h1", "l1", "turnpike", "tracking"):
@@ -121,11 +122,9 @@ class Cost:
         eps = _check_weight("l1_eps", self.l1_eps)
         if eps == 0:
             raise spec_error("l1_eps", self.l1_eps, "must be > 0")
-        object.__setattr__(self, "l1_eps", eps)
         target = self.tracking_target
         if not is_number(target) or not math.isfinite(target):
             raise spec_error("tracking_target", target, "must be a finite number")
-        object.__setattr__(self, "tracking_target", float(target))  # np.float32 in, a JSON-writable float kept
 
     @property
     def has_running_cost(self) -> bool:
@@ -160,15 +159,13 @@ class Constraints:
     lipschitz_norm: str = "frobenius"
 
     def __post_init__(self) -> None:
+        python_scalars(self)
         m = self.theta_max
         if m is not None and (not is_number(m) or not m > 0 or not math.isfinite(m)):
             raise spec_error("theta_max", m, "must be a finite number > 0 (omit it for no bound)")
         c = self.lipschitz
         if c is not None and (not is_number(c) or not 0 < c < 1):
             raise spec_error("lipschitz", c, "must be a number in (0, 1) (omit it for no constraint)")
-        for name, value in (("theta_max", m), ("lipschitz", c)):  # np.float32 in, a JSON-writable float kept
-            if value is not None:
-                object.__setattr__(self, name, float(value))
         if self.lipschitz_norm not in ("frobenius", "spectral"):
             raise spec_error("lipschitz_norm", self.lipschitz_norm, "must be 'frobenius' or 'spectral'")
 

@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .._errors import is_integer, is_number, spec_error
+from .._errors import is_integer, is_number, python_scalars, spec_error
 from .fields import activate, check_activation
 
 
@@ -80,6 +80,7 @@ class FeedForward:
     output_activation: str = "identity"
 
     def __post_init__(self) -> None:
+        python_scalars(self)
         object.__setattr__(self, "widths", check_widths(self.widths))
         check_activation(self.activation)
         check_activation(self.output_activation)

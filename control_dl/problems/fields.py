@@ -12,7 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from .._errors import SpecError, is_integer, spec_error
+from .._errors import SpecError, is_integer, python_scalars, spec_error
 from ..backends import Ops, numpy_ops
 from .layout import unpack_blocks
 
@@ -171,6 +171,7 @@ class _Activated:
     activation: str = "tanh"
 
     def __post_init__(self) -> None:
+        python_scalars(self)
         check_activation(self.activation)
 
     @property
@@ -294,7 +295,6 @@ class Bottleneck(_Activated):
         super().__post_init__()
         if not is_integer(self.width) or self.width < 1:
             raise spec_error("width", self.width, "must be an integer >= 1")
-        object.__setattr__(self, "width", int(self.width))  # np.int64 in, a JSON-writable int kept
 
     def param_shapes(self, dim: int) -> dict[str, tuple[int, ...]]:
         """Parameter shapes of W σ(A x + b) with hidden width m.

@@ -21,7 +21,15 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import SpecError, check_positive_float, check_positive_int, is_integer, is_number, spec_error
+from .._errors import (
+    SpecError,
+    check_positive_float,
+    check_positive_int,
+    is_integer,
+    is_number,
+    python_scalars,
+    spec_error,
+)
 from ..backends import get_ops, numpy_ops
 from . import lipschitz
 from .controls import Control, PiecewiseConstant
@@ -96,6 +104,7 @@ class TrainingProblem:
     model: FeedForward | Dynamics | None = None
 
     def __post_init__(self) -> None:
+        python_scalars(self)
         if not isinstance(self.data, Dataset):
             raise spec_error("data", type(self.data).__name__, "must be a control_dl Dataset")
         if not isinstance(self.field, VectorField):

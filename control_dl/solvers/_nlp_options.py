@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 import casadi as ca
 
-from .._errors import spec_error
+from .._errors import python_scalars, spec_error
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,7 @@ class _BackendOptions:
         return cls(**known)
 
     def __post_init__(self) -> None:
+        python_scalars(self)
         if hasattr(self, "extra"):
             if not isinstance(self.extra, Mapping):
                 raise spec_error(f"{self.direct_field}.extra", self.extra, "must be a table of options")
@@ -309,6 +310,7 @@ class LbfgsbOptions(_BackendOptions):
     maxls: int = 20
 
     def __post_init__(self) -> None:
+        python_scalars(self)
         _check_numbers(self, ints=("maxcor", "maxfun", "maxls"), floats=("gtol", "ftol"))
 
     def scipy_options(self, max_iter: int, tol: float) -> dict[str, Any]:
@@ -370,6 +372,7 @@ class TrustNcgOptions(_BackendOptions):
     gtol: float | None = None
 
     def __post_init__(self) -> None:
+        python_scalars(self)
         _check_numbers(self, ints=(), floats=("initial_trust_radius", "max_trust_radius", "gtol"))
         if not 0 <= self.eta < 0.25:
             raise spec_error(f"{self.direct_field}.eta", self.eta, "must be in [0, 0.25) (scipy's trust-region rule)")

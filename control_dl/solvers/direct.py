@@ -23,7 +23,7 @@ from typing import Any
 import casadi as ca
 import numpy as np
 
-from .._errors import check_choice, check_positive_float, check_positive_int, spec_error
+from .._errors import check_choice, check_positive_float, check_positive_int, python_scalars, spec_error
 from ..engines import ENGINES, Casadi, CasadiModel, Engine, EngineSpec, casadi_model, make_engine
 from ..engines._callback import engine_objective
 from ..engines._casadi_model import objective_function
@@ -221,6 +221,7 @@ class Direct:
     kind = "direct"
 
     def __post_init__(self) -> None:
+        python_scalars(self)
         check_choice("transcription", self.transcription, tuple(transcriptions.SHORT))
         check_choice("nlp", self.nlp, ("ipopt", "lbfgsb", "trust-ncg", "fatrop", "sqpmethod"))
         if self.hessian is None:

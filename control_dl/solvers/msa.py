@@ -65,7 +65,7 @@ import numpy as np
 from scipy import optimize
 from threadpoolctl import threadpool_limits
 
-from .._errors import check_choice, check_positive_float, check_positive_int, spec_error
+from .._errors import check_choice, check_positive_float, check_positive_int, python_scalars, spec_error
 from ..engines import ENGINES, Casadi, Engine, EngineSpec, make_engine
 from ..problems.training import TrainingProblem
 from ..result import Result
@@ -165,6 +165,7 @@ class MSA:
     kind = "msa"
 
     def __post_init__(self) -> None:
+        python_scalars(self)
         check_positive_float("rho", self.rho, allow_zero=True)
         check_choice("inner", self.inner, ("auto", "newton", "lbfgsb", "ipopt"))
         if self.inner_iters is not None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import check_choice, check_positive_float, check_positive_int, spec_error
+from .._errors import check_choice, check_positive_float, check_positive_int, python_scalars, spec_error
 from ..problems.training import TrainingProblem
 from ..result import Result
 from .adjoint import adjoint_objective_and_gradient, backprop_objective_and_gradient
@@ -93,6 +93,7 @@ class TorchTrainer:
     kind = "torch"
 
     def __post_init__(self) -> None:
+        python_scalars(self)
         check_choice("optimizer", self.optimizer, ("adam", "sgd", "lbfgs"))
         if self.lr is None:
             object.__setattr__(self, "lr", DEFAULT_LR[self.optimizer])
