@@ -208,6 +208,13 @@ CASES: list[tuple[str, str, Callable[..., Any]]] = [
         "name",
         lambda p, r, tmp: cdl.Dataset.from_arrays(np.zeros((8, 2)), np.arange(8) % 2, name=3),
     ),
+    (
+        "Dataset name None",
+        "name",
+        lambda p, r, tmp: cdl.Dataset(
+            p.data.x_train, p.data.y_train, p.data.x_test, p.data.y_test, "binary", name=None
+        ),
+    ),
     ("w complex", "w", lambda p, r, tmp: p.objective(r.w + 1j)),
     ("theta at a matrix of times", "t", lambda p, r, tmp: p.theta(r.w, [[0.1, 0.2]])),
     ("Result of a list of lists", "w", lambda p, r, tmp: cdl.Result("converged", "", [[1.0]], 1.0, 1.0)),

@@ -107,6 +107,8 @@ class Dataset:
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise spec_error("task", self.task, f"must be one of {list(TASKS)}")
+        if not isinstance(self.name, str):
+            raise spec_error("name", self.name, "must be a string (the data set's name in titles and saved results)")
         for split in ("train", "test"):
             x = _real_array(f"x_{split}", getattr(self, f"x_{split}"))
             try:
@@ -304,8 +306,6 @@ class Dataset:
             On arrays of the wrong shape or kind, a half-given test set, or a bad ``test_size``.
         """
         check_bool("standardize", standardize)
-        if not isinstance(name, str):
-            raise spec_error("name", name, "must be a string (the data set's name in titles and saved results)")
         x = _sample_major("X", X)
         labels = _labels("y", y, x)
         if (X_test is None) != (y_test is None):
