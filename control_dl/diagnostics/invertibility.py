@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from .._errors import check_choice, check_positive_float, check_positive_int, spec_error
+from .._errors import check_positive_float, check_positive_int, spec_error
 from ..backends import numpy_ops
 from ..problems import lipschitz
 from ..problems.costs import predict_labels
@@ -78,8 +78,7 @@ def invertibility(problem: TrainingProblem, result: Any, norm: str = "spectral")
     """
     w = weights_of(problem, result)
     require_flow(problem, "invertibility")
-    check_choice("norm", norm, ("spectral", "frobenius"))
-    constants = lipschitz.step_constants(problem, w, norm)
+    constants = lipschitz.step_constants(problem, w, norm)  # checks norm
     certificate = float(constants.max())
     return InvertibilityReport(constants, certificate, certificate < 1.0)
 
