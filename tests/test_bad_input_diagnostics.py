@@ -173,6 +173,8 @@ CASES: list[tuple[str, str, Callable[..., Any]]] = [
     ("convergence x unknown", "x", lambda r, res, *_: P.convergence([res], x="epoch")),
     ("compare_curves of a string", "table", lambda *_: P.compare_curves("table")),
     ("ax not an Axes", "ax", lambda r, res, *_: P.decision_boundary(r, res, ax="ax", resolution=10)),
+    ("2-D axes for 3-D states", "ax", lambda r, res, *_: P.trajectories(r, res, ax=plt.figure().add_subplot())),
+    ("2-D axes for a 3-D grid", "ax", lambda r, res, *_: P.grid_deformation(r, res, ax=plt.figure().add_subplot())),
     ("fig not a Figure", "fig", lambda r, res, *_: P.layers(r, res, layers=[0], fig="fig")),
     # figures of the wrong problem kind
     ("boundary of a regression", "problem", lambda r, res, s, ws, *_: P.decision_boundary(s, ws)),

@@ -26,6 +26,11 @@ def new_axes(ax: Any = None, projection: str | None = None) -> Any:
     -------
     matplotlib Axes
         The axes to draw on.
+
+    Raises
+    ------
+    SpecError
+        ``ax`` is not a matplotlib Axes, or is a 2-D one where ``projection="3d"`` is needed.
     """
     import matplotlib.pyplot as plt
     from matplotlib.axes import Axes
@@ -33,6 +38,10 @@ def new_axes(ax: Any = None, projection: str | None = None) -> Any:
     if ax is not None:
         if not isinstance(ax, Axes):
             raise spec_error("ax", type(ax).__name__, "must be a matplotlib Axes (or None for a new figure)")
+        if projection == "3d" and ax.name != "3d":  # 3 coordinates on 2-D axes: matplotlib's own TypeError
+            raise spec_error(
+                "ax", ax.name, "this figure draws d >= 3 states in 3-D: pass axes made with projection='3d'"
+            )
         return ax
 
     fig = plt.figure(figsize=(5.5, 4.5))
