@@ -247,6 +247,31 @@ def test_compiled_casadi_engine_equals_uncompiled():
     _close(compiled.gauss_newton_product(w, v), plain.gauss_newton_product(w, v))
 
 
+@pytest.mark.parametrize(
+    ("engine", "message"),
+    [
+        (3, "engine=3: must be an engine name or an EngineSpec, not int"),
+        (None, "engine=None: must be an engine name or an EngineSpec, not NoneType"),
+        ("gpu", "engine='gpu': must be one of ['auto', 'casadi', 'dask', 'torch'] or an EngineSpec"),
+    ],
+)
+def test_a_bad_engine_is_one_spec_error_wherever_it_is_given(engine, message):
+    problem = _mlp()
+    attempts = {
+        "make_engine": lambda: engines.make_engine(engine, problem, problem.data.x_train, problem.targets),
+        "Direct": lambda: cdl.Direct(nlp="lbfgsb", engine=engine),
+        "MSA": lambda: cdl.load_solver("emsa", engine=engine),
+        "check_engine": lambda: engines.check_engine(engine),
+    }
+    for attempt in attempts.values():
+        with pytest.raises(cdl.SpecError) as caught:
+            attempt()
+        assert str(caught.value) == message
+    engines.check_engine(engines.Torch())  # a spec object and every registered name pass
+    for name in engines.ENGINES:
+        engines.check_engine(name)
+
+
 def test_bad_engine_specs_are_spec_errors():
     problem = _mlp()
     with pytest.raises(cdl.SpecError, match="engine"):

@@ -25,6 +25,27 @@ from .dask import Dask as Dask
 ENGINES: dict[str, type[EngineSpec]] = {"auto": Auto, "casadi": Casadi, "torch": Torch, "dask": Dask}
 
 
+def check_engine(spec: Any) -> None:
+    """Raise a SpecError naming ``engine`` unless ``spec`` is a registered engine name or an EngineSpec.
+
+    Parameters
+    ----------
+    spec : object
+        The ``engine`` option of a solver, or :func:`make_engine`'s ``spec``.
+
+    Raises
+    ------
+    SpecError
+        A name not in :data:`ENGINES`, or neither a string nor an :class:`EngineSpec` (the value
+        and its type are named).
+    """
+    if isinstance(spec, str):
+        if spec not in ENGINES:
+            raise spec_error("engine", spec, f"must be one of {sorted(ENGINES)} or an EngineSpec")
+    elif not isinstance(spec, EngineSpec):
+        raise spec_error("engine", spec, f"must be an engine name or an EngineSpec, not {type(spec).__name__}")
+
+
 def make_engine(
     spec: str | EngineSpec,
     problem: Any,
@@ -66,12 +87,9 @@ def make_engine(
         spec = casadi
     elif casadi is not None and spec == "auto":
         spec = Auto(casadi=casadi)
+    check_engine(spec)
     if isinstance(spec, str):
-        if spec not in ENGINES:
-            raise spec_error("engine", spec, f"must be one of {sorted(ENGINES)} or an EngineSpec")
         spec = ENGINES[spec]()
-    if not isinstance(spec, EngineSpec):
-        raise spec_error("engine", type(spec).__name__, "must be an engine name or an EngineSpec")
     return spec.bind(problem, x, y, normaliser, regulariser)
 
 
@@ -90,5 +108,6 @@ __all__ = [
     "Torch",
     "TorchEngine",
     "casadi_model",
+    "check_engine",
     "make_engine",
 ]

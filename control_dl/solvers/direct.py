@@ -24,7 +24,7 @@ import casadi as ca
 import numpy as np
 
 from .._errors import check_choice, check_positive_float, check_positive_int, python_scalars, spec_error
-from ..engines import ENGINES, Casadi, CasadiModel, Engine, EngineSpec, casadi_model, make_engine
+from ..engines import Casadi, CasadiModel, Engine, EngineSpec, casadi_model, check_engine, make_engine
 from ..engines._callback import engine_objective
 from ..engines._casadi_model import objective_function
 from ..engines._jit import compile_function
@@ -325,13 +325,7 @@ class Direct:
 
     def _check_engine(self) -> None:
         """SpecError unless ``engine`` is a registered name or a spec this NLP can use."""
-        if isinstance(self.engine, str):
-            if self.engine not in ENGINES and self.engine != "torch":
-                raise spec_error(
-                    "engine", self.engine, f"must be one of {sorted({*ENGINES, 'torch'})} or an EngineSpec"
-                )
-        elif not isinstance(self.engine, EngineSpec):
-            raise spec_error("engine", type(self.engine).__name__, "must be an engine name or an EngineSpec")
+        check_engine(self.engine)
         if not self.takes_any_engine and self.engine not in ("auto", "casadi") and not isinstance(self.engine, Casadi):
             raise spec_error(
                 "engine", self.engine, f"nlp={self.nlp!r} builds its NLP from CasADi Functions: use 'auto' or 'casadi'"

@@ -66,7 +66,7 @@ from scipy import optimize
 from threadpoolctl import threadpool_limits
 
 from .._errors import check_choice, check_positive_float, check_positive_int, python_scalars, spec_error
-from ..engines import ENGINES, Casadi, Engine, EngineSpec, make_engine
+from ..engines import Casadi, Engine, EngineSpec, check_engine, make_engine
 from ..problems.training import TrainingProblem
 from ..result import Result
 from ._msa_inner import NEWTON_MAX_BLOCK, InnerProblem, StageMap, Values, quasi_newton_step
@@ -206,13 +206,7 @@ class MSA:
         for field in ("adapt_rho", "jit"):
             if not isinstance(getattr(self, field), bool):
                 raise spec_error(field, getattr(self, field), "must be true or false")
-        if isinstance(self.engine, str):
-            if self.engine not in {*ENGINES, "torch"}:
-                raise spec_error(
-                    "engine", self.engine, f"must be one of {sorted({*ENGINES, 'torch'})} or an EngineSpec"
-                )
-        elif not isinstance(self.engine, EngineSpec):
-            raise spec_error("engine", type(self.engine).__name__, "must be an engine name or an EngineSpec")
+        check_engine(self.engine)
         check_positive_int("record_every", self.record_every, 0)
 
     @property
