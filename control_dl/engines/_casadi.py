@@ -26,7 +26,7 @@ from typing import Any
 import casadi as ca
 import numpy as np
 
-from .._errors import check_bool, check_choice
+from .._errors import check_bool, check_choice, python_scalars
 from ._base import Engine, EngineSpec, Evaluation, StageValues, Sweep
 from ._casadi_model import (
     CasadiModel,
@@ -65,6 +65,7 @@ class Casadi(EngineSpec):
     name = "casadi"
 
     def __post_init__(self) -> None:
+        python_scalars(self)
         check_bool("jit", self.jit)
         check_choice("parallelization", self.parallelization, ("serial", "thread"))
 

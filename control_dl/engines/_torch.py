@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import check_positive_int, spec_error
+from .._errors import check_positive_int, python_scalars, spec_error
 from ..problems.costs import loss_per_sample
 from ._base import Engine, EngineSpec, Evaluation, StageValues, Sweep
 
@@ -81,6 +81,7 @@ class Torch(EngineSpec):
     name = "torch"
 
     def __post_init__(self) -> None:
+        python_scalars(self)
         device = self.device
         if not isinstance(device, str) or not (device in ("cpu", "cuda") or device.startswith("cuda:")):
             raise spec_error("device", device, "must be 'cpu', 'cuda' or 'cuda:<index>'")

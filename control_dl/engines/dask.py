@@ -50,6 +50,7 @@ from .._errors import (
     check_bool,
     check_positive_float,
     check_positive_int,
+    python_scalars,
     require_rerunnable_main,
     spec_error,
     worker_start_error,
@@ -393,6 +394,7 @@ class Dask(EngineSpec):
     predictions: bool = False
 
     def __post_init__(self) -> None:
+        python_scalars(self)  # a lock's wait refuses an np.float32 timeout
         if isinstance(self.client, str):
             check_scheduler_address("client", self.client)
         elif self.client is not None:
@@ -420,10 +422,6 @@ class Dask(EngineSpec):
         if self.timeout is not None:
             check_positive_float("timeout", self.timeout)
         check_positive_int("retries", self.retries, minimum=0)
-        # numpy scalars pass the checks; Python numbers from here on (a lock's wait refuses np.float32)
-        for field, kind in (("n_shards", int), ("workers", int), ("timeout", float), ("retries", int)):
-            if getattr(self, field) is not None:
-                object.__setattr__(self, field, kind(getattr(self, field)))
 
     def bind(
         self, problem: Any, x: np.ndarray, y: np.ndarray, normaliser: float | None = None, regulariser: bool = True
