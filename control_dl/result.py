@@ -382,12 +382,12 @@ class Result:
         Raises
         ------
         SpecError
-            If no problem is attached (as :meth:`predict`), on an unknown format, a ``path`` that
-            cannot be written, or a missing optional extra.
+            If no problem is attached (as :meth:`predict`), w is not finite (a failed solve), on an
+            unknown format, a ``path`` that cannot be written, or a missing optional extra.
         """
         from .export import write_export
 
-        return write_export(self._need_problem(), self.w, fmt, path)
+        return write_export(self._need_problem(), self._usable_w(), fmt, path)
 
     def summary(self) -> str:
         """One line: solver, status, loss, accuracies, time, constraints, and the engine (with ``auto``'s reason).

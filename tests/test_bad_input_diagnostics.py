@@ -211,7 +211,14 @@ def test_a_diverged_result_is_named_by_its_status(call, ring):
 def test_result_methods_of_a_diverged_solve_name_the_status(ring):
     failed = _failed(ring[0])
     failed.problem = ring[0]
-    for call in (lambda: failed.states, lambda: failed.theta([0.5]), lambda: failed.predict(np.zeros((2, 1)))):
+    calls = (
+        lambda: failed.states,
+        lambda: failed.theta([0.5]),
+        lambda: failed.predict(np.zeros((2, 1))),
+        lambda: failed.to_casadi(),
+        lambda: failed.export("casadi", "unused.casadi"),  # refused before a file is written
+    )
+    for call in calls:
         assert "diverged" in _raises("result", call)
 
 

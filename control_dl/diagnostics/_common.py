@@ -85,7 +85,7 @@ def with_overrides(problem: TrainingProblem, **changes: Any) -> TrainingProblem:
 
 
 def require_scalar_output(problem: TrainingProblem, what: str) -> None:
-    """Raise ValueError unless λ2 maps to R (n_out = 1).
+    """Raise SpecError unless λ2 maps to R (n_out = 1).
 
     Parameters
     ----------
@@ -93,6 +93,11 @@ def require_scalar_output(problem: TrainingProblem, what: str) -> None:
         The problem.
     what : str
         Name of the diagnostic, for the message.
+
+    Raises
+    ------
+    SpecError
+        Naming the problem's data and its n_out.
     """
     if problem.layout.n_out != 1:
         raise spec_error(
