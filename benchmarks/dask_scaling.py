@@ -349,9 +349,11 @@ def main() -> None:
         "--ring-samples", type=int, default=None, help="ring's S (default 10⁵, 2·10⁴ with --quick): where 2 workers pay"
     )
     args = parser.parse_args()
-    for name in ("iters", "reps", "block", "solve_reps", "ring_samples"):
+    for name in ("iters", "reps", "block", "solve_reps"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if args.ring_samples is not None and args.ring_samples < 2 * TINY:
+        parser.error(f"--ring-samples must be at least {2 * TINY} (2 shards of {TINY}), got {args.ring_samples}")
     if args.iters is None:
         args.iters = 10 if args.quick else 40
     torch.set_num_threads(1)  # the serial baseline gets one core, like each worker
