@@ -278,6 +278,21 @@ def test_bad_sweep_specs_are_spec_errors(doc: dict, match: str) -> None:
         load_sweep(doc).runs()
 
 
+def test_numpy_values_in_a_sweep_dict_are_the_plain_values():
+    """np.arange grids, numpy scalars and tuples as TOML would give them: the same runs, the same ids
+    (an np.int64 in the grid used to fail in the index's JSON after its run had been solved)."""
+    plain = {"problem": {"name": "ring", "n_samples": 40}, "solver": {"preset": "lbfgsb", "max_iter": 3}}
+    python = {**plain, "grid": {"n_steps": [5, 6], "horizon": [1.0, 2.0]}, "seeds": [0, 1]}
+    numpy = {
+        **plain,
+        "grid": {"n_steps": np.arange(5, 7), "horizon": (np.float32(1.0), 2.0)},
+        "seeds": [np.int64(0), np.int64(1)],
+    }
+    runs = [load_sweep(doc).runs() for doc in (python, numpy)]
+    assert [(r.run_id, r.point) for r in runs[0]] == [(r.run_id, r.point) for r in runs[1]]
+    assert all(type(r.point["n_steps"]) is int for r in runs[1])
+
+
 def test_bad_arguments_and_a_busy_folder(tmp_path: Path) -> None:
     doc = {"problem": {"name": "ring"}, "solver": {"preset": "ipopt-lbfgs"}}
     for bad in (0, np.int64(0), 1.0, True):

@@ -40,7 +40,7 @@ from typing import Any
 
 from .._catalog import resolve
 from .._errors import SpecError, is_integer, spec_error
-from .._toml import read_toml
+from .._toml import plain_document, read_toml
 from ..problems.spec import SCHEMA, SECTIONS, normalise, read_problem_doc
 from ..solvers.base import solver_spec
 from ..solvers.catalog import SOLVER_KINDS, solver_from_options
@@ -299,7 +299,7 @@ def load_sweep(source: str | Path | dict[str, Any]) -> SweepSpec:
         On unknown keys, missing sections or values of the wrong type.
     """
     if isinstance(source, dict):
-        doc, base = source, Path.cwd()
+        doc, base = plain_document(source), Path.cwd()
     else:
         path = Path(source)
         if not path.is_file():

@@ -28,6 +28,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .._errors import check_bool, check_positive_int, spec_error
+from .._toml import plain_document
 from ..engines import EngineSpec
 from ..problems.training import TrainingProblem, check_problem
 from ..result import Result, package_versions
@@ -487,11 +488,7 @@ def solver_spec(solver: Any) -> dict[str, Any]:
             return value.name
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             value = dataclasses.asdict(value)
-        if isinstance(value, dict):
-            return {key: plain(item) for key, item in value.items()}
-        if isinstance(value, (list, tuple)):
-            return type(value)(plain(item) for item in value)
-        return value.item() if isinstance(value, np.generic) else value
+        return plain_document(value)
 
     options = (
         {f.name: plain(getattr(solver, f.name)) for f in dataclasses.fields(solver)}
