@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -178,8 +181,6 @@ def _save(fig: Any, path: Path) -> Path:
 
 def _cmd_solve(args: argparse.Namespace) -> int:
     from .problems.spec import load_problem
-    from .result import atomic_write_bytes
-    from .solvers import load_solver, solve
 
     problem = load_problem(args.problem, **parse_assignments(args.set, "--set"))
     options = parse_assignments(args.option, "--option")
@@ -189,6 +190,39 @@ def _cmd_solve(args: argparse.Namespace) -> int:
         options.update(checkpoint=str(checkpoint), checkpoint_every=args.checkpoint_every)
     if args.engine is not None or args.workers is not None or args.scheduler is not None:
         options["engine"] = engine_option(args.engine, args.workers, args.scheduler)
+    with _scheduler_connection(options.get("engine"), args.scheduler) as engine:
+        if engine is not None:
+            options["engine"] = engine
+        return _solve_and_write(args, problem, options, out, checkpoint)
+
+
+@contextlib.contextmanager
+def _scheduler_connection(engine: Any, scheduler: str | None) -> Iterator[Any]:
+    """``--scheduler``: the Dask spec on a client connected before any work, errors naming the flag.
+
+    Yields the spec with its ``client`` replaced by the connection (closed on exit), or None when no
+    scheduler was given. Connecting here, not at the solver's first evaluation, reports an address
+    where no scheduler answers (30 s at most; 120 s for a first worker) as ``--scheduler=...``.
+    """
+    if scheduler is None:
+        yield None
+        return
+    from .engines.dask import scheduler_client
+
+    client = scheduler_client("--scheduler", scheduler, 30, workers_timeout=120, direct_to_workers=True)
+    try:
+        yield dataclasses.replace(engine, client=client)
+    finally:
+        client.close()
+
+
+def _solve_and_write(
+    args: argparse.Namespace, problem: Any, options: dict[str, Any], out: Path, checkpoint: Path
+) -> int:
+    """The rest of ``control-dl solve``: solve (or resume), save the result, figures and summary."""
+    from .result import atomic_write_bytes
+    from .solvers import load_solver, solve
+
     solver = load_solver(args.solver or problem.spec.get("solver") or DEFAULT_SOLVER, **options)
     w0 = None
     if args.resume and checkpoint.is_file():
@@ -250,8 +284,11 @@ def engine_option(name: str | None, workers: int | None, scheduler: str | None) 
                 raise SpecError(f"{flag}={value!r}: only with --engine dask")
         return name
     from .engines import Dask
+    from .engines.dask import check_scheduler_address
 
     check_workers_flags(workers, scheduler)
+    if scheduler is not None:
+        check_scheduler_address("--scheduler", scheduler)
     return Dask(client=scheduler, workers=workers)
 
 

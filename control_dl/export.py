@@ -13,6 +13,7 @@ its outputs equal :meth:`Result.predict` (logits for the classification losses).
 from __future__ import annotations
 
 import io
+import logging
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,8 @@ from ._files import check_destination
 
 if TYPE_CHECKING:
     from .problems.training import TrainingProblem
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["to_casadi", "to_onnx", "to_torch"]
 
@@ -232,8 +235,9 @@ FORMATS = {"torch": ".pt2", "casadi": ".casadi", "onnx": ".onnx"}
 def write_export(problem: TrainingProblem, w: Any, fmt: str, path: str | Path) -> Path:
     """Write the network to a file another program loads without control_dl.
 
-    ``torch``: a ``torch.export`` program (``torch.export.load(path).module()(X)``, S dynamic);
-    ``casadi``: ``casadi.Function.load(path)``; ``onnx``: :func:`to_onnx`.
+    ``torch``: a ``torch.export`` program (``torch.export.load(path).module()(X)`` with X a tensor,
+    S dynamic); ``casadi``: ``casadi.Function.load(path)``; ``onnx``: :func:`to_onnx`. A ``path``
+    whose suffix is not the format's (:data:`FORMATS`) is written all the same, with a log warning.
 
     Parameters
     ----------
@@ -264,6 +268,8 @@ def write_export(problem: TrainingProblem, w: Any, fmt: str, path: str | Path) -
     if fmt not in FORMATS:
         raise SpecError(f"format={fmt!r}: must be one of {sorted(FORMATS)}")
     path = check_destination(path)
+    if path.suffix != FORMATS[fmt]:  # written as asked; a name another program would misread is likely a slip
+        logger.warning("writing a %s export to %s: its suffix is not %s", fmt, path, FORMATS[fmt])
     if fmt == "onnx":
         return to_onnx(problem, w, path)
     if fmt == "casadi":

@@ -404,8 +404,12 @@ class Result:
         """
         acc = "" if self.accuracy is None else f" train_acc={self.accuracy:.3f} test_acc={self.test_accuracy:.3f}"
         engine = f" engine={self.engine['name']}" if self.engine.get("name") else ""
-        if "auto" in self.engine:
-            engine += f" (auto: {self.engine['auto'].get('reason', '')})"
+        local = self.engine.get("local_info") or {}  # engines.Dask: the engine each shard runs
+        if local.get("name"):
+            engine += f" (local {local['name']})"
+        for chooser in (self.engine, local):
+            if "auto" in chooser:
+                engine += f" (auto: {chooser['auto'].get('reason', '')})"
         reason = "" if self.status in ("converged", "max_iter") or not self.message else f" | {self.message}"
         return (
             f"{self.solver}: {self.status} objective={self.objective:.4g} loss={self.loss:.4g}{acc} "

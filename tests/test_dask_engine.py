@@ -19,7 +19,7 @@ import pytest
 from scipy.optimize import minimize
 
 import control_dl as cdl
-from control_dl.engines import Casadi, CasadiEngine, Engine, make_engine
+from control_dl.engines import Auto, Casadi, CasadiEngine, Engine, make_engine
 from control_dl.problems.costs import predict_labels
 from control_dl.solvers.checkpoint import checkpoint_iteration, load_checkpoint
 
@@ -83,6 +83,21 @@ def test_sums_equal_the_local_engine(client, ring, n_shards):
         assert _close(engine.gauss_newton_product(w, v), local.gauss_newton_product(w, v))
         assert all(_close(a, b) for a, b in zip(engine.states(w), local.states(w), strict=True))
         assert engine.evaluate(w, gradient=False).gradient is None
+
+
+def test_the_local_engines_choice_is_made_once_and_recorded(client, ring):
+    """local=Auto(...): shard 0 times the candidates and every shard runs the winner (each used to
+    choose by itself); the timings and the reason travel to Result.engine and its summary line."""
+    x, y = ring.data.x_train, ring.targets
+    with make_engine(Dask(client, n_shards=3, local=Auto(casadi=LOCAL)), ring, x, y) as engine:
+        info = engine.info["local_info"]
+        assert info["name"] == engine.info["local"] in ("casadi", "torch")
+        assert set(info["auto"]["timings_s"]) == {"casadi", "torch"}
+        assert engine.batch_spec().local == getattr(Auto(casadi=LOCAL), info["name"])  # the winner's options
+        assert {part["name"] for part in engine._call("engine_info")} == {info["name"]}  # every shard
+    result = cdl.Result(status="max_iter", message="", w=ring.initial_guess(0), objective=1.0, loss=1.0)
+    result.engine = engine.info
+    assert f"engine=dask (local {info['name']}) (auto: {info['auto']['reason']})" in result.summary()
 
 
 def test_predictions_on_request_and_correct_counts_of_one_hot_targets(client):
@@ -295,9 +310,26 @@ def test_a_scheduler_that_does_not_answer_is_a_spec_error_naming_the_address(rin
     closed = "tcp://127.0.0.1:9"  # discard port: nothing listens
     with pytest.raises(cdl.SpecError, match=r"client='tcp://127.0.0.1:9': no Dask scheduler answered"):
         make_engine(Dask(closed, timeout=1.0, local=LOCAL), ring, ring.data.x_train, ring.targets)
-    from control_dl.cli import main
 
-    assert main(["solve", "ring", "--engine", "dask", "--scheduler", "nonsense", "--out", "unused"]) == 2
+
+def test_the_cli_names_scheduler_for_a_bad_address_before_any_work(tmp_path, capsys, monkeypatch):
+    """control-dl solve --scheduler: errors name the flag (they said client='...'), and an address
+    where nothing answers is found before the solver is built and run."""
+    from control_dl import cli
+    from control_dl.engines import dask as dask_module
+
+    out = str(tmp_path / "run")
+    assert cli.main(["solve", "ring", "--engine", "dask", "--scheduler", "localhost", "--out", out]) == 2
+    assert "--scheduler='localhost': not a Dask scheduler address" in capsys.readouterr().err
+
+    def refused(address, timeout):  # what a closed port gives after the probe's 30 s, at once
+        assert timeout == 30
+        raise OSError("Timed out trying to connect")
+
+    monkeypatch.setattr(dask_module, "_probe_scheduler", refused)
+    monkeypatch.setattr(cli, "_solve_and_write", lambda *args: pytest.fail("solved without a scheduler"))
+    assert cli.main(["solve", "ring", "--engine", "dask", "--scheduler", "tcp://127.0.0.1:9", "--out", out]) == 2
+    assert "--scheduler='tcp://127.0.0.1:9': no Dask scheduler answered there" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("greeting", [b"", b"\xff" * 64], ids=["silent", "not-dask"])

@@ -87,13 +87,18 @@ def test_onnx_file_equals_predict(result, tmp_path):
     np.testing.assert_allclose(out, result.predict(X, layout="samples"), rtol=0, atol=1e-9)
 
 
-def test_result_export_writes_the_format_asked(result, tmp_path):
+def test_result_export_writes_the_format_asked(result, tmp_path, caplog):
     path = result.export("casadi", tmp_path / "net.casadi")
     phi = ca.Function.load(str(path))
     np.testing.assert_allclose(np.array(phi.map(X.shape[0])(X.T)), result.predict(X.T), rtol=0, atol=1e-10)
+    assert not caplog.records
+    with caplog.at_level("WARNING", logger="control_dl.export"):
+        odd = result.export("casadi", tmp_path / "net.onnx")  # the format asked, whatever the name says
+    assert [r.getMessage() for r in caplog.records] == [f"writing a casadi export to {odd}: its suffix is not .casadi"]
+    assert odd.read_bytes() == path.read_bytes()
     with pytest.raises(cdl.SpecError, match="format='keras'"):
         result.export("keras", tmp_path / "net.h5")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.casadi"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.casadi", "net.onnx"]
 
 
 def test_cli_export_writes_files_other_programs_load(tmp_path, capsys):

@@ -56,6 +56,7 @@ from .._errors import (
     worker_start_error,
 )
 from ..problems.costs import predict_labels
+from ._auto import Auto
 from ._base import Engine, EngineSpec, Evaluation, StageValues, Sweep
 
 logger = logging.getLogger(__name__)
@@ -356,8 +357,9 @@ class Dask(EngineSpec):
         Results are reproducible for a given m; shards are placed round-robin on the workers.
     local : str or EngineSpec
         The engine each worker runs on its shard (``"auto"``, ``"casadi"``, ``"torch"`` or a
-        spec object). ``"auto"`` is resolved once, on the first shard, and that choice is used
-        for all shards.
+        spec object). ``"auto"`` (or an :class:`~control_dl.engines.Auto` spec) is resolved once,
+        on the first shard, and the winning candidate is used for all shards; the bound engine's
+        ``info["local_info"]`` keeps what was timed and why.
     workers : int, optional
         Worker processes of the local cluster (default: the CPU count); only with ``client=None``.
     processes : bool, optional
@@ -475,8 +477,9 @@ class _ShardWorker:
         # the class of each target: predict_labels inverts encode_targets (0/1 rows, one-hot columns)
         self.labels = None if self.task == "regression" else predict_labels(self.task, self.loss, np.asarray(y))
 
-    def engine_name(self) -> str:
-        return str(self.engine.info.get("name", self.engine.name))
+    def engine_info(self) -> dict[str, Any]:
+        """The local engine's ``info`` (its name; with ``"auto"``, what was timed and why it won)."""
+        return {"name": self.engine.name, **self.engine.info}
 
     def memory(self) -> dict[str, int]:
         """Bytes of the shard's arrays and the worker process's resident set size."""
@@ -605,8 +608,10 @@ class DaskEngine(Engine):
     Attributes
     ----------
     info : dict
-        ``name``, ``local`` (the local engine's name), ``n_shards``, ``workers``, ``scheduler``,
-        ``bind_time`` (s) and ``rebuilt_shards`` (shards re-sent after a worker was lost).
+        ``name``, ``local`` (the local engine's name), ``local_info`` (the first shard's engine
+        ``info``: with ``local="auto"``, its ``"auto"`` entry says what was timed and why that engine
+        won), ``n_shards``, ``workers``, ``scheduler``, ``bind_time`` (s) and ``rebuilt_shards``
+        (shards re-sent after a worker was lost).
 
     Raises
     ------
@@ -651,8 +656,11 @@ class DaskEngine(Engine):
             self._shards = [_Shard(int(a), int(b)) for a, b in itertools.pairwise(edges)]
             self._local = spec.local
             self._place(0, workers[0])
-            if isinstance(self._local, str) and self._local == "auto":  # one choice for every shard
-                self._local = self._bound(0, self._shards[0].actor.engine_name())
+            local_info = self._bound(0, self._shards[0].actor.engine_info())
+            if isinstance(self._local, str) and self._local == "auto":
+                self._local = Auto()
+            if isinstance(self._local, Auto):  # one choice for every shard: the candidate shard 0 timed fastest
+                self._local = getattr(self._local, str(local_info["name"]))
             for i in range(1, n_shards):
                 self._place(i, workers[i % len(workers)])
         except BaseException:
@@ -660,6 +668,7 @@ class DaskEngine(Engine):
             raise
         self.info.update(
             local=str(self._local if isinstance(self._local, str) else self._local.name),
+            local_info=local_info,
             n_shards=n_shards,
             workers=len(workers),
             scheduler=str(self.client.scheduler.address),
