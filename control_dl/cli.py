@@ -190,19 +190,19 @@ def _cmd_solve(args: argparse.Namespace) -> int:
         options.update(checkpoint=str(checkpoint), checkpoint_every=args.checkpoint_every)
     if args.engine is not None or args.workers is not None or args.scheduler is not None:
         options["engine"] = engine_option(args.engine, args.workers, args.scheduler)
-    with _scheduler_connection(options.get("engine"), args.scheduler) as engine:
-        if engine is not None:
-            options["engine"] = engine
+    with _scheduler_client(args.scheduler) as client:
+        if client is not None:
+            options["engine"] = dataclasses.replace(options["engine"], client=client)
         return _solve_and_write(args, problem, options, out, checkpoint)
 
 
 @contextlib.contextmanager
-def _scheduler_connection(engine: Any, scheduler: str | None) -> Iterator[Any]:
-    """``--scheduler``: the Dask spec on a client connected before any work, errors naming the flag.
+def _scheduler_client(scheduler: str | None) -> Iterator[Any]:
+    """``--scheduler`` of ``solve`` and ``sweep``: a client connected before any work, or None.
 
-    Yields the spec with its ``client`` replaced by the connection (closed on exit), or None when no
-    scheduler was given. Connecting here, not at the solver's first evaluation, reports an address
-    where no scheduler answers (30 s at most; 120 s for a first worker) as ``--scheduler=...``.
+    Connecting here, not at the first evaluation or run, reports an address that does not parse or
+    where no scheduler answers (30 s at most; 120 s for a first worker) as ``--scheduler=...``
+    before anything is solved. The client is closed on exit.
     """
     if scheduler is None:
         yield None
@@ -211,7 +211,7 @@ def _scheduler_connection(engine: Any, scheduler: str | None) -> Iterator[Any]:
 
     client = scheduler_client("--scheduler", scheduler, 30, workers_timeout=120, direct_to_workers=True)
     try:
-        yield dataclasses.replace(engine, client=client)
+        yield client
     finally:
         client.close()
 
@@ -365,9 +365,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from .experiments.store import runs_table
 
     check_workers_flags(args.workers, args.scheduler)
-    scheduler = "local" if args.dask else args.scheduler
     output_folder(args.out, "--out")
-    rows = run_sweep(args.spec, args.out, args.workers, scheduler, args.timeout, progress=not args.no_progress)
+    with _scheduler_client(args.scheduler) as client:
+        scheduler = "local" if args.dask else client
+        rows = run_sweep(args.spec, args.out, args.workers, scheduler, args.timeout, progress=not args.no_progress)
     print(runs_table(rows))
     failed = sum(row["status"] == "failed" for row in rows)
     print(f"{len(rows)} runs in {args.out}, {failed} failed")

@@ -548,6 +548,26 @@ def test_cli_runs_refuses_filters_that_can_match_nothing(
     assert message in captured.err and captured.out == ""
 
 
+def test_a_bad_scheduler_is_named_by_its_flag_before_any_run(
+    spec_path: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    pytest.importorskip("distributed")
+    from control_dl.engines import dask as dask_module
+    from control_dl.experiments import runner
+
+    monkeypatch.setattr(runner, "_execute", lambda *args: pytest.fail("a run started"))
+    argv = ["sweep", str(spec_path), "--out", str(tmp_path), "--scheduler"]
+    assert main([*argv, "localhost"]) == 2
+    assert "--scheduler='localhost': not a Dask scheduler address" in capsys.readouterr().err
+
+    def refused(address, timeout):  # what a closed port gives after the probe's 30 s, at once
+        raise OSError("Timed out trying to connect")
+
+    monkeypatch.setattr(dask_module, "_probe_scheduler", refused)
+    assert main([*argv, "tcp://127.0.0.1:9"]) == 2
+    assert "--scheduler='tcp://127.0.0.1:9': no Dask scheduler answered there" in capsys.readouterr().err
+
+
 def test_workers_next_to_a_running_scheduler_are_refused(spec_path: Path, tmp_path: Path, capsys) -> None:
     # refused before any connection: nothing listens on port 9
     argv = ["sweep", str(spec_path), "--out", str(tmp_path), "--scheduler", "tcp://127.0.0.1:9", "--workers", "2"]
