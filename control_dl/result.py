@@ -15,6 +15,7 @@ import numpy as np
 
 from ._errors import SpecError, check_bool, is_number, spec_error
 from ._files import as_path, check_destination, npz_arrays
+from ._toml import plain_document
 
 if TYPE_CHECKING:
     from .problems.datasets import Dataset
@@ -116,19 +117,6 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-
-
-def _json_scalar(value: Any) -> Any:
-    """A numpy scalar in a result's metadata as the Python number it holds (``json.dumps`` default).
-
-    Raises
-    ------
-    TypeError
-        Anything else json cannot write (a defect: the metadata must be plain data).
-    """
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 @dataclass(eq=False)
@@ -511,7 +499,7 @@ class Result:
         source, arrays = self._data_record(data)
         meta = {**self._metadata(), "problem_spec": spec, "data_source": source}
         buffer = io.BytesIO()
-        np.savez(buffer, w=self.w, snapshots=snaps, metadata=np.array(json.dumps(meta, default=_json_scalar)), **arrays)
+        np.savez(buffer, w=self.w, snapshots=snaps, metadata=np.array(json.dumps(plain_document(meta))), **arrays)
         atomic_write_bytes(path, buffer.getvalue())
         return path
 
@@ -603,13 +591,6 @@ class Result:
             why = f"not a control_dl result: its metadata do not fit Result ({type(exc).__name__}: {exc})"
             raise spec_error("path", str(path), why) from None
         return result, {k[5:]: v for k, v in stored.items() if k.startswith("data_")}
-
-
-def _json_scalar(value: object) -> object:
-    """A numpy scalar as its Python value, for ``json.dumps`` (options and seeds given as np.int64 / np.float32)."""
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def result_path(path: str | Path) -> Path:
