@@ -10,6 +10,7 @@ import numpy as np
 from .._errors import spec_error
 from ..problems.spec import problem_from_spec
 from ..problems.training import TrainingProblem, check_problem, check_same_network
+from ..result import Result
 
 
 def weights_of(problem: TrainingProblem, result: Any) -> np.ndarray:
@@ -39,13 +40,8 @@ def weights_of(problem: TrainingProblem, result: Any) -> np.ndarray:
     if result is None or isinstance(result, (str, bytes, dict)):
         shown = result if result is None or isinstance(result, str) else type(result).__name__
         raise spec_error("result", shown, "must be a Result of solve(problem, ...) or its decision vector w")
-    w = getattr(result, "w", result)
-    status = getattr(result, "status", None)
-    if status in ("failed", "diverged") and not np.all(np.isfinite(np.asarray(w, dtype=float))):
-        raise spec_error(
-            "result", status, f"the solve {status} and left no finite w ({getattr(result, 'message', '')})"
-        )
-    w = problem.check_w(w)
+    # a Result refuses the NaN/inf w of a failed solve by its status, as its own methods do
+    w = problem.check_w(result._usable_w() if isinstance(result, Result) else getattr(result, "w", result))
     check_same_network(problem, getattr(result, "problem_spec", None))
     return w
 
