@@ -2,6 +2,9 @@
 
 For ring (S = 10⁵ unless ``--ring-samples``, d = 3, N = 20) and scikit-learn digits (standardised, training set repeated ×20):
 
+The Dask engine calls its shards over ``--transport`` (default ``auto``: direct connections on
+these tcp clusters; ``actor``: Dask's actor calls, for comparison).
+
 - f+grad: median seconds of one ``evaluate(w)`` on the local engine alone (no Dask, on S, S/2
   and 8 samples; timed before any cluster starts, since a LocalCluster's scheduler and nannies
   are threads of the driver and take the GIL from it) and through ``engines.Dask`` with 1 and 2
@@ -31,7 +34,7 @@ taken while other processes use the cores are noted as such; ratios measured in 
 comparison.
 
     python benchmarks/dask_scaling.py [--quick] [--iters 40] [--reps 30] [--block 10] [--solve-reps 3]
-        [--problems ring digits] [--ring-samples 100000]
+        [--problems ring digits] [--ring-samples 100000] [--transport auto]
 """
 
 from __future__ import annotations
@@ -257,8 +260,9 @@ def measure(name: str, problem: cdl.TrainingProblem, args: argparse.Namespace) -
         pids[f"dask_{workers}"] = pids[f"tiny_{workers}"] = sorted(client.run(os.getpid).values())
         echo = client.submit(Echo, actor=True).result()
         start = time.perf_counter()
-        engine = make_engine(Dask(client, local=local), problem, x, y)
+        engine = make_engine(Dask(client, local=local, transport=args.transport), problem, x, y)
         out[f"workers_{workers}"] = {
+            "transport": engine.info["transport"],
             "bind_s": time.perf_counter() - start,
             "latency_s": median_time(lambda e=echo: e.echo(np.zeros(0)).result(), 4 * args.reps),
             "round_trip_n_params_s": median_time(lambda e=echo: e.echo(np.zeros(n_params)).result(), 4 * args.reps),
@@ -276,7 +280,9 @@ def measure(name: str, problem: cdl.TrainingProblem, args: argparse.Namespace) -
     for workers, (_, client) in clusters.items():
         engines[f"dask_{workers}"].close()
         cols = slice(0, TINY * workers)  # TINY samples per shard
-        engines[f"tiny_{workers}"] = make_engine(Dask(client, local=local), problem, x[:, cols], y[:, cols])
+        engines[f"tiny_{workers}"] = make_engine(
+            Dask(client, local=local, transport=args.transport), problem, x[:, cols], y[:, cols]
+        )
     tiny_engines = {key: e for key, e in engines.items() if key.startswith("tiny")}
     dask_times.update(time_calls({key: e.evaluate for key, e in tiny_engines.items()}, pids, w, args.reps, args.block))
     answer = dataclasses.replace(serial.evaluate(w), predictions=None, n_correct=0)
@@ -304,7 +310,11 @@ def measure(name: str, problem: cdl.TrainingProblem, args: argparse.Namespace) -
     # for both), the median of --solve-reps solves each
     solvers = {
         workers: cdl.load_solver(
-            "lbfgsb", engine=Dask(client, local=local), max_iter=args.iters + 20, tol=1e-14, target_loss=target
+            "lbfgsb",
+            engine=Dask(client, local=local, transport=args.transport),
+            max_iter=args.iters + 20,
+            tol=1e-14,
+            target_loss=target,
         )
         for workers, (_, client) in clusters.items()
     }
@@ -328,7 +338,8 @@ def measure(name: str, problem: cdl.TrainingProblem, args: argparse.Namespace) -
         out["speedup_fgrad_net"] = one["fgrad_net_s"] / two["fgrad_net_s"]
     if one["time_to_target_s"] and two["time_to_target_s"]:
         out["speedup_time_to_target"] = one["time_to_target_s"] / two["time_to_target_s"]
-    headline = {k: v for k, v in out.items() if k.startswith("speedup")}
+    headline: dict[str, Any] = {"transport": out["workers_2"]["transport"]}
+    headline.update({k: v for k, v in out.items() if k.startswith("speedup")})
     headline.update({f"overhead_ms_{m}": 1e3 * out[f"workers_{m}"]["overhead_s"] for m in (1, 2)})
     headline.update({f"constant_ms_{m}": 1e3 * out[f"workers_{m}"]["overhead_constant_s"] for m in (1, 2)})
     headline.update({f"shard_mib_{m}": out[f"workers_{m}"]["shard_mib"] for m in (1, 2)})
@@ -347,6 +358,12 @@ def main() -> None:
     parser.add_argument("--solve-reps", type=int, default=3, help="solves per worker count for time to target (median)")
     parser.add_argument(
         "--ring-samples", type=int, default=None, help="ring's S (default 10⁵, 2·10⁴ with --quick): where 2 workers pay"
+    )
+    parser.add_argument(
+        "--transport",
+        default="auto",
+        choices=["auto", "socket", "actor"],
+        help="Dask(transport=...): direct connections (auto here) or Dask actor calls",
     )
     args = parser.parse_args()
     for name in ("iters", "reps", "block", "solve_reps"):

@@ -32,6 +32,8 @@ NO_HTTP_PORT = {"dashboard_address": ":0"}
 
 
 LOCAL = Casadi(jit=False)  # uncompiled: no compile time in the suite; the same Functions as with jit
+#: the in-process test clusters' comms are inproc, where "auto" means actor calls: both are asked for
+TRANSPORTS = ["actor", "socket"]
 
 
 @dataclass(frozen=True)
@@ -64,15 +66,17 @@ def _close(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 # --------------------------------------------------------------------------- tests
+@pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("n_shards", [2, 3])
-def test_sums_equal_the_local_engine(client, ring, n_shards):
+def test_sums_equal_the_local_engine(client, ring, n_shards, transport):
     """J, loss, ∇J, correct count, G·v and states through 2 or 3 shards = one local engine, to 1e-12."""
     x, y = ring.data.x_train, ring.targets
     local = make_engine(LOCAL, ring, x, y)
     w = ring.initial_guess(seed=1)
     v = np.random.default_rng(0).normal(size=w.size)
-    with make_engine(Dask(client, n_shards=n_shards, local=LOCAL), ring, x, y) as engine:
+    with make_engine(Dask(client, n_shards=n_shards, local=LOCAL, transport=transport), ring, x, y) as engine:
         assert engine.info["n_shards"] == n_shards and engine.info["local"] == "casadi"
+        assert engine.info["transport"] == transport
         ev, ref = engine.evaluate(w), local.evaluate(w)
         assert ev.n_samples == x.shape[1]
         for a, b in ((ev.objective, ref.objective), (ev.loss, ref.loss), (ev.gradient, ref.gradient)):
@@ -120,14 +124,15 @@ def test_predictions_on_request_and_correct_counts_of_one_hot_targets(client):
     assert ev.n_correct == round(accuracy * x.shape[1])
 
 
-def test_sweep_stays_on_workers_and_hamiltonians_add(client, ring):
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_sweep_stays_on_workers_and_hamiltonians_add(client, ring, transport):
     """Per-shard augmented Hamiltonians (values, ∇, ∇²) add up to the whole batch's, at a perturbed Θ."""
     x, y = ring.data.x_train, ring.targets
     w = ring.initial_guess(seed=2)
     local = make_engine(LOCAL, ring, x, y)
     thetas = [np.concatenate(ring.stage_thetas(w, k, cdl.backends.numpy_ops)) + 0.1 for k in range(ring.n_steps)]
     ref = local.augmented_hamiltonian(local.sweep(w), thetas, rho=0.7, hessian=True)
-    with make_engine(Dask(client, local=LOCAL), ring, x, y) as engine:
+    with make_engine(Dask(client, local=LOCAL, transport=transport), ring, x, y) as engine:
         sweep = engine.sweep(w)
         assert sweep.states == [] and sweep.costates == []  # nothing gathered
         got = engine.augmented_hamiltonian(sweep, thetas, rho=0.7, hessian=True)
@@ -150,11 +155,12 @@ def _lbfgsb(engine: Engine, w0: np.ndarray, on_eval: Any = None, maxiter: int = 
     return minimize(fun, w0, jac=True, method="L-BFGS-B", options=options)
 
 
-def test_lbfgsb_on_two_shards_equals_the_serial_solve(client, ring):
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_lbfgsb_on_two_shards_equals_the_serial_solve(client, ring, transport):
     """Same iterates while rounding differences are small; the same optimum to the solver's tolerance."""
     x, y, w0 = ring.data.x_train, ring.targets, ring.initial_guess(seed=0)
     local = make_engine(LOCAL, ring, x, y)
-    with make_engine(Dask(client, n_shards=2, local=LOCAL), ring, x, y) as engine:
+    with make_engine(Dask(client, n_shards=2, local=LOCAL, transport=transport), ring, x, y) as engine:
         early = [_lbfgsb(e, w0, maxiter=10) for e in (local, engine)]
         serial, sharded = (_lbfgsb(e, w0) for e in (local, engine))
     np.testing.assert_allclose(early[1].x, early[0].x, rtol=0, atol=1e-9)
@@ -208,23 +214,34 @@ def cluster_of():
             closeable.close()
 
 
-def test_a_worker_killed_mid_solve_is_replaced_and_the_solve_goes_on(ring, cluster_of, caplog):
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_worker_killed_mid_solve_is_replaced_and_the_solve_goes_on(ring, cluster_of, caplog, transport):
     """Direct L-BFGS-B through Dask: the worker of shard 1 dies during an evaluation; the shard is
-    re-sent to the other worker and the solve ends where the serial one does (every sample counted)."""
+    re-sent to the other worker and the solve ends where the serial one does (every sample counted).
+    Over a direct connection the evaluation that was running still answers (it is complete and
+    right); the next call finds the connection closed by the closing worker."""
     client, _ = cluster_of(2)
     serial = cdl.solve(ring, cdl.load_solver("lbfgsb", engine=LOCAL, tol=1e-9), progress=False)
+    engine = Dask(client, local=Doomed(jit=False), transport=transport)
     with caplog.at_level("WARNING", logger="control_dl.engines.dask"):
-        sharded = cdl.solve(
-            ring, cdl.load_solver("lbfgsb", engine=Dask(client, local=Doomed(jit=False)), tol=1e-9), progress=False
-        )
+        sharded = cdl.solve(ring, cdl.load_solver("lbfgsb", engine=engine, tol=1e-9), progress=False)
     assert KILLED.is_set() and len(client.scheduler_info()["workers"]) == 1
     assert "shard 1 re-sent" in caplog.text
     assert serial.status == sharded.status == "converged"
     assert abs(sharded.objective - serial.objective) <= 1e-5 * serial.objective  # flat valley: ftol stops
 
 
-@pytest.mark.parametrize("preset", ["lbfgsb", "trust-ncg", "ipopt-lbfgs"])
-def test_no_worker_left_fails_with_a_checkpoint_to_resume_from(ring, cluster_of, tmp_path, preset):
+@pytest.mark.parametrize(
+    ("preset", "transport"),
+    [
+        ("lbfgsb", "actor"),
+        ("trust-ncg", "actor"),
+        ("ipopt-lbfgs", "actor"),
+        ("lbfgsb", "socket"),
+        ("trust-ncg", "socket"),
+    ],
+)
+def test_no_worker_left_fails_with_a_checkpoint_to_resume_from(ring, cluster_of, tmp_path, preset, transport):
     """The only worker dies: status "failed" (never a wrong sum), the Result and the checkpoint hold
     the last logged w, and a resumed solve from it converges (every single-shooting driver). The
     failure writes its own checkpoint: with checkpoint_every = 4 the file held an older w (a user's
@@ -232,7 +249,7 @@ def test_no_worker_left_fails_with_a_checkpoint_to_resume_from(ring, cluster_of,
     client, _ = cluster_of(1)
     checkpoint = tmp_path / "checkpoint.npz"
     options = {"tol": 1e-9, "checkpoint": str(checkpoint), "checkpoint_every": 4}
-    engine = Dask(client, n_shards=2, local=Doomed(jit=False, after=8), timeout=10)
+    engine = Dask(client, n_shards=2, local=Doomed(jit=False, after=8), timeout=10, transport=transport)
     failed = cdl.solve(ring, cdl.load_solver(preset, engine=engine, **options), progress=False)
     assert failed.status == "failed" and "worker" in failed.message
     assert checkpoint_iteration(checkpoint) >= 2
@@ -244,8 +261,10 @@ def test_no_worker_left_fails_with_a_checkpoint_to_resume_from(ring, cluster_of,
     assert ring.objective(w) < ring.objective(ring.initial_guess())
 
 
-def test_a_shard_answering_for_fewer_samples_is_an_error(client, ring):
-    with make_engine(Dask(client, local=Truncating(jit=False)), ring, ring.data.x_train, ring.targets) as engine:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_shard_answering_for_fewer_samples_is_an_error(client, ring, transport):
+    spec = Dask(client, local=Truncating(jit=False), transport=transport)
+    with make_engine(spec, ring, ring.data.x_train, ring.targets) as engine:
         with pytest.raises(DaskEngineError, match="answered for 29 samples, it holds 30"):
             engine.evaluate(ring.initial_guess())
 
@@ -403,10 +422,11 @@ def test_cli_solve_on_a_running_scheduler(client, tmp_path):
     assert main([*args, "--out", str(tmp_path), "--workers", "2"]) == 2  # --workers needs --engine dask
 
 
-def test_emsa_through_dask_equals_the_serial_run(client, ring):
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_emsa_through_dask_equals_the_serial_run(client, ring, transport):
     """E-MSA's sweeps, stage Hamiltonians and readout steps through 2 shards: the same iterates."""
     serial = cdl.solve(ring, cdl.load_solver("emsa", engine=LOCAL, max_iter=3, jit=False), progress=False)
-    solver = cdl.load_solver("emsa", engine=Dask(client, local=LOCAL), max_iter=3, jit=False)
+    solver = cdl.load_solver("emsa", engine=Dask(client, local=LOCAL, transport=transport), max_iter=3, jit=False)
     sharded = cdl.solve(ring, solver, progress=False)
     assert sharded.iterations == serial.iterations == 3
     assert abs(sharded.objective - serial.objective) <= 1e-8 * serial.objective
@@ -552,3 +572,90 @@ def test_a_timeout_shorter_than_binding_a_shard_is_a_spec_error_naming_it(client
     engine = make_engine(Dask(client, local=LOCAL), ring, ring.data.x_train, ring.targets)  # the cluster is fine
     assert engine.evaluate(ring.initial_guess()).n_samples == ring.data.x_train.shape[1]
     engine.close()
+
+
+# --------------------------------------------------------------------------- transports
+@pytest.fixture(scope="module")
+def tcp_client():
+    """In-process workers that talk tcp, as a real cluster's do (``transport="auto"``: direct connections)."""
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=False,
+            protocol="tcp",
+            dashboard_address=None,
+            scheduler_kwargs=NO_HTTP_PORT,
+        ) as cluster,
+        distributed.Client(cluster, direct_to_workers=True) as c,
+    ):
+        yield c
+
+
+def test_auto_transport_is_a_direct_connection_on_tcp_and_actor_calls_elsewhere(client, tcp_client, ring):
+    x, y, w = ring.data.x_train, ring.targets, ring.initial_guess(seed=4)
+    ref = make_engine(LOCAL, ring, x, y).evaluate(w)
+    for c, transport in ((tcp_client, "socket"), (client, "actor")):
+        with make_engine(Dask(c, local=LOCAL), ring, x, y) as engine:
+            assert engine.info["transport"] == transport
+            assert _close(engine.evaluate(w).gradient, ref.gradient)
+
+
+def test_an_unreachable_worker_turns_auto_to_actor_calls_and_socket_into_a_spec_error(
+    tcp_client, ring, monkeypatch, caplog
+):
+    """A firewall between driver and workers: "auto" warns and calls through Dask, "socket" says why."""
+    from control_dl.engines import dask as dask_engine
+
+    def refused(address: Any, key: bytes, timeout: float) -> Any:
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(dask_engine, "connect_channel", refused)
+    x, y, w = ring.data.x_train, ring.targets, ring.initial_guess(seed=4)
+    with pytest.raises(cdl.SpecError, match=r"transport='socket': shard 0's worker .* cannot be reached at"):
+        make_engine(Dask(tcp_client, local=LOCAL, transport="socket"), ring, x, y)
+    with caplog.at_level("WARNING", logger="control_dl.engines.dask"):
+        engine = make_engine(Dask(tcp_client, local=LOCAL), ring, x, y)
+    with engine:
+        assert engine.info["transport"] == "actor" and "through Dask actors instead" in caplog.text
+        assert _close(engine.evaluate(w).gradient, make_engine(LOCAL, ring, x, y).evaluate(w).gradient)
+
+
+class FlakyEngine(CasadiEngine):
+    """On shard 0 (the regulariser's), raises in its 2nd evaluation; on shard 1, sleeps 1.5 s in it."""
+
+    def evaluate(self, w: np.ndarray, gradient: bool = True) -> Any:
+        self.calls = getattr(self, "calls", 0) + 1
+        if self.calls == 2 and self.regulariser and self.spec.fault == "raise":
+            raise FloatingPointError("shard 0 failed")
+        if self.calls == 2 and not self.regulariser and self.spec.fault == "sleep":
+            time.sleep(1.5)
+        return super().evaluate(w, gradient)
+
+
+@dataclass(frozen=True)
+class Flaky(Casadi):
+    fault: str = "raise"
+
+    def bind(self, problem: Any, x: np.ndarray, y: np.ndarray, normaliser: Any = None, regulariser: bool = True):
+        return FlakyEngine(problem, x, y, normaliser, regulariser, self)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("fault", ["raise", "sleep"])
+def test_a_failed_or_timed_out_call_leaves_the_next_calls_answers_right(client, ring, transport, fault):
+    """A shard's error reaches the caller as raised there, a shard past ``timeout`` is a
+    DaskEngineError; the answers that call left unread (the other shard's, the late one) never
+    answer a later call: the next evaluations, at other w, equal the local engine's."""
+    x, y = ring.data.x_train, ring.targets
+    local = make_engine(LOCAL, ring, x, y)
+    spec = Dask(client, local=Flaky(jit=False, fault=fault), timeout=0.5, transport=transport)
+    with make_engine(spec, ring, x, y) as engine:
+        engine.evaluate(ring.initial_guess(seed=1))
+        error, match = (FloatingPointError, "shard 0 failed") if fault == "raise" else (DaskEngineError, "no answer")
+        with pytest.raises(error, match=match):
+            engine.evaluate(ring.initial_guess(seed=2))
+        time.sleep(1.5 if fault == "sleep" else 0.0)  # the late answer arrives meanwhile
+        for seed in (3, 4):
+            w = ring.initial_guess(seed=seed)
+            assert _close(engine.evaluate(w).gradient, local.evaluate(w).gradient)

@@ -1,0 +1,81 @@
+"""The Dask engine's direct connection to a shard (:mod:`control_dl.engines._channel`), over loopback."""
+
+from __future__ import annotations
+
+import threading
+import time
+from multiprocessing import AuthenticationError
+
+import pytest
+
+from control_dl.engines._channel import ChannelError, connect_channel, receive_answer, send_call, serve_channel
+
+KEY = b"k" * 32
+
+
+class Target:
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def add(self, a: float, b: float) -> float:
+        return a + b
+
+    def fail(self) -> None:
+        raise FloatingPointError("from the shard")
+
+    def unpicklable(self) -> object:
+        return lambda: None
+
+    def slow(self) -> str:
+        self.release.wait(5)
+        return "done"
+
+
+def call(conn, method, *args):
+    send_call(conn, method, args)
+    done, value = receive_answer(conn, 5.0)
+    assert done
+    return value
+
+
+def test_calls_answer_in_order_and_errors_are_raised_as_on_the_shard():
+    target = Target()
+    with connect_channel(serve_channel(target, "127.0.0.1", KEY, 5.0, lambda: True), KEY, 5.0) as conn:
+        assert call(conn, "add", 1.5, 2.0) == 3.5
+        with pytest.raises(FloatingPointError, match="from the shard"):
+            call(conn, "fail")
+        with pytest.raises(RuntimeError, match="unpicklable: its answer does not pickle"):
+            call(conn, "unpicklable")
+        send_call(conn, "slow", ())
+        assert receive_answer(conn, 0.05) == (False, None)  # nothing yet: the caller checks the worker and waits on
+        target.release.set()
+        assert receive_answer(conn, 5.0) == (True, "done")
+        assert call(conn, "add", 1, 1) == 2  # still in step
+
+
+def test_a_caller_without_the_key_is_refused_and_the_port_closes(caplog):
+    address = serve_channel(Target(), "127.0.0.1", KEY, 5.0, lambda: True)
+    with pytest.raises(AuthenticationError):
+        connect_channel(address, b"x" * 32, 5.0)
+    time.sleep(0.1)
+    with pytest.raises(ConnectionRefusedError):  # one connection per channel: the port is gone
+        connect_channel(address, KEY, 5.0)
+    assert "failed authentication" in caplog.text
+
+
+def test_a_channel_nobody_dials_closes_its_port_after_the_timeout():
+    address = serve_channel(Target(), "127.0.0.1", KEY, 0.1, lambda: True)
+    time.sleep(0.5)
+    with pytest.raises(ConnectionRefusedError):
+        connect_channel(address, KEY, 5.0)
+
+
+def test_a_worker_that_stops_serving_closes_the_connection_unanswered():
+    serving = threading.Event()
+    serving.set()
+    with connect_channel(serve_channel(Target(), "127.0.0.1", KEY, 5.0, serving.is_set), KEY, 5.0) as conn:
+        assert call(conn, "add", 1, 2) == 3
+        serving.clear()
+        send_call(conn, "add", (1, 2))
+        with pytest.raises(ChannelError, match="closed"):
+            receive_answer(conn, 5.0)
