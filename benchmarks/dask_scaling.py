@@ -23,7 +23,7 @@ these tcp clusters; ``actor``: Dask's actor calls, for comparison).
   so binding/compiling is reported apart as ``bind_s``); the median of ``--solve-reps`` solves
   per worker count, the 1- and 2-worker solves interleaved with both clusters up;
 - the scaling model's inputs, measured here: the latency of an actor round trip, the time to send
-  n_params floats out and back, the bytes of one shard's answer, the local engine's cost per sample
+  n_params floats out and back, an empty call to every shard over the engine's transport, the bytes of one shard's answer, the local engine's cost per sample
   (from f+grad at S and S/2), the constant c_m that Dask adds to a call (f+grad through Dask minus
   the local engine's, on 8 samples per shard: nothing to compute, the same n_params), and the
   model's f+grad, local engine on S/m + c_m (docs/guide/dask.md), beside the measured one;
@@ -266,6 +266,8 @@ def measure(name: str, problem: cdl.TrainingProblem, args: argparse.Namespace) -
             "bind_s": time.perf_counter() - start,
             "latency_s": median_time(lambda e=echo: e.echo(np.zeros(0)).result(), 4 * args.reps),
             "round_trip_n_params_s": median_time(lambda e=echo: e.echo(np.zeros(n_params)).result(), 4 * args.reps),
+            # an empty call to every shard over the engine's own transport (its floor per call)
+            "call_round_trip_s": median_time(lambda e=engine: e._call("engine_info"), 4 * args.reps),
         }
         engine.evaluate(w)
         grown = client.run(rss)

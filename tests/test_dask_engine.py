@@ -659,3 +659,79 @@ def test_a_failed_or_timed_out_call_leaves_the_next_calls_answers_right(client, 
         for seed in (3, 4):
             w = ring.initial_guess(seed=seed)
             assert _close(engine.evaluate(w).gradient, local.evaluate(w).gradient)
+
+
+class CrashingEngine(CasadiEngine):
+    """SIGKILLs its own worker process in its ``after``-th evaluation on shard 1, once (a marker file)."""
+
+    def evaluate(self, w: np.ndarray, gradient: bool = True) -> Any:
+        import signal
+        from pathlib import Path
+
+        self.calls = getattr(self, "calls", 0) + 1
+        marker = Path(self.spec.marker)
+        if not self.regulariser and self.calls == self.spec.after and not marker.exists():
+            marker.write_text(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().evaluate(w, gradient)
+
+
+@dataclass(frozen=True)
+class Crashing(Casadi):
+    marker: str = ""
+    after: int = 4
+
+    def bind(self, problem: Any, x: np.ndarray, y: np.ndarray, normaliser: Any = None, regulariser: bool = True):
+        return CrashingEngine(problem, x, y, normaliser, regulariser, self)
+
+
+def test_a_worker_process_killed_mid_solve_is_replaced_over_direct_connections(ring, tmp_path):
+    """Real worker processes on tcp (transport "auto": direct connections): the process of shard 1
+    dies by SIGKILL inside an evaluation; its connection drops, Dask reports the worker gone (its
+    nanny starts a new one), the shard is bound again and the solve ends where the serial one does."""
+    import sys
+
+    import cloudpickle
+
+    module = sys.modules[__name__]
+    cloudpickle.register_pickle_by_value(module)  # the worker processes cannot import this test file
+    marker = tmp_path / "killed"
+    try:
+        with (
+            distributed.LocalCluster(
+                n_workers=2, threads_per_worker=1, dashboard_address=None, scheduler_kwargs=NO_HTTP_PORT
+            ) as cluster,
+            distributed.Client(cluster, direct_to_workers=True) as client,
+        ):
+            engine = Dask(client, local=Crashing(jit=False, marker=str(marker)))
+            sharded = cdl.solve(ring, cdl.load_solver("lbfgsb", engine=engine, tol=1e-9), progress=False)
+            assert int(marker.read_text()) not in client.run(os.getpid).values()  # that process is gone
+    finally:
+        cloudpickle.unregister_pickle_by_value(module)
+    serial = cdl.solve(ring, cdl.load_solver("lbfgsb", engine=LOCAL, tol=1e-9), progress=False)
+    assert sharded.engine["transport"] == "socket" and sharded.engine["rebuilt_shards"] == 1
+    assert serial.status == sharded.status == "converged"
+    assert abs(sharded.objective - serial.objective) <= 1e-5 * serial.objective
+
+
+def test_a_worker_lost_while_its_shard_is_bound_gets_the_shard_placed_elsewhere(ring, cluster_of, monkeypatch, caplog):
+    """Before: distributed's FutureCancelledError out of cdl.solve (a worker killed during bind)."""
+    from control_dl.engines import dask as dask_engine
+
+    client, cluster = cluster_of(2)
+    place = dask_engine.DaskEngine._place
+
+    def place_after_a_loss(self: Any, i: int, worker: str) -> None:
+        if i == 1 and not KILLED.is_set():
+            KILLED.set()
+            victim = next(w for w in cluster.workers.values() if w.address == worker)
+            client.sync(victim.close)
+        place(self, i, worker)
+
+    monkeypatch.setattr(dask_engine.DaskEngine, "_place", place_after_a_loss)
+    x, y, w = ring.data.x_train, ring.targets, ring.initial_guess(seed=1)
+    with caplog.at_level("WARNING", logger="control_dl.engines.dask"):
+        engine = make_engine(Dask(client, local=LOCAL), ring, x, y)
+    with engine:
+        assert "lost while shard 1 was being bound" in caplog.text and engine.info["rebuilt_shards"] == 1
+        assert _close(engine.evaluate(w).gradient, make_engine(LOCAL, ring, x, y).evaluate(w).gradient)

@@ -660,14 +660,16 @@ class DaskEngine(Engine):
     info : dict
         ``name``, ``local`` (the local engine's name), ``local_info`` (the first shard's engine
         ``info``: with ``local="auto"``, its ``"auto"`` entry says what was timed and why that engine
-        won), ``n_shards``, ``workers``, ``scheduler``, ``bind_time`` (s) and ``rebuilt_shards``
-        (shards re-sent after a worker was lost).
+        won), ``transport`` ("socket" or "actor": how the calls travel), ``n_shards``, ``workers``,
+        ``scheduler``, ``bind_time`` (s) and ``rebuilt_shards`` (shards re-sent after a worker was
+        lost, while binding or later).
 
     Raises
     ------
     SpecError
-        Dask is not installed, ``n_shards`` exceeds S, the problem does not pickle, or a shard
-        could not be bound within ``timeout``.
+        Dask is not installed, ``n_shards`` exceeds S, the problem does not pickle, a shard
+        could not be bound within ``timeout``, or (``transport="socket"``) a shard's worker cannot
+        be reached directly.
     DaskEngineError
         No worker is connected to the scheduler.
     """
@@ -706,14 +708,15 @@ class DaskEngine(Engine):
             edges = np.linspace(0, self.n_samples, n_shards + 1).round().astype(int)
             self._shards = [_Shard(int(a), int(b)) for a, b in itertools.pairwise(edges)]
             self._local = spec.local
-            self._place(0, workers[0])
+            self.info["rebuilt_shards"] = 0
+            self._place_live(0, workers[0])
             local_info = self._bound(0, self._shards[0].actor.engine_info())
             if isinstance(self._local, str) and self._local == "auto":
                 self._local = Auto()
             if isinstance(self._local, Auto):  # one choice for every shard: the candidate shard 0 timed fastest
                 self._local = getattr(self._local, str(local_info["name"]))
             for i in range(1, n_shards):
-                self._place(i, workers[i % len(workers)])
+                self._place_live(i, workers[i % len(workers)])
         except BaseException:
             self.close()
             raise
@@ -725,7 +728,6 @@ class DaskEngine(Engine):
             workers=len(workers),
             scheduler=str(self.client.scheduler.address),
             bind_time=time.perf_counter() - started,
-            rebuilt_shards=0,
         )
 
     # ----------------------------------------------------------------------------- cluster
@@ -908,10 +910,29 @@ class DaskEngine(Engine):
             if self.spec.timeout is not None and waited >= self.spec.timeout:
                 raise DaskEngineError(f"shard {i}: no answer to {method} in {self.spec.timeout} s") from None
 
-    def _rebuild(self, i: int) -> None:
+    def _least_loaded(self) -> str:
+        """The live worker holding the fewest shards (ties: the first address)."""
         workers = self._live_workers()
         load = {w: sum(s.worker == w for s in self._shards) for w in workers}
-        target = min(workers, key=lambda w: (load[w], w))
+        return min(workers, key=lambda w: (load[w], w))
+
+    def _place_live(self, i: int, worker: str) -> None:
+        """:meth:`_place` at bind; where ``worker`` is lost meanwhile, on the least-loaded live worker."""
+        for attempt in itertools.count():
+            try:
+                self._place(i, worker)
+                return
+            except SpecError:
+                raise
+            except Exception:  # distributed's errors for a worker that went away (cancelled, no valid worker)
+                if attempt >= self.spec.retries or worker in self._live_workers():
+                    raise
+            lost, worker = worker, self._least_loaded()
+            logger.warning("Dask worker %s lost while shard %d was being bound: sent to %s", lost, i, worker)
+            self.info["rebuilt_shards"] += 1
+
+    def _rebuild(self, i: int) -> None:
+        target = self._least_loaded()
         logger.warning("Dask worker %s lost: shard %d re-sent to %s", self._shards[i].worker, i, target)
         self._place(i, target)
         self.info["rebuilt_shards"] += 1
