@@ -397,7 +397,7 @@ class Dask(EngineSpec):
         ``"auto"`` (default): ``"socket"`` when the scheduler's address is tcp, with a warning and
         ``"actor"`` if a worker cannot be reached that way; ``"actor"`` on other protocols (tls:
         the socket is not encrypted; inproc, ws, ucx). Measured on a local 2-worker cluster, ring
-        S = 10⁵: 16.9 against 18.7–20.1 ms per f+grad (docs/benchmarks/dask.md).
+        S = 10⁵: 17.2–18.4 against 19.0–20.0 ms per f+grad (docs/benchmarks/dask.md).
 
     Raises
     ------
