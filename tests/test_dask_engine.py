@@ -311,6 +311,8 @@ def test_short_calls_run_on_the_workers_event_loop(client, ring, monkeypatch, in
         ({"processes": "yes"}, "processes='yes': must be True or False"),
         ({"workers": 2.0}, "workers=2.0: must be an integer >= 1"),
         ({"retries": 1.5}, "retries=1.5: must be an integer >= 0"),
+        ({"transport": "tcp"}, "transport='tcp': must be one of \\['auto', 'socket', 'actor'\\]"),
+        ({"transport": None}, "transport=None"),
     ],
 )
 def test_bad_options_name_the_field(options, field):
@@ -735,3 +737,27 @@ def test_a_worker_lost_while_its_shard_is_bound_gets_the_shard_placed_elsewhere(
     with engine:
         assert "lost while shard 1 was being bound" in caplog.text and engine.info["rebuilt_shards"] == 1
         assert _close(engine.evaluate(w).gradient, make_engine(LOCAL, ring, x, y).evaluate(w).gradient)
+
+
+@pytest.mark.parametrize(
+    ("address", "transport", "chosen"),
+    [
+        ("tcp://10.0.0.1:8786", "auto", "socket"),
+        ("tls://10.0.0.1:8786", "auto", "actor"),  # the direct connection would not be encrypted
+        ("inproc://10.0.0.1/1/1", "auto", "actor"),
+        ("ws://10.0.0.1:8786", "auto", "actor"),
+        ("tcp://10.0.0.1:8786", "actor", "actor"),
+        ("tls://10.0.0.1:8786", "socket", "socket"),  # asked for: done, with a warning
+    ],
+)
+def test_the_transport_follows_the_schedulers_protocol(address, transport, chosen, caplog):
+    from types import SimpleNamespace
+
+    from control_dl.engines.dask import DaskEngine
+
+    engine = SimpleNamespace(
+        spec=Dask(transport=transport), client=SimpleNamespace(scheduler=SimpleNamespace(address=address))
+    )
+    with caplog.at_level("WARNING", logger="control_dl.engines.dask"):
+        assert DaskEngine._choose_transport(engine) == chosen
+    assert ("travel unencrypted" in caplog.text) == (address.startswith("tls") and transport == "socket")

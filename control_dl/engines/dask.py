@@ -761,9 +761,12 @@ class DaskEngine(Engine):
         """``spec.transport``, with ``"auto"`` made "socket" on a tcp scheduler and "actor" on others."""
         from distributed.comm.addressing import parse_address
 
+        scheme = parse_address(self.client.scheduler.address)[0]
+        if self.spec.transport == "socket" and scheme == "tls":
+            logger.warning("transport='socket' on a tls:// cluster: w and the shards' answers travel unencrypted")
         if self.spec.transport != "auto":
             return self.spec.transport
-        return "socket" if parse_address(self.client.scheduler.address)[0] == "tcp" else "actor"
+        return "socket" if scheme == "tcp" else "actor"
 
     def _live_workers(self) -> list[str]:
         """Addresses of the workers now connected to the scheduler, sorted."""
