@@ -761,3 +761,21 @@ def test_the_transport_follows_the_schedulers_protocol(address, transport, chose
     with caplog.at_level("WARNING", logger="control_dl.engines.dask"):
         assert DaskEngine._choose_transport(engine) == chosen
     assert ("travel unencrypted" in caplog.text) == (address.startswith("tls") and transport == "socket")
+
+
+def test_a_connection_that_cannot_be_opened_again_mid_solve_turns_auto_to_actor_calls(tcp_client, ring, monkeypatch):
+    """Shard 1 hung up (as after a failed call) and its worker now unreachable directly: that call
+    goes on with shard 0's answer over its connection and shard 1's through an actor call; every
+    later call through actors; the same numbers as the local engine throughout."""
+    from control_dl.engines import dask as dask_engine
+
+    x, y = ring.data.x_train, ring.targets
+    local = make_engine(LOCAL, ring, x, y)
+    with make_engine(Dask(tcp_client, local=LOCAL), ring, x, y) as engine:
+        assert engine.info["transport"] == "socket"
+        engine._shards[1].hang_up()
+        monkeypatch.setattr(dask_engine, "connect_channel", lambda *args: (_ for _ in ()).throw(TimeoutError()))
+        for seed in (5, 6):
+            w = ring.initial_guess(seed=seed)
+            assert _close(engine.evaluate(w).gradient, local.evaluate(w).gradient)
+        assert engine.info["transport"] == "actor" and all(shard.channel is None for shard in engine._shards)

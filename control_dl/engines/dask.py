@@ -46,6 +46,7 @@ import time
 import weakref
 from dataclasses import dataclass
 from multiprocessing import AuthenticationError
+from multiprocessing.connection import Connection
 from typing import Any, ClassVar
 
 import numpy as np
@@ -64,7 +65,7 @@ from .._errors import (
 from ..problems.costs import predict_labels
 from ._auto import Auto
 from ._base import Engine, EngineSpec, Evaluation, StageValues, Sweep
-from ._channel import ChannelError, connect_channel, receive_answer, send_call, serve_channel
+from ._channel import connect_channel, receive_answer, send_call, serve_channel
 
 logger = logging.getLogger(__name__)
 
@@ -829,9 +830,7 @@ class DaskEngine(Engine):
             if self.spec.transport == "socket":
                 raise spec_error("transport", "socket", f"{reason}: use 'actor' (Dask's comms)") from None
             logger.warning("%s: the Dask engine calls its shards through Dask actors instead", reason)
-            self._transport = self.info["transport"] = "actor"
-            for other in self._shards:
-                other.hang_up()
+            self._transport = self.info["transport"] = "actor"  # the other shards hang up at their next call
 
     def _bound(self, i: int, future: Any) -> Any:
         """The result of a step of binding shard i, within ``timeout``; else a SpecError naming it."""
@@ -874,8 +873,9 @@ class DaskEngine(Engine):
                 if shard.channel is not None:  # else the engine just turned to actor calls
                     send_call(shard.channel, method, args)
                     return shard.channel
-            except (ChannelError, SpecError) as exc:
+            except Exception as exc:  # the connection broke, or the actor is gone: the shard may be lost
                 return exc
+        shard.hang_up()  # the engine turned to actor calls
         inline = self._last_call_s.get(method, _INLINE_S) < _INLINE_S
         try:
             return getattr(shard.actor, method)(*args, **({"separate_thread": False} if inline else {}))
@@ -894,7 +894,7 @@ class DaskEngine(Engine):
         waited = 0.0
         while True:
             try:
-                if pending is shard.channel:
+                if isinstance(pending, Connection):
                     done, answer = receive_answer(pending, _POLL)
                     if done:
                         return answer
@@ -947,9 +947,9 @@ class DaskEngine(Engine):
         """
         with self._lock:
             started = time.perf_counter()
-            pending = [self._fire(i, method, args) for i in range(len(self._shards))]
             answers: list[Any] = []
             try:
+                pending = [self._fire(i, method, args) for i in range(len(self._shards))]
                 self._collect(method, args, pending, answers)
             except BaseException:
                 for shard in self._shards[len(answers) :]:  # their answers, if any come, would answer the next call
