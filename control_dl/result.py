@@ -394,7 +394,8 @@ class Result:
         engine = f" engine={self.engine['name']}" if self.engine.get("name") else ""
         local = self.engine.get("local_info") or {}  # engines.Dask: the engine each shard runs
         if local.get("name"):
-            engine += f" (local {local['name']})"
+            transport = f", {self.engine['transport']} calls" if self.engine.get("transport") else ""
+            engine += f" (local {local['name']}{transport})"
         for chooser in (self.engine, local):
             if "auto" in chooser:
                 engine += f" (auto: {chooser['auto'].get('reason', '')})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from multiprocessing import AuthenticationError
@@ -53,14 +54,39 @@ def test_calls_answer_in_order_and_errors_are_raised_as_on_the_shard():
         assert call(conn, "add", 1, 1) == 2  # still in step
 
 
-def test_a_caller_without_the_key_is_refused_and_the_port_closes(caplog):
+def test_a_caller_without_the_key_is_refused_and_the_driver_still_gets_through(caplog):
     address = serve_channel(Target(), "127.0.0.1", KEY, 5.0, lambda: True)
     with pytest.raises(AuthenticationError):
         connect_channel(address, b"x" * 32, 5.0)
-    time.sleep(0.1)
-    with pytest.raises(ConnectionRefusedError):  # one connection per channel: the port is gone
-        connect_channel(address, KEY, 5.0)
+    with connect_channel(address, KEY, 5.0) as conn:  # the port listened on for the driver
+        assert call(conn, "add", 2, 2) == 4
     assert "failed authentication" in caplog.text
+    time.sleep(0.1)
+    with pytest.raises(ConnectionRefusedError):  # one driver per channel: then the port is closed
+        connect_channel(address, KEY, 5.0)
+
+
+def test_a_silent_peer_holds_the_port_at_most_the_handshake_time(monkeypatch):
+    """A peer that connects and says nothing used to keep the serving thread (and the shard's
+    data) until it hung up, and the driver's connection was refused."""
+    from control_dl.engines import _channel
+
+    monkeypatch.setattr(_channel, "HANDSHAKE_S", 0.3)
+    address = serve_channel(Target(), "127.0.0.1", KEY, 5.0, lambda: True)
+    with socket.create_connection(address):  # connected, silent
+        time.sleep(0.05)
+        start = time.monotonic()
+        with connect_channel(address, KEY, 5.0) as conn:
+            assert call(conn, "add", 1, 2) == 3
+        assert time.monotonic() - start < 2.0
+
+
+def test_the_driver_gives_up_on_a_port_that_never_authenticates():
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts (backlog), never answers
+        start = time.monotonic()
+        with pytest.raises((EOFError, OSError)):
+            connect_channel(silent.getsockname()[:2], KEY, 0.3)
+        assert time.monotonic() - start < 2.0
 
 
 def test_a_channel_nobody_dials_closes_its_port_after_the_timeout():

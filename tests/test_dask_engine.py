@@ -101,7 +101,7 @@ def test_the_local_engines_choice_is_made_once_and_recorded(client, ring):
         assert {part["name"] for part in engine._call("engine_info")} == {info["name"]}  # every shard
     result = cdl.Result(status="max_iter", message="", w=ring.initial_guess(0), objective=1.0, loss=1.0)
     result.engine = engine.info
-    assert f"engine=dask (local {info['name']}) (auto: {info['auto']['reason']})" in result.summary()
+    assert f"engine=dask (local {info['name']}, actor calls) (auto: {info['auto']['reason']})" in result.summary()
 
 
 def test_predictions_on_request_and_correct_counts_of_one_hot_targets(client):
@@ -249,7 +249,7 @@ def test_no_worker_left_fails_with_a_checkpoint_to_resume_from(ring, cluster_of,
     client, _ = cluster_of(1)
     checkpoint = tmp_path / "checkpoint.npz"
     options = {"tol": 1e-9, "checkpoint": str(checkpoint), "checkpoint_every": 4}
-    engine = Dask(client, n_shards=2, local=Doomed(jit=False, after=8), timeout=10, transport=transport)
+    engine = Dask(client, n_shards=2, local=Doomed(jit=False, after=8), timeout=2, transport=transport)
     failed = cdl.solve(ring, cdl.load_solver(preset, engine=engine, **options), progress=False)
     assert failed.status == "failed" and "worker" in failed.message
     assert checkpoint_iteration(checkpoint) >= 2
@@ -779,3 +779,69 @@ def test_a_connection_that_cannot_be_opened_again_mid_solve_turns_auto_to_actor_
             w = ring.initial_guess(seed=seed)
             assert _close(engine.evaluate(w).gradient, local.evaluate(w).gradient)
         assert engine.info["transport"] == "actor" and all(shard.channel is None for shard in engine._shards)
+        assert engine.batch_spec().transport == "actor"  # the next mini-batch does not dial again
+
+
+def test_a_connection_that_breaks_while_its_worker_lives_is_dialled_again(tcp_client, ring, monkeypatch, caplog):
+    """Closed by the worker's end (an answer never comes) or broken at the driver's (the call cannot
+    be sent): the worker is asked about first, found alive, the connection dialled again and the
+    call repeated; no shard is rebuilt. Before: ChannelError out of solve (a user's reset
+    connection) and, for a failed send, the live worker's shard sent all over again."""
+    import socket
+
+    from control_dl.engines import dask as dask_engine
+
+    monkeypatch.setattr(dask_engine, "_POLL", 0.01)
+    x, y = ring.data.x_train, ring.targets
+    local = make_engine(LOCAL, ring, x, y)
+    refuse = threading.Event()  # set: the next call a shard's serving thread gets is closed unanswered
+    serving = dask_engine._ShardWorker.serving
+
+    def serving_unless_refused(self: Any) -> bool:
+        if refuse.is_set():
+            refuse.clear()
+            return False
+        return serving(self)
+
+    monkeypatch.setattr(dask_engine._ShardWorker, "serving", serving_unless_refused)
+    with make_engine(Dask(tcp_client, local=LOCAL), ring, x, y) as engine, caplog.at_level("WARNING"):
+        refuse.set()
+        w = ring.initial_guess(seed=7)
+        assert _close(engine.evaluate(w).gradient, local.evaluate(w).gradient)
+        assert caplog.text.count("dialling again") == 1
+        broken = socket.socket(fileno=os.dup(engine._shards[0].channel.fileno()))
+        broken.shutdown(socket.SHUT_RDWR)
+        broken.close()
+        w = ring.initial_guess(seed=8)
+        assert _close(engine.evaluate(w).gradient, local.evaluate(w).gradient)
+        assert caplog.text.count("dialling again") == 2
+        assert engine.info["rebuilt_shards"] == 0 and "lost" not in caplog.text
+
+
+def test_when_no_worker_is_left_the_engine_waits_for_one_to_join(ring, cluster_of, caplog):
+    """A nanny restarts a killed worker in about 2 s; a solve whose every worker died used to fail
+    at once. A worker that joins within ``timeout`` takes the shards and the solve goes on."""
+    client, cluster = cluster_of(1)
+    joined = []
+
+    def start_a_worker() -> None:
+        KILLED.wait(30)
+        time.sleep(2.0)  # after the worker's last evaluation (1 s) and the engine's finding it gone
+
+        async def start() -> Any:
+            return await distributed.Worker(cluster.scheduler_address, nthreads=1)
+
+        joined.append(client.sync(start))
+
+    helper = threading.Thread(target=start_a_worker)
+    helper.start()
+    try:
+        engine = Dask(client, n_shards=2, local=Doomed(jit=False, after=4), timeout=5)
+        with caplog.at_level("WARNING", logger="control_dl.engines.dask"):
+            result = cdl.solve(ring, cdl.load_solver("lbfgsb", engine=engine, tol=1e-9), progress=False)
+    finally:
+        helper.join()
+        for worker in joined:
+            client.sync(worker.close)
+    assert KILLED.is_set() and "waiting up to 5 s for one to join" in caplog.text
+    assert result.status == "converged" and result.engine["rebuilt_shards"] >= 1

@@ -20,10 +20,13 @@ One call at a time: the driver sends ``(method, args)``, the worker's serving th
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import pickle
 import socket
 import threading
+import time
 from collections.abc import Callable
 from multiprocessing.connection import AuthenticationError, Connection, answer_challenge, deliver_challenge
 from typing import Any
@@ -31,18 +34,61 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 
+#: Seconds a connection to a shard's port may take to authenticate (the driver's takes milliseconds):
+#: a peer that connects and stays silent holds the port at most this long.
+HANDSHAKE_S = 2.0
+
+
 class ChannelError(ConnectionError):
     """The connection to a shard broke or its worker stopped serving (the shard may be lost)."""
 
 
-def _connection(sock: socket.socket) -> Connection:
-    """A blocking :class:`multiprocessing.connection.Connection` over a connected TCP socket."""
+def _authenticated(sock: socket.socket, key: bytes, timeout: float, server: bool) -> Connection:
+    """A blocking :class:`multiprocessing.connection.Connection` over ``sock``, after the HMAC challenge
+    both ways (the server challenges first), which must complete within ``timeout`` seconds.
+
+    A peer that connects and stays silent would block the challenge's reads for good: a timer shuts
+    the socket down when the time is up, which ends them with an ``EOFError``.
+
+    Raises
+    ------
+    multiprocessing.AuthenticationError
+        The peer does not know the key.
+    EOFError, OSError
+        The peer hung up, or stayed silent past ``timeout``.
+    """
     sock.setblocking(True)
-    return Connection(sock.detach())
+    conn = Connection(os.dup(sock.fileno()))  # the Connection owns the copy; ``sock`` stays for the timer
+    lock, done = threading.Lock(), threading.Event()
+
+    def expire() -> None:
+        with lock, contextlib.suppress(OSError):  # the peer may have hung up already
+            if not done.is_set():
+                sock.shutdown(socket.SHUT_RDWR)
+
+    timer = threading.Timer(timeout, expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        if server:
+            deliver_challenge(conn, key)
+            answer_challenge(conn, key)
+        else:
+            answer_challenge(conn, key)
+            deliver_challenge(conn, key)
+    except BaseException:
+        conn.close()
+        raise
+    finally:
+        with lock:
+            done.set()
+        timer.cancel()
+        sock.close()
+    return conn
 
 
 def serve_channel(target: Any, host: str, key: bytes, timeout: float, serving: Callable[[], bool]) -> tuple[str, int]:
-    """Listen on ``host`` for one connection and serve calls of ``target``'s methods from it in a thread.
+    """Listen on ``host`` for the driver's connection and serve calls of ``target``'s methods from it in a thread.
 
     Parameters
     ----------
@@ -51,9 +97,11 @@ def serve_channel(target: Any, host: str, key: bytes, timeout: float, serving: C
     host : str
         Interface to listen on (the worker's host, reachable from the driver).
     key : bytes
-        Shared secret of the HMAC challenge; a connection that does not know it is dropped.
+        Shared secret of the HMAC challenge; a connection that does not know it is dropped and the
+        port keeps listening for the driver's.
     timeout : float
-        Seconds to wait for the connection; then the port is closed and the thread ends.
+        Seconds to wait for the driver's authenticated connection; then the port is closed and the
+        thread ends.
     serving : callable
         Checked before every call: once it returns False (the worker is closing) the connection is
         closed unanswered, so the driver sees the shard lost rather than a worker that is gone
@@ -65,28 +113,40 @@ def serve_channel(target: Any, host: str, key: bytes, timeout: float, serving: C
         The address to connect to.
     """
     listener = socket.create_server((host, 0), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
-    listener.settimeout(timeout)
-    thread = threading.Thread(target=_serve, args=(listener, target, key, serving), daemon=True)
+    thread = threading.Thread(target=_serve, args=(listener, target, key, timeout, serving), daemon=True)
     thread.name = "control-dl-channel"
     thread.start()
     address = listener.getsockname()
     return str(address[0]), int(address[1])
 
 
-def _serve(listener: socket.socket, target: Any, key: bytes, serving: Callable[[], bool]) -> None:
-    """Accept the one connection, authenticate both ways, then answer calls until it closes."""
+def _accept(listener: socket.socket, key: bytes, timeout: float) -> Connection | None:
+    """The first connection that authenticates within ``timeout`` seconds, or None; the port is closed.
+
+    Each connection gets :data:`HANDSHAKE_S` seconds to authenticate; one that fails is dropped and
+    the port listens on, so a stranger can neither take the driver's place nor hold it for long.
+    """
+    deadline = time.monotonic() + timeout
     with listener:
-        try:
-            sock, _ = listener.accept()
-        except OSError:  # the driver never connected (socket.timeout is an OSError)
-            return
-    with _connection(sock) as conn:
-        try:
-            deliver_challenge(conn, key)
-            answer_challenge(conn, key)
-        except (AuthenticationError, EOFError, OSError):
-            logger.warning("a connection to a Dask engine shard failed authentication; channel closed")
-            return
+        while (left := deadline - time.monotonic()) > 0:
+            listener.settimeout(left)
+            try:
+                sock, peer = listener.accept()
+            except OSError:  # socket.timeout is an OSError: the driver never connected
+                return None
+            try:
+                return _authenticated(sock, key, min(HANDSHAKE_S, max(deadline - time.monotonic(), 0.1)), server=True)
+            except (AuthenticationError, EOFError, OSError):
+                logger.warning("a connection from %s to a Dask engine shard failed authentication", peer)
+    return None
+
+
+def _serve(listener: socket.socket, target: Any, key: bytes, timeout: float, serving: Callable[[], bool]) -> None:
+    """Accept the driver's connection, then answer calls until it closes."""
+    conn = _accept(listener, key, timeout)
+    if conn is None:
+        return
+    with conn:
         while True:
             try:
                 method, args = conn.recv()
@@ -117,28 +177,24 @@ def connect_channel(address: tuple[str, int], key: bytes, timeout: float) -> Con
     key : bytes
         The key given to :func:`serve_channel`.
     timeout : float
-        Seconds to wait for the TCP connection (a firewall between driver and worker drops it).
+        Seconds to wait for the TCP connection (a firewall between driver and worker drops it), and
+        again for the authentication.
 
     Returns
     -------
     multiprocessing.connection.Connection
-        The connection; :func:`call` uses it.
+        The connection; :func:`send_call` and :func:`receive_answer` use it.
 
     Raises
     ------
     OSError
         The worker's address cannot be reached from this process.
+    EOFError
+        The other end hung up or stayed silent during the authentication.
     multiprocessing.AuthenticationError
         The other end does not know the key.
     """
-    conn = _connection(socket.create_connection(address, timeout=timeout))
-    try:
-        answer_challenge(conn, key)
-        deliver_challenge(conn, key)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
+    return _authenticated(socket.create_connection(address, timeout=timeout), key, timeout, server=False)
 
 
 def send_call(conn: Connection, method: str, args: tuple[Any, ...]) -> None:

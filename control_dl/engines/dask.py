@@ -65,7 +65,7 @@ from .._errors import (
 from ..problems.costs import predict_labels
 from ._auto import Auto
 from ._base import Engine, EngineSpec, Evaluation, StageValues, Sweep
-from ._channel import connect_channel, receive_answer, send_call, serve_channel
+from ._channel import ChannelError, connect_channel, receive_answer, send_call, serve_channel
 
 logger = logging.getLogger(__name__)
 
@@ -80,11 +80,19 @@ class _Lost(Exception):
     """A shard's worker is gone (internal: the shard is rebuilt and the call repeated)."""
 
 
+class _HungUp(Exception):
+    """A shard's direct connection broke while its worker lives (internal: dialled again, call repeated)."""
+
+
 #: seconds between checks that a shard's worker is alive while waiting for its answer
 _POLL = 0.5
 
 #: seconds to wait for a shard's direct connection when ``Dask.timeout`` is None
 _DIAL_S = 30.0
+
+#: seconds to wait for a worker to join when none is left mid-solve, when ``Dask.timeout`` is None
+#: (a nanny restarts a killed worker process in about 2 s here)
+_REJOIN_S = 10.0
 
 #: A method whose last call took less than this (seconds) runs on the worker's event loop
 #: (distributed's ``separate_thread=False``) instead of the worker's actor thread: no hand-off
@@ -383,9 +391,12 @@ class Dask(EngineSpec):
     timeout : float, optional
         Seconds one shard may take to answer one call before the evaluation fails (default: wait).
         Also bounds each step of binding a shard (then a SpecError naming it), reaching a
-        scheduler address (default 30 s) and waiting for its first worker (default 120 s).
+        scheduler address (default 30 s), waiting for its first worker (default 120 s), opening
+        a shard's direct connection (default 30 s) and, when no worker is left during a solve,
+        waiting for one to join (default 10 s: a nanny restarts a killed worker in about 2 s).
     retries : int
-        Times a call is repeated after its shard was rebuilt on another worker (worker lost).
+        Times a call is repeated after its shard was rebuilt on another worker (worker lost) or
+        its direct connection dialled again (connection broken, worker alive).
     predictions : bool
         Send each shard's predictions λ2(x_N) back with every evaluation (``Evaluation.predictions``,
         ``n_out × S``). Off (default), only the sums and counts travel: ``predictions`` is None and
@@ -703,6 +714,11 @@ class DaskEngine(Engine):
         self.client, owned = self._connect(distributed)
         self._finalizer = weakref.finalize(self, _close_owned, owned)
         self._transport = self._choose_transport()
+        if self._transport == "actor" and not self.client.direct_to_workers:
+            logger.warning(
+                "the scheduler relays every call of the Dask engine: Client(..., direct_to_workers=True) "
+                "saves a hop per call"
+            )
         try:
             workers = self._live_workers()
             n_shards = n_shards or min(len(workers), self.n_samples)
@@ -736,11 +752,6 @@ class DaskEngine(Engine):
         """The client, and what this engine started (and must close)."""
         spec = self.spec
         if isinstance(spec.client, distributed.Client):
-            if not spec.client.direct_to_workers:
-                logger.warning(
-                    "the scheduler relays every call of the Dask engine: Client(..., direct_to_workers=True) "
-                    "saves a hop per call"
-                )
             return spec.client, []
         # direct_to_workers: actor calls go straight to the worker; otherwise the scheduler relays
         # every call and its answer (one more hop, and the answer is (de)serialised once more)
@@ -769,12 +780,37 @@ class DaskEngine(Engine):
             return self.spec.transport
         return "socket" if scheme == "tcp" else "actor"
 
-    def _live_workers(self) -> list[str]:
-        """Addresses of the workers now connected to the scheduler, sorted."""
-        workers = self.client.run_on_scheduler(lambda dask_scheduler: sorted(dask_scheduler.workers))
-        if not workers:
-            raise DaskEngineError("no Dask worker is connected to the scheduler")
-        return list(workers)
+    def _worker_addresses(self) -> list[str]:
+        """Addresses of the workers now connected to the scheduler, sorted (maybe none).
+
+        Raises
+        ------
+        DaskEngineError
+            The scheduler cannot be reached.
+        """
+        try:
+            return list(self.client.run_on_scheduler(lambda dask_scheduler: sorted(dask_scheduler.workers)))
+        except Exception as exc:  # OSError, CommClosedError, TimeoutError: the scheduler is gone
+            raise DaskEngineError(f"the Dask scheduler cannot be reached: {exc!r}") from exc
+
+    def _live_workers(self, wait: float = 0.0) -> list[str]:
+        """Addresses of the workers connected to the scheduler, waiting up to ``wait`` s for one to join.
+
+        Raises
+        ------
+        DaskEngineError
+            None is connected (after ``wait``), or the scheduler cannot be reached.
+        """
+        deadline = time.monotonic() + wait
+        while not (workers := self._worker_addresses()):
+            if time.monotonic() >= deadline:
+                joined = f" (none joined in {wait:g} s)" if wait else ""
+                raise DaskEngineError(f"no Dask worker is connected to the scheduler{joined}")
+            if wait:
+                logger.warning("no Dask worker left: waiting up to %g s for one to join (a nanny restarting it)", wait)
+                wait = 0.0  # said once
+            time.sleep(_POLL)
+        return workers
 
     def _place(self, i: int, worker: str) -> None:
         """Send shard i's columns to ``worker`` (once) and bind the local engine there as an actor."""
@@ -846,7 +882,7 @@ class DaskEngine(Engine):
 
     def _alive(self, shard: _Shard) -> bool:
         """Whether the shard's actor and its worker are still there."""
-        return shard.future.status == "finished" and shard.worker in self._live_workers()
+        return shard.future.status == "finished" and shard.worker in self._worker_addresses()
 
     def _lost(self, shard: _Shard, exc: BaseException) -> bool:
         """Whether a call failed because the shard's worker is gone (then the shard is rebuilt)."""
@@ -889,7 +925,9 @@ class DaskEngine(Engine):
         or the error that prevented the call.
         """
         shard = self._shards[i]
-        if isinstance(pending, BaseException):
+        if isinstance(pending, BaseException):  # the call could not be sent
+            if isinstance(pending, ChannelError) and not self._lost(shard, pending):
+                raise _HungUp() from pending
             raise _Lost() from pending
         waited = 0.0
         while True:
@@ -906,6 +944,8 @@ class DaskEngine(Engine):
             except Exception as exc:
                 if self._lost(shard, exc):
                     raise _Lost() from exc
+                if isinstance(exc, ChannelError):
+                    raise _HungUp() from exc
                 raise  # the local engine itself failed
             waited += _POLL
             if not self._alive(shard):
@@ -914,8 +954,11 @@ class DaskEngine(Engine):
                 raise DaskEngineError(f"shard {i}: no answer to {method} in {self.spec.timeout} s") from None
 
     def _least_loaded(self) -> str:
-        """The live worker holding the fewest shards (ties: the first address)."""
-        workers = self._live_workers()
+        """The live worker holding the fewest shards (ties: the first address).
+
+        When none is left, waits ``timeout`` (default :data:`_REJOIN_S`) for one to join.
+        """
+        workers = self._live_workers(wait=self.spec.timeout or _REJOIN_S)
         load = {w: sum(s.worker == w for s in self._shards) for w in workers}
         return min(workers, key=lambda w: (load[w], w))
 
@@ -928,7 +971,7 @@ class DaskEngine(Engine):
             except SpecError:
                 raise
             except Exception:  # distributed's errors for a worker that went away (cancelled, no valid worker)
-                if attempt >= self.spec.retries or worker in self._live_workers():
+                if attempt >= self.spec.retries or worker in self._worker_addresses():
                     raise
             lost, worker = worker, self._least_loaded()
             logger.warning("Dask worker %s lost while shard %d was being bound: sent to %s", lost, i, worker)
@@ -965,17 +1008,24 @@ class DaskEngine(Engine):
                 try:
                     answers.append(self._await(i, pending[i], method))
                     break
-                except _Lost as lost:
+                except (_Lost, _HungUp) as fault:
+                    what = "worker lost" if isinstance(fault, _Lost) else "connection to its live worker broke"
                     if attempt >= self.spec.retries:
-                        raise DaskEngineError(f"shard {i}: worker lost {attempt + 1} times during {method}") from (
-                            lost.__cause__
+                        raise DaskEngineError(f"shard {i}: {what} {attempt + 1} times during {method}") from (
+                            fault.__cause__
                         )
-                    try:
-                        self._rebuild(i)
-                    except Exception as exc:
-                        raise DaskEngineError(
-                            f"shard {i} could not be rebuilt after its worker was lost: {exc}"
-                        ) from exc
+                    if isinstance(fault, _HungUp):
+                        logger.warning(
+                            "shard %d: its connection to %s broke; dialling again", i, self._shards[i].worker
+                        )
+                        self._shards[i].hang_up()  # _fire dials again
+                    else:
+                        try:
+                            self._rebuild(i)
+                        except Exception as exc:
+                            raise DaskEngineError(
+                                f"shard {i} could not be rebuilt after its worker was lost: {exc}"
+                            ) from exc
                     pending[i] = self._fire(i, method, args)
 
     def _check_counts(self, counts: list[int], what: str) -> int:
@@ -997,9 +1047,12 @@ class DaskEngine(Engine):
         Returns
         -------
         Dask
-            ``client`` = this engine's Client, ``local`` = the engine ``"auto"`` chose.
+            ``client`` = this engine's Client, ``local`` = the engine ``"auto"`` chose,
+            ``transport`` = the one this engine uses (after a fall-back to actor calls, those).
         """
-        return dataclasses.replace(self.spec, client=self.client, workers=None, processes=None, local=self._local)
+        return dataclasses.replace(
+            self.spec, client=self.client, workers=None, processes=None, local=self._local, transport=self._transport
+        )
 
     def close(self) -> None:
         """Hang up the shards' connections, release their actors, close the client/cluster this engine started."""
