@@ -845,3 +845,45 @@ def test_when_no_worker_is_left_the_engine_waits_for_one_to_join(ring, cluster_o
             client.sync(worker.close)
     assert KILLED.is_set() and "waiting up to 5 s for one to join" in caplog.text
     assert result.status == "converged" and result.engine["rebuilt_shards"] >= 1
+
+
+class FailingEngine(CasadiEngine):
+    """Raises in its 3rd evaluation: the solve ends "failed"."""
+
+    def evaluate(self, w: np.ndarray, gradient: bool = True) -> Any:
+        self.calls = getattr(self, "calls", 0) + 1
+        if self.calls == 3:
+            raise RuntimeError("the local engine failed")
+        return super().evaluate(w, gradient)
+
+
+@dataclass(frozen=True)
+class Failing(Casadi):
+    def bind(self, problem: Any, x: np.ndarray, y: np.ndarray, normaliser: Any = None, regulariser: bool = True):
+        return FailingEngine(problem, x, y, normaliser, regulariser, self)
+
+
+def test_solve_closes_the_engines_it_made_also_when_it_fails(ring, monkeypatch):
+    """A failed solve's traceback kept its Dask engine, and the cluster the engine had started,
+    alive until the garbage collector or the interpreter's exit found it (then distributed warned
+    of coroutines never awaited); cdl.solve now closes every engine made while it ran."""
+    from control_dl.engines.dask import DaskEngine
+
+    closed = []
+    close = DaskEngine.close
+    monkeypatch.setattr(DaskEngine, "close", lambda self: closed.append(self.client) or close(self))
+    solver = cdl.load_solver("lbfgsb", engine=Dask(workers=2, processes=False, local=Failing(jit=False)))
+    result = cdl.solve(ring, solver, progress=False)
+    assert result.status == "failed" and "the local engine failed" in result.message
+    assert len(closed) == 1 and closed[0].status == "closed"
+
+
+def test_closing_engines_closes_what_make_engine_made_inside_and_nothing_else(client, ring):
+    x, y = ring.data.x_train, ring.targets
+    outside = make_engine(Dask(client, local=LOCAL), ring, x, y)
+    with cdl.engines.closing_engines():
+        inside = make_engine(Dask(client, local=LOCAL), ring, x, y)
+        assert inside.evaluate(ring.initial_guess()).n_samples == x.shape[1]
+    assert all(shard.actor is None for shard in inside._shards)  # released
+    assert outside.evaluate(ring.initial_guess()).n_samples == x.shape[1]  # still usable
+    outside.close()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -90,7 +94,39 @@ def make_engine(
     check_engine(spec)
     if isinstance(spec, str):
         spec = ENGINES[spec]()
-    return spec.bind(problem, x, y, normaliser, regulariser)
+    engine = spec.bind(problem, x, y, normaliser, regulariser)
+    made = _MADE.get()
+    if made is not None:
+        made.add(engine)
+    return engine
+
+
+#: The engines :func:`make_engine` made inside the innermost :func:`closing_engines` (weakly held:
+#: an engine dropped before the end, e.g. one of mini-batch MSA's, is released as usual).
+_MADE: ContextVar[weakref.WeakSet[Engine] | None] = ContextVar("control_dl_engines_made", default=None)
+
+
+@contextmanager
+def closing_engines() -> Iterator[None]:
+    """Close, on leaving, every engine that :func:`make_engine` made inside and that is still alive.
+
+    :func:`~control_dl.solve` runs each solver inside one, so the workers, connections and local
+    cluster of a Dask engine are released when the solve ends, also when it fails (a failed
+    solve's traceback used to keep its engine, and a cluster it had started, alive until the
+    garbage collector or the interpreter's exit found it).
+
+    Yields
+    ------
+    None
+    """
+    token = _MADE.set(weakref.WeakSet())
+    try:
+        yield
+    finally:
+        made = _MADE.get()
+        _MADE.reset(token)
+        for engine in list(made or ()):
+            engine.close()
 
 
 __all__ = [
@@ -109,5 +145,6 @@ __all__ = [
     "TorchEngine",
     "casadi_model",
     "check_engine",
+    "closing_engines",
     "make_engine",
 ]

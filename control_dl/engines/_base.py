@@ -173,6 +173,19 @@ class Engine(ABC):
         """Number S of samples in the batch."""
         return int(self.x.shape[1])
 
+    def close(self) -> None:  # noqa: B027 (an optional hook: most engines hold nothing to release)
+        """Release what the engine holds outside this process (nothing, except for the Dask engine).
+
+        :func:`~control_dl.solve` closes every engine made while its solver runs
+        (:func:`~control_dl.engines.closing_engines`), also when the solve fails.
+        """
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def batch_spec(self) -> Any:
         """Options that bind an engine like this one on another batch (``spec.bind(problem, x, y)``).
 

@@ -1061,12 +1061,6 @@ class DaskEngine(Engine):
             shard.actor = shard.future = None
         self._finalizer()
 
-    def __enter__(self) -> DaskEngine:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def memory(self) -> list[dict[str, int]]:
         """Per shard: the bytes of its data arrays (``shard_bytes``) and its worker's RSS (``rss``).
 

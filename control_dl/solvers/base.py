@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from .._errors import check_bool, check_positive_int, spec_error
 from .._toml import plain_document
-from ..engines import EngineSpec
+from ..engines import EngineSpec, closing_engines
 from ..problems.training import TrainingProblem, check_problem
 from ..result import Result, package_versions
 from .checkpoint import Checkpointer
@@ -537,6 +537,7 @@ def solve(problem: TrainingProblem, solver: Solver, w0: Any = None, seed: int = 
         w0 = w0.w
     check_positive_int("seed", seed, minimum=0)
     w0 = problem.initial_guess(seed) if w0 is None else problem.check_w(w0, "w0")
-    result = solver.run(problem, w0.copy(), progress)
+    with closing_engines():  # a Dask engine's workers and cluster are released also when the solve fails
+        result = solver.run(problem, w0.copy(), progress)
     result.seed = int(seed)
     return result

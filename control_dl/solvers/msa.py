@@ -411,7 +411,9 @@ class _Run:
             return self.full_engine, self.problem.targets
         x, y = self.sampler.batch(self.problem)
         spec = self.full_engine.batch_spec()  # the kind "auto" chose; a Dask engine's own cluster
-        return (spec.bind(self.problem, x, y) if spec is not None else self.solver.bind_engine(self.problem, x, y)), y
+        return (
+            make_engine(spec, self.problem, x, y) if spec is not None else self.solver.bind_engine(self.problem, x, y)
+        ), y
 
     def _maximise(
         self, inner: InnerProblem, start: Values, pairs: list[tuple[np.ndarray, np.ndarray]]
