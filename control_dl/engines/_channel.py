@@ -113,10 +113,10 @@ def serve_channel(target: Any, host: str, key: bytes, timeout: float, serving: C
         The address to connect to.
     """
     listener = socket.create_server((host, 0), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
+    address = listener.getsockname()  # before the thread may close it
     thread = threading.Thread(target=_serve, args=(listener, target, key, timeout, serving), daemon=True)
     thread.name = "control-dl-channel"
     thread.start()
-    address = listener.getsockname()
     return str(address[0]), int(address[1])
 
 
