@@ -706,6 +706,7 @@ class DaskEngine(Engine):
         self._tokens = itertools.count()
         self._released: list[int] = []
         self._last_call_s: dict[str, float] = {}  # method -> seconds its last call took (see _INLINE_S)
+        self._closed = False
         self._lock = threading.RLock()
         n_shards = spec.n_shards
         if n_shards is not None and n_shards > self.n_samples:
@@ -801,14 +802,14 @@ class DaskEngine(Engine):
         DaskEngineError
             None is connected (after ``wait``), or the scheduler cannot be reached.
         """
-        deadline = time.monotonic() + wait
+        deadline, said = time.monotonic() + wait, False
         while not (workers := self._worker_addresses()):
             if time.monotonic() >= deadline:
                 joined = f" (none joined in {wait:g} s)" if wait else ""
                 raise DaskEngineError(f"no Dask worker is connected to the scheduler{joined}")
-            if wait:
+            if not said:
                 logger.warning("no Dask worker left: waiting up to %g s for one to join (a nanny restarting it)", wait)
-                wait = 0.0  # said once
+                said = True
             time.sleep(_POLL)
         return workers
 
@@ -884,6 +885,21 @@ class DaskEngine(Engine):
         """Whether the shard's actor and its worker are still there."""
         return shard.future.status == "finished" and shard.worker in self._worker_addresses()
 
+    def _answers(self, shard: _Shard) -> bool:
+        """Whether the shard's actor answers a call through Dask (within :data:`_POLL` s): its worker lives.
+
+        Asked when a direct connection breaks: a live worker gets the connection dialled again at
+        once, a dead one (its process killed: the connection closes before the scheduler knows)
+        has its shard rebuilt, without waiting for the scheduler to notice.
+        """
+        if shard.actor is None or shard.future.status != "finished":
+            return False
+        try:
+            shard.actor.engine_info().result(timeout=_POLL)
+        except Exception:  # the worker is gone, or Dask cannot reach it either
+            return False
+        return True
+
     def _lost(self, shard: _Shard, exc: BaseException) -> bool:
         """Whether a call failed because the shard's worker is gone (then the shard is rebuilt)."""
         for _ in range(10):
@@ -925,8 +941,8 @@ class DaskEngine(Engine):
         or the error that prevented the call.
         """
         shard = self._shards[i]
-        if isinstance(pending, BaseException):  # the call could not be sent
-            if isinstance(pending, ChannelError) and not self._lost(shard, pending):
+        if isinstance(pending, BaseException):  # the call could not be sent, or the connection not dialled
+            if self._transport == "socket" and self._answers(shard):
                 raise _HungUp() from pending
             raise _Lost() from pending
         waited = 0.0
@@ -941,11 +957,11 @@ class DaskEngine(Engine):
                         return pending.result(timeout=_POLL)
                     except TimeoutError:
                         pass
+            except ChannelError as exc:  # the connection closed or broke: is the worker there?
+                raise (_HungUp() if self._answers(shard) else _Lost()) from exc
             except Exception as exc:
                 if self._lost(shard, exc):
                     raise _Lost() from exc
-                if isinstance(exc, ChannelError):
-                    raise _HungUp() from exc
                 raise  # the local engine itself failed
             waited += _POLL
             if not self._alive(shard):
@@ -963,7 +979,7 @@ class DaskEngine(Engine):
         return min(workers, key=lambda w: (load[w], w))
 
     def _place_live(self, i: int, worker: str) -> None:
-        """:meth:`_place` at bind; where ``worker`` is lost meanwhile, on the least-loaded live worker."""
+        """:meth:`_place`; where ``worker`` is lost meanwhile, on the least-loaded live worker (``retries`` times)."""
         for attempt in itertools.count():
             try:
                 self._place(i, worker)
@@ -974,14 +990,14 @@ class DaskEngine(Engine):
                 if attempt >= self.spec.retries or worker in self._worker_addresses():
                     raise
             lost, worker = worker, self._least_loaded()
-            logger.warning("Dask worker %s lost while shard %d was being bound: sent to %s", lost, i, worker)
+            logger.warning("Dask worker %s lost while shard %d was sent to it: sent to %s", lost, i, worker)
             self.info["rebuilt_shards"] += 1
 
     def _rebuild(self, i: int) -> None:
         target = self._least_loaded()
         logger.warning("Dask worker %s lost: shard %d re-sent to %s", self._shards[i].worker, i, target)
-        self._place(i, target)
         self.info["rebuilt_shards"] += 1
+        self._place_live(i, target)  # and if that worker dies meanwhile, on another
 
     def _call(self, method: str, *args: Any) -> list[Any]:
         """Call ``method(*args)`` on every shard's actor (all at once); answers in shard order.
@@ -989,6 +1005,8 @@ class DaskEngine(Engine):
         A shard whose worker was lost is rebuilt on a live worker and called again (``retries``).
         """
         with self._lock:
+            if self._closed:
+                raise DaskEngineError("this Dask engine is closed (close(), or the end of cdl.solve): bind a new one")
             started = time.perf_counter()
             answers: list[Any] = []
             try:
@@ -1048,14 +1066,16 @@ class DaskEngine(Engine):
         -------
         Dask
             ``client`` = this engine's Client, ``local`` = the engine ``"auto"`` chose,
-            ``transport`` = the one this engine uses (after a fall-back to actor calls, those).
+            ``transport`` = "actor" after this engine fell back to actor calls, else its own option.
         """
+        transport = "actor" if self._transport == "actor" else self.spec.transport  # "auto" may still fall back
         return dataclasses.replace(
-            self.spec, client=self.client, workers=None, processes=None, local=self._local, transport=self._transport
+            self.spec, client=self.client, workers=None, processes=None, local=self._local, transport=transport
         )
 
     def close(self) -> None:
         """Hang up the shards' connections, release their actors, close the client/cluster this engine started."""
+        self._closed = True
         for shard in getattr(self, "_shards", []):
             shard.hang_up()
             shard.actor = shard.future = None

@@ -251,7 +251,9 @@ class MSA:
         Returns
         -------
         Result
-            ``converged`` (PMP residual ≤ tol), ``max_iter`` or ``diverged``; history entries carry
+            ``converged`` (PMP residual ≤ tol), ``max_iter``, ``diverged``, or ``failed`` when an engine
+            failed (a RuntimeError, e.g. a Dask engine that lost every worker: the Result carries
+            the last logged iterate, and a checkpoint of it when checkpoints are on); history entries carry
             ``pmp_residual``, ``readout_grad_norm``, ``rho``, ``accepted`` and ``step`` (the line-search α
             of the update that led to the iterate). The message names the engine and the inner solver.
 
@@ -344,63 +346,68 @@ class _Run:
         last: tuple[np.ndarray, np.ndarray] | None = None  # (s, ∇_θ J) of the last accepted step
         status, message, it = "max_iter", f"reached max_iter={solver.max_iter}", 0
         engine = self.full_engine
-        while True:
-            if accepted or self.sampler.n_batch < self.sampler.n_total:  # after a rejection nothing changed
-                engine, y = self._batch_engine()
-                sweep = engine.sweep(w)
-                ev = engine.evaluate(w)
-                j_batch, grad = ev.objective, ev.gradient
-                logged = ev if engine is self.full_engine else self.full_engine.evaluate(w, gradient=False)
-            inner = InnerProblem(self.stages, engine, sweep, rho)
-            if self.inner == "newton":
-                start = inner.evaluate(w[:n_theta], hessian=True)
-            else:  # no Hessian needed at c⁰: φ and ∇φ = ∇_θ J come from the sweep
-                start = inner.at_reference(grad[:n_theta])
-            if self.memory and accepted and last is not None:
-                s_k, y_k = last[0], start.grad - last[1]
-                if s_k @ y_k > 1e-10 * np.linalg.norm(s_k) * np.linalg.norm(y_k):  # curvature condition
-                    pairs = [*pairs, (s_k, y_k)][-self.memory :]
-            residual = float(inner.block_norms(start.grad).max())
-            readout_norm = float(np.linalg.norm(grad[n_theta:]))
-            task, loss = self.problem.data.task, self.problem.cost.loss
-            extra = {} if self.labels is None else {"accuracy": logged.accuracy(task, loss, self.labels)}
-            self.recorder.log(
-                it,
-                w,
-                logged.objective,
-                logged.loss,
-                pmp_residual=residual,
-                readout_grad_norm=readout_norm,
-                rho=rho,
-                accepted=accepted,
-                step=step,
-                **extra,
-            )
-            if not (math.isfinite(logged.objective) and math.isfinite(residual)):
-                status, message = "diverged", f"non-finite objective or residual at iteration {it}"
-                break
-            if max(residual, readout_norm) <= solver.tol:
-                status, message = "converged", f"PMP residual {residual:.2e} <= tol={solver.tol:g}"
-                break
-            if it >= solver.max_iter:
-                break
-            it += 1
-            c_new, value = self._maximise(inner, start, pairs)
-            candidate, j_new, step = self._line_search(engine, w, c_new, y, j_batch, grad)
-            accepted = not solver.adapt_rho or (math.isfinite(j_new) and j_new <= j_batch)
-            if accepted:
-                last = (candidate[:n_theta] - w[:n_theta], start.grad)
-                w = candidate
-            else:  # the memory's model failed: restart it from the E-MSA step
-                pairs, last = [], None
-            if solver.adapt_rho:
-                if accepted and step < 1.0 and self.inner != "newton":
-                    # an interpolated α was accepted: the proximal step of H̃ scales like 1/ρ, so ρ/α
-                    # makes the next inner step about as long as the accepted one
-                    rho = min(max(rho / step, solver.rho_min), solver.rho_max)
-                else:
-                    ratio = (j_batch - j_new) / max(start.values.sum() - value, 1e-300) if step == 1.0 else 0.0
-                    rho = solver.next_rho(rho, accepted, ratio)
+        try:
+            while True:
+                if accepted or self.sampler.n_batch < self.sampler.n_total:  # after a rejection nothing changed
+                    engine, y = self._batch_engine()
+                    sweep = engine.sweep(w)
+                    ev = engine.evaluate(w)
+                    j_batch, grad = ev.objective, ev.gradient
+                    logged = ev if engine is self.full_engine else self.full_engine.evaluate(w, gradient=False)
+                inner = InnerProblem(self.stages, engine, sweep, rho)
+                if self.inner == "newton":
+                    start = inner.evaluate(w[:n_theta], hessian=True)
+                else:  # no Hessian needed at c⁰: φ and ∇φ = ∇_θ J come from the sweep
+                    start = inner.at_reference(grad[:n_theta])
+                if self.memory and accepted and last is not None:
+                    s_k, y_k = last[0], start.grad - last[1]
+                    if s_k @ y_k > 1e-10 * np.linalg.norm(s_k) * np.linalg.norm(y_k):  # curvature condition
+                        pairs = [*pairs, (s_k, y_k)][-self.memory :]
+                residual = float(inner.block_norms(start.grad).max())
+                readout_norm = float(np.linalg.norm(grad[n_theta:]))
+                task, loss = self.problem.data.task, self.problem.cost.loss
+                extra = {} if self.labels is None else {"accuracy": logged.accuracy(task, loss, self.labels)}
+                self.recorder.log(
+                    it,
+                    w,
+                    logged.objective,
+                    logged.loss,
+                    pmp_residual=residual,
+                    readout_grad_norm=readout_norm,
+                    rho=rho,
+                    accepted=accepted,
+                    step=step,
+                    **extra,
+                )
+                if not (math.isfinite(logged.objective) and math.isfinite(residual)):
+                    status, message = "diverged", f"non-finite objective or residual at iteration {it}"
+                    break
+                if max(residual, readout_norm) <= solver.tol:
+                    status, message = "converged", f"PMP residual {residual:.2e} <= tol={solver.tol:g}"
+                    break
+                if it >= solver.max_iter:
+                    break
+                it += 1
+                c_new, value = self._maximise(inner, start, pairs)
+                candidate, j_new, step = self._line_search(engine, w, c_new, y, j_batch, grad)
+                accepted = not solver.adapt_rho or (math.isfinite(j_new) and j_new <= j_batch)
+                if accepted:
+                    last = (candidate[:n_theta] - w[:n_theta], start.grad)
+                    w = candidate
+                else:  # the memory's model failed: restart it from the E-MSA step
+                    pairs, last = [], None
+                if solver.adapt_rho:
+                    if accepted and step < 1.0 and self.inner != "newton":
+                        # an interpolated α was accepted: the proximal step of H̃ scales like 1/ρ, so ρ/α
+                        # makes the next inner step about as long as the accepted one
+                        rho = min(max(rho / step, solver.rho_min), solver.rho_max)
+                    else:
+                        ratio = (j_batch - j_new) / max(start.values.sum() - value, 1e-300) if step == 1.0 else 0.0
+                        rho = solver.next_rho(rho, accepted, ratio)
+        except RuntimeError as exc:  # an engine failed (e.g. a Dask engine that lost every worker)
+            status, message = "failed", f"engine error: {exc}; returned the last logged iterate"
+            if self.recorder.w_last is not None:
+                w, it = self.recorder.w_last, len(self.recorder.history) - 1
         memory = f", memory {self.memory}" if self.memory else ""
         message += f" ({engine.info['name']} engine, inner {self.inner}{memory})"
         return make_result(problem, solver, w, status, message, self.recorder, it, self.full_engine.info)
