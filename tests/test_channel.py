@@ -9,7 +9,14 @@ from multiprocessing import AuthenticationError
 
 import pytest
 
-from control_dl.engines._channel import ChannelError, connect_channel, receive_answer, send_call, serve_channel
+from control_dl.engines._channel import (
+    ChannelError,
+    connect_channel,
+    encode_call,
+    receive_answer,
+    send_call,
+    serve_channel,
+)
 
 KEY = b"k" * 32
 
@@ -33,7 +40,7 @@ class Target:
 
 
 def call(conn, method, *args):
-    send_call(conn, method, args)
+    send_call(conn, method, encode_call(method, args))
     done, value = receive_answer(conn, 5.0)
     assert done
     return value
@@ -47,7 +54,7 @@ def test_calls_answer_in_order_and_errors_are_raised_as_on_the_shard():
             call(conn, "fail")
         with pytest.raises(RuntimeError, match="unpicklable: its answer does not pickle"):
             call(conn, "unpicklable")
-        send_call(conn, "slow", ())
+        send_call(conn, "slow", encode_call("slow", ()))
         assert receive_answer(conn, 0.05) == (False, None)  # nothing yet: the caller checks the worker and waits on
         target.release.set()
         assert receive_answer(conn, 5.0) == (True, "done")
@@ -102,6 +109,6 @@ def test_a_worker_that_stops_serving_closes_the_connection_unanswered():
     with connect_channel(serve_channel(Target(), "127.0.0.1", KEY, 5.0, serving.is_set), KEY, 5.0) as conn:
         assert call(conn, "add", 1, 2) == 3
         serving.clear()
-        send_call(conn, "add", (1, 2))
+        send_call(conn, "add", encode_call("add", (1, 2)))
         with pytest.raises(ChannelError, match="closed"):
             receive_answer(conn, 5.0)

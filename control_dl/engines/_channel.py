@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 from multiprocessing.connection import AuthenticationError, Connection, answer_challenge, deliver_challenge
+from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -197,8 +198,26 @@ def connect_channel(address: tuple[str, int], key: bytes, timeout: float) -> Con
     return _authenticated(socket.create_connection(address, timeout=timeout), key, timeout, server=False)
 
 
-def send_call(conn: Connection, method: str, args: tuple[Any, ...]) -> None:
-    """Send one call to the shard.
+def encode_call(method: str, args: tuple[Any, ...]) -> memoryview:
+    """``(method, args)`` pickled as :meth:`Connection.send` would, once for every shard it goes to.
+
+    Parameters
+    ----------
+    method : str
+        The shard's method.
+    args : tuple
+        Its arguments (w: n_params floats).
+
+    Returns
+    -------
+    memoryview
+        What :func:`send_call` sends; the serving thread's ``recv`` unpickles it.
+    """
+    return ForkingPickler.dumps((method, args))
+
+
+def send_call(conn: Connection, method: str, call: memoryview) -> None:
+    """Send one call (from :func:`encode_call`) to the shard.
 
     Raises
     ------
@@ -206,7 +225,7 @@ def send_call(conn: Connection, method: str, args: tuple[Any, ...]) -> None:
         The connection is broken.
     """
     try:
-        conn.send((method, args))
+        conn.send_bytes(call)
     except OSError as exc:
         raise ChannelError(f"the connection to the shard broke while sending {method}: {exc}") from exc
 

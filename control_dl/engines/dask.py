@@ -65,7 +65,7 @@ from .._errors import (
 from ..problems.costs import predict_labels
 from ._auto import Auto
 from ._base import Engine, EngineSpec, Evaluation, StageValues, Sweep
-from ._channel import ChannelError, connect_channel, receive_answer, send_call, serve_channel
+from ._channel import ChannelError, connect_channel, encode_call, receive_answer, send_call, serve_channel
 
 logger = logging.getLogger(__name__)
 
@@ -910,10 +910,12 @@ class DaskEngine(Engine):
             time.sleep(_POLL)  # a closed connection: give the scheduler time to notice the loss
         return False
 
-    def _fire(self, i: int, method: str, args: tuple[Any, ...]) -> Any:
-        """Start ``method(*args)`` on shard i's actor: its future, or the error if the actor is known lost.
+    def _fire(self, i: int, method: str, args: tuple[Any, ...], call: Any) -> Any:
+        """Start ``method(*args)`` on shard i: its connection or actor future, or the error that stopped it.
 
-        On the worker's event loop when the method's last call took less than ``_INLINE_S``.
+        Over the shard's connection, ``call`` is the call pickled once for all shards
+        (:func:`~._channel.encode_call`; None when the engine calls actors). An actor call runs on
+        the worker's event loop when the method's last call took less than ``_INLINE_S``.
         """
         shard = self._shards[i]
         if shard.future.status != "finished":  # the scheduler has told the client the worker is gone
@@ -923,7 +925,7 @@ class DaskEngine(Engine):
                 if shard.channel is None:  # hung up after a call that failed or timed out
                     self._dial(i)
                 if shard.channel is not None:  # else the engine just turned to actor calls
-                    send_call(shard.channel, method, args)
+                    send_call(shard.channel, method, call)
                     return shard.channel
             except Exception as exc:  # the connection broke, or the actor is gone: the shard may be lost
                 return exc
@@ -1010,8 +1012,9 @@ class DaskEngine(Engine):
             started = time.perf_counter()
             answers: list[Any] = []
             try:
-                pending = [self._fire(i, method, args) for i in range(len(self._shards))]
-                self._collect(method, args, pending, answers)
+                call = encode_call(method, args) if self._transport == "socket" else None  # pickled once for all
+                pending = [self._fire(i, method, args, call) for i in range(len(self._shards))]
+                self._collect(method, args, call, pending, answers)
             except BaseException:
                 for shard in self._shards[len(answers) :]:  # their answers, if any come, would answer the next call
                     shard.hang_up()
@@ -1019,7 +1022,7 @@ class DaskEngine(Engine):
             self._last_call_s[method] = time.perf_counter() - started
             return answers
 
-    def _collect(self, method: str, args: tuple[Any, ...], pending: list[Any], answers: list[Any]) -> None:
+    def _collect(self, method: str, args: tuple[Any, ...], call: Any, pending: list[Any], answers: list[Any]) -> None:
         """Append the shards' answers to ``answers`` in shard order, rebuilding lost shards (see :meth:`_call`)."""
         for i in range(len(self._shards)):
             for attempt in itertools.count():
@@ -1044,7 +1047,7 @@ class DaskEngine(Engine):
                             raise DaskEngineError(
                                 f"shard {i} could not be rebuilt after its worker was lost: {exc}"
                             ) from exc
-                    pending[i] = self._fire(i, method, args)
+                    pending[i] = self._fire(i, method, args, call)
 
     def _check_counts(self, counts: list[int], what: str) -> int:
         """The total sample count, after checking every shard answered for all its samples."""
