@@ -633,6 +633,8 @@ class FlakyEngine(CasadiEngine):
         self.calls = getattr(self, "calls", 0) + 1
         if self.calls == 2 and self.regulariser and self.spec.fault == "raise":
             raise FloatingPointError("shard 0 failed")
+        if self.calls == 2 and self.regulariser and self.spec.fault == "oserror":
+            raise OSError("shard 0 failed to read its cache")
         if self.calls == 2 and not self.regulariser and self.spec.fault == "sleep":
             time.sleep(1.5)
         return super().evaluate(w, gradient)
@@ -647,23 +649,63 @@ class Flaky(Casadi):
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-@pytest.mark.parametrize("fault", ["raise", "sleep"])
-def test_a_failed_or_timed_out_call_leaves_the_next_calls_answers_right(client, ring, transport, fault):
-    """A shard's error reaches the caller as raised there, a shard past ``timeout`` is a
-    DaskEngineError; the answers that call left unread (the other shard's, the late one) never
-    answer a later call: the next evaluations, at other w, equal the local engine's."""
+@pytest.mark.parametrize("fault", ["raise", "oserror", "sleep"])
+def test_a_failed_or_timed_out_call_leaves_the_next_calls_answers_right(client, ring, transport, fault, monkeypatch):
+    """A shard's error reaches the caller as raised there, never taken for a fault of the cluster
+    (before: an engine's OSError was, and waited 5 s for the scheduler); a shard past ``timeout``
+    is a DaskEngineError; the answers that call left unread (the other shard's, the late one)
+    never answer a later call: the next evaluations, at other w, equal the local engine's."""
+    from control_dl.engines import dask as dask_engine
+
+    asked: list[int] = []
+    answers = dask_engine.DaskEngine._answers
+    monkeypatch.setattr(dask_engine.DaskEngine, "_answers", lambda self, shard: asked.append(1) or answers(self, shard))
     x, y = ring.data.x_train, ring.targets
     local = make_engine(LOCAL, ring, x, y)
     spec = Dask(client, local=Flaky(jit=False, fault=fault), timeout=0.5, transport=transport)
     with make_engine(spec, ring, x, y) as engine:
         engine.evaluate(ring.initial_guess(seed=1))
-        error, match = (FloatingPointError, "shard 0 failed") if fault == "raise" else (DaskEngineError, "no answer")
-        with pytest.raises(error, match=match):
+        error, match = {
+            "raise": (FloatingPointError, "shard 0 failed"),
+            "oserror": (OSError, "shard 0 failed to read its cache"),
+            "sleep": (DaskEngineError, "no answer"),
+        }[fault]
+        started = time.perf_counter()
+        with pytest.raises(error, match=match) as raised:
             engine.evaluate(ring.initial_guess(seed=2))
+        assert type(raised.value) is error and not asked and engine.info["rebuilt_shards"] == 0
+        assert fault == "sleep" or time.perf_counter() - started < 2.5  # not a wait for the scheduler (5 s)
         time.sleep(1.5 if fault == "sleep" else 0.0)  # the late answer arrives meanwhile
         for seed in (3, 4):
             w = ring.initial_guess(seed=seed)
             assert _close(engine.evaluate(w).gradient, local.evaluate(w).gradient)
+
+
+def test_an_actor_call_that_dask_cannot_complete_on_a_live_worker_is_repeated(client, ring, monkeypatch, caplog):
+    """transport="actor": the first call to shard 0 fails in Dask's comm (CommClosedError, an
+    OSError) while its worker lives. Before: 5 s of polling the scheduler, then that OSError out
+    of the evaluation (a traceback out of cdl.solve); now the actor answers, the call is repeated
+    there, and the shard's data is not sent again."""
+    from distributed.comm.core import CommClosedError
+
+    from control_dl.engines import dask as dask_engine
+
+    class Broken:
+        def result(self, timeout: float) -> Any:
+            raise CommClosedError("in <TCP (closed) Actor call>: Stream is closed")
+
+    fire, broken = dask_engine.DaskEngine._fire, [Broken()]
+
+    def fire_broken_once(self: Any, i: int, method: str, args: tuple[Any, ...], call: Any) -> Any:
+        return broken.pop() if i == 0 and broken and method == "evaluate" else fire(self, i, method, args, call)
+
+    x, y, w = ring.data.x_train, ring.targets, ring.initial_guess(seed=5)
+    with make_engine(Dask(client, local=LOCAL, transport="actor"), ring, x, y) as engine:
+        monkeypatch.setattr(dask_engine.DaskEngine, "_fire", fire_broken_once)
+        with caplog.at_level("WARNING", logger="control_dl.engines.dask"):
+            assert _close(engine.evaluate(w).gradient, make_engine(LOCAL, ring, x, y).evaluate(w).gradient)
+        assert not broken and "shard 0: its call to" in caplog.text and "calling again" in caplog.text
+        assert engine.info["rebuilt_shards"] == 0
 
 
 class CrashingEngine(CasadiEngine):

@@ -44,6 +44,8 @@ import secrets
 import threading
 import time
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Connection
@@ -81,7 +83,17 @@ class _Lost(Exception):
 
 
 class _HungUp(Exception):
-    """A shard's direct connection broke while its worker lives (internal: dialled again, call repeated)."""
+    """A call's connection broke while the shard's worker lives (internal: the call is repeated; a
+    direct connection is dialled again first)."""
+
+
+class _EngineRaised(Exception):
+    """What a shard's local engine raised, wrapped on its worker so that the driver can tell it from
+    a fault of the cluster (an OSError of a broken connection looks like an engine's own OSError)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
 
 
 #: seconds between checks that a shard's worker is alive while waiting for its answer
@@ -396,7 +408,8 @@ class Dask(EngineSpec):
         waiting for one to join (default 10 s: a nanny restarts a killed worker in about 2 s).
     retries : int
         Times a call is repeated after its shard was rebuilt on another worker (worker lost) or
-        its direct connection dialled again (connection broken, worker alive).
+        after its connection broke while the worker lives (a direct connection is dialled again).
+        An error the local engine itself raises is raised at once, as it was raised on the worker.
     predictions : bool
         Send each shard's predictions λ2(x_N) back with every evaluation (``Evaluation.predictions``,
         ``n_out × S``). Off (default), only the sums and counts travel: ``predictions`` is None and
@@ -503,6 +516,15 @@ class _ShardWorker:
 
     _lock = threading.Lock()
 
+    @contextmanager
+    def _engine_call(self) -> Iterator[None]:
+        """Hold the process lock for a call of the local engine; what it raises leaves as :class:`_EngineRaised`."""
+        with self._lock:
+            try:
+                yield
+            except Exception as exc:
+                raise _EngineRaised(exc) from None
+
     def __init__(
         self, local: Any, problem: Any, x: np.ndarray, y: np.ndarray, normaliser: float, regulariser: bool
     ) -> None:
@@ -546,7 +568,7 @@ class _ShardWorker:
     def evaluate(self, w: np.ndarray, gradient: bool, predictions: bool) -> Evaluation:
         """The local engine's Evaluation, with the correct-class count and without the predictions
         unless asked (they are what makes an answer large: n_out × S_s floats against n_params)."""
-        with self._lock:
+        with self._engine_call():
             ev = self.engine.evaluate(w, gradient)
         correct = None
         if self.labels is not None and ev.n_samples == self.labels.size:  # else the driver's count check fails
@@ -554,24 +576,24 @@ class _ShardWorker:
         return dataclasses.replace(ev, predictions=ev.predictions if predictions else None, n_correct=correct)
 
     def gauss_newton_product(self, w: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, int]:
-        with self._lock:
+        with self._engine_call():
             return self.engine.gauss_newton_product(w, v), self.engine.n_samples
 
     def states(self, w: np.ndarray) -> list[np.ndarray]:
-        with self._lock:
+        with self._engine_call():
             return self.engine.states(w)
 
     def sweep(self, token: int, w: np.ndarray, release: list[int]) -> int:
         for old in release:
             self.sweeps.pop(old, None)
-        with self._lock:
+        with self._engine_call():
             self.sweeps[token] = self.engine.sweep(w)
         return self.engine.n_samples
 
     def augmented_hamiltonian(
         self, token: int, w: np.ndarray, thetas: list[np.ndarray], rho: float, hessian: bool
     ) -> tuple[StageValues, int]:
-        with self._lock:
+        with self._engine_call():
             sweep = self.sweeps.get(token)
             if sweep is None:  # this shard was rebuilt after a worker was lost: recompute its sweep
                 sweep = self.sweeps[token] = self.engine.sweep(w)
@@ -900,16 +922,6 @@ class DaskEngine(Engine):
             return False
         return True
 
-    def _lost(self, shard: _Shard, exc: BaseException) -> bool:
-        """Whether a call failed because the shard's worker is gone (then the shard is rebuilt)."""
-        for _ in range(10):
-            if not self._alive(shard):
-                return True
-            if not isinstance(exc, OSError):
-                return False  # the local engine itself raised: not a fault of the cluster
-            time.sleep(_POLL)  # a closed connection: give the scheduler time to notice the loss
-        return False
-
     def _fire(self, i: int, method: str, args: tuple[Any, ...], call: Any) -> Any:
         """Start ``method(*args)`` on shard i: its connection or actor future, or the error that stopped it.
 
@@ -944,9 +956,7 @@ class DaskEngine(Engine):
         """
         shard = self._shards[i]
         if isinstance(pending, BaseException):  # the call could not be sent, or the connection not dialled
-            if self._transport == "socket" and self._answers(shard):
-                raise _HungUp() from pending
-            raise _Lost() from pending
+            raise (_HungUp() if self._answers(shard) else _Lost()) from pending
         waited = 0.0
         while True:
             try:
@@ -959,12 +969,15 @@ class DaskEngine(Engine):
                         return pending.result(timeout=_POLL)
                     except TimeoutError:
                         pass
+            except _EngineRaised as exc:
+                raise exc.error from None  # the local engine's own error, as it was raised on the worker
             except ChannelError as exc:  # the connection closed or broke: is the worker there?
                 raise (_HungUp() if self._answers(shard) else _Lost()) from exc
             except Exception as exc:
-                if self._lost(shard, exc):
-                    raise _Lost() from exc
-                raise  # the local engine itself failed
+                if isinstance(pending, Connection):
+                    raise  # raised on the worker outside the engine (an answer that does not pickle)
+                # an actor call that Dask could not complete: its worker is gone, or the call's connection broke
+                raise (_HungUp() if self._answers(shard) else _Lost()) from exc
             waited += _POLL
             if not self._alive(shard):
                 raise _Lost() from None
@@ -1030,16 +1043,15 @@ class DaskEngine(Engine):
                     answers.append(self._await(i, pending[i], method))
                     break
                 except (_Lost, _HungUp) as fault:
-                    what = "worker lost" if isinstance(fault, _Lost) else "connection to its live worker broke"
+                    what = "worker lost" if isinstance(fault, _Lost) else "call to its live worker broke"
                     if attempt >= self.spec.retries:
                         raise DaskEngineError(f"shard {i}: {what} {attempt + 1} times during {method}") from (
                             fault.__cause__
                         )
                     if isinstance(fault, _HungUp):
-                        logger.warning(
-                            "shard %d: its connection to %s broke; dialling again", i, self._shards[i].worker
-                        )
-                        self._shards[i].hang_up()  # _fire dials again
+                        again = "dialling again" if self._transport == "socket" else "calling again"
+                        logger.warning("shard %d: its call to %s broke; %s", i, self._shards[i].worker, again)
+                        self._shards[i].hang_up()  # over direct connections, _fire dials again
                     else:
                         try:
                             self._rebuild(i)
