@@ -188,8 +188,8 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     checkpoint = out / "checkpoint.npz"
     if args.checkpoint_every:
         options.update(checkpoint=str(checkpoint), checkpoint_every=args.checkpoint_every)
-    if args.engine is not None or args.workers is not None or args.scheduler is not None:
-        options["engine"] = engine_option(args.engine, args.workers, args.scheduler)
+    if any(v is not None for v in (args.engine, args.workers, args.scheduler, args.transport)):
+        options["engine"] = engine_option(args.engine, args.workers, args.scheduler, args.transport)
     with _scheduler_client(args.scheduler) as client:
         if client is not None:
             options["engine"] = dataclasses.replace(options["engine"], client=client)
@@ -256,8 +256,8 @@ def _solve_and_write(
     return 0 if result.status in ("converged", "max_iter") else 1
 
 
-def engine_option(name: str | None, workers: int | None, scheduler: str | None) -> Any:
-    """The solver's ``engine`` from ``--engine``, ``--workers`` and ``--scheduler``.
+def engine_option(name: str | None, workers: int | None, scheduler: str | None, transport: str | None = None) -> Any:
+    """The solver's ``engine`` from ``--engine``, ``--workers``, ``--scheduler`` and ``--transport``.
 
     Parameters
     ----------
@@ -267,6 +267,9 @@ def engine_option(name: str | None, workers: int | None, scheduler: str | None) 
         Local Dask cluster size (``--engine dask`` only).
     scheduler : str, optional
         Address of a running Dask scheduler (``--engine dask`` only).
+    transport : str, optional
+        How the Dask engine's calls travel, ``Dask.transport`` (``--engine dask`` only; default
+        ``"auto"``).
 
     Returns
     -------
@@ -276,10 +279,11 @@ def engine_option(name: str | None, workers: int | None, scheduler: str | None) 
     Raises
     ------
     SpecError
-        ``--workers``/``--scheduler`` without ``--engine dask``, or both given.
+        ``--workers``/``--scheduler``/``--transport`` without ``--engine dask``, or ``--workers``
+        with ``--scheduler``.
     """
     if name != "dask":
-        for flag, value in (("--workers", workers), ("--scheduler", scheduler)):
+        for flag, value in (("--workers", workers), ("--scheduler", scheduler), ("--transport", transport)):
             if value is not None:
                 raise SpecError(f"{flag}={value!r}: only with --engine dask")
         return name
@@ -289,7 +293,7 @@ def engine_option(name: str | None, workers: int | None, scheduler: str | None) 
     check_workers_flags(workers, scheduler)
     if scheduler is not None:
         check_scheduler_address("--scheduler", scheduler)
-    return Dask(client=scheduler, workers=workers)
+    return Dask(client=scheduler, workers=workers, transport=transport or "auto")
 
 
 def check_workers_flags(workers: int | None, scheduler: str | None) -> None:
@@ -465,6 +469,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     solve.add_argument(
         "--scheduler", default=None, metavar="ADDRESS", help="--engine dask: a running scheduler, e.g. tcp://host:8786"
+    )
+    solve.add_argument(
+        "--transport",
+        default=None,
+        choices=["auto", "socket", "actor"],
+        help="--engine dask: how calls reach the shards (default auto: direct connections on tcp://, else actor calls)",
     )
     solve.set_defaults(func=_cmd_solve)
     turn = sub.add_parser("turnpike", help="solve for several horizons T, print the turnpike table, write JSON + PNG")

@@ -400,8 +400,8 @@ def test_more_shards_than_samples_and_unpicklable_problems_are_spec_errors(clien
         make_engine(Dask(client, local=LOCAL), bad, bad.data.x_train, bad.targets)
 
 
-def test_cli_solve_on_a_running_scheduler(client, tmp_path):
-    """``control-dl solve --engine dask --scheduler ADDRESS`` trains through the cluster."""
+def test_cli_solve_on_a_running_scheduler(client, tmp_path, capsys):
+    """``control-dl solve --engine dask --scheduler ADDRESS --transport socket`` trains through the cluster."""
     from control_dl.cli import main
 
     address = client.scheduler.address
@@ -415,6 +415,8 @@ def test_cli_solve_on_a_running_scheduler(client, tmp_path):
             "dask",
             "--scheduler",
             address,
+            "--transport",
+            "socket",
             "--option",
             "max_iter=5",
             "--option",
@@ -424,7 +426,10 @@ def test_cli_solve_on_a_running_scheduler(client, tmp_path):
     assert code == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert "dask engine" in summary["message"] and summary["iterations"] == 5
-    assert main([*args, "--out", str(tmp_path), "--workers", "2"]) == 2  # --workers needs --engine dask
+    assert summary["engine"]["transport"] == "socket"  # on this inproc cluster "auto" would call actors
+    for flag, value, said in (("--workers", "2", "2"), ("--transport", "actor", "'actor'")):
+        assert main([*args, "--out", str(tmp_path), flag, value]) == 2  # only with --engine dask
+        assert f"{flag}={said}: only with --engine dask" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
