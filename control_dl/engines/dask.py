@@ -29,7 +29,10 @@ when the count is not S (never a silent wrong sum). A shard's direct connection 
 worker stops, and Dask tells which workers are gone. When a worker is lost, its shards are sent
 again from the driver (which keeps x and y) to a live worker, bound there, and the call is
 repeated (at most ``retries`` times per call); a Sweep kept on a lost worker is recomputed from
-its w. When that is impossible (no worker left, ``timeout`` exceeded) the evaluation raises
+its w. A call whose connection broke while its worker lives is repeated there. What the local
+engine itself raises is wrapped on the worker (:class:`_EngineRaised`), so that the driver never
+takes it for a fault of the cluster: it is raised at once, as it was raised on the worker. When
+recovery is impossible (no worker left, ``timeout`` exceeded) the evaluation raises
 :class:`DaskEngineError`, a RuntimeError that the solvers report as status ``"failed"``; with
 ``checkpoint_every`` set, the last good w is on disk and ``control-dl solve --resume`` goes on.
 """
