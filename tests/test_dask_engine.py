@@ -7,6 +7,7 @@ actors and the (in-process) comms; the benchmark ``benchmarks/dask_scaling.py`` 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import threading
@@ -631,6 +632,13 @@ def test_an_unreachable_worker_turns_auto_to_actor_calls_and_socket_into_a_spec_
         assert _close(engine.evaluate(w).gradient, make_engine(LOCAL, ring, x, y).evaluate(w).gradient)
 
 
+class NeedsCode(Exception):
+    """An exception that pickles but does not unpickle: its __init__ does not take its args back."""
+
+    def __init__(self, code: int, detail: str) -> None:
+        super().__init__(f"code {code}: {detail}")
+
+
 class FlakyEngine(CasadiEngine):
     """On shard 0 (the regulariser's), raises in its 2nd evaluation; on shard 1, sleeps 1.5 s in it."""
 
@@ -640,6 +648,10 @@ class FlakyEngine(CasadiEngine):
             raise FloatingPointError("shard 0 failed")
         if self.calls == 2 and self.regulariser and self.spec.fault == "oserror":
             raise OSError("shard 0 failed to read its cache")
+        if self.calls == 2 and self.regulariser and self.spec.fault == "unpicklable":
+            raise NeedsCode(7, "bad shard")
+        if self.calls == 2 and self.regulariser and self.spec.fault == "interrupt":
+            raise KeyboardInterrupt("shard 0 interrupted")
         if self.calls == 2 and not self.regulariser and self.spec.fault == "sleep":
             time.sleep(1.5)
         return super().evaluate(w, gradient)
@@ -654,7 +666,7 @@ class Flaky(Casadi):
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-@pytest.mark.parametrize("fault", ["raise", "oserror", "sleep"])
+@pytest.mark.parametrize("fault", ["raise", "oserror", "interrupt", "unpicklable", "sleep"])
 def test_a_failed_or_timed_out_call_leaves_the_next_calls_answers_right(client, ring, transport, fault, monkeypatch):
     """A shard's error reaches the caller as raised there, never taken for a fault of the cluster
     (before: an engine's OSError was, and waited 5 s for the scheduler); a shard past ``timeout``
@@ -673,6 +685,10 @@ def test_a_failed_or_timed_out_call_leaves_the_next_calls_answers_right(client, 
         error, match = {
             "raise": (FloatingPointError, "shard 0 failed"),
             "oserror": (OSError, "shard 0 failed to read its cache"),
+            # before: the worker's thread or event loop ended, the call repeated or the cluster gone
+            "interrupt": (KeyboardInterrupt, "shard 0 interrupted"),
+            # before: a TypeError from unpickling it, or (actor calls over tcp) no answer, ever
+            "unpicklable": (DaskEngineError, r"evaluate raised .*NeedsCode: code 7: bad shard on its worker"),
             "sleep": (DaskEngineError, "no answer"),
         }[fault]
         started = time.perf_counter()
@@ -711,6 +727,30 @@ def test_an_actor_call_that_dask_cannot_complete_on_a_live_worker_is_repeated(cl
             assert _close(engine.evaluate(w).gradient, make_engine(LOCAL, ring, x, y).evaluate(w).gradient)
         assert not broken and "shard 0: its call to" in caplog.text and "calling again" in caplog.text
         assert engine.info["rebuilt_shards"] == 0
+
+
+class PredictionlessEngine(CasadiEngine):
+    """Leaves out the predictions, as ``Evaluation`` allows (None)."""
+
+    def evaluate(self, w: np.ndarray, gradient: bool = True) -> Any:
+        return dataclasses.replace(super().evaluate(w, gradient), predictions=None)
+
+
+@dataclass(frozen=True)
+class Predictionless(Casadi):
+    def bind(self, problem: Any, x: np.ndarray, y: np.ndarray, normaliser: Any = None, regulariser: bool = True):
+        return PredictionlessEngine(problem, x, y, normaliser, regulariser, self)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_local_engine_without_predictions_evaluates_through_dask(client, ring, transport):
+    """Before: the shard's correct-class count failed on None (an AttributeError over direct
+    connections; through actor calls it was taken for a broken call, repeated, then reported as one)."""
+    x, y, w = ring.data.x_train, ring.targets, ring.initial_guess(seed=6)
+    local = make_engine(LOCAL, ring, x, y).evaluate(w)
+    with make_engine(Dask(client, local=Predictionless(jit=False), transport=transport), ring, x, y) as engine:
+        ev = engine.evaluate(w)
+    assert _close(ev.gradient, local.gradient) and ev.n_correct is None and ev.n_samples == x.shape[1]
 
 
 class CrashingEngine(CasadiEngine):

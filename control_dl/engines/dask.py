@@ -30,7 +30,7 @@ worker stops, and Dask tells which workers are gone. When a worker is lost, its 
 again from the driver (which keeps x and y) to a live worker, bound there, and the call is
 repeated (at most ``retries`` times per call); a Sweep kept on a lost worker is recomputed from
 its w. A call whose connection broke while its worker lives is repeated there. What the local
-engine itself raises is wrapped on the worker (:class:`_EngineRaised`), so that the driver never
+engine itself raises is wrapped on the worker (:class:`_ShardRaised`), so that the driver never
 takes it for a fault of the cluster: it is raised at once, as it was raised on the worker. When
 recovery is impossible (no worker left, ``timeout`` exceeded) the evaluation raises
 :class:`DaskEngineError`, a RuntimeError that the solvers report as status ``"failed"``; with
@@ -40,6 +40,7 @@ recovery is impossible (no worker left, ``timeout`` exceeded) the evaluation rai
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import logging
 import os
@@ -47,8 +48,7 @@ import secrets
 import threading
 import time
 import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Connection
@@ -90,13 +90,35 @@ class _HungUp(Exception):
     direct connection is dialled again first)."""
 
 
-class _EngineRaised(Exception):
-    """What a shard's local engine raised, wrapped on its worker so that the driver can tell it from
-    a fault of the cluster (an OSError of a broken connection looks like an engine's own OSError)."""
+class _ShardRaised(Exception):
+    """What a shard's method raised on its worker (its local engine, or the shard's own work), sent
+    back as the method's answer, so that the driver never takes it for a fault of the cluster (the
+    OSError of a broken connection looks like an engine's own OSError). Returned, not raised: a
+    raised wrapper would carry the error as its ``__context__``, which tblib's exception pickling
+    (installed by distributed) sends along, unpicklable or not.
 
-    def __init__(self, error: Exception) -> None:
-        super().__init__(error)
-        self.error = error
+    ``error`` is the exception itself when it survives a pickle round trip unchanged (type and
+    message), else None: an exception whose ``__init__`` does not take its ``args`` back, or that
+    holds a lock, would fail to unpickle at the driver (a Dask actor call then never returns) or
+    come back different. ``description`` ("module.Type: message") names it in either case.
+    """
+
+    def __init__(self, error: BaseException | None, description: str) -> None:
+        super().__init__(error, description)
+        self.error, self.description = error, description
+
+    @classmethod
+    def wrap(cls, error: BaseException) -> _ShardRaised:
+        """``error`` wrapped, or only described when it does not survive pickling unchanged."""
+        import cloudpickle  # a dependency of distributed; pickles the classes of a driver's __main__ by value
+
+        description = f"{type(error).__module__}.{type(error).__qualname__}: {error}"
+        try:
+            copy = cloudpickle.loads(cloudpickle.dumps(error))
+            same = type(copy).__qualname__ == type(error).__qualname__ and str(copy) == str(error)
+        except Exception:
+            same = False
+        return cls(error if same else None, description)
 
 
 #: seconds between checks that a shard's worker is alive while waiting for its answer
@@ -508,6 +530,25 @@ class Dask(EngineSpec):
         return DaskEngine(self, problem, x, y, normaliser, regulariser)
 
 
+def _shard_method(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A :class:`_ShardWorker` method run under the process lock, answering :class:`_ShardRaised` when it raises.
+
+    BaseExceptions too: a KeyboardInterrupt or SystemExit raised by the local engine would
+    otherwise end the serving thread, the worker process or an in-process cluster's event loop;
+    the driver raises it instead, as the local engine alone would.
+    """
+
+    @functools.wraps(method)
+    def run(self: _ShardWorker, *args: Any) -> Any:
+        with self._lock:
+            try:
+                return method(self, *args)
+            except BaseException as exc:
+                return _ShardRaised.wrap(exc)
+
+    return run
+
+
 class _ShardWorker:
     """The Dask actor holding one shard and the local engine bound to it (lives on a worker).
 
@@ -518,15 +559,6 @@ class _ShardWorker:
     """
 
     _lock = threading.Lock()
-
-    @contextmanager
-    def _engine_call(self) -> Iterator[None]:
-        """Hold the process lock for a call of the local engine; what it raises leaves as :class:`_EngineRaised`."""
-        with self._lock:
-            try:
-                yield
-            except Exception as exc:
-                raise _EngineRaised(exc) from None
 
     def __init__(
         self, local: Any, problem: Any, x: np.ndarray, y: np.ndarray, normaliser: float, regulariser: bool
@@ -568,39 +600,41 @@ class _ShardWorker:
         rss = int(psutil.Process(os.getpid()).memory_info().rss)
         return {"shard_bytes": int(self.engine.x.nbytes + self.engine.y.nbytes), "rss": rss}
 
+    @_shard_method
     def evaluate(self, w: np.ndarray, gradient: bool, predictions: bool) -> Evaluation:
         """The local engine's Evaluation, with the correct-class count and without the predictions
         unless asked (they are what makes an answer large: n_out × S_s floats against n_params)."""
-        with self._engine_call():
-            ev = self.engine.evaluate(w, gradient)
+        ev = self.engine.evaluate(w, gradient)
         correct = None
-        if self.labels is not None and ev.n_samples == self.labels.size:  # else the driver's count check fails
+        # an engine may leave out the predictions (Evaluation allows it); a wrong n_samples fails the
+        # driver's count check
+        if self.labels is not None and ev.predictions is not None and ev.n_samples == self.labels.size:
             correct = int(np.count_nonzero(predict_labels(self.task, self.loss, ev.predictions) == self.labels))
         return dataclasses.replace(ev, predictions=ev.predictions if predictions else None, n_correct=correct)
 
+    @_shard_method
     def gauss_newton_product(self, w: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, int]:
-        with self._engine_call():
-            return self.engine.gauss_newton_product(w, v), self.engine.n_samples
+        return self.engine.gauss_newton_product(w, v), self.engine.n_samples
 
+    @_shard_method
     def states(self, w: np.ndarray) -> list[np.ndarray]:
-        with self._engine_call():
-            return self.engine.states(w)
+        return self.engine.states(w)
 
+    @_shard_method
     def sweep(self, token: int, w: np.ndarray, release: list[int]) -> int:
         for old in release:
             self.sweeps.pop(old, None)
-        with self._engine_call():
-            self.sweeps[token] = self.engine.sweep(w)
+        self.sweeps[token] = self.engine.sweep(w)
         return self.engine.n_samples
 
+    @_shard_method
     def augmented_hamiltonian(
         self, token: int, w: np.ndarray, thetas: list[np.ndarray], rho: float, hessian: bool
     ) -> tuple[StageValues, int]:
-        with self._engine_call():
-            sweep = self.sweeps.get(token)
-            if sweep is None:  # this shard was rebuilt after a worker was lost: recompute its sweep
-                sweep = self.sweeps[token] = self.engine.sweep(w)
-            return self.engine.augmented_hamiltonian(sweep, thetas, rho, hessian), self.engine.n_samples
+        sweep = self.sweeps.get(token)
+        if sweep is None:  # this shard was rebuilt after a worker was lost: recompute its sweep
+            sweep = self.sweeps[token] = self.engine.sweep(w)
+        return self.engine.augmented_hamiltonian(sweep, thetas, rho, hessian), self.engine.n_samples
 
 
 @dataclass
@@ -965,22 +999,27 @@ class DaskEngine(Engine):
             try:
                 if isinstance(pending, Connection):
                     done, answer = receive_answer(pending, _POLL)
-                    if done:
-                        return answer
                 else:
                     try:
-                        return pending.result(timeout=_POLL)
+                        done, answer = True, pending.result(timeout=_POLL)
                     except TimeoutError:
-                        pass
-            except _EngineRaised as exc:
-                raise exc.error from None  # the local engine's own error, as it was raised on the worker
+                        done, answer = False, None
             except ChannelError as exc:  # the connection closed or broke: is the worker there?
                 raise (_HungUp() if self._answers(shard) else _Lost()) from exc
             except Exception as exc:
                 if isinstance(pending, Connection):
-                    raise  # raised on the worker outside the engine (an answer that does not pickle)
+                    raise  # raised on the worker outside a shard method (an answer that does not pickle)
                 # an actor call that Dask could not complete: its worker is gone, or the call's connection broke
                 raise (_HungUp() if self._answers(shard) else _Lost()) from exc
+            if isinstance(answer, _ShardRaised):  # the shard's own error, not a fault of the cluster
+                if answer.error is None:
+                    raise DaskEngineError(
+                        f"shard {i}: {method} raised {answer.description} on its worker (an exception that does "
+                        "not survive pickling, so it cannot be raised here as it was)"
+                    )
+                raise answer.error  # as it was raised on the worker
+            if done:
+                return answer
             waited += _POLL
             if not self._alive(shard):
                 raise _Lost() from None
@@ -1048,9 +1087,8 @@ class DaskEngine(Engine):
                 except (_Lost, _HungUp) as fault:
                     what = "worker lost" if isinstance(fault, _Lost) else "call to its live worker broke"
                     if attempt >= self.spec.retries:
-                        raise DaskEngineError(f"shard {i}: {what} {attempt + 1} times during {method}") from (
-                            fault.__cause__
-                        )
+                        times = "once" if attempt == 0 else f"{attempt + 1} times"
+                        raise DaskEngineError(f"shard {i}: {what} {times} during {method}") from (fault.__cause__)
                     if isinstance(fault, _HungUp):
                         again = "dialling again" if self._transport == "socket" else "calling again"
                         logger.warning("shard %d: its call to %s broke; %s", i, self._shards[i].worker, again)
@@ -1146,7 +1184,7 @@ class DaskEngine(Engine):
         predictions = None
         if self.spec.predictions:
             predictions = np.concatenate([p.predictions for p in parts], axis=1)
-        correct = None if parts[0].n_correct is None else sum(int(p.n_correct) for p in parts)
+        correct = None if any(p.n_correct is None for p in parts) else sum(int(p.n_correct) for p in parts)
         return Evaluation(objective, loss, grad, predictions, n, correct)
 
     def gauss_newton_product(self, w: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -1208,8 +1246,8 @@ class DaskEngine(Engine):
         -------
         Sweep
             ``w`` and a handle naming the sweeps on the workers; ``states``, ``costates`` and ``q``
-            are empty (use :meth:`states` to gather states). The workers drop a sweep once this
-            object is garbage-collected.
+            are empty (use :meth:`states` to gather states). Once this object is garbage-collected,
+            the workers drop their sweep at this engine's next ``sweep`` call (or at ``close``).
 
         Raises
         ------
