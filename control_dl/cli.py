@@ -189,7 +189,10 @@ def _cmd_solve(args: argparse.Namespace) -> int:
     if args.checkpoint_every:
         options.update(checkpoint=str(checkpoint), checkpoint_every=args.checkpoint_every)
     if any(v is not None for v in (args.engine, args.workers, args.scheduler, args.transport)):
-        options["engine"] = engine_option(args.engine, args.workers, args.scheduler, args.transport)
+        if args.engine is not None and "engine" in options:  # one would silently win over the other
+            raise SpecError(f"--option engine={options['engine']!r} and --engine {args.engine}: give the engine once")
+        name = args.engine if args.engine is not None else options.get("engine")
+        options["engine"] = engine_option(name, args.workers, args.scheduler, args.transport)
     with _scheduler_client(args.scheduler) as client:
         if client is not None:
             options["engine"] = dataclasses.replace(options["engine"], client=client)

@@ -401,6 +401,39 @@ def test_more_shards_than_samples_and_unpicklable_problems_are_spec_errors(clien
         make_engine(Dask(client, local=LOCAL), bad, bad.data.x_train, bad.targets)
 
 
+@pytest.mark.parametrize("local", ["casadi", "auto"])
+def test_the_solvers_jit_reaches_the_shards_casadi_engines(client, ring, local):
+    """Before: the shards compiled their CasADi Functions (jit=True) whatever the solver's jit said,
+    which on workers without a C compiler is not a detail."""
+    solver = cdl.load_solver("lbfgsb", engine=Dask(client, local=local), jit=False, parallelization="thread")
+    casadi = Casadi(jit=False, parallelization="thread")
+    with solver.bind_engine(ring, ring.data.x_train, ring.targets) as engine:
+        assert engine.spec.local == (casadi if local == "casadi" else Auto(casadi=casadi))
+        timed = engine.info["local_info"]
+    if local == "casadi":  # what the shard's engine says of itself
+        assert timed["name"] == "casadi" and timed["jit"] is False and timed["compile"] == "not compiled"
+
+
+@pytest.mark.parametrize("engine", ["dask", "spec"])
+def test_msa_with_an_ipopt_inner_step_on_dask_is_refused(client, engine):
+    """Before: an IndexError out of cdl.solve (the IPOPT inner problem reads every sample's states
+    and costates, which a Dask sweep keeps on the workers)."""
+    spec = "dask" if engine == "dask" else Dask(client)
+    with pytest.raises(cdl.SpecError, match=r"inner='ipopt': IPOPT's inner problem takes every sample's states"):
+        cdl.load_solver("emsa", inner="ipopt", engine=spec)
+
+
+def test_a_closed_client_is_a_spec_error(ring):
+    """Before: AttributeError: 'NoneType' object has no attribute 'address'."""
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None, scheduler_kwargs=NO_HTTP_PORT
+    ) as cluster:
+        closed = distributed.Client(cluster)
+        closed.close()
+        with pytest.raises(cdl.SpecError, match=r"client=.*is not connected to a scheduler \(status 'closed'\)"):
+            make_engine(Dask(closed, local=LOCAL), ring, ring.data.x_train, ring.targets)
+
+
 def test_cli_solve_on_a_running_scheduler(client, tmp_path, capsys):
     """``control-dl solve --engine dask --scheduler ADDRESS --transport socket`` trains through the cluster."""
     from control_dl.cli import main
@@ -431,6 +464,12 @@ def test_cli_solve_on_a_running_scheduler(client, tmp_path, capsys):
     for flag, value, said in (("--workers", "2", "2"), ("--transport", "actor", "'actor'")):
         assert main([*args, "--out", str(tmp_path), flag, value]) == 2  # only with --engine dask
         assert f"{flag}={said}: only with --engine dask" in capsys.readouterr().err
+    # before: --option engine=torch was silently dropped next to --engine dask
+    assert main([*args, "--out", str(tmp_path), "--engine", "dask", "--option", "engine=torch"]) == 2
+    assert "--option engine='torch' and --engine dask: give the engine once" in capsys.readouterr().err
+    # before: refused ("--scheduler only with --engine dask") although the engine was dask
+    options = ["--option", "engine=dask", "--option", "max_iter=2", "--option", "jit=false"]
+    assert main([*args, "--out", str(tmp_path), "--scheduler", address, *options]) == 0
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

@@ -134,6 +134,7 @@ def problem(request):
     return PROBLEMS[request.param]()
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")  # raised inside torch.func.jvp (the reference)
 @pytest.mark.parametrize("name", sorted(SPECS))
 def test_engine_matches_references(problem, name):
     w = problem.initial_guess(seed=2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -75,7 +76,8 @@ def make_engine(
         Include R(θ).
     casadi : Casadi, optional
         The CasADi options the names ``"casadi"`` and ``"auto"`` stand for (a solver's ``jit`` and
-        ``parallelization``); default ``Casadi()``. Ignored for a spec object.
+        ``parallelization``), also as the ``local`` engine of ``"dask"`` or a :class:`Dask` spec;
+        default ``Casadi()``. Ignored for other spec objects.
 
     Returns
     -------
@@ -87,11 +89,9 @@ def make_engine(
     SpecError
         ``spec`` names no registered engine.
     """
-    if casadi is not None and spec == "casadi":
-        spec = casadi
-    elif casadi is not None and spec == "auto":
-        spec = Auto(casadi=casadi)
     check_engine(spec)
+    if casadi is not None:
+        spec = _with_casadi(spec, casadi)
     if isinstance(spec, str):
         spec = ENGINES[spec]()
     engine = spec.bind(problem, x, y, normaliser, regulariser)
@@ -99,6 +99,19 @@ def make_engine(
     if made is not None:
         made.add(engine)
     return engine
+
+
+def _with_casadi(spec: str | EngineSpec, casadi: Casadi) -> str | EngineSpec:
+    """``spec`` with the names ``"casadi"`` and ``"auto"`` (a Dask spec's ``local`` too) standing for ``casadi``."""
+    if spec == "casadi":
+        return casadi
+    if spec == "auto":
+        return Auto(casadi=casadi)
+    if spec == "dask":
+        spec = Dask()
+    if isinstance(spec, Dask) and spec.local in ("casadi", "auto"):
+        return dataclasses.replace(spec, local=_with_casadi(spec.local, casadi))
+    return spec
 
 
 #: The engines :func:`make_engine` made inside the innermost :func:`closing_engines` (weakly held:

@@ -5,7 +5,7 @@ An *engine spec* (a small frozen dataclass of options: :class:`~control_dl.engin
 problem and a batch of samples, giving an :class:`Engine`. Every single-shooting NLP driver and
 MSA/E-MSA talk to the model only through this interface, so each runs on every engine.
 
-Conventions (symbols as in DESIGN.md). The batch is x ∈ R^{n_in × S} (one column per sample) with
+Conventions (symbols as in docs/math/ocp.md). The batch is x ∈ R^{n_in × S} (one column per sample) with
 encoded targets y ∈ R^{n_out × S}. The engine's objective is
 
     J_batch(w) = (1/n) Σ_{i ∈ batch} [ ℓ(λ2(x_{N,i}), y_i) + h Σ_{k=1}^{N} r(x_{k,i}) ] + [R(θ)],

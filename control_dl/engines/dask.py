@@ -1,6 +1,6 @@
 r"""Data-parallel evaluation on a ``dask.distributed`` cluster: one local engine per shard of samples.
 
-J is a sum over samples plus a regulariser (DESIGN.md), so with the batch's columns split into
+J is a sum over samples plus a regulariser (docs/math/ocp.md), so with the batch's columns split into
 shards s = 1..m of sizes S_s (Σ_s S_s = S),
 
     J(w) = Σ_s J_s(w),   J_s(w) = (1/S) Σ_{i ∈ s} [ ℓ(λ2(x_{N,i}), y_i) + h Σ_{k=1}^{N} r(x_{k,i}) ] + [s = 1] R(θ),
@@ -769,7 +769,12 @@ class DaskEngine(Engine):
         self._lock = threading.RLock()
         n_shards = spec.n_shards
         if n_shards is not None and n_shards > self.n_samples:
-            raise spec_error("n_shards", n_shards, f"must be <= the number of samples S={self.n_samples}")
+            raise spec_error(
+                "n_shards",
+                n_shards,
+                f"must be <= the number of samples S={self.n_samples} of the batch the engine is bound to "
+                "(mini-batch MSA binds one per batch of batch_size samples)",
+            )
         self._light = _shippable(problem)
         self.client, owned = self._connect(distributed)
         self._finalizer = weakref.finalize(self, _close_owned, owned)
@@ -812,6 +817,13 @@ class DaskEngine(Engine):
         """The client, and what this engine started (and must close)."""
         spec = self.spec
         if isinstance(spec.client, distributed.Client):
+            if spec.client.status != "running" or spec.client.scheduler is None:  # closed, or its cluster gone
+                raise spec_error(
+                    "client",
+                    spec.client,
+                    f"is not connected to a scheduler (status {spec.client.status!r}): pass a running Client "
+                    "or a scheduler address",
+                )
             return spec.client, []
         # direct_to_workers: actor calls go straight to the worker; otherwise the scheduler relays
         # every call and its answer (one more hop, and the answer is (de)serialised once more)

@@ -69,7 +69,7 @@ def _check_weight(field: str, value: object) -> float:
 
 @dataclass(frozen=True)
 class Cost:
-    """Weights of the cost functional J (symbols as in DESIGN.md).
+    """Weights of the cost functional J (symbols as in docs/math/ocp.md).
 
     Parameters
     ----------

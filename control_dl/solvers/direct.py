@@ -351,8 +351,9 @@ class Direct:
         -------
         Engine
             "casadi" is ``Casadi(jit, parallelization)`` with this solver's options, "auto" the
-            faster of it and the torch engine (casadi where the NLP needs CasADi Functions);
-            another name or spec is bound as given.
+            faster of it and the torch engine (casadi where the NLP needs CasADi Functions); so
+            do the local "casadi" and "auto" of a Dask engine's shards; another spec is bound as
+            given.
         """
         casadi = Casadi(jit=self.jit, parallelization=self.parallelization)
         spec = casadi if self.engine == "auto" and not self.takes_any_engine else self.engine

@@ -66,7 +66,7 @@ from scipy import optimize
 from threadpoolctl import threadpool_limits
 
 from .._errors import check_choice, check_positive_float, check_positive_int, python_scalars, spec_error
-from ..engines import Casadi, Engine, EngineSpec, check_engine, make_engine
+from ..engines import Casadi, Dask, Engine, EngineSpec, check_engine, make_engine
 from ..problems.training import TrainingProblem
 from ..result import Result
 from ._msa_inner import NEWTON_MAX_BLOCK, InnerProblem, StageMap, Values, quasi_newton_step
@@ -91,7 +91,8 @@ class MSA:
         Inner maximisation of H̃ over all steps at once: batched damped Newton (per-block Hessians,
         the fastest for small blocks), scipy L-BFGS-B (no Hessians: cost linear in the size of θ_k,
         for wide layers), or IPOPT with exact Hessian (also enforces the problem's bound and
-        Lipschitz constraints). "auto": Newton when every block has ≤ 200 entries, else L-BFGS-B.
+        Lipschitz constraints; not with a Dask engine, which keeps the states and costates on its
+        workers). "auto": Newton when every block has ≤ 200 entries, else L-BFGS-B.
     inner_iters : int, optional
         Iterations of the inner solver (and of the L-BFGS-B readout and lift steps). Default: 1 for
         Newton (one batched Newton step per outer iteration) and L-BFGS-B (measured on breast cancer,
@@ -207,6 +208,14 @@ class MSA:
             if not isinstance(getattr(self, field), bool):
                 raise spec_error(field, getattr(self, field), "must be true or false")
         check_engine(self.engine)
+        if self.inner == "ipopt" and (self.engine == "dask" or isinstance(self.engine, Dask)):
+            raise spec_error(
+                "inner",
+                self.inner,
+                "IPOPT's inner problem takes every sample's states and costates as parameters, which a Dask "
+                "engine keeps on its workers: use inner='newton', 'lbfgsb' or 'auto' (no Lipschitz constraint), "
+                "or a local engine",
+            )
         check_positive_int("record_every", self.record_every, 0)
 
     @property
@@ -232,7 +241,8 @@ class MSA:
         -------
         Engine
             "casadi" is ``Casadi(jit)`` and "auto" is ``Auto(casadi=Casadi(jit))`` (this solver's
-            ``jit``); another name or spec is bound by :func:`~control_dl.engines.make_engine`.
+            ``jit``), also as a Dask engine's ``local``; another spec is bound by
+            :func:`~control_dl.engines.make_engine`.
         """
         return make_engine(self.engine, problem, x, y, casadi=Casadi(jit=self.jit))
 
