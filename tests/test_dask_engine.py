@@ -430,7 +430,7 @@ def test_a_closed_client_is_a_spec_error(ring):
     ) as cluster:
         closed = distributed.Client(cluster)
         closed.close()
-        with pytest.raises(cdl.SpecError, match=r"client=.*is not connected to a scheduler \(status 'closed'\)"):
+        with pytest.raises(cdl.SpecError, match=r"client=.*is not connected to a scheduler \(client status 'closed'\)"):
             make_engine(Dask(closed, local=LOCAL), ring, ring.data.x_train, ring.targets)
 
 

@@ -104,6 +104,20 @@ def test_dask_local_cluster_gives_the_same_index(spec_path: Path, reference: tup
     assert_same_runs(rows, reference[1])
 
 
+def test_a_closed_client_is_a_spec_error(spec_path: Path, tmp_path: Path) -> None:
+    """As for the Dask engine (check_connected): before, distributed's own error out of the sweep."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None, scheduler_kwargs=NO_HTTP_PORT
+    ) as cluster:
+        client = distributed.Client(cluster)
+        client.close()
+        with pytest.raises(
+            cdl.SpecError, match=r"scheduler=.*is not connected to a scheduler \(client status 'closed'\)"
+        ):
+            run_sweep(spec_path, tmp_path, scheduler=client, progress=False)
+
+
 def test_rerun_skips_finished_runs(spec_path: Path, reference: tuple) -> None:
     out, rows = reference
     # numpy scalars are counts and seconds like ints and floats (a grid read back from an index gives them)

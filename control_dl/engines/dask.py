@@ -289,6 +289,30 @@ def scheduler_client(
 _QUIET_WAIT_S = 5.0
 
 
+def check_connected(client: Any, field: str, value: object) -> None:
+    """Raise a SpecError naming ``field`` unless ``client`` is connected to a scheduler.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        The user's client.
+    field, value : str, object
+        The option that gave it, and its value (in the error).
+
+    Raises
+    ------
+    SpecError
+        The client is closed, or lost its scheduler (its cluster was closed).
+    """
+    if client.status != "running" or client.scheduler is None:
+        raise spec_error(
+            field,
+            value,
+            f"is not connected to a scheduler (client status {client.status!r}): pass a running Client "
+            "or a scheduler address",
+        )
+
+
 def wait_for_first_worker(client: Any, field: str, value: object, wait: float) -> None:
     """Return once a worker is connected to ``client``'s scheduler; after 5 s, log that it waits.
 
@@ -304,8 +328,9 @@ def wait_for_first_worker(client: Any, field: str, value: object, wait: float) -
     Raises
     ------
     SpecError
-        No worker joined within ``wait`` seconds.
+        The client is not connected (:func:`check_connected`), or no worker joined within ``wait`` seconds.
     """
+    check_connected(client, field, value)
     none = spec_error(field, value, f"the scheduler has no worker (none joined in {wait:g} s)")
     quiet = min(wait, _QUIET_WAIT_S)
     try:
@@ -817,13 +842,7 @@ class DaskEngine(Engine):
         """The client, and what this engine started (and must close)."""
         spec = self.spec
         if isinstance(spec.client, distributed.Client):
-            if spec.client.status != "running" or spec.client.scheduler is None:  # closed, or its cluster gone
-                raise spec_error(
-                    "client",
-                    spec.client,
-                    f"is not connected to a scheduler (status {spec.client.status!r}): pass a running Client "
-                    "or a scheduler address",
-                )
+            check_connected(spec.client, "client", spec.client)
             return spec.client, []
         # direct_to_workers: actor calls go straight to the worker; otherwise the scheduler relays
         # every call and its answer (one more hop, and the answer is (de)serialised once more)
