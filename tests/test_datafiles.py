@@ -87,6 +87,19 @@ def test_standardisation_is_fitted_on_the_training_split_only():
     np.testing.assert_allclose(data.x_test, ((X[test] - data.mean) / data.scale).T, rtol=1e-12)
 
 
+def test_a_constant_feature_gets_scale_one_also_when_rounding_gives_it_a_variance():
+    """Before: a column of 0.1 (1e6 + 0.1) on every row got s = 1.8e-16 (4.7e-10) from rounding,
+    and a new input of 0.1000001 became 5.5e8 at prediction time (a fresh user's CSV)."""
+    rng = np.random.default_rng(0)
+    x = np.column_stack([rng.normal(size=120), np.full(120, 0.1), np.full(120, 1e6 + 0.1), np.full(120, 7.0)])
+    assert x[:, 1].std() > 0 and x[:, 2].std() > 0  # what rounding leaves: the case this test is about
+    data = cdl.Dataset.from_arrays(x, x[:, 0] > 0, standardize=True, seed=0)
+    np.testing.assert_array_equal(data.scale[1:], 1.0)
+    np.testing.assert_allclose(data.scale[0], data.inverse_transform(data.x_train)[0].std(), rtol=1e-12)
+    new = np.array([[0.3], [0.1000001], [1e6 + 0.2], [7.0]])
+    np.testing.assert_allclose(data.transform(new)[1:, 0], [1e-7, 0.1, 0.0], atol=1e-9)
+
+
 def test_task_inference():
     assert cdl.Dataset.from_arrays(X, NAMES == "inside").task == "binary"  # booleans
     three = cdl.Dataset.from_arrays(X, np.arange(48) % 3 + 5)  # integers 5, 6, 7

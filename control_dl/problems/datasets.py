@@ -323,8 +323,7 @@ class Dataset:
             y_train, y_test_enc = encoded
         mean = scale = None
         if standardize:
-            mean, scale = x.mean(axis=0), x.std(axis=0)
-            scale = np.where(scale > 0, scale, 1.0)
+            mean, scale = _standardisation(x)
             x, x_test = (x - mean) / scale, (x_test - mean) / scale
         if task == "regression":
             y_train, y_test_enc = (np.reshape(v, (v.shape[0], -1)).T for v in (y_train, y_test_enc))
@@ -460,6 +459,31 @@ def as_features(X: Any, n_in: int, layout: str = "features", field: str = "X", r
         sample = int(np.argwhere(~np.isfinite(x))[0, 1])
         raise spec_error(field, "NaN/inf", f"inputs must be finite (first bad value in sample {sample})")
     return x
+
+
+def _standardisation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean μ_j and scale s_j of a sample-major ``S × n_in`` array, s_j = 1 for a constant feature.
+
+    A feature is constant when its variance is within the rounding error of computing it,
+    var_j ≤ S ε var_j + (S |μ_j| ε)² (ε the float64 machine epsilon; scikit-learn's
+    ``StandardScaler`` uses the same bound): a column of 0.1 on every row has a variance of
+    about 10⁻³³ from rounding alone, and dividing by its square root would turn any other value
+    of that feature at prediction time into an input of 10⁸ or more.
+
+    Parameters
+    ----------
+    x : ndarray
+        Training inputs, ``S × n_in``.
+
+    Returns
+    -------
+    tuple of ndarray
+        ``(μ, s)``, each ``(n_in,)``.
+    """
+    mean, var = x.mean(axis=0), x.var(axis=0)
+    eps, n = np.finfo(np.float64).eps, x.shape[0]
+    constant = var <= n * eps * var + (n * np.abs(mean) * eps) ** 2
+    return mean, np.where(constant, 1.0, np.sqrt(var))
 
 
 def _sample_major(field: str, value: Any) -> np.ndarray:
