@@ -13,7 +13,8 @@ TIME_POINTS = 200
 
 
 def compare_curves(table: Any, axes: Any = None) -> Any:
-    """Two panels: J against wall time and against iteration (log scale), one line per solver.
+    """Two panels: J against wall time (from each run's first logged iterate, as the table's
+    ``wall_time``) and against iteration (log scale), one line per solver.
 
     The line is the median over seeds; the band spans their minimum to maximum. A run that ended
     early keeps its last objective (it stopped there). Wall-time curves are resampled on a
@@ -45,7 +46,10 @@ def compare_curves(table: Any, axes: Any = None) -> Any:
     ax_time, ax_iter = axes
     for label, results in table.results.items():
         curves = [
-            (np.array([h["time"] for h in r.history]), np.array([h["objective"] for h in r.history]))
+            (
+                np.array([h["time"] - r.history[0]["time"] for h in r.history]),
+                np.array([h["objective"] for h in r.history]),
+            )
             for r in results
             if r.history
         ]
@@ -60,7 +64,7 @@ def compare_curves(table: Any, axes: Any = None) -> Any:
         padded = [np.r_[j, np.full(n_iter - len(j), j[-1])] for _, j in curves]
         _band(ax_iter, grid_i, padded, label, color=line.get_color())
     ax_time.set_xscale("log")
-    for ax, xlabel in ((ax_time, "wall time [s]"), (ax_iter, "iteration")):
+    for ax, xlabel in ((ax_time, "wall time since the first iterate [s]"), (ax_iter, "iteration")):
         ax.set_yscale("log")
         ax.set_xlabel(xlabel)
         ax.set_ylabel("objective J")
