@@ -115,9 +115,14 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The standard figures of ``solve`` (PNG stems), each drawn where it applies.
+STANDARD_FIGURES = ("convergence", "theta_heatmap", "decision_boundary", "trajectories", "grid_deformation")
+
+
 def write_standard_figures(problem: Any, result: Any, out: Path) -> list[Path]:
     """Write the standard PNGs: convergence, θ(t) heat map, decision boundary (2-D classification),
-    trajectories (d ≥ 2) and grid deformation (2-D inputs, d ≥ 2).
+    trajectories (d ≥ 2) and grid deformation (2-D inputs, d ≥ 2); remove those of an earlier run
+    in ``out`` that this problem does not draw.
 
     Parameters
     ----------
@@ -161,6 +166,10 @@ def write_standard_figures(problem: Any, result: Any, out: Path) -> list[Path]:
             problem, result, ax=fig.add_subplot(111, projection="3d" if problem.dim >= 3 else None)
         )
         written.append(_save(fig, out / "grid_deformation.png"))
+    for name in STANDARD_FIGURES:  # an earlier run's figure that this problem does not draw would pass for this run's
+        stale = out / f"{name}.png"
+        if stale not in written:
+            stale.unlink(missing_ok=True)
     return written
 
 
@@ -539,16 +548,21 @@ def main(argv: list[str] | None = None) -> int:
     Returns
     -------
     int
-        Exit code: 0 on success, 1 when a solve did not succeed, 2 on bad input.
+        Exit code: 0 on success, 1 when a solve did not succeed, 2 on bad input (a ``--out``
+        folder the command created is then removed again if nothing was written there).
     """
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:  # no sub-command: the help, as `git` does
         parser.print_help()
         return 2
+    out = Path(args.out) if getattr(args, "out", None) else None
+    new_folder = out is not None and not out.exists()
     try:
         return args.func(args)
     except SpecError as exc:
+        if new_folder and out.is_dir() and not any(out.iterdir()):  # made for outputs the bad input never let come
+            out.rmdir()
         print(f"control-dl: error: {exc}", file=sys.stderr)
         return 2
 

@@ -114,3 +114,18 @@ def test_a_key_given_twice_or_no_assignment_is_a_usage_error(argv, message, tmp_
     """The last of two values used to win without a word."""
     assert main(["solve", "ring", *argv, "--out", str(tmp_path)]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_bad_input_leaves_no_empty_output_folder(tmp_path, capsys):
+    """Before: a solver-side SpecError (an unknown option, an unknown preset) left an empty --out."""
+    for args in (
+        ["solve", "ring", "--set", "n_samples=20", "--option", "nosuch=1"],
+        ["solve", "ring", "--set", "n_samples=20", "--solver", "nosuch"],
+        ["compare", "ring", "--set", "n_samples=20", "--solvers", "lbfgsb,nosuch"],
+    ):
+        out = tmp_path / "runs" / "bb"
+        assert main([*args, "--out", str(out)]) == 2 and "error" in capsys.readouterr().err
+        assert not out.exists(), args
+    kept = tmp_path / "kept"
+    kept.mkdir()  # the user's own folder stays, empty or not
+    assert main(["solve", "ring", "--option", "nosuch=1", "--out", str(kept)]) == 2 and kept.is_dir()

@@ -209,3 +209,9 @@ def test_standard_figures_include_grid_and_heatmap(ring3, tmp_path):
         "trajectories.png",
         "grid_deformation.png",
     }
+    # the same folder for a regression on 1-D inputs: before, the ring's decision boundary and grid
+    # deformation stayed beside the new run's figures, as if they were its own (a fresh user's report)
+    sin = cdl.load_problem("sin", n_samples=20, n_steps=3)
+    again = {p.name for p in write_standard_figures(sin, quick(sin), tmp_path)}
+    assert again == {"convergence.png", "theta_heatmap.png", "trajectories.png"}
+    assert {p.name for p in tmp_path.iterdir()} == again
