@@ -168,6 +168,17 @@ def test_boolean_labels_are_zero_and_one():
 
 
 # ------------------------------------------------------------------------------------- files
+def test_a_csv_header_that_reads_as_a_number_names_the_target(tmp_path):
+    """Before: --set target=2024 (an int after parsing) was refused for the header "2024"."""
+    path = tmp_path / "years.csv"
+    path.write_text("a,b,2024\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(12)))
+    for target in (2024, "2024"):
+        data = cdl.Dataset.from_file(path, target=target)
+        assert data.n_in == 2 and data.task == "binary"
+    with pytest.raises(cdl.SpecError, match=r"target='2025': no such column; the header has \['a', 'b', '2024'\]"):
+        cdl.Dataset.from_file(path, target=2025)
+
+
 def test_csv_string_labels_round_trip_to_their_names(csv_file):
     data = cdl.Dataset.from_file(csv_file, target="label")
     assert data.class_names == ("inside", "outside") and data.name == "circle"

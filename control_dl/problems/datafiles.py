@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._errors import SpecError
+from .._errors import SpecError, is_integer
 from .._files import npy_array, npz_arrays
 
 __all__ = ["NPZ_KEYS", "file_sha256", "read_csv", "read_data_file", "read_npy", "read_npz"]
@@ -91,8 +91,9 @@ def read_csv(path: Path, target: str | int | None) -> tuple[np.ndarray, np.ndarr
     ----------
     path : Path
         The file (UTF-8, a byte-order mark is allowed).
-    target : str
-        Header name of the label column.
+    target : str or int
+        Header name of the label column; an integer is read as the header it spells (a header
+        ``2024`` given as ``target = 2024`` in TOML or ``--set target=2024``), not a column index.
 
     Returns
     -------
@@ -107,6 +108,8 @@ def read_csv(path: Path, target: str | int | None) -> tuple[np.ndarray, np.ndarr
         with too few or too many fields, an empty, NaN, infinite or non-numeric feature cell, an
         empty label cell.
     """
+    if is_integer(target):  # a header such as 2024, read as a number by TOML or --set target=2024
+        target = str(target)
     if not isinstance(target, str):
         raise SpecError(f"{path}: target={target!r}: a CSV needs the label column's header name")
     try:
