@@ -100,6 +100,15 @@ def test_a_constant_feature_gets_scale_one_also_when_rounding_gives_it_a_varianc
     np.testing.assert_allclose(data.transform(new)[1:, 0], [1e-7, 0.1, 0.0], atol=1e-9)
 
 
+def test_a_nan_label_or_target_is_named_as_given_with_its_sample():
+    """Before: y_train= or y_test= (whichever split it fell in), and no sample."""
+    for y in (np.where(np.arange(48) == 5, np.nan, X[:, 0] ** 2), np.where(np.arange(48) == 5, np.nan, 1.0)):
+        with pytest.raises(
+            cdl.SpecError, match=r"y='NaN/inf': labels and targets must be finite \(first bad value in sample 5\)"
+        ):
+            cdl.Dataset.from_arrays(X, y)
+
+
 def test_task_inference():
     assert cdl.Dataset.from_arrays(X, NAMES == "inside").task == "binary"  # booleans
     three = cdl.Dataset.from_arrays(X, np.arange(48) % 3 + 5)  # integers 5, 6, 7

@@ -513,6 +513,9 @@ def _labels(field: str, value: Any, x: np.ndarray) -> np.ndarray:
         if y.ndim >= 1 and y.shape[0] == x.shape[1] != n:  # the labels fit the columns: X is n_in × S
             hint = f"; {x_field} looks transposed: {x.shape[1]} columns = the number of labels (S × n_in expected)"
         raise spec_error(field, y.shape, f"must have one entry per sample (row) of {x_field}, {n} of them{hint}")
+    if np.issubdtype(y.dtype, np.number) and not np.all(np.isfinite(y)):  # here, before the split renames it
+        sample = int(np.argwhere(~np.isfinite(y.reshape(n, -1)))[0, 0])
+        raise spec_error(field, "NaN/inf", f"labels and targets must be finite (first bad value in sample {sample})")
     return y
 
 
