@@ -188,6 +188,18 @@ def test_a_csv_header_that_reads_as_a_number_names_the_target(tmp_path):
         cdl.Dataset.from_file(path, target=2025)
 
 
+def test_csv_whole_number_labels_are_classes_as_in_an_npy(tmp_path):
+    """Before: labels written as 0.0 / 1.0 (pandas writes integer columns with NaN that way) made a
+    regression target in a CSV and classes in an .npy."""
+    rows = [(i, i % 3, (i % 2) * 1.0) for i in range(12)]
+    (tmp_path / "a.csv").write_text("a,b,label\n" + "".join(f"{a},{b},{c:.1f}\n" for a, b, c in rows))
+    np.save(tmp_path / "a.npy", np.array(rows, dtype=float))
+    for name, target in (("a.csv", "label"), ("a.npy", -1)):
+        assert cdl.Dataset.from_file(tmp_path / name, target=target).task == "binary", name
+    (tmp_path / "b.csv").write_text("a,b,label\n" + "".join(f"{a},{b},{c + 0.5}\n" for a, b, c in rows))
+    assert cdl.Dataset.from_file(tmp_path / "b.csv", target="label").task == "regression"
+
+
 def test_csv_string_labels_round_trip_to_their_names(csv_file):
     data = cdl.Dataset.from_file(csv_file, target="label")
     assert data.class_names == ("inside", "outside") and data.name == "circle"

@@ -99,7 +99,8 @@ def read_csv(path: Path, target: str | int | None) -> tuple[np.ndarray, np.ndarr
     -------
     tuple of ndarray
         ``X`` (``S × n_in`` float64, columns in file order without the target) and ``y``: int64 when
-        every label is an integer, float64 when every label is a number, else str.
+        every label is a whole number (``1`` or ``1.0``: classes, as in an .npy), float64 when every
+        label is a number, else str.
 
     Raises
     ------
@@ -160,7 +161,8 @@ def read_csv(path: Path, target: str | int | None) -> tuple[np.ndarray, np.ndarr
 
 
 def _parse_labels(path: Path, target: str, labels: list[str], lines: list[int]) -> np.ndarray:
-    """Integers if every label is one, else numbers if every label is one, else the strings."""
+    """Integers if every label is a whole number ("1" or "1.0", as in an .npy), else numbers if every
+    label is one, else the strings."""
     try:
         return np.array([int(cell) for cell in labels], dtype=np.int64)
     except ValueError:
@@ -170,7 +172,8 @@ def _parse_labels(path: Path, target: str, labels: list[str], lines: list[int]) 
         bad = next((k for k, value in enumerate(numbers) if not math.isfinite(value)), None)
         if bad is not None:
             raise SpecError(f"{path}, line {lines[bad]}, column {target!r}: {labels[bad]!r} is not a finite number")
-        return np.array(numbers, dtype=float)
+        y = np.array(numbers, dtype=float)
+        return y.astype(np.int64) if np.all(y == np.round(y)) else y
     return np.array(labels, dtype=str)
 
 
