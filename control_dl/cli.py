@@ -17,6 +17,7 @@ from ._toml import tomllib
 
 #: the preset ``solve`` uses when neither --solver nor the problem's ``solver`` key names one
 DEFAULT_SOLVER = "lbfgsb"  # the fastest to a target on the catalog and on digits (docs/guide/choosing.md)
+TURNPIKE_SOLVER = "ipopt-lbfgs"  # turnpike's default: IPOPT's interior point on every horizon
 
 
 def parse_assignment(text: str, flag: str = "--set") -> tuple[str, Any]:
@@ -337,7 +338,9 @@ def _cmd_turnpike(args: argparse.Namespace) -> int:
     except ValueError:
         raise SpecError(f"--horizons {args.horizons!r}: expected comma-separated numbers, e.g. 1,2,4") from None
     problem = load_problem(args.problem, **parse_assignments(args.set, "--set"))
-    solver = load_solver(args.solver, **parse_assignments(args.option, "--option"))
+    solver = load_solver(
+        args.solver or problem.spec.get("solver") or TURNPIKE_SOLVER, **parse_assignments(args.option, "--option")
+    )
     out = output_folder(args.out, "--out")
     sweep = turnpike_sweep(
         problem, solver, horizons, seed=args.seed, progress=not args.no_progress, keep_step=not args.keep_n
@@ -469,7 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     solve.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a problem key")
     solve.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="override a solver option")
     solve.add_argument("--seed", type=int, default=0, help="seed of the initial guess")
-    solve.add_argument("--out", default="runs/solve", help="output folder")
+    solve.add_argument("--out", default="runs/solve", help="output folder (default: %(default)s)")
     solve.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     solve.add_argument(
         "--checkpoint-every", type=int, default=0, metavar="K", help="save w to OUT/checkpoint.npz every K iterations"
@@ -491,13 +494,17 @@ def build_parser() -> argparse.ArgumentParser:
     solve.set_defaults(func=_cmd_solve)
     turn = sub.add_parser("turnpike", help="solve for several horizons T, print the turnpike table, write JSON + PNG")
     turn.add_argument("problem", help="problem name or TOML path")
-    turn.add_argument("--horizons", default="1,2,4,8,16", help="comma-separated horizons T")
-    turn.add_argument("--solver", default="ipopt-lbfgs", help="solver preset name or TOML path")
+    turn.add_argument("--horizons", default="1,2,4,8,16", help="comma-separated horizons T (default: %(default)s)")
+    turn.add_argument(
+        "--solver",
+        default=None,
+        help=f"solver preset name or TOML path (default: the problem TOML's solver, else {TURNPIKE_SOLVER})",
+    )
     turn.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a problem key")
     turn.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="override a solver option")
     turn.add_argument("--seed", type=int, default=0, help="seed of the initial guesses")
     turn.add_argument("--keep-n", action="store_true", help="keep N steps for every T (default: keep h)")
-    turn.add_argument("--out", default="runs/turnpike", help="output folder")
+    turn.add_argument("--out", default="runs/turnpike", help="output folder (default: %(default)s)")
     turn.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     turn.set_defaults(func=_cmd_turnpike)
     sweep = sub.add_parser("sweep", help="run a sweep (grid × seeds) into a results folder; resumes")

@@ -45,6 +45,12 @@ def solvers() -> list:
     ]
 
 
+def test_a_repeated_seed_is_a_spec_error(small_ring: cdl.TrainingProblem) -> None:
+    """Before: --seeds 0,0 averaged two identical runs as if they were two starts."""
+    with pytest.raises(cdl.SpecError, match=r"seeds=\(0, 0\): must not repeat a seed"):
+        cdl.compare(small_ring, ["lbfgsb"], seeds=(0, 0))
+
+
 def test_rows_have_the_same_fields_for_every_solver(small_ring: cdl.TrainingProblem, solvers: list) -> None:
     table = cdl.compare(small_ring, solvers, seeds=(0, 1), target=10.0)
     assert [row["solver"] for row in table] == ["ipopt-ss-lbfgs", "torch-adam", "torch-lbfgs", "gradient-step"]

@@ -303,6 +303,15 @@ def test_cli_solve_on_a_data_file(kind, request, tmp_path, capsys):
     np.testing.assert_array_equal(loaded.problem.data.x_train, cdl.load_problem(spec).data.x_train)
 
 
+def test_cli_turnpike_takes_the_problems_solver_as_solve_does(request, tmp_path, capsys):
+    """Before: turnpike ran ipopt-lbfgs whatever the problem TOML's solver said (even a bad one)."""
+    spec, _ = data_spec("csv", request)
+    spec.write_text('solver = "nosuch"\n' + spec.read_text())
+    out = tmp_path / "tp"
+    assert main(["turnpike", str(spec), "--horizons", "1", "--out", str(out), "--no-progress"]) == 2
+    assert "nosuch" in capsys.readouterr().err and not out.exists()
+
+
 @pytest.mark.parametrize("kind", ["csv", "npz"])
 def test_two_point_sweep_over_a_data_file(kind, request, tmp_path):
     spec, expected = data_spec(kind, request)

@@ -180,8 +180,8 @@ def compare(
     Raises
     ------
     SpecError
-        An unknown solver name (the message lists the available presets), no solvers, bad seeds
-        or target.
+        An unknown solver name (the message lists the available presets), no solvers, bad or
+        repeated seeds, or a bad target.
     """
     if not isinstance(problem, TrainingProblem):
         raise TypeError(f"problem must be a TrainingProblem, got {type(problem).__name__}")
@@ -191,6 +191,8 @@ def compare(
     if not seeds or any(not is_integer(s) or s < 0 for s in seeds):
         raise spec_error("seeds", seeds, "must be a non-empty list of integers >= 0")
     seeds = tuple(int(s) for s in seeds)
+    if len(set(seeds)) < len(seeds):  # a repeated start would be averaged in as if it were another
+        raise spec_error("seeds", seeds, "must not repeat a seed")
     if target is not None and (not is_number(target) or target < 0):
         raise spec_error("target", target, "must be a number >= 0")
     labelled = _resolve(solvers)
