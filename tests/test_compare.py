@@ -108,6 +108,10 @@ def test_exports_round_trip(small_ring: cdl.TrainingProblem, solvers: list) -> N
     doc = json.loads(table.to_json())
     assert doc["rows"] == json.loads(json.dumps(table.rows))
     assert len(doc["curves"]["torch-lbfgs"][0]) == len(table.results["torch-lbfgs"][0].history)
+    # the JSON curves are on the table's clock, as the figure's (before: raw times, set-up included)
+    history = table.results["torch-lbfgs"][0].history
+    expected = [[h["iter"], h["time"] - history[0]["time"], h["objective"]] for h in history]
+    np.testing.assert_allclose(doc["curves"]["torch-lbfgs"][0], expected, rtol=1e-12, atol=1e-15)
 
 
 def test_bad_solver_name_lists_the_available_ones(small_ring: cdl.TrainingProblem) -> None:

@@ -126,8 +126,25 @@ class CompareTable:
         writer.writerows(self.rows)
         return buffer.getvalue()
 
+    def curves(self) -> dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+        """Each run's logged (iteration, time, objective), time on the comparison's clock (:func:`_clock`).
+
+        Returns
+        -------
+        dict
+            Solver label → one ``(iter, time [s], J)`` triple of equal-length arrays per seed
+            (empty for a run that logged nothing).
+        """
+        return {
+            label: [
+                (np.array([h["iter"] for h in r.history]), _clock(r), np.array([h["objective"] for h in r.history]))
+                for r in runs
+            ]
+            for label, runs in self.results.items()
+        }
+
     def to_json(self) -> str:
-        """Rows, per-run values and the (iter, time, objective) curves as JSON.
+        """Rows, per-run values and the (iter, time, objective) curves (:meth:`curves`) as JSON.
 
         Returns
         -------
@@ -135,8 +152,8 @@ class CompareTable:
             JSON text (NaN/inf written as null).
         """
         curves = {
-            label: [[[h["iter"], h["time"], h["objective"]] for h in r.history] for r in runs]
-            for label, runs in self.results.items()
+            label: [np.column_stack(curve).tolist() if curve[0].size else [] for curve in runs]
+            for label, runs in self.curves().items()
         }
         doc = {
             "seeds": list(self.seeds),
@@ -226,15 +243,24 @@ def _resolve(solvers: Sequence[str | Solver] | Mapping[str, str | Solver]) -> li
     return labelled
 
 
+def _clock(result: Result) -> np.ndarray:
+    """Seconds from the run's first logged iterate to each logged iterate: the comparison's clock.
+
+    What comes before the first iterate (binding the engine, compiling its CasADi Functions) is
+    paid by the first solve of a process only, the compiled code being cached, and would otherwise
+    rank the same solver by its place in the list; it is the table's ``setup_time``.
+    """
+    times = np.array([h["time"] for h in result.history], dtype=float)
+    return times - times[0] if times.size else times
+
+
 def _run_values(problem: TrainingProblem, result: Result, target: float | None) -> dict[str, Any]:
     """The per-run numbers of one Result."""
-    # the clock starts at the first logged iterate: what comes before (binding the engine, compiling
-    # its CasADi Functions) is paid by the first solve of a process only, the compiled code being
-    # cached, and would otherwise rank the same solver by its place in the list
     setup = float(result.history[0]["time"]) if result.history else 0.0
     reached = None
     if target is not None:
-        reached = next((h["time"] - setup for h in result.history if h["loss"] <= target), None)
+        clock = _clock(result)
+        reached = next((float(t) for t, h in zip(clock, result.history, strict=True) if h["loss"] <= target), None)
     residuals = [h["pmp_residual"] for h in result.history if "pmp_residual" in h]
     if _pmp_applies(problem) and np.all(np.isfinite(result.w)):
         residuals = [pmp_residual(problem, result).residual]

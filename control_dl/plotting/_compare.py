@@ -14,7 +14,7 @@ TIME_POINTS = 200
 
 def compare_curves(table: Any, axes: Any = None) -> Any:
     """Two panels: J against wall time (from each run's first logged iterate, as the table's
-    ``wall_time``) and against iteration (log scale), one line per solver.
+    ``wall_time``: ``CompareTable.curves``) and against iteration (log scale), one line per solver.
 
     The line is the median over seeds; the band spans their minimum to maximum. A run that ended
     early keeps its last objective (it stopped there). Wall-time curves are resampled on a
@@ -23,7 +23,7 @@ def compare_curves(table: Any, axes: Any = None) -> Any:
     Parameters
     ----------
     table : CompareTable
-        Output of :func:`control_dl.compare` (uses ``table.results``).
+        Output of :func:`control_dl.compare` (uses ``table.curves()`` and ``table.seeds``).
     axes : sequence of two matplotlib Axes, optional
         Where to draw (time panel, iteration panel); a new 1×2 figure by default.
 
@@ -37,22 +37,15 @@ def compare_curves(table: Any, axes: Any = None) -> Any:
     SpecError
         ``table`` is not a CompareTable of :func:`control_dl.compare`.
     """
-    if not hasattr(table, "results") or not hasattr(table, "seeds"):
+    if not hasattr(table, "curves") or not hasattr(table, "seeds"):
         raise spec_error("table", type(table).__name__, "must be a CompareTable from control_dl.compare")
     if axes is None:
         import matplotlib.pyplot as plt
 
         _, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     ax_time, ax_iter = axes
-    for label, results in table.results.items():
-        curves = [
-            (
-                np.array([h["time"] - r.history[0]["time"] for h in r.history]),
-                np.array([h["objective"] for h in r.history]),
-            )
-            for r in results
-            if r.history
-        ]
+    for label, runs in table.curves().items():
+        curves = [(t, j) for _, t, j in runs if t.size]
         if not curves:
             continue
         t_max = max(t[-1] for t, _ in curves)
