@@ -172,8 +172,7 @@ def _parse_labels(path: Path, target: str, labels: list[str], lines: list[int]) 
         bad = next((k for k, value in enumerate(numbers) if not math.isfinite(value)), None)
         if bad is not None:
             raise SpecError(f"{path}, line {lines[bad]}, column {target!r}: {labels[bad]!r} is not a finite number")
-        y = np.array(numbers, dtype=float)
-        return y.astype(np.int64) if np.all(y == np.round(y)) else y
+        return _whole_numbers_as_classes(np.array(numbers, dtype=float))
     return np.array(labels, dtype=str)
 
 
@@ -246,6 +245,15 @@ def read_npy(path: Path, target: str | int | None) -> tuple[np.ndarray, np.ndarr
         raise SpecError(f"{path}: target={target!r}: no such column of {array.shape[1]}")
     y = array[:, column]
     X = np.delete(array, column % array.shape[1], axis=1)
+    return X, _whole_numbers_as_classes(y)
+
+
+def _whole_numbers_as_classes(y: np.ndarray) -> np.ndarray:
+    """Float labels that are all finite whole numbers (``1.0``) as int64 class labels; others unchanged.
+
+    The one rule of every data file (CSV cells, an .npy column): a label column written as floats
+    holds classes when no value has a fraction, else regression targets.
+    """
     if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
-        y = y.astype(np.int64)
-    return X, y
+        return y.astype(np.int64)
+    return y
