@@ -990,6 +990,11 @@ class DaskEngine(Engine):
             return False
         return True
 
+    def _fault(self, shard: _Shard) -> Exception:
+        """What a broken call to ``shard`` was: :class:`_HungUp` when its actor still answers
+        (:meth:`_answers`: the worker lives), else :class:`_Lost`."""
+        return _HungUp() if self._answers(shard) else _Lost()
+
     def _fire(self, i: int, method: str, args: tuple[Any, ...], call: Any) -> Any:
         """Start ``method(*args)`` on shard i: its connection or actor future, or the error that stopped it.
 
@@ -1024,7 +1029,7 @@ class DaskEngine(Engine):
         """
         shard = self._shards[i]
         if isinstance(pending, BaseException):  # the call could not be sent, or the connection not dialled
-            raise (_HungUp() if self._answers(shard) else _Lost()) from pending
+            raise self._fault(shard) from pending
         waited = 0.0
         while True:
             try:
@@ -1036,12 +1041,12 @@ class DaskEngine(Engine):
                     except TimeoutError:
                         done, answer = False, None
             except ChannelError as exc:  # the connection closed or broke: is the worker there?
-                raise (_HungUp() if self._answers(shard) else _Lost()) from exc
+                raise self._fault(shard) from exc
             except Exception as exc:
                 if isinstance(pending, Connection):
                     raise  # raised on the worker outside a shard method (an answer that does not pickle)
                 # an actor call that Dask could not complete: its worker is gone, or the call's connection broke
-                raise (_HungUp() if self._answers(shard) else _Lost()) from exc
+                raise self._fault(shard) from exc
             if isinstance(answer, _ShardRaised):  # the shard's own error, not a fault of the cluster
                 if answer.error is None:
                     raise DaskEngineError(
