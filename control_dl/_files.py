@@ -8,6 +8,7 @@ from numpy, zipfile or ``os.replace`` after the work is done).
 from __future__ import annotations
 
 import os
+import tempfile
 import zipfile
 import zlib
 from pathlib import Path
@@ -168,7 +169,8 @@ def check_destination(path: str | Path, field: str = "path") -> Path:
     ------
     SpecError
         ``path`` is a directory, one of its folders is a file, or its nearest existing folder is
-        not writable.
+        not writable (by its permission bits, or by a trial file created there and removed at once:
+        root may write anywhere by the bits, yet ``/proc`` or a read-only mount refuse files).
     """
     path = as_path(path, field)
     if path.is_dir():
@@ -180,6 +182,14 @@ def check_destination(path: str | Path, field: str = "path") -> Path:
         raise spec_error(field, str(path), f"cannot be created: {folder} is a file, not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise spec_error(field, str(path), f"cannot be written: no write permission in the folder {folder}")
+    try:  # a folder the permission bits call writable may still refuse files (/proc, a read-only mount)
+        handle, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=folder)
+    except OSError as exc:
+        raise spec_error(
+            field, str(path), f"cannot be written: {folder} refuses new files ({exc.strerror or exc})"
+        ) from None
+    os.close(handle)
+    os.unlink(probe)
     return path
 
 

@@ -170,6 +170,15 @@ def test_archives_that_are_not_ours_say_what_they_are(small_ring: cdl.TrainingPr
             cdl.Result.load(tmp_path / "broken.npz")
 
 
+def test_checking_a_destination_leaves_nothing_behind(tmp_path: Path) -> None:
+    """check_destination creates a trial file in the folder to see that it accepts files, then removes it."""
+    from control_dl._files import check_destination
+
+    assert check_destination(tmp_path / "new" / "run.npz", "--out") == tmp_path / "new" / "run.npz"
+    assert check_destination(tmp_path / "run.npz", "--out") == tmp_path / "run.npz"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_unwritable_output_path_is_refused_before_the_work(small_ring: cdl.TrainingProblem, tmp_path: Path) -> None:
     """The same mistake as export's --out: a directory, or a path under a file, named as the file to write."""
     (tmp_path / "folder.npz").mkdir()
