@@ -388,6 +388,9 @@ def test_every_preset_key_is_an_option_and_round_trips(name):
     assert solver_from_options(kind, spec) == solver  # what a Result stores rebuilds the same solver
     with pytest.raises(cdl.SpecError, match="no_such_option"):
         cdl.load_solver(name, no_such_option=1)
+    budget, other = ("epochs", "max_iter") if kind == "torch" else ("max_iter", "epochs")
+    with pytest.raises(cdl.SpecError, match=rf"^{other}=3: unknown option .*\(they take {budget}= instead\)"):
+        cdl.load_solver(name, **{other: 3})  # the iteration budget as another solver kind spells it
 
 
 class _GridSearch:

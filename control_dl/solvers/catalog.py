@@ -30,6 +30,9 @@ from .torch_trainer import TorchTrainer
 #: solver kind -> class
 SOLVER_KINDS: dict[str, type] = {"direct": Direct, "msa": MSA, "torch": TorchTrainer}
 
+#: an option of some solver kinds -> what the others call the same budget (named in the error)
+COUNTERPARTS = {"max_iter": "epochs", "epochs": "max_iter"}
+
 
 def solver_from_options(kind: str, options: dict[str, Any]) -> Any:
     """Build a solver of ``kind`` from an options dict.
@@ -64,7 +67,9 @@ def solver_from_options(kind: str, options: dict[str, Any]) -> Any:
                 "'threads'); engines apply to the direct single-shooting solvers and MSA/E-MSA",
             )
         if key not in valid:
-            raise spec_error(key, value, f"unknown option of {kind!r} solvers; valid: {valid}")
+            other = COUNTERPARTS.get(key)
+            hint = f" (they take {other}= instead)" if other in valid else ""
+            raise spec_error(key, value, f"unknown option of {kind!r} solvers{hint}; valid: {valid}")
     return cls(**options)
 
 
