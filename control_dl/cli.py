@@ -395,11 +395,11 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
-    from .experiments import load_runs
-    from .experiments.store import runs_table
+    from .experiments.store import RunStore, runs_table
 
-    rows = load_runs(args.dir, parse_assignments(args.where, "--where"), args.status)
-    print(runs_table(rows))
+    with RunStore(args.dir) as store:
+        rows = store.rows(parse_assignments(args.where, "--where"), args.status)
+        print(runs_table(rows, grid_keys=store.grid_keys()))
     return 0
 
 

@@ -232,6 +232,8 @@ def test_cli_runs_filters_and_sweep_resumes(spec_path: Path, reference: tuple, c
     assert main(["runs", out, "--where", "dim=3", "--where", "seed=1"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 3 and lines[0].split()[:2] == ["run_id", "status"]
+    assert main(["runs", out, "--where", "dim=3", "--status", "diverged"]) == 0  # no run: the header stays whole
+    assert [line.split() for line in capsys.readouterr().out.strip().splitlines()] == [lines[0].split()]
     assert main(["runs", out, "--status", "failed"]) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) == 5
     assert main(["sweep", str(spec_path), "--out", out, "--no-progress"]) == 1  # resumed: nothing runs; 4 failed

@@ -163,6 +163,19 @@ class RunStore:
                 f"INSERT OR REPLACE INTO runs ({names}) VALUES ({', '.join('?' * len(values))})", list(values.values())
             )
 
+    def grid_keys(self) -> list[str]:
+        """The grid keys of every run's ``point``, in the order they first appear (oldest run first).
+
+        Returns
+        -------
+        list of str
+            The runs table's grid columns, also when a filter leaves no row to show them.
+        """
+        keys: list[str] = []
+        for (point,) in self.db.execute("SELECT point FROM runs ORDER BY finished_at, run_id"):
+            keys += [k for k in json.loads(point) if k not in keys]
+        return keys
+
     def rows(self, where: dict[str, Any] | None = None, status: str | None = None) -> list[dict[str, Any]]:
         """Rows of the index as dicts, oldest first, optionally filtered.
 
@@ -296,7 +309,7 @@ def load_runs(root: str | Path, where: dict[str, Any] | None = None, status: str
         return store.rows(where, status)
 
 
-def runs_table(rows: list[dict[str, Any]], max_width: int = 40) -> str:
+def runs_table(rows: list[dict[str, Any]], max_width: int = 40, grid_keys: list[str] | None = None) -> str:
     """A plain-text table of rows: id, status, grid values, metrics and message.
 
     Parameters
@@ -305,13 +318,16 @@ def runs_table(rows: list[dict[str, Any]], max_width: int = 40) -> str:
         Output of :func:`load_runs`.
     max_width : int
         Cells are cut to this many characters.
+    grid_keys : list of str, optional
+        Grid columns to show first (:meth:`RunStore.grid_keys`: the header keeps them when a filter
+        leaves no row); the rows' own grid keys follow.
 
     Returns
     -------
     str
         The table (a header line and one line per row).
     """
-    point_keys: list[str] = []
+    point_keys: list[str] = list(grid_keys or [])
     for row in rows:
         point_keys += [k for k in row["point"] if k not in point_keys]
     columns = ["run_id", "status", *point_keys, *METRICS, "message"]
