@@ -148,6 +148,13 @@ _INLINE_S = 0.25
 #:   it to the system and faulting it in again (torch f+grad on 5·10⁴ samples: 28.2 → 26.5 ms,
 #:   a third of the page faults, half the system time; two such processes at once no longer slow
 #:   each other down by 5–11 %). A worker's resident set stays at its largest evaluation's.
+#:   One arena (MALLOC_ARENA_MAX = 1): the shard computes in a thread other than the worker's main
+#:   one, and such a thread's arena grows in heaps of at most 64 MiB, each returned to the system
+#:   whenever it empties, whatever the trim threshold. A working set above 64 MiB (ring's full
+#:   10⁵-sample shard) then faulted in 30–57 MB again on some evaluations: 12 900–14 650 page
+#:   faults and +20 ms on 3–5 of a solve's 45 f+grad (of 30 ms), none with one arena. L-BFGS-B on
+#:   ring S = 10⁵, median time to target of 3 solves in each of three alternating runs: 1 worker
+#:   1.29–1.33 s against 1.34–1.38 s, 2 workers 0.75–0.79 s against 0.77–0.83 s.
 #: - Background work of the event loops, CPU that the shards' compute needs when there is one core
 #:   per worker. The workers' statistical profiler (a stack walk of the computing thread every
 #:   10 ms, for a dashboard these clusters do not start) is off; the latency probe (every 20 ms),
@@ -159,6 +166,7 @@ _INLINE_S = 0.25
 LOCAL_CLUSTER_CONFIG = {
     "distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": 2**25,
     "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": 2**30,
+    "distributed.nanny.pre-spawn-environ.MALLOC_ARENA_MAX": 1,
     "distributed.worker.profile.enabled": False,
     "distributed.admin.tick.interval": "1s",
     "distributed.admin.system-monitor.interval": "5s",
