@@ -9,9 +9,11 @@ keeps the best iterate it saw (lowest J; feasible, for a constrained problem) an
   is returned;
 - ``failed``: the run ended infeasible, or with J above J at its (feasible) start; the best
   (feasible) iterate is returned and the message says what happened and what to try. A
-  "converged" first-order point with θ ≈ 0 (the flow is the identity) whose loss is that of the
-  best constant predictor L₀ (to ``SADDLE_RTOL``) is, on a symmetric data set, the saddle θ = 0
-  with zero costates (∂H/∂θ = 0, PMP residual 0): it is reported "failed" as such;
+  "converged" point whose flow barely moves the data (no training sample by more than
+  ``SADDLE_FLOW`` of the largest lifted input's norm: θ ≈ 0, the flow ≈ the identity) and whose
+  loss is that of the best constant predictor L₀ (to ``SADDLE_RTOL``) is, on a symmetric data set,
+  at or next to the saddle θ = 0 with zero costates (∂H/∂θ = 0, PMP residual 0): it is reported
+  "failed" as such;
 - otherwise the solver's own ``converged`` / ``max_iter`` (with the best iterate returned when a
   ``max_iter`` run ended above it).
 """
@@ -36,10 +38,13 @@ from .checkpoint import Checkpointer
 
 #: J > DIVERGENCE_FACTOR · max(L₀, 1) (L₀: the constant predictor's loss) is "exploding": diverged
 DIVERGENCE_FACTOR = 1e6
-#: a "converged" w with max|θ| ≤ SADDLE_THETA (the flow is the identity, the costates' θ-gradient is
-#: zero) and a loss within SADDLE_RTOL of L₀ (sampling noise of a symmetric set: 2% at S = 100) is the
-#: saddle of the constant predictor
-SADDLE_THETA = 1e-4
+#: a "converged" w whose flow moves no training sample by more than SADDLE_FLOW times the largest
+#: lifted input's norm, max_i |x_N^i − x_0^i| ≤ SADDLE_FLOW · max_i |x_0^i| (the flow ≈ the identity),
+#: with a loss within SADDLE_RTOL of L₀ (sampling noise of a symmetric set: 2% at S = 100), is at or
+#: next to the saddle θ = 0 of the constant predictor. Measured on ring (d = 3, N = 10, S = 200):
+#: L-BFGS-B and torch L-BFGS stopped "converged" there at 8.2·10⁻³ and 1.5·10⁻⁴ (max|θ| 7.9·10⁻³ and
+#: 2.8·10⁻⁴, accuracy 0.50); the trained networks of the same starts move the data by 0.38–1.1.
+SADDLE_FLOW = 5e-2
 SADDLE_RTOL = 5e-2
 #: largest constraint violation of a feasible iterate (|θ| − M and h·Lip − c)
 FEASIBILITY_TOL = 1e-6
@@ -363,10 +368,11 @@ def judge_outcome(
             w,
             "failed",
             (
-                f"converged to θ ≈ 0 with the loss {loss:.4g} of the best constant predictor ({reference:.4g}): a "
-                f"saddle (the flow is the identity, zero costates, PMP residual 0 on symmetric data), not a trained "
-                f"network; start away from it (another seed or a larger initial_guess scale) or use another solver "
-                f"({message})"
+                f"converged next to θ = 0 (max|θ| = {np.max(np.abs(w[: problem.layout.n_theta])):.2g}; the flow moves "
+                f"no sample by more than {_flow_displacement(problem, w):.2g} of the inputs' scale) with the loss "
+                f"{loss:.4g} of the best constant predictor ({reference:.4g}): a saddle (at θ = 0 the flow is the "
+                f"identity, zero costates, PMP residual 0 on symmetric data), not a trained network; start away from "
+                f"it (another seed or a larger initial_guess scale) or use another solver ({message})"
             ),
         )
     if status in ("max_iter", "failed") and use_best:
@@ -375,13 +381,27 @@ def judge_outcome(
 
 
 def _is_saddle(problem: TrainingProblem, w: np.ndarray, reference: float | None) -> bool:
-    """θ ≈ 0 (max|θ| ≤ SADDLE_THETA) and loss ≥ (1 − SADDLE_RTOL)·L₀: the constant-predictor saddle."""
+    """The flow ≈ the identity (displacement ≤ SADDLE_FLOW) and loss ≥ (1 − SADDLE_RTOL)·L₀: at or
+    next to the constant-predictor saddle θ = 0."""
     n_theta = problem.layout.n_theta
     if reference is None or reference <= 1e-12 or n_theta == 0 or problem.dynamics.vector_field is None:
         return False
-    if float(np.max(np.abs(w[:n_theta]))) > SADDLE_THETA:
+    if problem.objective_and_loss(w)[1] < (1 - SADDLE_RTOL) * reference:
         return False
-    return problem.objective_and_loss(w)[1] >= (1 - SADDLE_RTOL) * reference
+    return _flow_displacement(problem, w) <= SADDLE_FLOW
+
+
+def _flow_displacement(problem: TrainingProblem, w: np.ndarray) -> float:
+    """max_i |x_N^i − x_0^i| / max_i |x_0^i| over the training samples (0 for the identity flow)."""
+    from ..backends import numpy_ops
+
+    first = last = None
+    with np.errstate(all="ignore"):
+        for state in problem.trajectory(w, problem.data.x_train, numpy_ops):  # x_0, …, x_N
+            first, last = state if first is None else first, state
+        scale = float(np.max(np.linalg.norm(first, axis=0)))
+        moved = float(np.max(np.linalg.norm(last - first, axis=0)))
+    return moved / scale if scale > 0 and math.isfinite(moved) else math.inf
 
 
 def _objective(problem: TrainingProblem, w: np.ndarray) -> float:
