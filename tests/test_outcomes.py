@@ -8,6 +8,7 @@ console output goes through ``logging`` once.
 from __future__ import annotations
 
 import logging
+import re
 
 import numpy as np
 import pytest
@@ -133,6 +134,23 @@ def test_the_constant_predictor_saddle_is_reported(symmetric_saddle, preset):
     assert result.status == "failed" and "saddle" in result.message
     assert np.max(np.abs(result.w[: problem.layout.n_theta])) < 1e-4
     assert result.accuracy < 0.8
+
+
+@pytest.mark.parametrize("preset", ["ipopt-exact", "certified"])
+def test_a_solve_started_at_an_optimum_is_not_failed_for_rounding(preset):
+    """A user's report: IPOPT (Solve_Succeeded) and the certified preset warm-started at the
+    multiple-shooting optimum ended 1.6e-10 relative above their start and were reported "failed",
+    with advice (hessian='exact') the run already used or could not take."""
+    problem = cdl.load_problem("ring", n_samples=40, dim=2, n_steps=3, horizon=2.0, lipschitz=0.5, integrator="rk4")
+    optimum = cdl.solve(problem, cdl.load_solver("multiple-shooting"), progress=False)
+    assert optimum.status == "converged"
+    again = cdl.solve(problem, cdl.load_solver(preset), w0=optimum, progress=False)
+    assert again.objective == pytest.approx(optimum.objective, rel=1e-8)
+    if preset == "ipopt-exact":  # its end: 1.6e-10 relative above the start
+        assert again.status == "converged", again.message
+    else:  # the augmented Lagrangian's exact restoration ends 2.1e-6 above: failed, returning the start, and says by how much
+        assert again.status == "failed" and re.search(r"J = 0\.2072\d+, 2\.\de-06 relative above", again.message)
+        assert "hessian='exact'" not in again.message
 
 
 @pytest.mark.parametrize(("preset", "budget"), [("lbfgsb", {"max_iter": 500}), ("torch-lbfgs", {"epochs": 200})])

@@ -48,6 +48,10 @@ SADDLE_FLOW = 5e-2
 SADDLE_RTOL = 5e-2
 #: largest constraint violation of a feasible iterate (|θ| − M and h·Lip − c)
 FEASIBILITY_TOL = 1e-6
+#: a run "ended above its start" when J_end > J_start + START_RTOL·|J_start|: a solve started at an
+#: optimum ends within rounding of it (IPOPT from a multiple-shooting optimum, Solve_Succeeded:
+#: 1.6·10⁻¹⁰ relative above; a user's report), which is no failure
+START_RTOL = 1e-8
 
 
 @runtime_checkable
@@ -270,7 +274,7 @@ def make_result(
 
 #: What to try after a run that ended above its start, per solver family (its own option names).
 _RETRY = {
-    "direct": "more iterations (max_iter), another Hessian (hessian='exact') or another solver",
+    "direct": "more iterations (max_iter), another NLP or Hessian (nlp=..., hessian=...) or another solver",
     "msa": "more iterations (max_iter), a larger rho (E-MSA's proximal weight) or another solver",
     "torch": "a smaller learning rate (lr), more epochs or another solver",
 }
@@ -352,13 +356,14 @@ def judge_outcome(
                 f"was seen; {enforce} ({message})"
             ),
         )
-    if j_final > j_start + 1e-12 * abs(j_start):
+    if j_final > j_start + START_RTOL * abs(j_start):
         w_out = best[2] if use_best else w
         return (
             w_out,
             "failed",
             (
-                f"ended with J = {j_final:.4g} above its start J = {j_start:.4g}; returned "
+                f"ended with J = {j_final:.10g}, {(j_final - j_start) / abs(j_start or 1.0):.1e} relative above its "
+                f"start J = {j_start:.10g}; returned "
                 f"{where or 'the last iterate'}; try {retry} ({message})"
             ),
         )
