@@ -37,7 +37,7 @@ from .._errors import spec_error
 from ..problems import lipschitz
 from ..problems.training import TrainingProblem
 from ..result import Result
-from ._lbfgsb import Evaluator
+from ._lbfgsb import Evaluator, training_data_recorder
 from ._transcriptions import theta_bounds
 from .base import make_result
 
@@ -176,6 +176,7 @@ def run_constrained(solver: Direct, problem: TrainingProblem, w0: np.ndarray, pr
     balls = NodeBalls(problem)
     recorder = solver.recorder(problem, progress)
     evaluate = Evaluator(solver.bind_engine(problem, *solver.batch(problem)))
+    record = training_data_recorder(solver, problem, recorder, evaluate)
     lbx, ubx = theta_bounds(problem)
     w = np.clip(w0, lbx, ubx)
     multipliers = np.zeros_like(balls.matrices(w))
@@ -197,8 +198,7 @@ def run_constrained(solver: Direct, problem: TrainingProblem, w0: np.ndarray, pr
         if v.tobytes() not in evaluated:
             fun(v)
         j, loss, extra = evaluated[v.tobytes()]
-        recorder.log(len(recorder.history), v, j, loss, violation=balls.violation(v), penalty=mu, **extra)
-        if solver.target_loss is not None and loss <= solver.target_loss:
+        if record(v, j, loss, violation=balls.violation(v), penalty=mu, **extra):
             reached = True
             raise StopIteration
 

@@ -8,6 +8,7 @@ trust-ncg takes the engine's Gauss-Newton products G(w)·v.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,7 +20,7 @@ from ..engines import Engine
 from ..problems.training import TrainingProblem
 from ..result import Result
 from ._transcriptions import theta_bounds
-from .base import make_result
+from .base import Recorder, make_result
 
 if TYPE_CHECKING:
     from .direct import Direct
@@ -45,8 +46,8 @@ class Evaluator:
         self.problem = problem
         info = engine.info
         self.note = f"{info['name']} engine" + (f", JIT {info['compile']}" if "compile" in info else "")
-        full = engine.n_samples == problem.data.x_train.shape[1]
-        self.labels = problem.data.y_train if full and problem.data.task != "regression" else None
+        self.full = engine.n_samples == problem.data.x_train.shape[1]
+        self.labels = problem.data.y_train if self.full and problem.data.task != "regression" else None
 
     def __call__(self, w: np.ndarray) -> tuple[float, float, np.ndarray, dict[str, float]]:
         """Evaluate at w.
@@ -67,6 +68,44 @@ class Evaluator:
         if self.labels is not None:
             extra["accuracy"] = ev.accuracy(self.problem.data.task, self.problem.cost.loss, self.labels)
         return ev.objective, ev.loss, grad, extra
+
+
+def training_data_recorder(
+    solver: Direct, problem: TrainingProblem, recorder: Recorder, evaluate: Evaluator
+) -> Callable[..., bool]:
+    """How the scipy back-ends record an iterate: with J and the loss on all training samples.
+
+    Without ``subsample`` the engine holds them all, and the values of the evaluation the solver
+    already made are recorded; with ``subsample`` (the NLP fitted on a part), w is simulated on all
+    of them by :meth:`Direct.iterate_logger`, as for IPOPT, so that the history, ``target_loss``
+    and the Result speak of the same loss.
+
+    Parameters
+    ----------
+    solver : Direct
+        Options (``target_loss``, ``jit``, ``engine``).
+    problem : TrainingProblem
+        The problem.
+    recorder : Recorder
+        Where the iterations go.
+    evaluate : Evaluator
+        The solver's evaluator (on all samples or on the subsample).
+
+    Returns
+    -------
+    callable
+        ``record(w, j, loss, **extra) -> bool``, with ``j``, ``loss``, ``extra`` from ``evaluate(w)``;
+        True when the target loss is reached.
+    """
+    if not evaluate.full:
+        logger = solver.iterate_logger(problem, recorder)
+        return lambda w, j, loss, **extra: logger(w, **{k: v for k, v in extra.items() if k != "grad_norm"})
+
+    def record(w: np.ndarray, j: float, loss: float, **extra: float) -> bool:
+        recorder.log(len(recorder.history), w, j, loss, **extra)
+        return solver.target_loss is not None and loss <= solver.target_loss
+
+    return record
 
 
 def _damped(product: Any, damping: float) -> Any:
@@ -114,6 +153,7 @@ def run_lbfgsb(solver: Direct, problem: TrainingProblem, w0: np.ndarray, progres
         raise spec_error("nlp", solver.nlp, "has no bounds; use nlp='lbfgsb' with theta_max")
     recorder = solver.recorder(problem, progress)
     evaluate = Evaluator(solver.bind_engine(problem, *solver.batch(problem)))
+    record = training_data_recorder(solver, problem, recorder, evaluate)
     jit_note = evaluate.note
     evaluated: dict[bytes, tuple[float, float, dict[str, float]]] = {}
     reached = False
@@ -131,8 +171,7 @@ def run_lbfgsb(solver: Direct, problem: TrainingProblem, w0: np.ndarray, progres
         if key not in evaluated:
             fun(w)
         j, loss, extra = evaluated[key]
-        recorder.log(len(recorder.history), w, j, loss, **extra)
-        if solver.target_loss is not None and loss <= solver.target_loss:
+        if record(w, j, loss, **extra):
             reached = True
             raise StopIteration
 
