@@ -397,11 +397,15 @@ def test_fatrop_respects_bounds_and_lipschitz_constraints():
         assert problem.step_size * np.linalg.norm(theta["A"], 2) <= 0.5 + 1e-7
 
 
-def test_fatrop_max_iter_is_a_status(tiny_sin):
-    solver = cdl.Direct(nlp="fatrop", transcription="multiple_shooting", max_iter=3)
+@pytest.mark.parametrize("max_iter", [0, 2, 3, 5])
+def test_fatrop_max_iter_is_a_status_after_exactly_max_iter_iterations(tiny_sin, max_iter):
+    """fatrop ran max_iter + 1 iterations (a user's report: 2/3/4/6/11 for 1/2/3/5/10), the extra one moving w."""
+    solver = cdl.Direct(nlp="fatrop", transcription="multiple_shooting", max_iter=max_iter)
     result = cdl.solve(tiny_sin, solver, progress=False)
     assert result.status == "max_iter"
-    assert "return flag 1" in result.message
+    assert result.iterations == max_iter and [h["iter"] for h in result.history] == list(range(max_iter + 1))
+    if max_iter:
+        assert "iteration limit reached (return flag 1)" in result.message
 
 
 def test_fatrop_needs_multiple_shooting_exact_hessian_and_stagewise_controls(tiny_sin):

@@ -148,6 +148,8 @@ def stage_layout(model: CasadiModel, tr: Transcription) -> StageLayout:
 
 #: fatrop's return flag -> Result.status (other flags: "failed")
 FATROP_STATUS = {0: "converged", 1: "max_iter"}
+#: fatrop's return flags in words (CasADi's unified status for them is SOLVER_RET_UNKNOWN)
+FATROP_FLAGS = {0: "solved", 1: "iteration limit reached"}
 
 
 class _IterationTap(ca.Callback):
@@ -215,6 +217,8 @@ def run_fatrop(solver: Direct, problem: TrainingProblem, w0: np.ndarray, progres
     log_iterate = solver.iterate_logger(problem, recorder, engine)
     if log_iterate(w0):
         return make_result(problem, solver, w0, "converged", "target loss reached at w0", recorder, 0, engine.info)
+    if solver.max_iter == 0:
+        return make_result(problem, solver, w0, "max_iter", "max_iter=0", recorder, 0, engine.info)
     model = solver.casadi_model(problem)
     tr = solver.transcribe(problem, w0)
     layout = stage_layout(model, tr)
@@ -235,7 +239,9 @@ def run_fatrop(solver: Direct, problem: TrainingProblem, w0: np.ndarray, progres
     options = {
         **layout.options(),
         "fatrop": {
-            "max_iter": solver.max_iter,
+            # fatrop runs m + 1 iterations for max_iter = m ≥ 1 (none for 0; measured): m − 1 gives m for
+            # m ≥ 2; max_iter = 1 cannot be had and runs 2, which Result.iterations reports
+            "max_iter": solver.max_iter - 1 if solver.max_iter >= 2 else solver.max_iter,
             "tol": solver.tol,
             "print_level": 5 if solver.verbose else 0,
             **solver.fatrop_options.plugin_options(),
@@ -264,7 +270,7 @@ def run_fatrop(solver: Direct, problem: TrainingProblem, w0: np.ndarray, progres
     w = np.asarray(solution["x"], dtype=float).ravel()[inverse][: tr.n_w]
     flag = int(stats["fatrop"]["return_flag"])
     status = FATROP_STATUS.get(flag, "failed")
-    message = f"fatrop: return flag {flag} ({stats.get('unified_return_status', 'unknown')})"
+    message = f"fatrop: {FATROP_FLAGS.get(flag, stats.get('unified_return_status', 'unknown'))} (return flag {flag})"
     iterations = int(stats.get("iter_count", 0))
     return make_result(problem, solver, w, status, message, recorder, iterations, engine.info)
 
