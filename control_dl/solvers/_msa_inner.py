@@ -44,6 +44,13 @@ from ..problems.lipschitz import constraint_limit
 NEWTON_MAX_BLOCK = 200
 
 
+def outside_box(bound: float) -> float:
+    """The |θ| above which an entry counts as outside the box |θ| ≤ bound: bound plus 1e-9 (relative for
+    bound > 1). The line search's θ⁰ + α(θ_new − θ⁰) leaves entries at the bound a few ulps outside;
+    those are not infeasible starts."""
+    return bound + 1e-9 * max(bound, 1.0)
+
+
 @dataclass
 class Values:
     """φ per block, its gradient and (optionally) the blocks' Hessians at one c."""
@@ -78,6 +85,11 @@ def damped_newton(
 
     Each block's Hessian is made positive definite by taking absolute eigenvalues, plus a
     damping μ_b that grows ×10 when the block's φ_b does not decrease and shrinks ÷3 when it does.
+    With ``bounds`` every trial is projected onto the box |θ| ≤ M; a block that is outside the box
+    takes its (finite) projected trial even where φ_b rises (feasibility first: comparing φ_b with
+    its infeasible value would reject the projection of a block whose unconstrained optimum lies
+    outside the box at every iteration). From a feasible start every block stays inside the box and
+    this rule never applies.
 
     Parameters
     ----------
@@ -90,12 +102,13 @@ def damped_newton(
     sizes : list of int
         Block sizes (c is their concatenation).
     bounds : float or None
-        |θ| ≤ M (steps are projected).
+        |θ| ≤ M (steps are projected; blocks outside the box are moved into it, see above).
 
     Returns
     -------
     tuple
-        The new c and φ there (up to the constant of ``evaluate``).
+        The new c and φ there (up to the constant of ``evaluate``); within the box when ``bounds``
+        is given and ``iters`` ≥ 1, unless φ is not finite at a projected trial.
     """
     cur = start
     mu = np.zeros(len(sizes))
@@ -108,6 +121,9 @@ def damped_newton(
         last = i == iters - 1
         trial = evaluate(trial_c, not last)
         ok = np.isfinite(trial.values) & (trial.values < cur.values)
+        if bounds is not None:  # feasibility first: a block outside the box takes its projected trial
+            outside = np.bincount(block_of, weights=np.abs(cur.c) > outside_box(bounds), minlength=len(sizes)) > 0
+            ok |= np.isfinite(trial.values) & outside
         mu = np.where(ok, mu / 3.0, np.maximum(10.0 * mu, 1e-3 * np.array(largest)))
         keep = ok[block_of]
         cur = Values(

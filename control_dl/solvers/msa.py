@@ -69,7 +69,7 @@ from .._errors import check_choice, check_positive_float, check_positive_int, py
 from ..engines import Casadi, Dask, Engine, EngineSpec, check_engine, make_engine
 from ..problems.training import TrainingProblem
 from ..result import Result
-from ._msa_inner import NEWTON_MAX_BLOCK, InnerProblem, StageMap, Values, quasi_newton_step
+from ._msa_inner import NEWTON_MAX_BLOCK, InnerProblem, StageMap, Values, outside_box, quasi_newton_step
 from ._msa_readout import ReadoutObjective
 from .base import Recorder, make_result
 from .checkpoint import check_checkpoint
@@ -266,6 +266,8 @@ class MSA:
             the last logged iterate, and a checkpoint of it when checkpoints are on); history entries carry
             ``pmp_residual``, ``readout_grad_norm``, ``rho``, ``accepted`` and ``step`` (the line-search α
             of the update that led to the iterate). The message names the engine and the inner solver.
+            With ``theta_max`` every iterate is in the box |θ| ≤ theta_max: a w0 outside it is projected
+            onto it before the first iteration (the first history entry; the message says so).
 
         Raises
         ------
@@ -352,6 +354,7 @@ class _Run:
         """The outer iterations (module docstring) from w0."""
         solver, problem, n_theta = self.solver, self.problem, self.n_theta
         w, rho, accepted, step = w0.copy(), float(solver.rho), True, 1.0
+        w, projected = self._project_start(w)
         pairs: list[tuple[np.ndarray, np.ndarray]] = []  # secant pairs of the quasi-Newton coupling
         last: tuple[np.ndarray, np.ndarray] | None = None  # (s, ∇_θ J) of the last accepted step
         status, message, it = "max_iter", f"reached max_iter={solver.max_iter}", 0
@@ -419,8 +422,31 @@ class _Run:
             if self.recorder.w_last is not None:
                 w, it = self.recorder.w_last, len(self.recorder.history) - 1
         memory = f", memory {self.memory}" if self.memory else ""
-        message += f" ({engine.info['name']} engine, inner {self.inner}{memory})"
+        message += f" ({engine.info['name']} engine, inner {self.inner}{memory}){projected}"
         return make_result(problem, solver, w, status, message, self.recorder, it, self.full_engine.info)
+
+    def _project_start(self, w: np.ndarray) -> tuple[np.ndarray, str]:
+        """w with θ projected onto the box |θ| ≤ theta_max, and the note for the message ("" if w was inside).
+
+        Every inner solver keeps its new θ in the box (damped Newton and the quasi-Newton step project,
+        L-BFGS-B and IPOPT take the box as bounds), and the line search moves along θ⁰ + α(θ_new − θ⁰),
+        which stays in the box only when θ⁰ is in it; the step control would also reject the projection
+        of a start whose J is below that of every feasible point. So the run starts from the projection
+        (the first logged iterate) and every iterate after it is feasible.
+        """
+        bound = self.problem.constraints.theta_max
+        theta = w[: self.n_theta]
+        largest = float(np.abs(theta).max(initial=0.0))
+        if bound is None or largest <= outside_box(bound):
+            return w, ""
+        out = w.copy()
+        out[: self.n_theta] = np.clip(theta, -bound, bound)
+        moved = int(np.count_nonzero(np.abs(theta) > bound))
+        note = (
+            f"; the start had {moved} entries of θ outside |θ| ≤ theta_max={bound:g} (max|θ| = {largest:.3g}): "
+            "the run started from its projection onto the box"
+        )
+        return out, note
 
     def _batch_engine(self) -> tuple[Engine, np.ndarray]:
         """The engine of the next batch (the full-data engine for full batches) and its targets."""
