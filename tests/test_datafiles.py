@@ -123,6 +123,25 @@ def test_task_inference():
         cdl.Dataset.from_arrays(X, np.arange(48) % 3, task="binary")
 
 
+def test_float_labels_that_look_like_classes_are_regression_with_a_warning(caplog, tmp_path):
+    """A user's float32 0/1 labels (from torch) became a regression problem without a word, from arrays
+    and from an .npz; the dtype still decides, and a warning names task=."""
+    labels = (np.arange(48) % 2).astype(np.float32)
+    with caplog.at_level("WARNING", logger="control_dl.problems.datasets"):
+        data = cdl.Dataset.from_arrays(X, labels)
+    assert data.task == "regression" and "task='binary'" in caplog.text and "2 distinct values: 0, 1" in caplog.text
+    caplog.clear()
+    np.savez(tmp_path / "d.npz", X=X, y=labels)
+    with caplog.at_level("WARNING", logger="control_dl.problems.datasets"):
+        assert cdl.Dataset.from_file(tmp_path / "d.npz").task == "regression"
+    assert "task='binary'" in caplog.text
+    assert cdl.Dataset.from_arrays(X, labels, task="binary").task == "binary"
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="control_dl.problems.datasets"):
+        cdl.Dataset.from_arrays(X, X[:, 0] ** 2)  # real regression targets: no warning
+    assert caplog.text == ""
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [

@@ -10,6 +10,7 @@ and :meth:`Dataset.from_file`; scikit-learn's bundled sets (iris, wine, breast c
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from dataclasses import dataclass, field, replace
@@ -20,6 +21,12 @@ import numpy as np
 
 from .._errors import SpecError, check_bool, check_positive_int, is_integer, is_number, spec_error
 from .._files import as_path
+
+logger = logging.getLogger(__name__)
+
+#: inferred regression targets with at most this many distinct values, all whole numbers, look like
+#: class labels stored as floats (torch's float 0/1 labels): a warning names task=
+FEW_CLASSES = 20
 
 __all__ = [
     "BUNDLED",
@@ -566,6 +573,8 @@ def encode_labels(
         parts = [part.astype(str) for part in parts]
     if task is None:
         task = "regression" if kinds <= {"f"} else "classification"
+        if task == "regression" and all(part.ndim == 1 for part in parts):
+            _warn_if_classes(np.concatenate(parts))
     if task == "regression":
         if text:
             raise spec_error("task", task, "needs numeric targets; these labels are strings")
@@ -591,6 +600,21 @@ def encode_labels(
     return task, values if isinstance(y, list) else values[0], names
 
 
+def _warn_if_classes(values: np.ndarray) -> None:
+    """Warn when float targets taken for regression look like class labels (few whole numbers)."""
+    if not np.all(np.isfinite(values)) or np.any(values != np.round(values)):
+        return
+    distinct = np.unique(values)
+    if distinct.size <= min(FEW_CLASSES, values.size // 2):
+        shown = ", ".join(f"{v:g}" for v in distinct[:5]) + (", …" if distinct.size > 5 else "")
+        logger.warning(
+            "y: float labels, all whole numbers (%d distinct values: %s), are taken as regression targets, as "
+            "floats are; pass task='binary' or task='multiclass' if they are classes",
+            distinct.size,
+            shown,
+        )
+
+
 def stratified_split(
     labels: np.ndarray | None, n: int, test_size: float = 0.25, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -598,8 +622,9 @@ def stratified_split(
 
     With labels, each class k of n_k samples gives ⌊n_test n_k / n⌋ test samples and the remaining
     ones go to the classes with the largest remainders (Hamilton's apportionment), so the class
-    proportions match to one sample; scikit-learn's ``train_test_split(stratify=y)`` allocates the
-    same way. One numpy implementation (not scikit-learn's) keeps a split identical whether or not
+    proportions match to one sample. scikit-learn's ``train_test_split(stratify=y)`` apportions the
+    training set instead and gives the test set the rest: mostly the same counts, but where
+    remainders tie they can differ by one sample per class. One numpy implementation (not scikit-learn's) keeps a split identical whether or not
     scikit-learn is installed, so a saved result rebuilds its data bit for bit anywhere.
 
     Parameters
