@@ -18,8 +18,13 @@ Li, Chen, Tai & E (2018), "Maximum principle based algorithms for deep learning"
    by damped Newton (``readout="exact"``, the default; one step for MSE: linear least squares).
    So every iterate is a variable-projection iterate (Golub & Pereyra 1973): J̄(θ) = min_{P,c} J,
    and ∇_θ J̄ = ∇_θ J there (the envelope theorem), which the costates still give. ``readout="lbfgsb"``
-   takes ``inner_iters`` L-BFGS-B iterations on (P, c) instead (the inexact update measured below);
-   a trainable lift always takes that L-BFGS-B step, jointly with the readout.
+   takes ``inner_iters`` L-BFGS-B iterations on (P, c) instead (the inexact update measured below).
+   A trainable lift (``lift="affine"``) moves the states, so it is not part of that convex problem: it
+   takes ``inner_iters`` L-BFGS-B iterations jointly with the readout, on (P, c, lift), after which
+   ``readout="exact"`` solves the readout exactly for the new states (so ∇_{P,c} J = 0 at every
+   iterate, as with the fixed lift; measured with the ``emsa`` preset on ring d = 3, N = 4, 40
+   samples: J = 0.0234 after 50 iterations where the joint step alone reached 0.0329, and 0.0092 after
+   500 instead of 0.024; the sin toy converged at tol = 1e-3 where it had not in 500).
 
 A feed-forward model (``model=FeedForward(...)``) runs the same iteration with its layer maps
 x_{k+1} = F_k(x_k, θ_k) as the steps: the state size changes with k, so costates p_k ∈ R^{w_k} and
@@ -101,7 +106,8 @@ class MSA:
     readout : {"exact", "lbfgsb"}
         Readout update after each θ update: "exact" minimises J over (P, c) for the fixed states
         (variable projection; J is convex in (P, c)), "lbfgsb" takes ``inner_iters`` L-BFGS-B
-        iterations. A trainable lift always takes the L-BFGS-B step.
+        iterations. A trainable lift takes ``inner_iters`` L-BFGS-B iterations on (P, c, lift) first
+        (its states move with the lift); "exact" then solves the readout for the new states.
     memory : int or "auto"
         Quasi-Newton coupling of the layers (0: off, the paper's simultaneous maximisations): the
         one-Newton-step maximisation of every layer's H̃ is corrected by the last ``memory`` secant
@@ -264,8 +270,10 @@ class MSA:
             ``converged`` (PMP residual ≤ tol), ``max_iter``, ``diverged``, or ``failed`` when an engine
             failed (a RuntimeError, e.g. a Dask engine that lost every worker: the Result carries
             the last logged iterate, and a checkpoint of it when checkpoints are on); history entries carry
-            ``pmp_residual``, ``readout_grad_norm``, ``rho``, ``accepted`` and ``step`` (the line-search α
-            of the update that led to the iterate). The message names the engine and the inner solver.
+            ``pmp_residual``, ``readout_grad_norm`` (‖∇_{P,c} J‖), ``rho``, ``accepted`` and ``step`` (the
+            line-search α of the update that led to the iterate), and with a trainable lift
+            ``lift_grad_norm`` (‖∇_lift J‖). The message names the engine and the inner solver, and
+            the lift's update when the lift is trainable.
             With ``theta_max`` every iterate is in the box |θ| ≤ theta_max: a w0 outside it is projected
             onto it before the first iteration (the first history entry; the message says so).
 
@@ -336,7 +344,9 @@ class _Run:
                 solver.memory,
                 f"needs Newton blocks (≤ {NEWTON_MAX_BLOCK} entries; largest {max(self.stages.sizes)})",
             )
-        has_readout = lay.n_readout > 0 and not lay.affine_lift
+        self.lift = lay.affine_lift  # a trainable lift: L-BFGS-B on (P, c, lift) before the readout solve
+        self.n_readout = lay.n_readout
+        has_readout = lay.n_readout > 0 and (not self.lift or solver.readout == "exact")
         self.readout = ReadoutObjective(problem, n_batch, solver.jit) if has_readout else None
         full = problem.data.task != "regression"
         self.labels = problem.data.y_train if full else None
@@ -377,7 +387,11 @@ class _Run:
                     if s_k @ y_k > 1e-10 * np.linalg.norm(s_k) * np.linalg.norm(y_k):  # curvature condition
                         pairs = [*pairs, (s_k, y_k)][-self.memory :]
                 residual = float(inner.block_norms(start.grad).max())
-                readout_norm = float(np.linalg.norm(grad[n_theta:]))
+                # ‖∇_{P,c} J‖ and ‖∇_lift J‖ (a trainable lift); the stopping test takes ‖∇_{P,c,lift} J‖
+                readout_norm = float(np.linalg.norm(grad[n_theta : n_theta + self.n_readout]))
+                lift_norm = (
+                    {"lift_grad_norm": float(np.linalg.norm(grad[n_theta + self.n_readout :]))} if self.lift else {}
+                )
                 task, loss = self.problem.data.task, self.problem.cost.loss
                 extra = {} if self.labels is None else {"accuracy": logged.accuracy(task, loss, self.labels)}
                 self.recorder.log(
@@ -390,12 +404,13 @@ class _Run:
                     rho=rho,
                     accepted=accepted,
                     step=step,
+                    **lift_norm,
                     **extra,
                 )
                 if not (math.isfinite(logged.objective) and math.isfinite(residual)):
                     status, message = "diverged", f"non-finite objective or residual at iteration {it}"
                     break
-                if max(residual, readout_norm) <= solver.tol:
+                if max(residual, float(np.linalg.norm(grad[n_theta:]))) <= solver.tol:
                     status, message = "converged", f"PMP residual {residual:.2e} <= tol={solver.tol:g}"
                     break
                 if it >= solver.max_iter:
@@ -422,7 +437,11 @@ class _Run:
             if self.recorder.w_last is not None:
                 w, it = self.recorder.w_last, len(self.recorder.history) - 1
         memory = f", memory {self.memory}" if self.memory else ""
-        message += f" ({engine.info['name']} engine, inner {self.inner}{memory}){projected}"
+        lift = ""
+        if self.lift:
+            exact = "the exact readout after it" if self.readout is not None else "no exact readout (readout='lbfgsb')"
+            lift = f", trainable lift: {self.inner_iters} L-BFGS-B iteration(s) on (P, c, lift) per update, {exact}"
+        message += f" ({engine.info['name']} engine, inner {self.inner}{memory}{lift}){projected}"
         return make_result(problem, solver, w, status, message, self.recorder, it, self.full_engine.info)
 
     def _project_start(self, w: np.ndarray) -> tuple[np.ndarray, str]:
@@ -511,7 +530,8 @@ class _Run:
         A feed-forward model has no readout (λ2 is the identity). With the fixed zero-padding lift
         the states do not depend on the readout: one forward pass on the engine, then
         :meth:`._msa_readout.ReadoutObjective.minimise`. A trainable lift moves the states, so
-        L-BFGS-B runs over (P, c, lift) with J and ∇J from the engine.
+        ``inner_iters`` L-BFGS-B iterations run over (P, c, lift) with J and ∇J from the engine
+        first; with ``readout="exact"`` the readout is then solved for the states of the new lift.
         """
         n_theta = self.n_theta
         if not np.all(np.isfinite(w)):
@@ -519,7 +539,7 @@ class _Run:
         if self.problem.layout.n_params == n_theta:
             j = engine.evaluate(w, gradient=False).objective
             return w, j if math.isfinite(j) else math.nan
-        if self.readout is None:  # trainable lift
+        if self.lift:
 
             def fun(z: np.ndarray) -> tuple[float, np.ndarray]:
                 ev = engine.evaluate(np.concatenate([w[:n_theta], z]))
@@ -530,10 +550,13 @@ class _Run:
             res = optimize.minimize(
                 fun, w[n_theta:], jac=True, method="L-BFGS-B", options={"maxiter": self.inner_iters}
             )
-            return np.concatenate([w[:n_theta], res.x]), float(res.fun)
-        z, j = self.readout.minimise(w[n_theta:], engine.states(w), y, self.solver.readout, self.inner_iters)
+            w = np.concatenate([w[:n_theta], res.x])
+            if self.readout is None:  # readout="lbfgsb": the joint step is the update
+                return w, float(res.fun) if math.isfinite(res.fun) else math.nan
+        end = n_theta + self.n_readout
+        z, j = self.readout.minimise(w[n_theta:end], engine.states(w), y, self.solver.readout, self.inner_iters)
         j += float(self.stages.reg_vg(w[:n_theta])[0])
-        return np.concatenate([w[:n_theta], z]), j if math.isfinite(j) else math.nan
+        return np.concatenate([w[:n_theta], z, w[end:]]), j if math.isfinite(j) else math.nan
 
 
 class _BatchSampler:
