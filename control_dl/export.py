@@ -222,8 +222,15 @@ def to_onnx(problem: TrainingProblem, w: Any, path: str | Path) -> Path:
     model = buffer.getvalue()
     session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
     got = session.run(None, {"X": x_raw})[0]
-    if got.shape != expected.shape or not np.allclose(got, expected, rtol=1e-9, atol=1e-12):
-        raise SpecError(f"ONNX export check failed: onnxruntime differs from torch by {np.max(np.abs(got - expected))}")
+    # the tolerance scales with the outputs' size: a diverged network's outputs of 1e18 differed by
+    # 1.9e8 (1.9e-10 of them) between the two runtimes' float64 round-off, and were refused
+    scale = float(np.max(np.abs(expected), initial=0.0))
+    if got.shape != expected.shape or not np.all(np.abs(got - expected) <= 1e-9 * scale + 1e-12):
+        difference = np.max(np.abs(got - expected)) if got.shape == expected.shape else f"shape {got.shape}"
+        raise SpecError(
+            f"ONNX export check failed: onnxruntime differs from torch by {difference} on outputs of size up to "
+            f"{scale:.3g}"
+        )
     atomic_write_bytes(path, model)
     return path
 

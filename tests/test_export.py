@@ -157,3 +157,21 @@ def test_an_unusable_output_path_is_refused_before_any_work(fmt, tmp_path, monke
     with pytest.raises(cdl.SpecError, match="is a directory"):
         result.to_onnx(tmp_path / "folder")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder", "run.npz"]
+
+
+def test_onnx_export_of_a_network_with_huge_outputs_is_checked_relative_to_their_size(tmp_path):
+    """A user's diverged L-BFGS-B result (outputs ~1e18) exported to torch, .pt2 and CasADi but not to
+    ONNX: the check compared the runtimes to 1e-12 absolute, and float64 round-off is 1e-10 relative."""
+    pytest.importorskip("onnxruntime")
+    problem = cdl.load_problem(
+        "ring", dim=3, n_steps=10, n_samples=100, field="outside", activation="identity", horizon=100
+    )
+    w = 20 * problem.initial_guess(0)
+    path = export.write_export(problem, w, "onnx", tmp_path / "huge.onnx")
+    import onnxruntime
+
+    x = np.random.default_rng(0).normal(size=(4, 2))
+    got = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"X": x})[0]
+    expected = problem.predict(w, x.T).T
+    assert np.max(np.abs(expected)) > 1e12  # the case: huge outputs
+    np.testing.assert_allclose(got, expected, rtol=1e-9)
