@@ -54,9 +54,31 @@ def test_augmented_square_has_nondegenerate_minimum_at_zero():
 def test_large_steps_fold_a_non_augmented_network():
     # without the invertibility constraint 4 big Euler steps fold R: a critical point appears in d = 1
     problem, result = square_1d(1, False, n_steps=4, horizon=4.0)
-    assert D.invertibility(problem, result).certificate > 1
+    certificate = D.invertibility(problem, result).certificate
+    assert certificate > 1
     report = D.critical_points(problem, result)
     assert any(abs(p.x[0]) < 0.05 and p.hessian_eigenvalues[0] > 1 for p in report.points)
+    # d = n_in, but the steps are not certified invertible: not "non-augmented: Φ has no critical points"
+    label = D.classify(problem, result)
+    assert label.label == "uncertified" and f"{certificate:.3g}" in label.reason
+    assert "critical points" in label.consequence
+
+
+class _Scale:
+    """f(x, a) = a x: a user field without lipschitz_sq_bound."""
+
+    def param_shapes(self, dim):
+        return {"a": (1,)}
+
+    def __call__(self, x, params, ops):
+        return params["a"] * x
+
+
+def test_classify_cannot_certify_a_field_without_a_lipschitz_bound():
+    problem = cdl.TrainingProblem(data=cdl.datasets.sin(10, seed=0), field=_Scale(), dim=1)
+    label = D.classify(problem, problem.initial_guess(0))
+    assert label.label == "uncertified" and "_Scale" in label.reason and "lipschitz_sq_bound" in label.reason
+    assert "not checked" in D.classify(problem).reason  # no weights: the widths alone
 
 
 def test_rank_deficient_lift_gives_only_degenerate_critical_points():
@@ -84,7 +106,7 @@ def test_classify_labels():
     assert D.classify(cdl.TrainingProblem(data=data, dim=3)).label == "augmented"
     bottleneck = cdl.TrainingProblem(data=data, dim=3, field=cdl.Bottleneck(width=2))
     assert D.classify(bottleneck).label == "bottleneck"
-    for label in ("non-augmented", "augmented", "bottleneck", "degenerate"):
+    for label in ("non-augmented", "uncertified", "augmented", "bottleneck", "degenerate"):
         assert D.architecture.CONSEQUENCES[label].endswith(".")
 
 

@@ -2,7 +2,10 @@ r"""Kuntz's classification of an architecture and what it implies for Φ = λ2 �
 
 With full-rank λ1, λ2, a neural ODE is *non-augmented* when its phase space has the input's
 dimension (d = n_in) and *augmented* when it is larger (d > n_in); if λ1 or λ2 is rank deficient
-the architecture is *degenerate*. A :class:`~control_dl.Bottleneck` field of width m < d is reported
+the architecture is *degenerate*. Kuntz's non-augmented statement (Φ has no critical point) is about
+invertible steps: with trained weights a flow with d = n_in is *non-augmented* only when the
+invertibility certificate (:func:`~control_dl.diagnostics.invertibility`) is < 1, else it is
+*uncertified* (a step may fold the phase space and create critical points). A :class:`~control_dl.Bottleneck` field of width m < d is reported
 as *bottleneck*: each step's vector field is constant along ker A (Kuntz's bottleneck describes
 layer widths of feed-forward nets; a neural ODE's phase space never shrinks). A problem with a
 :class:`~control_dl.FeedForward` model is labelled by its widths
@@ -19,12 +22,17 @@ import numpy as np
 from ..problems.fields import Bottleneck
 from ..problems.training import TrainingProblem, check_problem
 from ._common import weights_of
+from .invertibility import invertibility, missing_lipschitz_bound
 from .layers import classify_feedforward
 
 CONSEQUENCES = {
     "non-augmented": (
         "Φ has no critical points (it is trivially Morse), so targets with a maximum or minimum, "
         "like x², cannot be represented exactly."
+    ),
+    "uncertified": (
+        "d = n_in, but the steps are not certified invertible, so a step may fold the phase space and Φ may "
+        "have critical points; the non-augmented guarantee needs every step invertible (e.g. lipschitz < 1)."
     ),
     "augmented": (
         "For almost every choice of weights all critical points of Φ are non-degenerate (Φ is generically "
@@ -51,7 +59,7 @@ class Architecture:
 
     Attributes
     ----------
-    label : {"non-augmented", "augmented", "bottleneck", "degenerate"}
+    label : {"non-augmented", "uncertified", "augmented", "bottleneck", "degenerate"}
         Kuntz's case.
     consequence : str
         What the case implies for the critical points of Φ, in one sentence.
@@ -69,12 +77,16 @@ def _rank(matrix: np.ndarray) -> int:
 
 
 def classify(problem: TrainingProblem, result: Any = None) -> Architecture:
-    """Label the architecture non-augmented / augmented / bottleneck / degenerate.
+    """Label the architecture non-augmented / uncertified / augmented / bottleneck / degenerate.
 
     The classes of Kuehn & Kuntz (arXiv:2405.09351, 2024) for Φ = λ2 ∘ flow ∘ λ1: non-augmented
-    (d = n_in: Φ has no critical point), augmented (d > n_in: Φ is generically Morse), degenerate
-    (λ1 or λ2 rank deficient, decided by the rank of the trained L or P), and bottleneck (a
-    :class:`~control_dl.Bottleneck` field of width m < d); see the module docstring.
+    (d = n_in, invertible steps, full-rank readout: Φ has no critical point), augmented (d > n_in:
+    Φ is generically Morse), degenerate (λ1 or λ2 rank deficient, decided by the rank of the
+    trained L or P), and bottleneck (a :class:`~control_dl.Bottleneck` field of width m < d); see
+    the module docstring. With trained weights, d = n_in is non-augmented only when the
+    invertibility certificate is < 1; otherwise (certificate ≥ 1, or a user field without a
+    Lipschitz bound) it is *uncertified*, and the reason gives the certificate. Without weights
+    the label describes the widths alone (the reason says the steps were not checked).
 
     Parameters
     ----------
@@ -82,7 +94,7 @@ def classify(problem: TrainingProblem, result: Any = None) -> Architecture:
         The problem (its d, n_in, field and lift).
     result : Result or array_like, optional
         Trained weights (w, shape ``(n_params,)``); needed to see a rank-deficient trainable
-        λ1 = L x + l or readout P.
+        λ1 = L x + l or readout P, and to check that the steps are invertible (d = n_in).
 
     Returns
     -------
@@ -98,8 +110,9 @@ def classify(problem: TrainingProblem, result: Any = None) -> Architecture:
     if problem.dynamics.vector_field is None:  # stage maps between widths: Kuntz's classes by width
         return _classify_feedforward(problem, result)
     d, n_in = problem.dim, problem.data.n_in
-    if result is not None:
-        blocks = problem.unflatten(weights_of(problem, result))
+    w = None if result is None else weights_of(problem, result)
+    if w is not None:
+        blocks = problem.unflatten(w)
         lift = blocks["lift"]
         if lift and _rank(lift["L"]) < n_in:
             return _make("degenerate", f"λ1 = L x + l has rank {_rank(lift['L'])} < n_in = {n_in}")
@@ -110,7 +123,15 @@ def classify(problem: TrainingProblem, result: Any = None) -> Architecture:
         return _make("bottleneck", f"Bottleneck field of width m = {problem.field.width} < d = {d}")
     if d > n_in:
         return _make("augmented", f"d = {d} > n_in = {n_in}")
-    return _make("non-augmented", f"d = n_in = {n_in}")
+    if w is None:
+        return _make("non-augmented", f"d = n_in = {n_in} (steps not checked for invertibility: no weights given)")
+    missing = missing_lipschitz_bound(problem)
+    if missing is not None:
+        return _make("uncertified", f"d = n_in = {n_in}, but {missing}")
+    certificate = invertibility(problem, w).certificate
+    if certificate >= 1.0:
+        return _make("uncertified", f"d = n_in = {n_in}, but the invertibility certificate is {certificate:.3g} ≥ 1")
+    return _make("non-augmented", f"d = n_in = {n_in}, invertibility certificate {certificate:.3g} < 1")
 
 
 def _classify_feedforward(problem: TrainingProblem, result: Any) -> Architecture:

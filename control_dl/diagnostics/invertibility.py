@@ -29,6 +29,31 @@ from ..problems.training import TrainingProblem
 from ._common import require_flow, weights_of
 
 
+def missing_lipschitz_bound(problem: TrainingProblem) -> str | None:
+    """Why the certificate cannot be computed for ``problem``'s field, or None when it can.
+
+    A built-in field is bounded by the norms of its matrices; a user field needs a method
+    ``lipschitz_sq_bound(params, ops)`` (docs/guide/constraints.md).
+
+    Parameters
+    ----------
+    problem : TrainingProblem
+        A flow.
+
+    Returns
+    -------
+    str or None
+        The reason (naming the field), or None.
+    """
+    field = problem.field
+    if lipschitz.matrix_names(field) is not None or getattr(field, "lipschitz_sq_bound", None) is not None:
+        return None
+    return (
+        f"the field {type(field).__name__} has no Lipschitz bound: the certificate needs a method "
+        "lipschitz_sq_bound(params, ops) on the field (docs/guide/constraints.md)"
+    )
+
+
 @dataclass(frozen=True)
 class InvertibilityReport:
     """The certificate of :func:`invertibility`.
