@@ -166,7 +166,11 @@ def test_onnx_export_of_a_network_with_huge_outputs_is_checked_relative_to_their
     problem = cdl.load_problem(
         "ring", dim=3, n_steps=10, n_samples=100, field="outside", activation="identity", horizon=100
     )
-    w = 20 * problem.initial_guess(0)
+    diverged = cdl.solve(
+        problem, cdl.load_solver("lbfgsb", max_iter=20), w0=20 * problem.initial_guess(0), progress=False
+    )
+    assert diverged.status == "diverged"
+    w = diverged.w
     path = export.write_export(problem, w, "onnx", tmp_path / "huge.onnx")
     import onnxruntime
 
