@@ -124,8 +124,10 @@ def turnpike(problem: TrainingProblem, result: Any) -> TurnpikeReport:
     Raises
     ------
     SpecError
-        ``problem`` is not a TrainingProblem, or ``result`` (its w) does not fit it or is not finite.
+        ``problem`` is not a TrainingProblem or not a flow (a feed-forward layer stack has states
+        of different widths and no θ(t)), or ``result`` (its w) does not fit it or is not finite.
     """
+    require_flow(problem, "turnpike")
     w = weights_of(problem, result)
     t = problem.times
     theta_norm = np.linalg.norm(problem.theta(w, t), axis=1)

@@ -1,0 +1,33 @@
+"""Diagnostics that do not apply to a problem refuse with one SpecError that says what they need."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import control_dl as cdl
+
+D = cdl.diagnostics
+
+
+@pytest.fixture(scope="module")
+def mlp() -> tuple[cdl.TrainingProblem, np.ndarray]:
+    """A feed-forward net 2-4-4-1 (states of widths 2, 4, 4, 1: not a flow)."""
+    problem = cdl.load_problem("circle", model="mlp", n_samples=20, widths=[2, 4, 4, 1])
+    return problem, problem.initial_guess(0)
+
+
+def test_turnpike_of_a_layer_stack_is_refused_like_the_other_flow_diagnostics(mlp):
+    # it compared zero-padded states of widths 2, 4, 4, 1 and returned a report
+    problem, w = mlp
+    messages = []
+    for call in (
+        lambda: D.turnpike(problem, w),
+        lambda: D.turnpike_sweep(problem, cdl.Direct(), [1.0]),
+        lambda: D.invertibility(problem, w),
+    ):
+        with pytest.raises(cdl.SpecError) as info:
+            call()
+        messages.append(str(info.value))
+    assert all(m.startswith("problem") and "needs a flow" in m for m in messages), messages
+    assert "turnpike needs a flow" in messages[0]
