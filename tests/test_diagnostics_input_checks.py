@@ -31,3 +31,23 @@ def test_turnpike_of_a_layer_stack_is_refused_like_the_other_flow_diagnostics(ml
         messages.append(str(info.value))
     assert all(m.startswith("problem") and "needs a flow" in m for m in messages), messages
     assert "turnpike needs a flow" in messages[0]
+
+
+class _Linear:
+    """f(x, u) = A x + B u, a user field without lipschitz_sq_bound."""
+
+    def param_shapes(self, dim):
+        return {"u": (1,)}
+
+    def __call__(self, x, params, ops):
+        return ops.matmul(np.array([[0.0, 1.0], [-1.0, 0.5]]), x) + ops.matmul(np.array([[0.0], [1.0]]), params["u"])
+
+
+def test_invertibility_of_a_user_field_without_a_bound_names_what_the_certificate_needs():
+    # it said "the lipschitz constraint needs …" although no constraint was asked for
+    problem = cdl.TrainingProblem(data=cdl.datasets.ring(10, seed=0), field=_Linear(), dim=2)
+    with pytest.raises(cdl.SpecError) as info:
+        D.invertibility(problem, problem.initial_guess(0))
+    message = str(info.value)
+    assert message.startswith("field='_Linear'") and "the invertibility certificate needs" in message, message
+    assert "lipschitz_sq_bound" in message and "lipschitz constraint" not in message

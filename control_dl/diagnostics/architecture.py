@@ -125,9 +125,9 @@ def classify(problem: TrainingProblem, result: Any = None) -> Architecture:
         return _make("augmented", f"d = {d} > n_in = {n_in}")
     if w is None:
         return _make("non-augmented", f"d = n_in = {n_in} (steps not checked for invertibility: no weights given)")
-    missing = missing_lipschitz_bound(problem)
+    missing = missing_lipschitz_bound(problem, "the invertibility certificate")
     if missing is not None:
-        return _make("uncertified", f"d = n_in = {n_in}, but {missing}")
+        return _make("uncertified", f"d = n_in = {n_in}, but the field {type(problem.field).__name__} {missing}")
     certificate = invertibility(problem, w).certificate
     if certificate >= 1.0:
         return _make("uncertified", f"d = n_in = {n_in}, but the invertibility certificate is {certificate:.3g} ≥ 1")

@@ -29,8 +29,8 @@ from ..problems.training import TrainingProblem
 from ._common import require_flow, weights_of
 
 
-def missing_lipschitz_bound(problem: TrainingProblem) -> str | None:
-    """Why the certificate cannot be computed for ``problem``'s field, or None when it can.
+def missing_lipschitz_bound(problem: TrainingProblem, what: str) -> str | None:
+    """Why ``what`` cannot bound Lip_x f of ``problem``'s field, or None when it can.
 
     A built-in field is bounded by the norms of its matrices; a user field needs a method
     ``lipschitz_sq_bound(params, ops)`` (docs/guide/constraints.md).
@@ -39,19 +39,18 @@ def missing_lipschitz_bound(problem: TrainingProblem) -> str | None:
     ----------
     problem : TrainingProblem
         A flow.
+    what : str
+        What needs the bound, for the message (e.g. "the invertibility certificate").
 
     Returns
     -------
     str or None
-        The reason (naming the field), or None.
+        The reason, to follow the field's name in a message; None when the field has a bound.
     """
     field = problem.field
     if lipschitz.matrix_names(field) is not None or getattr(field, "lipschitz_sq_bound", None) is not None:
         return None
-    return (
-        f"the field {type(field).__name__} has no Lipschitz bound: the certificate needs a method "
-        "lipschitz_sq_bound(params, ops) on the field (docs/guide/constraints.md)"
-    )
+    return f"has no Lipschitz bound: {what} needs a method lipschitz_sq_bound(params, ops) on the field (docs/guide/constraints.md)"
 
 
 @dataclass(frozen=True)
@@ -99,10 +98,14 @@ def invertibility(problem: TrainingProblem, result: Any, norm: str = "spectral")
     ------
     SpecError
         ``problem`` is not a TrainingProblem, or ``result`` (its w) does not fit it or is not finite;
-        the model is not a flow, or ``norm`` is not 'spectral' or 'frobenius'.
+        the model is not a flow, its field has no Lipschitz bound (a user field without
+        ``lipschitz_sq_bound``), or ``norm`` is not 'spectral' or 'frobenius'.
     """
     w = weights_of(problem, result)
     require_flow(problem, "invertibility")
+    missing = missing_lipschitz_bound(problem, "the invertibility certificate")
+    if missing is not None:
+        raise spec_error("field", type(problem.field).__name__, missing)
     constants = lipschitz.step_constants(problem, w, norm)  # checks norm
     certificate = float(constants.max())
     return InvertibilityReport(constants, certificate, certificate < 1.0)
