@@ -333,10 +333,14 @@ def _cmd_turnpike(args: argparse.Namespace) -> int:
     from .problems.spec import load_problem
     from .solvers import load_solver
 
-    try:
-        horizons = [float(h) for h in args.horizons.split(",") if h.strip()]
-    except ValueError:
-        raise SpecError(f"--horizons {args.horizons!r}: expected comma-separated numbers, e.g. 1,2,4") from None
+    horizons = []
+    for entry in args.horizons.split(","):  # every entry a number: an empty one ("1,,2", "1,2,") is an error
+        try:
+            horizons.append(float(entry))
+        except ValueError:
+            raise SpecError(
+                f"--horizons {args.horizons!r}: expected comma-separated numbers, e.g. 1,2,4 (entry {entry!r} is not one)"
+            ) from None
     problem = load_problem(args.problem, **parse_assignments(args.set, "--set"))
     solver = load_solver(
         args.solver or problem.spec.get("solver") or TURNPIKE_SOLVER, **parse_assignments(args.option, "--option")

@@ -51,3 +51,24 @@ def test_invertibility_of_a_user_field_without_a_bound_names_what_the_certificat
     message = str(info.value)
     assert message.startswith("field='_Linear'") and "the invertibility certificate needs" in message, message
     assert "lipschitz_sq_bound" in message and "lipschitz constraint" not in message
+
+
+@pytest.mark.parametrize("horizons", ["1,,2", "1,2,", "1, ,2"])
+def test_cli_turnpike_horizons_with_an_empty_entry_is_an_error_naming_the_flag(horizons, tmp_path, capsys):
+    # "1,,2" silently ran T = 1 and T = 2
+    from control_dl.cli import main
+
+    assert main(["turnpike", "ring", "--horizons", horizons, "--out", str(tmp_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"--horizons {horizons!r}" in err and "is not one" in err, err
+    assert not any(tmp_path.iterdir())  # refused before any solve
+
+
+def test_plotting_turnpike_called_as_problem_result_names_the_argument_order():
+    # it said "quantity=Result(...)": the problem had been taken as the runs, the result as the quantity
+    problem = cdl.load_problem("ring", n_samples=10, dim=3, n_steps=3)
+    w = problem.initial_guess(0)
+    with pytest.raises(cdl.SpecError) as info:
+        cdl.plotting.turnpike(problem, w)
+    message = str(info.value)
+    assert message.startswith("runs=") and "turnpike([(problem, result)])" in message, message

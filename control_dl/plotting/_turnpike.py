@@ -14,6 +14,7 @@ import numpy as np
 from .._errors import as_list, check_bool, check_choice, spec_error
 from ..diagnostics.turnpike import TurnpikeReport, TurnpikeSweep
 from ..diagnostics.turnpike import turnpike as turnpike_report
+from ..problems.training import TrainingProblem
 from ._common import new_axes
 
 #: quantity -> (TurnpikeReport attribute, y label, title)
@@ -92,8 +93,16 @@ def turnpike(
     Raises
     ------
     ValueError
-        If there is nothing to draw or ``quantity`` is unknown.
+        SpecError if there is nothing to draw, ``runs`` is a problem (``turnpike(problem, result)``:
+        the message gives the argument order) or ``quantity`` is unknown.
     """
+    if isinstance(runs, TrainingProblem):  # turnpike(problem, result): the argument order of turnpike_series
+        raise spec_error(
+            "runs",
+            "TrainingProblem",
+            "turnpike(runs, quantity='theta') takes the runs first: one solve is turnpike([(problem, result)]), "
+            "several [(problem_1, result_1), …], or a TurnpikeSweep; turnpike_series(problem, result) gives one curve",
+        )
     attribute = _check_quantity(quantity)
     check_bool("log", log)
     if isinstance(runs, TurnpikeSweep):
