@@ -158,6 +158,11 @@ class Result:
     data_source : dict or None
         Where the data of a loaded result came from (the dataset's ``source`` with the data file's
         SHA-256, or ``{"dataset": "arrays", ...}``); a result from a solve reads it off ``problem``.
+    fingerprint : dict or None
+        What a loaded result was solved on: the
+        :func:`~control_dl.problems.training.problem_fingerprint` its file records (network, cost,
+        data; None for a file written before it was recorded); a result from a solve reads it off
+        ``problem`` when saved.
 
     Raises
     ------
@@ -185,6 +190,7 @@ class Result:
     engine: dict[str, Any] = field(default_factory=dict)
     problem: TrainingProblem | None = field(default=None, repr=False)
     data_source: dict[str, Any] | None = field(default=None, repr=False)
+    fingerprint: dict[str, Any] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -467,7 +473,9 @@ class Result:
         generator and its arguments, a scikit-learn set, or a data file's absolute path and SHA-256;
         data given as arrays in Python are stored in the file itself (unless ``data=False``). The
         problem's spec is the one it was loaded from, or :func:`control_dl.problems.spec.describe`
-        of a problem built in Python.
+        of a problem built in Python; its
+        :func:`~control_dl.problems.training.problem_fingerprint` is recorded for every problem,
+        so :meth:`load` refuses a problem with another network.
 
         Parameters
         ----------
@@ -488,6 +496,7 @@ class Result:
             (:func:`~control_dl._files.check_destination`).
         """
         from .problems.spec import describe
+        from .problems.training import problem_fingerprint
 
         check_bool("data", data)
         if as_path(path).is_dir():
@@ -498,7 +507,8 @@ class Result:
         if spec is None and self.problem is not None:
             spec = describe(self.problem)
         source, arrays = self._data_record(data)
-        meta = {**self._metadata(), "problem_spec": spec, "data_source": source}
+        fingerprint = problem_fingerprint(self.problem) if self.problem is not None else self.fingerprint
+        meta = {**self._metadata(), "problem_spec": spec, "data_source": source, "fingerprint": fingerprint}
         buffer = io.BytesIO()
         np.savez(buffer, w=self.w, snapshots=snaps, metadata=np.array(json.dumps(plain_document(meta))), **arrays)
         atomic_write_bytes(path, buffer.getvalue())
@@ -528,9 +538,16 @@ class Result:
         ------
         SpecError
             When there is no result at ``path`` (the file is missing, not an ``.npz`` archive,
-            damaged, or an archive that Result.save did not write: the message says which), or
-            when the problem cannot be rebuilt: its data file is missing or changed since the save
-            (the message names the file and how to load anyway).
+            damaged, or an archive that Result.save did not write: the message says which), when
+            the problem cannot be rebuilt: its data file is missing or changed since the save
+            (the message names the file and how to load anyway), or when ``problem`` (or the
+            rebuilt one) has another network than the one the result was solved on: what the
+            file's :func:`~control_dl.problems.training.problem_fingerprint` calls ``network``
+            (vector field and activation, d, lift, control and N, T, integrator, feed-forward
+            widths, n_in, the standardisation of the inputs, n_out and the readout), for a problem
+            from a spec or built in Python alike; the message names the entry that differs. A file
+            written before fingerprints were recorded is checked on the network model its spec
+            describes (:func:`~control_dl.problems.training.check_same_network`).
         """
         path = as_path(path)
         check_bool("rebuild", rebuild)
@@ -559,9 +576,7 @@ class Result:
                 "not the problem this result was solved on",
             )
         if problem is not None:
-            from .problems.training import check_same_network
-
-            check_same_network(problem, result.problem_spec, "problem")
+            _check_solved_on(result, problem)
         result.problem = problem
         return result
 
@@ -587,11 +602,33 @@ class Result:
                 )
             snapshots = [(i, t, snaps[k]) for k, (i, t) in enumerate(meta.pop("snapshot_info"))]
             meta.setdefault("data_source", None)
+            meta.setdefault("fingerprint", None)
             result = cls(w=w, snapshots=snapshots, **meta)
         except (ValueError, TypeError, KeyError, IndexError) as exc:
             why = f"not a control_dl result: its metadata do not fit Result ({type(exc).__name__}: {exc})"
             raise spec_error("path", str(path), why) from None
         return result, {k[5:]: v for k, v in stored.items() if k.startswith("data_")}
+
+
+def _check_solved_on(result: Result, problem: TrainingProblem) -> None:
+    """SpecError unless ``problem`` has the network ``result`` was solved on (its recorded fingerprint)."""
+    from .problems.training import (
+        check_same_network,
+        describe_difference,
+        fingerprint_difference,
+        problem_fingerprint,
+    )
+
+    saved = (result.fingerprint or {}).get("network")
+    if not isinstance(saved, dict):  # a file from before fingerprints: its spec's model
+        check_same_network(problem, result.problem_spec, "problem")
+        return
+    difference = fingerprint_difference(saved, problem_fingerprint(problem)["network"], "network")
+    if difference is not None:
+        where = describe_difference(difference, "in the result", "in this problem")
+        raise spec_error(
+            "problem", problem.data.name, f"has another network than the one this result was solved on: {where}"
+        )
 
 
 def result_path(path: str | Path) -> Path:

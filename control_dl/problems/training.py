@@ -13,6 +13,8 @@ x_{k+1} = σ(A_k x_k + b_k)); this module adds data, lift, readout and costs and
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
@@ -905,30 +907,193 @@ def check_problem(value: Any, field: str = "problem") -> TrainingProblem:
     return value
 
 
+def problem_fingerprint(problem: TrainingProblem) -> dict[str, Any]:
+    """What defines ``problem``, as a JSON-able document: its network, its cost and its data.
+
+    The one description both a solve checkpoint (:mod:`control_dl.solvers.checkpoint`) and a saved
+    :class:`~control_dl.Result` record, so a w is never attached to a problem it was not computed
+    for, whether the problem came from a spec or was built in Python (where ``spec`` is None).
+
+    - ``network``: what maps raw inputs to predictions given w. ``model``: the vector field and d
+      with the lift (or the feed-forward / user dynamics); ``grid``: the control, T and the
+      integrator of a flow (N is the control's ``n_steps``); ``inputs``: n_in and the
+      standardisation (mean, scale) that turns raw inputs into the model's; ``outputs``: n_out and
+      whether w holds a readout P, c; and ``n_params``.
+    - ``cost``: the :class:`Cost` and :class:`Constraints`.
+    - ``data``: SHA-256 digests of the training and test inputs and labels, task and classes.
+
+    Objects are described by their class name and fields (a dataclass) or public attributes, arrays
+    by shape and digest, functions by name.
+
+    Parameters
+    ----------
+    problem : TrainingProblem
+        The problem.
+
+    Returns
+    -------
+    dict
+        ``{"network": {...}, "cost": {...}, "data": {...}}`` of JSON types only;
+        :func:`fingerprint_difference` compares two.
+    """
+    dynamics, data = problem.dynamics, problem.data
+    if type(dynamics) is Flow:
+        model = {"field": _described(dynamics.field), "dim": problem.dim, "lift": problem.lift}
+        grid = {"control": _described(dynamics.control), "horizon": dynamics.horizon, "integrator": dynamics.integrator}
+    else:
+        model, grid = {"dynamics": _described(dynamics), "lift": problem.lift}, {}
+    network = {
+        "model": model,
+        "grid": grid,
+        "inputs": {
+            "n_in": data.n_in,
+            "mean": _described(data.mean, exact=True),
+            "scale": _described(data.scale, exact=True),
+        },
+        "outputs": {"n_out": problem.layout.n_out, "readout": problem.dynamics.has_readout},
+        "n_params": problem.n_params,
+    }
+    cost = {"cost": _described(problem.cost), "constraints": _described(problem.constraints)}
+    split = {name: _digest(getattr(data, name)) for name in ("x_train", "y_train", "x_test", "y_test")}
+    classes = list(data.class_names) if data.class_names is not None else None
+    return {"network": network, "cost": cost, "data": {"task": data.task, "class_names": classes, **split}}
+
+
+def fingerprint_difference(saved: Any, current: Any, path: str = "") -> tuple[str, Any, Any] | None:
+    """The first entry where two :func:`problem_fingerprint` documents (or parts of them) differ.
+
+    Parameters
+    ----------
+    saved, current : object
+        The recorded document (read back from JSON) and the one of the problem at hand.
+    path : str
+        Dotted prefix of the entries' names (used in recursion).
+
+    Returns
+    -------
+    tuple or None
+        ``(name, saved value, current value)``, e.g. ``("network.model.field.activation", "tanh",
+        "relu")``; None when they agree (numbers compare by value: 1 == 1.0).
+    """
+    if isinstance(saved, dict) and isinstance(current, dict):
+        for key in [*saved, *(k for k in current if k not in saved)]:
+            found = fingerprint_difference(saved.get(key), current.get(key), f"{path}.{key}" if path else key)
+            if found is not None:
+                return found
+        return None
+    if isinstance(saved, (list, tuple)) and isinstance(current, (list, tuple)) and len(saved) == len(current):
+        for k, (a, b) in enumerate(zip(saved, current, strict=True)):
+            found = fingerprint_difference(a, b, f"{path}[{k}]")
+            if found is not None:
+                return found
+        return None
+    if isinstance(saved, bool) != isinstance(current, bool) or saved != current:
+        return path, saved, current
+    return None
+
+
+def describe_difference(difference: tuple[str, Any, Any], there: str, here: str) -> str:
+    """``name is A <there>, B <here>``, values shortened, for a refusal's message.
+
+    Parameters
+    ----------
+    difference : tuple
+        A :func:`fingerprint_difference`.
+    there, here : str
+        Where each value is from, e.g. ``"in the result"`` and ``"in this problem"``.
+
+    Returns
+    -------
+    str
+        One phrase.
+    """
+
+    def short(value: Any) -> str:
+        text = repr(value)
+        return text if len(text) <= 80 else text[:77] + "..."
+
+    name, saved, current = difference
+    return f"{name} is {short(saved)} {there}, {short(current)} {here}"
+
+
+def _digest(array: Any) -> str:
+    """``sha256:<16 hex> <dtype> <shape>`` of an array: its values, element type and shape."""
+    array = np.ascontiguousarray(array)
+    digest = hashlib.sha256(array.tobytes()).hexdigest()[:16]
+    return f"sha256:{digest} {array.dtype.str} {list(array.shape)}"
+
+
+def _described(value: Any, exact: bool = False, depth: int = 0) -> Any:
+    """``value`` as JSON types: objects by class name and fields, arrays by digest (or values if ``exact``)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else repr(float(value))
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return [_described(v) for v in value.ravel().tolist()] if exact else _digest(value)
+    if depth > 8:  # a cycle or a deep user object: its class is all that is told
+        return type(value).__qualname__
+    if isinstance(value, (list, tuple)):
+        return [_described(v, exact, depth + 1) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _described(v, exact, depth + 1) for k, v in value.items()}
+    if isinstance(value, type) or (callable(value) and hasattr(value, "__qualname__")):
+        return value.__qualname__  # a class or function (a callable loss) by name: its module may be __main__
+    if dataclasses.is_dataclass(value):
+        items = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    else:  # public attributes, less cached values computed on use (present or not depending on the past)
+        owner = type(value)
+        items = {
+            k: v
+            for k, v in getattr(value, "__dict__", {}).items()
+            if not k.startswith("_") and not isinstance(getattr(owner, k, None), cached_property)
+        }
+    return {"type": type(value).__qualname__, **{k: _described(v, exact, depth + 1) for k, v in items.items()}}
+
+
 def check_same_network(problem: TrainingProblem, solved_on: dict | None, field: str = "result") -> None:
-    """Raise SpecError when a result's spec has another ``[model]`` than ``problem``'s.
+    """Raise SpecError when a result's spec describes another network model than ``problem``'s.
 
     Two networks can have the same number of parameters (tanh vs relu, ``inside`` vs ``outside``),
-    so the length of w alone does not tell a result of another problem apart. Only the model
-    section is compared: the same network on other data, another cost or a finer grid of a
-    grid-independent control is a legitimate evaluation.
+    so the length of w alone does not tell a result of another problem apart. The saved spec is
+    rebuilt on ``problem``'s data and the ``network.model`` parts of the two
+    :func:`problem_fingerprint` compared (field and its activation, d, lift, or the feed-forward
+    widths), for a problem from a spec or built in Python alike. Only the model is compared: the
+    same network on other data, another cost or a finer grid of a grid-independent control is a
+    legitimate evaluation. (:meth:`~control_dl.Result.load` compares the whole network part of the
+    fingerprint a result file records.)
 
     Parameters
     ----------
     problem : TrainingProblem
         The problem the result is used with.
     solved_on : dict or None
-        The result's ``problem_spec`` (None, or a problem built in Python without a spec: not checked).
+        The result's ``problem_spec`` (None: a problem with neither a spec nor a description, e.g. a
+        user-defined vector field, is not checked).
     field : str
         Name of the result's argument, for the message.
 
     Raises
     ------
     SpecError
-        Both specs are known and their ``[model]`` sections differ.
+        The saved spec's network model differs from ``problem``'s (the message names the entry).
     """
-    if not isinstance(solved_on, dict) or not isinstance(problem.spec, dict):
+    from .spec import build_problem, describe
+
+    theirs = solved_on.get("model") if isinstance(solved_on, dict) else None
+    if not isinstance(theirs, dict):
         return
-    mine, theirs = problem.spec.get("model"), solved_on.get("model")
-    if isinstance(theirs, dict) and mine != theirs:
-        raise spec_error(field, theirs, f"was solved on another network than this problem's model {mine}")
+    mine = problem.spec.get("model") if isinstance(problem.spec, dict) else (describe(problem) or {}).get("model")
+    try:
+        rebuilt = build_problem(solved_on, data=problem.data)
+    except (SpecError, TypeError, KeyError, ValueError):  # the saved network does not even fit these data
+        difference = None if mine == theirs else ("model", theirs, mine)
+    else:
+        saved, current = (problem_fingerprint(p)["network"]["model"] for p in (rebuilt, problem))
+        difference = fingerprint_difference(saved, current, "model")
+    if difference is not None:
+        where = describe_difference(difference, "there", "here")
+        shown = mine if mine is not None else type(problem.dynamics).__name__
+        raise spec_error(field, theirs, f"was solved on another network ({where}) than this problem's model {shown}")

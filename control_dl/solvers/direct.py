@@ -247,7 +247,7 @@ class Direct:
         check_positive_int("max_iter", self.max_iter, 0)
         check_positive_float("tol", self.tol)
         check_positive_int("record_every", self.record_every, 0)
-        check_checkpoint(self.checkpoint, self.checkpoint_every)
+        object.__setattr__(self, "checkpoint", check_checkpoint(self.checkpoint, self.checkpoint_every))
         self._check_collocation()
         check_choice("parallelization", self.parallelization, ("serial", "thread"))
         if self.parallelization != "serial" and self.nlp in ("lbfgsb", "trust-ncg") and self.jit:

@@ -202,7 +202,7 @@ class MSA:
         check_positive_float("rho_min", self.rho_min)
         check_positive_float("rho_factor", self.rho_factor)
         check_positive_float("rho_max", self.rho_max)
-        check_checkpoint(self.checkpoint, self.checkpoint_every)
+        object.__setattr__(self, "checkpoint", check_checkpoint(self.checkpoint, self.checkpoint_every))
         if self.rho_max < self.rho_min:
             raise spec_error("rho_max", self.rho_max, f"must be >= rho_min={self.rho_min}")
         if self.rho_factor <= 1:

@@ -112,7 +112,7 @@ class TorchTrainer:
         check_positive_int("seed", self.seed, 0)
         check_positive_float("tol", self.tol, allow_zero=True)
         check_positive_int("record_every", self.record_every, 0)
-        check_checkpoint(self.checkpoint, self.checkpoint_every)
+        object.__setattr__(self, "checkpoint", check_checkpoint(self.checkpoint, self.checkpoint_every))
 
     @property
     def name(self) -> str:
