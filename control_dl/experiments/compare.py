@@ -3,10 +3,9 @@ r"""Like-for-like solver comparison: every solver on one problem, from the same 
 For each seed s the start is ``problem.initial_guess(s)`` for every solver; each row of the table
 aggregates one solver over the seeds as mean ± standard deviation (population, ddof = 0).
 Time-to-target is the wall time of the first recorded iterate whose training loss is ≤ the target.
-The PMP residual max_k ‖∂H_k/∂θ‖ is evaluated at every final iterate by
-:func:`control_dl.diagnostics.pmp_residual`, the same measure for every solver, where it is the discrete
-stationarity condition (a ResNet-type problem: piecewise-constant θ, no H1 term); elsewhere the column
-holds the last ``pmp_residual`` a solver recorded in its history, if any.
+The PMP residual is evaluated at every final iterate by :func:`control_dl.diagnostics.pmp_residual`,
+the same measure for every solver and every control: the largest gradient of the summed Hamiltonian
+in a θ block of w, max_j ‖∂J/∂B_j‖ (max_k h ‖∂H_k/∂θ‖ for piecewise-constant θ without an H1 term).
 """
 
 from __future__ import annotations
@@ -53,8 +52,9 @@ class CompareTable:
     None without a target) and, for each quantity q in :data:`METRICS`, ``q`` (mean over seeds) and
     ``q_std``. ``wall_time`` and ``time_to_target`` count from each run's first logged iterate;
     ``setup_time`` is what came before it (binding the engine, compiling CasADi Functions: paid by
-    the first solve of a process only, as the compiled code is cached). A quantity a solver does not report (accuracy for regression, PMP residual for
-    solvers that do not compute it, time-to-target never reached) is None.
+    the first solve of a process only, as the compiled code is cached). A quantity that does not
+    exist (accuracy for regression, the PMP residual of a non-finite w, time-to-target never
+    reached) is None.
 
     Attributes
     ----------
@@ -261,9 +261,7 @@ def _run_values(problem: TrainingProblem, result: Result, target: float | None) 
     if target is not None:
         clock = _clock(result)
         reached = next((float(t) for t, h in zip(clock, result.history, strict=True) if h["loss"] <= target), None)
-    residuals = [h["pmp_residual"] for h in result.history if "pmp_residual" in h]
-    if _pmp_applies(problem) and np.all(np.isfinite(result.w)):
-        residuals = [pmp_residual(problem, result).residual]
+    residual = pmp_residual(problem, result).residual if np.all(np.isfinite(result.w)) else None
     return {
         "objective": result.objective,
         "loss": result.loss,
@@ -273,13 +271,8 @@ def _run_values(problem: TrainingProblem, result: Result, target: float | None) 
         "setup_time": setup,
         "wall_time": result.wall_time - setup,
         "time_to_target": reached,
-        "pmp_residual": residuals[-1] if residuals else None,
+        "pmp_residual": residual,
     }
-
-
-def _pmp_applies(problem: TrainingProblem) -> bool:
-    """Whether ‖∂H_k/∂θ‖ = 0 is exactly the stationarity of J (see :mod:`control_dl.diagnostics.pmp`)."""
-    return problem.dynamics.separable and problem.cost.h1 == 0
 
 
 def _aggregate(label: str, runs: list[dict[str, Any]], target: float | None) -> dict[str, Any]:
