@@ -7,7 +7,7 @@ import contextlib
 import dataclasses
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,43 @@ def parse_assignment(text: str, flag: str = "--set") -> tuple[str, Any]:
     except tomllib.TOMLDecodeError:
         value = raw
     return key, value
+
+
+def comma_list(text: str, flag: str, convert: Callable[[str], Any], expected: str) -> list[Any]:
+    """The entries of a comma-separated flag value, each converted; an empty or bad entry is an error.
+
+    Parameters
+    ----------
+    text : str
+        The flag's value, e.g. ``"1,2,4"``.
+    flag : str
+        The flag, named in the error (``"--horizons"``).
+    convert : callable
+        ``float``, ``int`` or ``str`` (entries are stripped of spaces first).
+    expected : str
+        What the entries should be, for the error (``"numbers, e.g. 1,2,4"``).
+
+    Returns
+    -------
+    list
+        The converted entries, in order.
+
+    Raises
+    ------
+    SpecError
+        An entry is empty (``"1,,2"``, ``"1,2,"``: it was silently skipped) or does not convert.
+    """
+    entries = []
+    for entry in text.split(","):
+        try:
+            if not entry.strip():
+                raise ValueError
+            entries.append(convert(entry.strip()))
+        except ValueError:
+            raise SpecError(
+                f"{flag} {text!r}: expected comma-separated {expected} (entry {entry!r} is not one)"
+            ) from None
+    return entries
 
 
 def parse_assignments(texts: list[str], flag: str) -> dict[str, Any]:
@@ -333,14 +370,7 @@ def _cmd_turnpike(args: argparse.Namespace) -> int:
     from .problems.spec import load_problem
     from .solvers import load_solver
 
-    horizons = []
-    for entry in args.horizons.split(","):  # every entry a number: an empty one ("1,,2", "1,2,") is an error
-        try:
-            horizons.append(float(entry))
-        except ValueError:
-            raise SpecError(
-                f"--horizons {args.horizons!r}: expected comma-separated numbers, e.g. 1,2,4 (entry {entry!r} is not one)"
-            ) from None
+    horizons = comma_list(args.horizons, "--horizons", float, "numbers, e.g. 1,2,4")
     problem = load_problem(args.problem, **parse_assignments(args.set, "--set"))
     solver = load_solver(
         args.solver or problem.spec.get("solver") or TURNPIKE_SOLVER, **parse_assignments(args.option, "--option")
@@ -419,11 +449,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from .result import atomic_write_bytes
 
     problem = load_problem(args.problem, **parse_assignments(args.set, "--set"))
-    solvers = [name.strip() for name in args.solvers.split(",") if name.strip()]
-    try:
-        seeds = [int(s) for s in args.seeds.split(",")]
-    except ValueError:
-        raise SpecError(f"--seeds {args.seeds!r}: expected comma-separated integers, e.g. 0,1,2") from None
+    solvers = comma_list(args.solvers, "--solvers", str, "solver presets, e.g. ipopt-lbfgs,adam")
+    seeds = comma_list(args.seeds, "--seeds", int, "integers, e.g. 0,1,2")
     out = output_folder(args.out, "--out")
     table = compare(problem, solvers, seeds=seeds, target=args.target, progress=not args.no_progress)
     atomic_write_bytes(out / "compare.json", table.to_json().encode())

@@ -152,3 +152,15 @@ def test_cli_compare_writes_table_json_csv_and_figure(tmp_path, capsys) -> None:
     assert json.loads((out / "compare.json").read_text())["seeds"] == [0, 1]
     assert main(["compare", "ring", "--solvers", "nope", "--out", str(out)]) == 2
     assert "available" in capsys.readouterr().err
+    for flag, value in (
+        ("--solvers", "lbfgsb,,adam"),
+        ("--solvers", "lbfgsb,"),
+        ("--seeds", "0,,1"),
+        ("--seeds", "0,x"),
+    ):
+        other = "--seeds" if flag == "--solvers" else "--solvers"  # an empty entry was silently skipped
+        assert (
+            main(["compare", "ring", flag, value, other, "0" if other == "--seeds" else "lbfgsb", "--out", str(out)])
+            == 2
+        )
+        assert f"{flag} {value!r}: expected comma-separated" in capsys.readouterr().err
