@@ -168,6 +168,10 @@ def test_backend_options_reach_their_backend(spy, tiny, nlp):
         assert seen[key] == value, key
     max_iter = "maxiter" if nlp in ("lbfgsb", "trust-ncg") else "max_iter"
     assert seen[max_iter] == (16 if nlp == "fatrop" else 17)  # fatrop runs max_iter + 1 iterations (see _fatrop)
+    solver = cdl.Direct(nlp=nlp, max_iter=17, tol=1e-5, **structure, **{field: options})
+    assert {k: v for k, v in solver.solver_options().items() if k in seen} == {
+        k: v for k, v in seen.items() if k in solver.solver_options()
+    }  # solver_options() is what the back-end gets, for every nlp (it raised AttributeError but for IPOPT)
     assert seen["gtol" if nlp in ("lbfgsb", "trust-ncg") else "tol" if nlp != "sqpmethod" else "tol_pr"] == 1e-5
 
 

@@ -238,14 +238,7 @@ def run_fatrop(solver: Direct, problem: TrainingProblem, w0: np.ndarray, progres
     gradient = ca.Function("nlp_grad_f", [z, ca.MX.sym("p", 0)], [ca.gradient(objective, z) + tap(z)])
     options = {
         **layout.options(),
-        "fatrop": {
-            # fatrop runs m + 1 iterations for max_iter = m ≥ 1 (none for 0; measured): m − 1 gives m for
-            # m ≥ 2; max_iter = 1 cannot be had and runs 2, which Result.iterations reports
-            "max_iter": solver.max_iter - 1 if solver.max_iter >= 2 else solver.max_iter,
-            "tol": solver.tol,
-            "print_level": 5 if solver.verbose else 0,
-            **solver.fatrop_options.plugin_options(),
-        },
+        "fatrop": solver.solver_options(),
         "print_time": solver.verbose,
         "cache": {"nlp_grad_f": gradient},
     }

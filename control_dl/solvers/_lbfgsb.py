@@ -183,7 +183,7 @@ def run_lbfgsb(solver: Direct, problem: TrainingProblem, w0: np.ndarray, progres
         method, extra = "trust-ncg", {"hessp": hessp}
     else:
         method, extra = "L-BFGS-B", {}
-    options = solver.backend_options.scipy_options(solver.max_iter, solver.tol)
+    options = solver.solver_options()
     lbx, ubx = theta_bounds(problem)
     w_start = np.clip(w0, lbx, ubx)
     try:

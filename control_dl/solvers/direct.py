@@ -399,13 +399,32 @@ class Direct:
         return x[:, index], y[:, index]
 
     def solver_options(self) -> dict[str, Any]:
-        """The IPOPT options this solver passes (defaults, then the user's ``ipopt_options``).
+        """The options this solver passes to its back-end ``nlp`` (defaults, then the user's options object).
 
         Returns
         -------
         dict
-            Options for the ``ipopt`` plugin.
+            ``nlp="ipopt"``: the ``ipopt`` plugin's options; ``"sqpmethod"``: the nlpsol options of
+            :meth:`sqpmethod_solver_options`; ``"fatrop"``: the ``fatrop`` plugin's options;
+            ``"lbfgsb"`` / ``"trust-ncg"``: the ``options`` of ``scipy.optimize.minimize``.
         """
+        if self.nlp == "sqpmethod":
+            return self.sqpmethod_solver_options()
+        if self.nlp == "fatrop":
+            return {
+                # fatrop runs m + 1 iterations for its max_iter = m ≥ 1 (none for 0; measured): m − 1 gives
+                # m for m ≥ 2; max_iter = 1 cannot be had and runs 2, which Result.iterations reports
+                "max_iter": self.max_iter - 1 if self.max_iter >= 2 else self.max_iter,
+                "tol": self.tol,
+                "print_level": 5 if self.verbose else 0,
+                **self.fatrop_options.plugin_options(),
+            }
+        if self.nlp in ("lbfgsb", "trust-ncg"):
+            return self.backend_options.scipy_options(self.max_iter, self.tol)
+        return self._ipopt_options()
+
+    def _ipopt_options(self) -> dict[str, Any]:
+        """The ``ipopt`` plugin's options: defaults, then the user's ``ipopt_options``."""
         options: dict[str, Any] = {
             "max_iter": self.max_iter,
             "tol": self.tol,
@@ -566,7 +585,7 @@ class Direct:
         if self.nlp == "sqpmethod":
             options.update(self.sqpmethod_solver_options())
         else:
-            options["ipopt"] = self.solver_options()
+            options["ipopt"] = self._ipopt_options()
         if self.hessian == "gauss-newton":
             hessian = transcriptions.gauss_newton_hessian(tr, self.casadi_model(problem), self.gauss_newton_damping)
             options["hess_lag"] = hessian if self.nlp == "ipopt" else transcriptions.symmetric_hessian(hessian)
