@@ -87,7 +87,10 @@ def make_engine(
     Raises
     ------
     SpecError
-        ``spec`` names no registered engine.
+        ``spec`` names no registered engine; x is not a finite ``n_in × S`` array, y not a finite
+        ``n_out × S`` array with the same S, ``normaliser`` not a finite number > 0 or
+        ``regulariser`` not a bool (:func:`~control_dl.engines._base.check_batch`, run by every
+        engine); ``"auto"`` found no candidate that evaluates J + ∇J.
     """
     check_engine(spec)
     if casadi is not None:

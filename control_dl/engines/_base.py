@@ -18,17 +18,173 @@ Costates follow the minimisation-free sign of Pontryagin's principle used by MSA
 p_k = −∂J_batch/∂x_k (a ``d_k × S`` matrix), so p_N = −(1/n) ∇Φ(x_N) − (h/n) ∇r(x_N) and
 p_k = J_{F,x}(x_k, Θ_k)ᵀ p_{k+1} − (h/n) ∇r(x_k) (no r at k = 0); q_k = J_{F,x}(x_k, Θ_k)ᵀ p_{k+1}.
 Θ_k is θ at the integrator nodes of step k, stacked (``problem.stage_thetas``), x_{k+1} = F_k(x_k, Θ_k).
+
+Inputs are checked here, once for every engine (:class:`Engine`): the batch, ``normaliser`` and
+``regulariser`` when an engine is bound (:func:`check_batch`), and w, v, ``gradient``, ρ and
+``hessian`` on every call of an engine method (:func:`as_vector`; the subclasses' methods are
+wrapped by ``Engine.__init_subclass__``, so an engine of your own gets the same checks). A bad
+value is one :class:`~control_dl.SpecError` naming it, not a CasADi or torch traceback, or a J
+computed from mismatched columns.
 """
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .._errors import check_bool, check_positive_float, spec_error
 from ..problems.costs import predict_labels
+
+#: numpy dtype kinds of real numbers (bools and complex numbers are refused)
+_REAL_KINDS = "iuf"
+
+
+def _real_array(field: str, value: Any, what: str) -> np.ndarray:
+    """``value`` as a float64 array, or a SpecError naming ``field`` (strings, objects, complex, bools)."""
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError, RuntimeError) as exc:  # ragged lists; a torch tensor that requires grad
+        raise spec_error(field, type(value).__name__, f"must be {what} ({exc})") from None
+    if array.dtype.kind not in _REAL_KINDS:
+        raise spec_error(field, f"{array.dtype} array", f"must be {what}")
+    return array.astype(np.float64, copy=False)
+
+
+def as_vector(field: str, value: Any, size: int) -> np.ndarray:
+    """``value`` as a 1-D float64 array of ``size`` entries, or a SpecError naming ``field``.
+
+    Anything numpy turns into such an array is accepted: a numpy array of any real dtype, a list,
+    a torch tensor on the cpu (one that requires grad or lives on a GPU is refused: ``.detach().cpu()``
+    it first). Non-finite entries are kept: an engine answers NaN there, and a solver that
+    diverged says so in its status.
+
+    Parameters
+    ----------
+    field : str
+        The argument's name (``w``, ``v``).
+    value : array_like
+        Candidate vector.
+    size : int
+        Required length (``problem.n_params``).
+
+    Returns
+    -------
+    ndarray
+        The vector (``value`` itself when it is already a float64 vector of that length).
+
+    Raises
+    ------
+    SpecError
+        Not an array of real numbers, or not of shape ``(size,)``.
+    """
+    if isinstance(value, np.ndarray) and value.dtype == np.float64 and value.shape == (size,):
+        return value
+    what = f"a 1-D array of n_params={size} real numbers"
+    array = _real_array(field, value, what)
+    if array.shape != (size,):
+        raise spec_error(field, f"array of shape {array.shape}", f"must be {what}")
+    return array
+
+
+def check_batch(
+    problem: Any, x: Any, y: Any, normaliser: Any = None, regulariser: Any = True
+) -> tuple[np.ndarray, np.ndarray, float, bool]:
+    """The batch and options an engine is bound to, checked against the problem.
+
+    Parameters
+    ----------
+    problem : TrainingProblem
+        Gives ``n_in`` and ``n_out`` (``problem.layout``).
+    x : array_like
+        Inputs, ``n_in × S`` (one column per sample), finite.
+    y : array_like
+        Encoded targets, ``n_out × S`` with the same S (e.g. ``problem.targets``), finite.
+    normaliser : float, optional
+        n in J's (1/n) Σ_i: a finite number > 0 (default S).
+    regulariser : bool
+        Include R(θ).
+
+    Returns
+    -------
+    tuple
+        ``(x, y, normaliser, regulariser)``: float64 arrays, a float, a bool.
+
+    Raises
+    ------
+    SpecError
+        Naming ``x``, ``y``, ``normaliser`` or ``regulariser``: x or y not real, of another shape
+        (x transposed, class labels instead of encoded targets, another number of columns than
+        x), holding NaN or inf; ``normaliser`` not a finite number > 0; ``regulariser`` not a bool.
+    """
+    n_in, n_out = problem.layout.n_in, problem.layout.n_out
+    x = _real_array("x", x, f"the inputs, an n_in × S = {n_in} × S array of real numbers")
+    if x.ndim != 2 or x.shape[0] != n_in or x.shape[1] == 0:
+        hint = " (transposed? one column per sample)" if x.ndim == 2 and x.shape[1] == n_in else ""
+        raise spec_error("x", f"array of shape {x.shape}", f"must be the inputs, n_in × S = {n_in} × S, S ≥ 1{hint}")
+    s = x.shape[1]
+    y = _real_array("y", y, f"the encoded targets, an n_out × S = {n_out} × {s} array of real numbers")
+    if y.shape != (n_out, s):
+        hint = " (transposed? one column per sample)" if y.shape == (s, n_out) else ""
+        if y.ndim == 1:
+            hint = " (class labels? pass the encoded targets, e.g. problem.targets)"
+        raise spec_error(
+            "y", f"array of shape {y.shape}", f"must be the encoded targets, n_out × S = {n_out} × {s} like x{hint}"
+        )
+    for name, array in (("x", x), ("y", y)):
+        if not np.all(np.isfinite(array)):
+            bad = int(np.argmax(~np.all(np.isfinite(array), axis=0)))
+            raise spec_error(name, "NaN or inf", f"must be finite (first bad sample: column {bad})")
+    if normaliser is None:
+        normaliser = float(s)
+    else:
+        check_positive_float("normaliser", normaliser)
+    check_bool("regulariser", regulariser)
+    return x, y, float(normaliser), bool(regulariser)
+
+
+def _checked(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` (an :class:`Engine` method named ``name``) with its arguments checked first."""
+
+    if name == "evaluate":
+
+        def checked(self: Engine, w: Any, gradient: Any = True) -> Any:
+            check_bool("gradient", gradient)
+            return method(self, as_vector("w", w, self.problem.n_params), gradient)
+
+    elif name == "gauss_newton_product":
+
+        def checked(self: Engine, w: Any, v: Any) -> Any:
+            n = self.problem.n_params
+            return method(self, as_vector("w", w, n), as_vector("v", v, n))
+
+    elif name in ("states", "sweep"):
+
+        def checked(self: Engine, w: Any) -> Any:
+            return method(self, as_vector("w", w, self.problem.n_params))
+
+    else:  # augmented_hamiltonian
+
+        def checked(self: Engine, sweep: Sweep, thetas: Any, rho: Any, hessian: Any = False) -> Any:
+            if not isinstance(sweep, Sweep):
+                raise spec_error("sweep", type(sweep).__name__, "must be a Sweep from this engine's sweep(w)")
+            n_steps = self.problem.n_steps
+            if not hasattr(thetas, "__len__") or len(thetas) != n_steps:
+                shown = len(thetas) if hasattr(thetas, "__len__") else type(thetas).__name__
+                raise spec_error("thetas", shown, f"must hold one Θ_k per step, N={n_steps} of them")
+            check_positive_float("rho", rho, allow_zero=True)
+            check_bool("hessian", hessian)
+            return method(self, sweep, thetas, rho, hessian)
+
+    return functools.wraps(method)(checked)
+
+
+#: Engine methods whose arguments every engine checks the same way (see :func:`_checked`).
+CHECKED_METHODS = ("evaluate", "gauss_newton_product", "states", "sweep", "augmented_hamiltonian")
 
 
 @dataclass(frozen=True)
@@ -154,18 +310,29 @@ class Engine(ABC):
     info : dict
         What a solver records in ``Result.engine``: ``name`` and, where it applies, set-up timings,
         the device, the reason ``auto`` chose this engine.
+
+    Raises
+    ------
+    SpecError
+        A bad batch or option (:func:`check_batch`); from the methods, a w or v that is not a 1-D
+        array of ``n_params`` real numbers, or a ``gradient``/``hessian`` flag that is not a bool
+        (every subclass's methods are wrapped with these checks when the subclass is defined).
     """
 
     name: str = "abstract"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in CHECKED_METHODS:
+            method = cls.__dict__.get(name)
+            if callable(method) and not getattr(method, "__isabstractmethod__", False):
+                setattr(cls, name, _checked(name, method))
 
     def __init__(
         self, problem: Any, x: np.ndarray, y: np.ndarray, normaliser: float | None = None, regulariser: bool = True
     ) -> None:
         self.problem = problem
-        self.x = np.asarray(x, dtype=np.float64)
-        self.y = np.asarray(y, dtype=np.float64)
-        self.normaliser = float(self.x.shape[1] if normaliser is None else normaliser)
-        self.regulariser = bool(regulariser)
+        self.x, self.y, self.normaliser, self.regulariser = check_batch(problem, x, y, normaliser, regulariser)
         self.info: dict[str, Any] = {"name": self.name}
 
     @property
