@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -74,6 +76,27 @@ def test_lbfgs_decreases_and_minibatch_adam_is_reproducible(small_ring: cdl.Trai
         small_ring, cdl.TorchTrainer(optimizer="adam", lr=0.02, epochs=5, batch_size=16, seed=5), progress=False
     )
     assert not np.array_equal(first.w, other.w)
+
+
+@pytest.mark.parametrize(
+    "solver",
+    [
+        cdl.TorchTrainer(optimizer="sgd", lr=0.05, epochs=3, batch_size=16),
+        cdl.MSA(rho=1.0, inner="newton", batch_size=16, max_iter=3, jit=False),
+    ],
+    ids=["sgd", "msa"],
+)
+def test_solves_seed_draws_the_mini_batches_unless_the_solver_sets_its_own(small_ring, solver) -> None:
+    """A user's report: solve(seed=0) and solve(seed=5) from one w0 gave identical w, and Result.seed said 0 and 5."""
+    w0 = small_ring.initial_guess(0)
+    runs = {seed: cdl.solve(small_ring, solver, w0=w0, seed=seed, progress=False) for seed in (0, 5)}
+    assert not np.array_equal(runs[0].w, runs[5].w)
+    assert [runs[s].solver_spec["seed"] for s in (0, 5)] == [0, 5] and [runs[s].seed for s in (0, 5)] == [0, 5]
+    again = cdl.solve(small_ring, solver, w0=w0, seed=5, progress=False)
+    np.testing.assert_array_equal(again.w, runs[5].w)
+    own = dataclasses.replace(solver, seed=3)  # the solver's own seed wins
+    fixed = [cdl.solve(small_ring, own, w0=w0, seed=s, progress=False).w for s in (0, 5)]
+    np.testing.assert_array_equal(*fixed)
 
 
 def test_status_converged_and_diverged(small_ring: cdl.TrainingProblem) -> None:

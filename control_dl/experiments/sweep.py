@@ -3,7 +3,7 @@
 A sweep spec is a TOML document::
 
     name = "ring-depth"
-    seeds = [0, 1, 2]                 # seeds of the initial guess (solve(seed=...))
+    seeds = [0, 1, 2]                 # solve(seed=...): the initial guess (and unset solver seeds)
 
     [problem]
     name = "ring"                     # catalog name, or path = "my_problem.toml"

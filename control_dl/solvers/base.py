@@ -536,7 +536,9 @@ def solve(problem: TrainingProblem, solver: Solver, w0: Any = None, seed: int = 
         Starting point, shape ``(n_params,)`` (a warm start from a previous Result is allowed); default
         ``problem.initial_guess(seed)``.
     seed : int
-        Seed of the initial guess (and of any randomness in the solver).
+        Seed of the initial guess, and of the solver's own randomness (the torch trainers' and
+        MSA's mini-batch order) unless the solver sets its ``seed`` option; ``Result.seed`` and the
+        result's solver options record both.
     progress : bool
         Show a tqdm progress bar.
 
@@ -562,6 +564,8 @@ def solve(problem: TrainingProblem, solver: Solver, w0: Any = None, seed: int = 
         w0 = w0.w
     check_positive_int("seed", seed, minimum=0)
     w0 = problem.initial_guess(seed) if w0 is None else problem.check_w(w0, "w0")
+    if dataclasses.is_dataclass(solver) and getattr(solver, "seed", 0) is None:  # the solver's randomness too
+        solver = dataclasses.replace(solver, seed=int(seed))
     with closing_engines():  # a Dask engine's workers and cluster are released also when the solve fails
         result = solver.run(problem, w0.copy(), progress)
     result.seed = int(seed)

@@ -123,8 +123,9 @@ class MSA:
         Samples per iteration (None: full batch); batches are drawn without replacement.
     tol : float
         Converged when the PMP residual and ‖∇_{P,c,lift} J‖ are both ≤ tol.
-    seed : int
-        Seed of the batch sampler.
+    seed : int, optional
+        Seed of the batch sampler (default: the ``seed`` of :func:`~control_dl.solve`, which also
+        draws the initial guess; 0 when ``run`` is called directly).
     adapt_rho : bool
         Step control: reject updates that increase J and adapt ρ.
     rho_factor : float
@@ -158,7 +159,7 @@ class MSA:
     max_iter: int = 500
     batch_size: int | None = None
     tol: float = 1e-6
-    seed: int = 0
+    seed: int | None = None
     adapt_rho: bool = True
     rho_factor: float = 3.0
     rho_min: float = 1e-2
@@ -198,7 +199,8 @@ class MSA:
         if self.batch_size is not None:
             check_positive_int("batch_size", self.batch_size)
         check_positive_float("tol", self.tol)
-        check_positive_int("seed", self.seed, 0)
+        if self.seed is not None:
+            check_positive_int("seed", self.seed, 0)
         check_positive_float("rho_min", self.rho_min)
         check_positive_float("rho_factor", self.rho_factor)
         check_positive_float("rho_max", self.rho_max)
@@ -327,7 +329,7 @@ class _Run:
         self.n_theta = lay.n_theta
         n_total = problem.data.x_train.shape[1]
         n_batch = n_total if solver.batch_size is None else min(solver.batch_size, n_total)
-        self.sampler = _BatchSampler(n_total, n_batch, solver.seed)
+        self.sampler = _BatchSampler(n_total, n_batch, 0 if solver.seed is None else solver.seed)
         self.full_engine = solver.bind_engine(problem, problem.data.x_train, problem.targets)
         self.stages = StageMap(problem, solver.jit)
         self.inner = solver.inner

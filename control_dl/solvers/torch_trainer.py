@@ -59,8 +59,9 @@ class TorchTrainer:
         Compute ∇_w J by the costate backward pass instead of autograd through the forward pass.
     threads : int
         torch intra-op threads during the run (the caller's setting is restored afterwards).
-    seed : int
-        Seed of the mini-batch shuffling.
+    seed : int, optional
+        Seed of the mini-batch shuffling (default: the ``seed`` of :func:`~control_dl.solve`, which
+        also draws the initial guess; 0 when ``run`` is called directly).
     tol : float
         Converged when ‖∇_w J‖₂ ≤ tol on the training set (L-BFGS also when J stops changing).
     record_every : int
@@ -84,7 +85,7 @@ class TorchTrainer:
     batch_size: int | None = None
     adjoint: bool = False
     threads: int = 1
-    seed: int = 0
+    seed: int | None = None
     tol: float = 1e-6
     record_every: int = 0
     checkpoint: str | None = None
@@ -109,7 +110,8 @@ class TorchTrainer:
         if not isinstance(self.adjoint, bool):
             raise spec_error("adjoint", self.adjoint, "must be true or false")
         check_positive_int("threads", self.threads)
-        check_positive_int("seed", self.seed, 0)
+        if self.seed is not None:
+            check_positive_int("seed", self.seed, 0)
         check_positive_float("tol", self.tol, allow_zero=True)
         check_positive_int("record_every", self.record_every, 0)
         object.__setattr__(self, "checkpoint", check_checkpoint(self.checkpoint, self.checkpoint_every))
@@ -221,7 +223,7 @@ class TorchTrainer:
         n_samples = full[0].shape[1]
         w = torch.tensor(w0, dtype=torch.float64, requires_grad=True)
         opt = self._make_optimizer([w])
-        generator = torch.Generator().manual_seed(self.seed)
+        generator = torch.Generator().manual_seed(0 if self.seed is None else self.seed)
         batch = self.batch_size if self.batch_size is not None and self.batch_size < n_samples else None
         recorder = Recorder(
             problem,
