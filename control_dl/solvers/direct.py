@@ -24,7 +24,7 @@ import casadi as ca
 import numpy as np
 
 from .._errors import check_choice, check_positive_float, check_positive_int, python_scalars, spec_error
-from ..engines import Casadi, CasadiModel, Engine, EngineSpec, casadi_model, check_engine, make_engine
+from ..engines import Casadi, CasadiModel, Engine, EngineSpec, Torch, casadi_model, check_engine, make_engine
 from ..engines._callback import engine_objective
 from ..engines._casadi_model import objective_function
 from ..engines._jit import compile_function
@@ -326,6 +326,22 @@ class Direct:
     def _check_engine(self) -> None:
         """SpecError unless ``engine`` is a registered name or a spec this NLP can use."""
         check_engine(self.engine)
+        own = {"jit": (self.jit, True), "parallelization": (self.parallelization, "serial")}
+        changed = [name for name, (value, default) in own.items() if value != default]
+        if changed and self.nlp in ("lbfgsb", "trust-ncg"):  # these NLPs use the options only through the engine
+            if self.engine == "torch" or isinstance(self.engine, Torch):
+                raise spec_error(
+                    changed[0],
+                    own[changed[0]][0],
+                    "configures the CasADi engine; engine='torch' evaluates J and ∇J in torch (leave it unset)",
+                )
+            if isinstance(self.engine, Casadi):
+                raise spec_error(
+                    changed[0],
+                    own[changed[0]][0],
+                    "does not reach an engine given as a Casadi spec: set it on the spec (Casadi(jit=..., "
+                    "parallelization=...))",
+                )
         if not self.takes_any_engine and self.engine not in ("auto", "casadi") and not isinstance(self.engine, Casadi):
             raise spec_error(
                 "engine", self.engine, f"nlp={self.nlp!r} builds its NLP from CasADi Functions: use 'auto' or 'casadi'"
