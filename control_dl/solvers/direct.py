@@ -161,11 +161,14 @@ class Direct:
         Stop (status "converged") as soon as the training loss is ≤ this value (every back-end;
         fatrop, which has no user stop, is interrupted from its per-iteration tap).
     subsample : int, optional
-        Fit on this many training samples (evenly spaced indices) instead of all S.
+        Fit on this many training samples (evenly spaced indices) instead of all S (all of them
+        when it is S or more); the history, ``target_loss`` and the Result use all of them.
     parallelization : {"serial", "thread"}
         How CasADi's ``map`` evaluates the samples (uncompiled Functions; generated C code is
         serial: its OpenMP variant measured 40x slower than serial on the 2-core machine, and the
-        CasADi wheel has no OpenMP).
+        CasADi wheel has no OpenMP). With ``nlp="lbfgsb"`` or ``"trust-ncg"``, ``jit`` and
+        ``parallelization`` reach only the engine: changed beside ``engine="torch"`` (or a Torch
+        spec), or beside a Casadi spec (whose own options count), they are a SpecError.
     checkpoint : str, optional
         File to which w is saved every ``checkpoint_every`` iterations (resume with ``--resume``).
     checkpoint_every : int
