@@ -179,3 +179,12 @@ def test_onnx_export_of_a_network_with_huge_outputs_is_checked_relative_to_their
     expected = problem.predict(w, x.T).T
     assert np.max(np.abs(expected)) > 1e12  # the case: huge outputs
     np.testing.assert_allclose(got, expected, rtol=1e-9)
+
+
+def test_predict_reads_torch_tensors_also_with_requires_grad(result):
+    """A user's report: predict(torch.ones(3, 2, requires_grad=True), layout="samples") raised numpy's
+    RuntimeError; torch users hold their data as such tensors."""
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(0).normal(size=(5, result.problem.data.n_in))
+    tensor = torch.tensor(x, requires_grad=True)
+    np.testing.assert_array_equal(result.predict(tensor, layout="samples"), result.predict(x, layout="samples"))

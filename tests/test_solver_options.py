@@ -256,6 +256,8 @@ def test_options_that_cannot_act_raise(options, field):
     [
         ({"optimizer": "adam", "momentum": 0.9}, "momentum"),
         ({"optimizer": "lbfgs", "momentum": 0.5}, "momentum"),
+        ({"optimizer": "sgd", "momentum": 1.5}, r"momentum=1\.5: must be in \[0, 1\)"),  # heavy ball diverges
+        ({"optimizer": "sgd", "momentum": 1.0}, "momentum"),
     ],
 )
 def test_torch_options_that_cannot_act_raise(options, field):

@@ -53,7 +53,13 @@ MAX_CLASSES = 10_000
 
 
 def _real_array(field: str, value: object) -> np.ndarray:
-    """``value`` as a float64 array, or a SpecError naming the field (strings, ragged lists, complex)."""
+    """``value`` as a float64 array, or a SpecError naming the field (strings, ragged lists, complex).
+
+    A torch tensor is read as its values, also on a GPU or with ``requires_grad`` (numpy refuses
+    those; these are data, not a graph to differentiate).
+    """
+    if type(value).__module__.startswith("torch") and hasattr(value, "detach"):
+        value = value.detach().cpu()
     try:
         array = np.asarray(value)
         if np.iscomplexobj(array):

@@ -50,7 +50,8 @@ class TorchTrainer:
         Learning rate; for L-BFGS the initial step length of the line search. Default: 1e-2 for
         Adam and SGD, 1 for L-BFGS (set in the object, so results record the value used).
     momentum : float
-        SGD momentum (optimizer="sgd" only: a nonzero value with another optimizer is a SpecError).
+        SGD momentum μ ∈ [0, 1) (optimizer="sgd" only: a nonzero value with another optimizer is a
+        SpecError).
     epochs : int
         Maximum number of epochs (iterations).
     batch_size : int, optional
@@ -100,6 +101,8 @@ class TorchTrainer:
             object.__setattr__(self, "lr", DEFAULT_LR[self.optimizer])
         check_positive_float("lr", self.lr)
         check_positive_float("momentum", self.momentum, allow_zero=True)
+        if self.momentum >= 1:  # heavy-ball momentum μ ≥ 1 never forgets a step: the iterates diverge
+            raise spec_error("momentum", self.momentum, "must be in [0, 1)")
         if self.momentum and self.optimizer != "sgd":
             raise spec_error("momentum", self.momentum, f"is an option of optimizer='sgd', not {self.optimizer!r}")
         check_positive_int("epochs", self.epochs, 0)
