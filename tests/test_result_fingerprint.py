@@ -120,7 +120,9 @@ def test_an_older_file_is_checked_on_its_specs_model(saved: tuple, tmp_path: Pat
     path, result = saved
     old = _without_fingerprint(path, tmp_path)
     assert cdl.Result.load(old).fingerprint is None
-    with pytest.raises(cdl.SpecError, match=r"problem=.*another network \(model.field.activation is 'tanh' there"):
+    with pytest.raises(
+        cdl.SpecError, match=r"problem=.*another network \(network.model.field.activation is 'tanh' there"
+    ):
         cdl.Result.load(old, problem=built("relu"))
     assert cdl.Result.load(old, problem=built()).w.size == result.w.size
 
@@ -130,12 +132,37 @@ def test_check_same_network_compares_models_with_and_without_a_spec(small_ring: 
     ``describe`` (with ``lift = "pad"`` written out) was refused for the catalog's equal network."""
     data, cost = small_ring.data, small_ring.cost
     relu = cdl.TrainingProblem(data=data, dim=3, field=fields.Inside(activation="relu"), cost=cost)
-    with pytest.raises(cdl.SpecError, match=r"result=.*another network \(model.field.activation is 'tanh' there"):
+    with pytest.raises(
+        cdl.SpecError, match=r"result=.*another network \(network.model.field.activation is 'tanh' there"
+    ):
         check_same_network(relu, small_ring.spec)
     described = cdl.problems.spec.describe(cdl.TrainingProblem(data=data, dim=3, cost=cost))
     assert described["model"] != small_ring.spec["model"]  # the same network, spelled otherwise
     check_same_network(small_ring, described)
     check_same_network(cdl.load_problem("spiral", n_samples=30, dim=3, n_steps=5), small_ring.spec)  # other data
+
+
+@pytest.mark.parametrize(
+    "other",
+    [{"activation": "relu"}, {"control": "piecewise_linear", "n_nodes": 4}, {"control": "spectral", "n_modes": 4}],
+)
+def test_a_result_of_another_network_or_control_is_refused_by_solve_and_the_diagnostics(other) -> None:
+    """A user's report: a result of a piecewise-constant control (4 steps) was taken by problems with a
+    piecewise-linear control of 4 nodes or a spectral one of 4 modes (same n_params): the θ blocks were
+    read as other coefficients; solve(w0=result) took even another activation. In memory too (no spec)."""
+    problem = cdl.load_problem("ring", n_samples=30, dim=3, n_steps=4)
+    result = cdl.solve(problem, cdl.load_solver("lbfgsb", max_iter=5), progress=False)
+    python_built = cdl.TrainingProblem(data=problem.data, dim=3, control=cdl.PiecewiseConstant(4), cost=problem.cost)
+    in_memory = cdl.solve(python_built, cdl.load_solver("lbfgsb", max_iter=5), progress=False)
+    changed = cdl.load_problem("ring", n_samples=30, dim=3, n_steps=4, **other)
+    assert changed.n_params == problem.n_params
+    for given in (result, in_memory):
+        with pytest.raises(cdl.SpecError, match=r"w0=.*another network \(network\.(model|control)"):
+            cdl.solve(changed, cdl.load_solver("lbfgsb", max_iter=1), w0=given, progress=False)
+        with pytest.raises(cdl.SpecError, match=r"result=.*another network"):
+            cdl.diagnostics.pmp_residual(changed, given)
+    rk4 = cdl.load_problem("ring", n_samples=30, dim=3, n_steps=4, integrator="rk4")  # a legitimate evaluation
+    assert cdl.diagnostics.pmp_residual(rk4, result).residual >= 0
 
 
 # ------------------------------------------------------------------------------------ checkpoints

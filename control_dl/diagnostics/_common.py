@@ -42,7 +42,7 @@ def weights_of(problem: TrainingProblem, result: Any) -> np.ndarray:
         raise spec_error("result", shown, "must be a Result of solve(problem, ...) or its decision vector w")
     # a Result refuses the NaN/inf w of a failed solve by its status, as its own methods do
     w = problem.check_w(result._usable_w() if isinstance(result, Result) else getattr(result, "w", result))
-    check_same_network(problem, getattr(result, "problem_spec", None))
+    check_same_network(problem, getattr(result, "problem_spec", None), solved_problem=getattr(result, "problem", None))
     return w
 
 

@@ -1053,15 +1053,17 @@ def _described(value: Any, exact: bool = False, depth: int = 0) -> Any:
     return {"type": type(value).__qualname__, **{k: _described(v, exact, depth + 1) for k, v in items.items()}}
 
 
-def check_same_network(problem: TrainingProblem, solved_on: dict | None, field: str = "result") -> None:
-    """Raise SpecError when a result's spec describes another network model than ``problem``'s.
+def check_same_network(
+    problem: TrainingProblem, solved_on: dict | None, field: str = "result", solved_problem: Any = None
+) -> None:
+    """Raise SpecError when a result was solved on another network model or control than ``problem``'s.
 
-    Two networks can have the same number of parameters (tanh vs relu, ``inside`` vs ``outside``),
-    so the length of w alone does not tell a result of another problem apart. The saved spec is
-    rebuilt on ``problem``'s data and the ``network.model`` parts of the two
-    :func:`problem_fingerprint` compared (field and its activation, d, lift, or the feed-forward
-    widths), for a problem from a spec or built in Python alike. Only the model is compared: the
-    same network on other data, another cost or a finer grid of a grid-independent control is a
+    Two networks can have the same number of parameters (tanh vs relu, ``inside`` vs ``outside``, a
+    piecewise-linear control of 4 nodes vs a spectral one of 4 modes), so the length of w alone
+    does not tell a result of another problem apart. Compared: the ``network.model`` part of the two
+    :func:`problem_fingerprint` documents (field and its activation, d, lift, or the feed-forward
+    widths) and the control (its kind and parameters, less ``n_steps``). The same network on other
+    data, another cost, another integrator or a finer grid of a grid-independent control is a
     legitimate evaluation. (:meth:`~control_dl.Result.load` compares the whole network part of the
     fingerprint a result file records.)
 
@@ -1070,30 +1072,46 @@ def check_same_network(problem: TrainingProblem, solved_on: dict | None, field: 
     problem : TrainingProblem
         The problem the result is used with.
     solved_on : dict or None
-        The result's ``problem_spec`` (None: a problem with neither a spec nor a description, e.g. a
-        user-defined vector field, is not checked).
+        The result's ``problem_spec``, rebuilt on ``problem``'s data (None: compare
+        ``solved_problem`` instead, or nothing).
     field : str
         Name of the result's argument, for the message.
+    solved_problem : TrainingProblem, optional
+        The problem the result was solved on, when it is attached (a problem built in Python has no
+        spec): compared directly.
 
     Raises
     ------
     SpecError
-        The saved spec's network model differs from ``problem``'s (the message names the entry).
+        The network model or the control differs from ``problem``'s (the message names the entry).
     """
     from .spec import build_problem, describe
 
     theirs = solved_on.get("model") if isinstance(solved_on, dict) else None
-    if not isinstance(theirs, dict):
+    if isinstance(theirs, dict):
+        try:
+            solved_problem = build_problem(solved_on, data=problem.data)
+        except (SpecError, TypeError, KeyError, ValueError):  # the saved network does not even fit these data
+            mine = (
+                problem.spec.get("model") if isinstance(problem.spec, dict) else (describe(problem) or {}).get("model")
+            )
+            if mine != theirs:
+                raise spec_error(
+                    field, theirs, f"was solved on another network than this problem's model {mine}"
+                ) from None
+            return
+    if not isinstance(solved_problem, TrainingProblem) or solved_problem is problem:
         return
-    mine = problem.spec.get("model") if isinstance(problem.spec, dict) else (describe(problem) or {}).get("model")
-    try:
-        rebuilt = build_problem(solved_on, data=problem.data)
-    except (SpecError, TypeError, KeyError, ValueError):  # the saved network does not even fit these data
-        difference = None if mine == theirs else ("model", theirs, mine)
-    else:
-        saved, current = (problem_fingerprint(p)["network"]["model"] for p in (rebuilt, problem))
-        difference = fingerprint_difference(saved, current, "model")
+    saved, current = (_network_identity(p) for p in (solved_problem, problem))
+    difference = fingerprint_difference(saved, current, "network")
     if difference is not None:
         where = describe_difference(difference, "there", "here")
-        shown = mine if mine is not None else type(problem.dynamics).__name__
-        raise spec_error(field, theirs, f"was solved on another network ({where}) than this problem's model {shown}")
+        raise spec_error(field, type(solved_problem).__name__, f"was solved on another network ({where})")
+
+
+def _network_identity(problem: TrainingProblem) -> dict[str, Any]:
+    """What :func:`check_same_network` compares: the fingerprint's model, and the control less its grid."""
+    network = problem_fingerprint(problem)["network"]
+    control = dict(network.get("grid", {}).get("control") or {})
+    control.pop("n_steps", None)
+    return {"model": network["model"], "control": control}

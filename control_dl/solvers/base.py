@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from .._errors import check_bool, check_positive_int, spec_error
 from .._toml import plain_document
 from ..engines import EngineSpec, closing_engines
-from ..problems.training import TrainingProblem, check_problem
+from ..problems.training import TrainingProblem, check_problem, check_same_network
 from ..result import Result, package_versions
 from .checkpoint import Checkpointer
 
@@ -560,7 +560,8 @@ def solve(problem: TrainingProblem, solver: Solver, w0: Any = None, seed: int = 
         raise spec_error(
             "solver", solver if isinstance(solver, str) else type(solver).__name__, f"must be a control_dl solver{hint}"
         )
-    if isinstance(w0, Result):
+    if isinstance(w0, Result):  # a warm start: the same network (the length of w alone does not tell)
+        check_same_network(problem, w0.problem_spec, "w0", solved_problem=w0.problem)
         w0 = w0.w
     check_positive_int("seed", seed, minimum=0)
     w0 = problem.initial_guess(seed) if w0 is None else problem.check_w(w0, "w0")
