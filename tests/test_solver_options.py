@@ -240,6 +240,7 @@ def test_options_of_another_backend_are_a_spec_error(nlp, other):
         ({"nlp": "lbfgsb", "engine": "torch", "jit": False}, "jit"),  # CasADi options on the torch engine
         ({"nlp": "lbfgsb", "engine": cdl.engines.Torch(), "jit": False, "parallelization": "thread"}, "jit"),
         ({"nlp": "lbfgsb", "engine": cdl.engines.Casadi(), "jit": False}, "jit"),  # the spec's own options win
+        ({"nlp": "lbfgsb", "engine": cdl.engines.Casadi(parallelization="thread")}, "engine"),  # compiled: serial
         ({"lbfgsb_options": {"maxcorr": 5}, "nlp": "lbfgsb"}, "maxcorr"),
         ({"fatrop_options": {"no_such": 1}, "nlp": "fatrop", "transcription": "multiple_shooting"}, "no_such"),
         ({"sqpmethod_options": {"no_such": 1}, "nlp": "sqpmethod"}, "no_such"),

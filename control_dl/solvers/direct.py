@@ -345,6 +345,19 @@ class Direct:
                     "does not reach an engine given as a Casadi spec: set it on the spec (Casadi(jit=..., "
                     "parallelization=...))",
                 )
+        spec = self.engine
+        if (
+            self.nlp in ("lbfgsb", "trust-ncg")
+            and isinstance(spec, Casadi)
+            and spec.jit
+            and spec.parallelization != "serial"
+        ):
+            raise spec_error(
+                "engine",
+                spec,
+                f"parallelization={spec.parallelization!r} applies to uncompiled maps: nlp={self.nlp!r} evaluates only the "
+                "compiled J, ∇J (and G·v), which are serial; use Casadi(jit=False, parallelization=...)",
+            )
         if not self.takes_any_engine and self.engine not in ("auto", "casadi") and not isinstance(self.engine, Casadi):
             raise spec_error(
                 "engine", self.engine, f"nlp={self.nlp!r} builds its NLP from CasADi Functions: use 'auto' or 'casadi'"
