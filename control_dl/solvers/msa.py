@@ -120,7 +120,7 @@ class MSA:
     max_iter : int
         Outer iterations.
     batch_size : int or None
-        Samples per iteration (None: full batch); batches are drawn without replacement.
+        Samples per iteration (None, or S or more: full batch); batches are drawn without replacement.
     tol : float
         Converged when the PMP residual and ‖∇_{P,c,lift} J‖ are both ≤ tol.
     seed : int, optional
