@@ -228,6 +228,9 @@ def test_options_of_another_backend_are_a_spec_error(nlp, other):
     ("options", "field"),
     [
         ({"nlp": "lbfgsb", "ipopt_options": {"mu_strategy": "adaptive"}}, "ipopt_options"),
+        ({"nlp": "lbfgsb", "ipopt_options": cdl.IpoptOptions()}, "ipopt_options"),  # empty: was dropped
+        ({"nlp": "lbfgsb", "ipopt_options": {}}, "ipopt_options"),
+        ({"nlp": "ipopt", "fatrop_options": cdl.FatropOptions()}, "fatrop_options"),
         ({"nlp": "lbfgsb", "fatrop_options": {"mu_init": 1.0}}, "fatrop_options"),
         ({"ipopt_options": {}, "lbfgsb_options": {"maxcor": 5}}, "lbfgsb_options"),
         ({"nlp": "trust-ncg", "lbfgsb_options": {"maxcor": 5}}, "lbfgsb_options"),

@@ -302,18 +302,17 @@ class Direct:
 
     def _bind_backend_options(self) -> None:
         """Each ``*_options`` field becomes its options object; only the back-end in use keeps one
-        (its defaults when unset), an options object for any other back-end is a SpecError."""
+        (its defaults when unset). Options given for any other back-end are a SpecError, an empty
+        table or a default object too (they would be dropped without a word)."""
         for name, cls in BACKEND_OPTIONS.items():
             value = getattr(self, name)
             options = cls.from_table(value)
             if cls.nlp == self.nlp:
                 object.__setattr__(self, name, options)
-            elif not options.is_default():
+            elif value is not None:
                 raise spec_error(
                     name, value, f"reach nlp={cls.nlp!r} only; nlp={self.nlp!r} takes {_OPTIONS_FIELD[self.nlp]}"
                 )
-            else:
-                object.__setattr__(self, name, None)
 
     @property
     def backend_options(self) -> Any:
