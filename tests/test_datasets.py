@@ -71,3 +71,14 @@ def test_a_dataset_prints_its_shapes_not_its_arrays():
     text = repr(problem.data)
     assert text == "Dataset(name='ring', task='binary', n_in=2, train=500, test=125)"
     assert len(repr(problem)) < 2000  # was every sample's coordinates
+
+
+def test_a_problem_prints_what_defines_it():
+    """A user's report: an MLP problem printed field=Inside(...) and control=PiecewiseConstant(n_steps=20),
+    the unused defaults its model replaces, while problem.n_steps was 3."""
+    mlp = cdl.load_problem("circle", model="mlp", widths=[2, 8, 8, 1])
+    text = repr(mlp)
+    assert "model=FeedForward(widths=(2, 8, 8, 1)" in text and mlp.n_steps == 3
+    assert "field=" not in text and "control=" not in text and "spec=" not in text
+    flow = repr(cdl.load_problem("ring", n_samples=50, n_steps=7))
+    assert "control=PiecewiseConstant(n_steps=7)" in flow and "model=" not in flow and "spec=" not in flow

@@ -105,6 +105,15 @@ class TrainingProblem:
     spec: dict | None = None
     model: FeedForward | Dynamics | None = None
 
+    def __repr__(self) -> str:
+        """The fields that define the problem: a ``model`` replaces (field, dim, control, horizon,
+        integrator, lift), which it leaves at their unused defaults; the spec is left out."""
+        if self.model is not None:
+            shown = ("data", "model", "cost", "constraints")
+        else:
+            shown = ("data", "field", "dim", "control", "horizon", "integrator", "lift", "cost", "constraints")
+        return f"TrainingProblem({', '.join(f'{name}={getattr(self, name)!r}' for name in shown)})"
+
     def __post_init__(self) -> None:
         python_scalars(self)
         if not isinstance(self.data, Dataset):
