@@ -374,8 +374,8 @@ def judge_outcome(
             "failed",
             (
                 f"converged next to θ = 0 (max|θ| = {np.max(np.abs(w[: problem.layout.n_theta])):.2g}; the flow moves "
-                f"no sample by more than {_flow_displacement(problem, w):.2g} of the inputs' scale) with the loss "
-                f"{loss:.4g} of the best constant predictor ({reference:.4g}): a saddle (at θ = 0 the flow is the "
+                f"no sample by more than {_flow_displacement(problem, w):.2g} of the inputs' scale) with a loss of "
+                f"{loss:.4g}, no better than the best constant predictor's {reference:.4g}: a saddle (at θ = 0 the flow is the "
                 f"identity, zero costates, PMP residual 0 on symmetric data), not a trained network; start away from "
                 f"it (another seed or a larger initial_guess scale) or use another solver ({message})"
             ),
