@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -215,3 +216,27 @@ def test_standard_figures_include_grid_and_heatmap(ring3, tmp_path):
     again = {p.name for p in write_standard_figures(sin, quick(sin), tmp_path)}
     assert again == {"convergence.png", "theta_heatmap.png", "trajectories.png"}
     assert {p.name for p in tmp_path.iterdir()} == again
+
+
+def test_the_figures_guide_block_runs_on_its_problem_without_overlaps(monkeypatch, tmp_path):
+    # a fresh user's report: the block drew grid_deformation of the quick start's d = 3 ring on 2-D
+    # axes (SpecError), and with d = 2 a colour-bar label ran into the next panel's x_2 label
+    text = (Path(__file__).resolve().parents[1] / "docs" / "guide" / "figures.md").read_text(encoding="utf-8")
+    block = text.split("```python\n", 1)[1].split("```", 1)[0]
+    assert 'load_problem("ring", dim=3' in block
+    load, solve = cdl.load_problem, cdl.solve
+    monkeypatch.setattr(cdl, "load_problem", lambda name, **kw: load(name, **{**kw, "n_samples": 30, "n_steps": 4}))
+    few = cdl.Direct(hessian="lbfgs", max_iter=3)
+    monkeypatch.setattr(cdl, "solve", lambda problem, solver, **kw: solve(problem, few, seed=0, progress=False))
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(block, namespace)  # noqa: S102 — the guide's own example
+    fig = namespace["fig"]
+    assert (tmp_path / "figures.png").exists() and (tmp_path / "flow.gif").exists()
+    fig.canvas.draw()
+    boxes = [ax.get_tightbbox() for ax in fig.axes]  # 3 panels and 2 colour bars, with their labels
+    for box in boxes:
+        assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= fig.bbox.x1 and box.y1 <= fig.bbox.y1
+    panels = [ax.get_tightbbox() for ax in namespace["axes"]]
+    colorbars = [ax.get_tightbbox() for ax in fig.axes if ax not in namespace["axes"]]
+    assert colorbars[0].x1 <= panels[1].x0 and panels[1].x1 <= panels[2].x0

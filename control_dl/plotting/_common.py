@@ -245,6 +245,9 @@ def resolve_layer(problem: Any, layer: int) -> int:
 def set_state_labels(ax: Any, three_d: bool) -> None:
     """Label the axes x_1, x_2 (and x_3).
 
+    A 3-D box is drawn at 0.85 of its default size, so that the x_3 label and the tick labels stay
+    inside the axes' own area and do not run into a neighbouring panel's labels.
+
     Parameters
     ----------
     ax : matplotlib Axes
@@ -261,3 +264,5 @@ def set_state_labels(ax: Any, three_d: bool) -> None:
         for axis in (ax.xaxis, ax.yaxis, ax.zaxis):
             axis.set_major_locator(MaxNLocator(4))
         ax.tick_params(labelsize=7, pad=0)
+        ax.zaxis.labelpad = 2
+        ax.set_box_aspect(None, zoom=0.85)
