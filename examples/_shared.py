@@ -21,7 +21,7 @@ import control_dl as cdl  # noqa: E402
 from control_dl.result import atomic_write_bytes  # noqa: E402
 
 
-def setup(name: str, doc: str | None) -> tuple[bool, Path]:
+def setup(name: str, doc: str | None, default: str | None = None) -> tuple[bool, Path]:
     """Parse ``--small`` / ``--out`` and create the output folder.
 
     Parameters
@@ -30,6 +30,8 @@ def setup(name: str, doc: str | None) -> tuple[bool, Path]:
         Example name: figures go to ``runs/examples/<name>/`` by default.
     doc : str
         The example's docstring (shown by ``--help``).
+    default : str, optional
+        Output folder when ``--out`` is not given (default ``runs/examples/<name>``).
 
     Returns
     -------
@@ -38,10 +40,11 @@ def setup(name: str, doc: str | None) -> tuple[bool, Path]:
     """
     parser = argparse.ArgumentParser(description=doc)
     parser.add_argument("--small", action="store_true", help="tiny sizes (also CONTROL_DL_SMALL=1)")
-    parser.add_argument("--out", default=None, help=f"output folder (default runs/examples/{name})")
+    default = default or str(Path("runs") / "examples" / name)
+    parser.add_argument("--out", default=None, help=f"output folder (default {default})")
     args = parser.parse_args()
     small = args.small or os.environ.get("CONTROL_DL_SMALL", "") not in ("", "0")
-    out = Path(args.out or Path("runs") / "examples" / name)
+    out = Path(args.out or default)
     out.mkdir(parents=True, exist_ok=True)
     return small, out
 

@@ -2,47 +2,43 @@
 
 Model, solvers and run are separate blocks, as in do-mpc's examples. Each problem is solved by the
 CasADi direct method, E-MSA (when its preset exists) and the torch baselines, all from the same
-initial guess; the table, compare.{json,csv,png} and per-solver figures go under --out.
+initial guess; the table, compare.{json,csv,png} and per-solver figures go under --out (default
+runs/demo). ``--small`` (or ``CONTROL_DL_SMALL=1``) runs it at toy size, as every example.
 """
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
+import matplotlib.pyplot as plt
+from _shared import setup
 
-import matplotlib
+import control_dl as cdl
+from control_dl.cli import write_standard_figures
+from control_dl.result import atomic_write_bytes
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-
-import control_dl as cdl  # noqa: E402
-from control_dl.cli import write_standard_figures  # noqa: E402
-from control_dl.result import atomic_write_bytes  # noqa: E402
+small, out_dir = setup("demo", __doc__, default="runs/demo")
 
 # --- model: Andreu's ring, lifted to 3-D (augmented) and kept in 2-D (non-augmented) ----------
-PROBLEMS = {"ring-3d": cdl.load_problem("ring", dim=3), "ring-2d": cdl.load_problem("ring", dim=2)}
+size = dict(n_samples=40, n_steps=4) if small else {}
+PROBLEMS = {"ring-3d": cdl.load_problem("ring", dim=3, **size), "ring-2d": cdl.load_problem("ring", dim=2, **size)}
 
 # --- solvers: direct (CasADi), Pontryagin (E-MSA, when present), torch baselines --------------
 # budgets are trimmed so the whole demo runs in under two minutes on two cores
+scale = 0.02 if small else 1.0
 SOLVERS = {
-    "lbfgsb": cdl.load_solver("lbfgsb", max_iter=1000),  # JIT-compiled CasADi + scipy L-BFGS-B: the fast route
-    "ipopt-lbfgs": cdl.load_solver("ipopt-lbfgs", max_iter=300),
+    "lbfgsb": cdl.load_solver("lbfgsb", max_iter=round(1000 * scale)),  # JIT CasADi + scipy L-BFGS-B: the fast route
+    "ipopt-lbfgs": cdl.load_solver("ipopt-lbfgs", max_iter=round(300 * scale)),
 }
 if "emsa" in cdl.list_solvers():
-    SOLVERS["emsa"] = cdl.load_solver("emsa", max_iter=250)
-SOLVERS["adam"] = cdl.load_solver("adam", epochs=600, lr=0.02)
-SOLVERS["torch-lbfgs"] = cdl.load_solver("torch-lbfgs", epochs=300)
+    SOLVERS["emsa"] = cdl.load_solver("emsa", max_iter=round(250 * scale))
+SOLVERS["adam"] = cdl.load_solver("adam", epochs=round(600 * scale), lr=0.02)
+SOLVERS["torch-lbfgs"] = cdl.load_solver("torch-lbfgs", epochs=round(300 * scale))
 TARGET_LOSS = 1e-2
 
 
 # --- run ----------------------------------------------------------------------------------------
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", default="runs/demo")
-    args = parser.parse_args()
     for pname, problem in PROBLEMS.items():
-        out = Path(args.out) / pname
+        out = out_dir / pname
         table = cdl.compare(problem, SOLVERS, seeds=(0,), target=TARGET_LOSS)
         atomic_write_bytes(out / "compare.json", table.to_json().encode())
         atomic_write_bytes(out / "compare.csv", table.to_csv().encode())
@@ -57,7 +53,7 @@ def main() -> None:
             write_standard_figures(problem, results[0], out / sname)
         print(f"\n## {pname} (time to target: training loss <= {TARGET_LOSS:g})\n")
         print(table.to_markdown())
-    print(f"\nfigures and results under {args.out}/")
+    print(f"\nfigures and results under {out_dir}/")
 
 
 if __name__ == "__main__":
