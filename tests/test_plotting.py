@@ -113,8 +113,13 @@ def test_turnpike_figure_draws_the_diagnostic(ring3):
             np.testing.assert_array_equal(line.get_ydata(), getattr(report, attribute))
         t, values = plotting.turnpike_series(problem, result, quantity)
         np.testing.assert_array_equal(values, getattr(reports[0], attribute))
-    with pytest.raises(ValueError, match="quantity"):
+    with pytest.raises(cdl.SpecError, match="quantity='speed'"):
         plotting.turnpike_series(problem, result, "speed")
+    # called like the other figures, (problem, result): a plain TypeError before (a fresh user's report)
+    with pytest.raises(cdl.SpecError, match=r"quantity=None: .*'theta', 'state', 'error'"):
+        plotting.turnpike_series(problem, result)
+    with pytest.raises(cdl.SpecError, match="result="):
+        plotting.turnpike_series(problem, None, "theta")
     with pytest.raises(ValueError):
         plotting.turnpike([])
 
@@ -240,3 +245,24 @@ def test_the_figures_guide_block_runs_on_its_problem_without_overlaps(monkeypatc
     panels = [ax.get_tightbbox() for ax in namespace["axes"]]
     colorbars = [ax.get_tightbbox() for ax in fig.axes if ax not in namespace["axes"]]
     assert colorbars[0].x1 <= panels[1].x0 and panels[1].x1 <= panels[2].x0
+
+
+def test_the_figures_guide_gives_each_functions_signature():
+    # it said every figure takes (problem, result, ax=None) and returns the Axes: false for five of them
+    import inspect
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "guide" / "figures.md").read_text(encoding="utf-8")
+    assert "Every figure is one function of `cdl.plotting` taking `(problem, result, ax=None)`" not in text
+    rows = [line for line in text.splitlines() if line.startswith("| `") and "| `(" in line]
+    documented = {}
+    for row in rows:
+        names, takes = row.split(" | ")[:2]
+        for name in re.findall(r"`(\w+)`", names):
+            documented[name] = re.match(r"`\(([^)]*)\)`", takes.strip()).group(1)
+    figures = {n for n in dir(plotting) if not n.startswith("_") and inspect.isfunction(getattr(plotting, n))}
+    assert figures - {"flow_lines", "grid_lines"} == set(documented)  # the two helpers are not figures
+    for name, takes in documented.items():
+        params = list(inspect.signature(getattr(plotting, name)).parameters)
+        expected = [p.split("=")[0].strip() for p in takes.split(",") if p.strip() not in ("…", "")]
+        assert params[: len(expected)] == expected, name

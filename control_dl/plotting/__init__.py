@@ -1,4 +1,10 @@
-"""Figures from a Result: each function takes ``ax=None`` and returns the matplotlib Axes."""
+"""Figures from a Result: most take ``(problem, result, ax=None)`` and return the matplotlib Axes.
+
+The exceptions: :func:`convergence` takes a list of Results, :func:`compare_curves` a CompareTable
+(and returns two Axes), :func:`turnpike` a list of runs or a TurnpikeSweep, :func:`layers` a ``fig``
+(and returns an array of Axes), :func:`turnpike_series` returns ``(t, values)`` arrays and
+:func:`animate_flow` the path of its GIF.
+"""
 
 from ._animation import animate_flow as animate_flow
 from ._boundary import decision_boundary as decision_boundary

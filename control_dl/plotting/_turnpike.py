@@ -30,11 +30,12 @@ def _check_quantity(quantity: str) -> str:
     return QUANTITIES[quantity][0]
 
 
-def turnpike_series(problem: Any, result: Any, quantity: str) -> tuple[np.ndarray, np.ndarray]:
+def turnpike_series(problem: Any, result: Any, quantity: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One turnpike curve of a solve: the arrays of :func:`control_dl.diagnostics.turnpike`.
 
     ``theta``: ``report.theta_norm``; ``state``: ``report.state_gap`` (x̄ the tracking target when
     η > 0, else each sample's x_i(T)); ``error``: ``report.error_t``; all on ``report.t`` = t_k.
+    Unlike the figures it draws nothing: it returns the arrays (draw them with :func:`turnpike`).
 
     Parameters
     ----------
@@ -43,7 +44,7 @@ def turnpike_series(problem: Any, result: Any, quantity: str) -> tuple[np.ndarra
     result : Result or array_like
         Its solve (or its w, shape ``(n_params,)``).
     quantity : {"theta", "state", "error"}
-        Which curve.
+        Which curve (required).
 
     Returns
     -------
@@ -52,9 +53,16 @@ def turnpike_series(problem: Any, result: Any, quantity: str) -> tuple[np.ndarra
 
     Raises
     ------
-    ValueError
-        If ``quantity`` is not one of the three.
+    SpecError
+        ``quantity`` is missing or not one of the three; ``problem`` is not a TrainingProblem flow, or
+        ``result`` (its w) does not fit it or is not finite.
     """
+    if quantity is None:
+        raise spec_error(
+            "quantity",
+            None,
+            f"turnpike_series(problem, result, quantity) needs the curve to return: one of {tuple(QUANTITIES)}",
+        )
     attribute = _check_quantity(quantity)
     report = turnpike_report(problem, result)
     return report.t, getattr(report, attribute)
@@ -92,8 +100,8 @@ def turnpike(
 
     Raises
     ------
-    ValueError
-        SpecError if there is nothing to draw, ``runs`` is a problem (``turnpike(problem, result)``:
+    SpecError
+        There is nothing to draw, ``runs`` is a problem (``turnpike(problem, result)``:
         the message gives the argument order) or ``quantity`` is unknown.
     """
     if isinstance(runs, TrainingProblem):  # turnpike(problem, result): the argument order of turnpike_series
