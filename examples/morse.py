@@ -3,7 +3,8 @@
 Φ(x) = λ2(x(T)) of a non-augmented network (d = n_in = 2) has no critical points: its level sets
 cannot close around the circle class, only bend. An augmented network (d = 3) can have
 non-degenerate critical points, here a maximum inside the circle. Critical points are found by a
-grid search of ‖∇Φ‖ refined by a root solve.
+grid search of ‖∇Φ‖ refined by a root solve; the figure marks each by its type (maximum, minimum or
+saddle, from the signs of the eigenvalues of Φ's Hessian there).
 """
 
 from __future__ import annotations

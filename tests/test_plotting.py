@@ -142,8 +142,42 @@ def test_morse_contours(ring3, points):
     if points is None:
         assert not ax.lines
     else:
-        (marker,) = ax.lines
-        assert len(marker.get_xdata()) == 3  # (m, 2) input is read as m points
+        # (m, 2) input is read as m points, each marked by its type from the Hessian's eigenvalue signs
+        assert sum(len(line.get_xdata()) for line in ax.lines) == 3
+        w, h = result.w, 1e-2
+
+        def phi(x):
+            return problem.predict(w, np.asarray(x, float).reshape(2, -1))[0, 0]
+
+        expected = {}
+        for p in points:
+            hess = np.array(
+                [
+                    [
+                        (phi(p + a + b) - phi(p + a - b) - phi(p - a + b) + phi(p - a - b)) / (4 * h * h)
+                        for b in np.eye(2) * h
+                    ]
+                    for a in np.eye(2) * h
+                ]
+            )
+            lam = np.linalg.eigvalsh(hess)
+            kind = "maximum" if lam.max() < 0 else "minimum" if lam.min() > 0 else "saddle"
+            expected[kind] = expected.get(kind, 0) + 1
+        labels = sorted(t.get_text() for t in ax.get_legend().get_texts())
+        assert labels == sorted(f"∇Φ = 0: {kind} ({n})" for kind, n in expected.items())
+        for line in ax.lines:
+            kind = line.get_label().split(": ")[1].split(" (")[0]
+            assert line.get_marker() == {"maximum": "^", "minimum": "v", "saddle": "X"}[kind]
+
+
+def test_morse_critical_point_types_from_eigenvalue_signs(ring3):
+    from control_dl.plotting._morse import critical_point_types
+
+    lam = np.array([[-2.0, -1.0], [0.5, 3.0], [-1.0, 2.0], [0.0, 1.0]])
+    assert critical_point_types(lam) == ["maximum", "minimum", "saddle", "degenerate"]
+    problem, result = ring3
+    ax = plotting.morse_contours(problem, result, critical_points=np.zeros((0, 2)), resolution=20)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["no critical point (∇Φ ≠ 0)"]
 
 
 def test_morse_contours_needs_scalar_2d_output(small_sin):

@@ -10,6 +10,78 @@ from .._errors import check_bool, check_positive_int, spec_error
 from ..diagnostics._common import weights_of
 from ._common import class_colors, input_box, new_axes
 
+#: critical-point type -> marker style
+MARKERS = {
+    "maximum": dict(marker="^", color="gold"),
+    "minimum": dict(marker="v", color="limegreen"),
+    "saddle": dict(marker="X", color="magenta"),
+    "degenerate": dict(marker="o", color="white"),
+}
+
+
+def hessian_eigenvalues(problem: Any, w: np.ndarray, points: np.ndarray, h: float = 1e-3) -> np.ndarray:
+    """Eigenvalues of the Hessian of Φ = λ2(x(T)) at each column of ``points``, by central differences.
+
+    Parameters
+    ----------
+    problem : TrainingProblem
+        A problem with 2-D inputs and a scalar readout.
+    w : ndarray
+        Its decision vector.
+    points : ndarray
+        Shape ``(2, m)``.
+    h : float
+        Difference step.
+
+    Returns
+    -------
+    ndarray
+        Shape ``(m, 2)``, each row ascending.
+    """
+    e = np.eye(2) * h
+
+    def phi(x: np.ndarray) -> np.ndarray:
+        return problem.predict(w, x)[0]
+
+    hess = np.empty((points.shape[1], 2, 2))
+    for i in range(2):
+        for j in range(2):
+            a, b = e[:, i : i + 1], e[:, j : j + 1]
+            hess[:, i, j] = (phi(points + a + b) - phi(points + a - b) - phi(points - a + b) + phi(points - a - b)) / (
+                4 * h * h
+            )
+    return np.linalg.eigvalsh(0.5 * (hess + hess.transpose(0, 2, 1)))
+
+
+def critical_point_types(eigenvalues: np.ndarray, rtol: float = 1e-6) -> list[str]:
+    """Type of each critical point from the signs of its Hessian's eigenvalues.
+
+    Parameters
+    ----------
+    eigenvalues : ndarray
+        Shape ``(m, 2)`` (:func:`hessian_eigenvalues`).
+    rtol : float
+        An eigenvalue within ``rtol · max(1, max |λ|)`` of 0 counts as zero (a degenerate point).
+
+    Returns
+    -------
+    list of str
+        ``"maximum"`` (both negative), ``"minimum"`` (both positive), ``"saddle"`` (one of each) or
+        ``"degenerate"`` (a zero eigenvalue: not a Morse point).
+    """
+    kinds = []
+    for lam in np.atleast_2d(eigenvalues):
+        tol = rtol * max(1.0, float(np.abs(lam).max()))
+        if np.any(np.abs(lam) <= tol):
+            kinds.append("degenerate")
+        elif np.all(lam < 0):
+            kinds.append("maximum")
+        elif np.all(lam > 0):
+            kinds.append("minimum")
+        else:
+            kinds.append("saddle")
+    return kinds
+
 
 def morse_contours(
     problem: Any,
@@ -34,7 +106,10 @@ def morse_contours(
     ax : matplotlib Axes, optional
         Where to draw.
     critical_points : array_like, optional
-        Points to mark, shape ``(2, m)`` or ``(m, 2)`` (e.g. from a critical-point search).
+        Points to mark, shape ``(2, m)`` or ``(m, 2)`` (e.g. from a critical-point search). Each is
+        marked by its type, read from the signs of the eigenvalues of Φ's Hessian there (both < 0:
+        maximum, both > 0: minimum, mixed: saddle, a zero: degenerate); the legend names the types
+        and their counts.
     resolution : int
         Grid points per axis.
     levels : int
@@ -86,7 +161,14 @@ def morse_contours(
         pts = pts.T if pts.shape[0] != 2 and pts.shape[1] == 2 else pts
         if pts.shape[0] != 2:
             raise spec_error("critical_points", pts.shape, "must be points, (2, m) or (m, 2)")
-        ax.plot(pts[0], pts[1], ls="", marker="X", ms=10, color="gold", mec="k", label=f"∇Φ = 0 ({pts.shape[1]})")
+        kinds = np.array(critical_point_types(hessian_eigenvalues(problem, w, pts)) if pts.shape[1] else [])
+        for kind, style in MARKERS.items():
+            if np.any(kinds == kind):
+                chosen = pts[:, kinds == kind]
+                label = f"∇Φ = 0: {kind} ({chosen.shape[1]})"
+                ax.plot(chosen[0], chosen[1], ls="", ms=11, mec="k", label=label, **style)
+        if pts.shape[1] == 0:
+            ax.plot([], [], ls="", marker="none", label="no critical point (∇Φ ≠ 0)")
         ax.legend(fontsize=8, loc="upper right")
     ax.set_xlabel("$x_1$")
     ax.set_ylabel("$x_2$")
