@@ -22,7 +22,8 @@ A sweep spec is a TOML document::
 A bare grid key must name exactly one thing: a key that is a problem key and a solver option,
 or that a run's record already uses for something else (``seed``: the run seed; ``loss``: the
 loss metric), is a SpecError asking for its ``problem.`` / ``solver.`` prefix. So a run's
-``point`` says exactly what was varied, under the name the table shows and filters take.
+``point`` says exactly what was varied, under the name the table shows and filters take; two grid
+keys for one parameter (``n_steps`` and ``problem.n_steps``) are a SpecError naming both.
 Each run's parameters are the *full* normalised problem spec, the full solver options and the
 seed; its id is a hash of them, so the same run always has the same id (resume, deduplication).
 """
@@ -130,8 +131,12 @@ def _flatten_grid(grid: Any) -> dict[str, list[Any]]:
     for key, values in grid.items():
         if key in ("problem", "solver") and isinstance(values, dict):
             for sub, sub_values in values.items():
+                if f"{key}.{sub}" in flat:  # "problem.x" = [...] next to [grid.problem] x = [...]
+                    raise spec_error(f"grid.{key}.{sub}", sub_values, "is given twice; give each grid key once")
                 flat[f"{key}.{sub}"] = sub_values
         else:
+            if key in flat:
+                raise spec_error(f"grid.{key}", values, "is given twice; give each grid key once")
             flat[key] = values
     for key, values in flat.items():
         if not isinstance(values, list) or not values:
@@ -217,11 +222,20 @@ class SweepSpec:
             raise spec_error("solver", kind, f"preset {preset!r} must name a kind in {sorted(SOLVER_KINDS)}")
         option_names = {f.name for f in dataclasses.fields(SOLVER_KINDS[kind])}
         overrides, options = dict(self.problem_overrides), {**solver_doc, **self.solver_options}
+        set_by: dict[tuple[str, str], str] = {}  # (problem or solver, leaf key) -> the grid key that set it
         for key, value in point.items():
             if key in ("problem", "solver"):
                 continue
-            target = _route(key, self.grid[key], option_names)
-            (overrides if target == "problem" else options)[key.split(".", 1)[-1]] = value
+            target, leaf = _route(key, self.grid[key], option_names), key.split(".", 1)[-1]
+            other = set_by.setdefault((target, leaf), key)
+            if other != key:
+                raise spec_error(
+                    f"grid.{key}",
+                    self.grid[key],
+                    f"names the {target} key {target}.{leaf}, as grid.{other} = {self.grid[other]!r} does: "
+                    "one run would take one value and record both; give it once",
+                )
+            (overrides if target == "problem" else options)[leaf] = value
         spec = normalise(problem_doc, overrides)
         return spec, solver_spec(solver_from_options(kind, options))
 

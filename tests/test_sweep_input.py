@@ -1,0 +1,34 @@
+"""Sweep input that used to give silently wrong records or raw OSErrors: each is one SpecError now."""
+
+from __future__ import annotations
+
+import pytest
+
+import control_dl as cdl
+from control_dl.experiments import load_sweep
+
+BASE = {"problem": {"name": "ring", "n_samples": 40}, "solver": {"preset": "lbfgsb", "max_iter": 5}}
+
+
+@pytest.mark.parametrize(
+    ("grid", "named"),
+    [
+        ({"n_steps": [3], "problem.n_steps": [4]}, ("grid.problem.n_steps=[4]", "grid.n_steps = [3]")),
+        ({"problem.n_steps": [4], "n_steps": [3]}, ("grid.n_steps=[3]", "grid.problem.n_steps = [4]")),
+        ({"max_iter": [3], "solver.max_iter": [4]}, ("grid.solver.max_iter=[4]", "grid.max_iter = [3]")),
+        ({"max_iter": [3], "solver": {"max_iter": [4]}}, ("grid.solver.max_iter=[4]", "grid.max_iter = [3]")),
+        # TOML allows both a quoted dotted key and the nested table it would otherwise be
+        ({"problem.seed": [1], "problem": {"seed": [2]}}, ("grid.problem.seed=[2]", "given twice")),
+    ],
+)
+def test_two_grid_keys_for_one_parameter_are_refused(grid: dict, named: tuple[str, str]) -> None:
+    """The later key used to win while the run's point kept both: the table showed the loser's value."""
+    with pytest.raises(cdl.SpecError) as info:
+        load_sweep({**BASE, "grid": grid}).runs()
+    assert all(text in str(info.value) for text in named), str(info.value)
+
+
+def test_one_key_per_parameter_still_expands() -> None:
+    runs = load_sweep({**BASE, "grid": {"n_steps": [3], "solver.max_iter": [4], "problem": {"seed": [1]}}}).runs()
+    assert [run.point for run in runs] == [{"n_steps": 3, "solver.max_iter": 4, "problem.seed": 1, "seed": 0}]
+    assert runs[0].params["problem"]["control"]["n_steps"] == 3 and runs[0].params["solver"]["max_iter"] == 4
