@@ -24,6 +24,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 import control_dl as cdl  # noqa: E402
 
@@ -81,6 +82,7 @@ def plot_singular_values(reports: dict[str, tuple[cdl.diagnostics.LayerRanks, in
         ax.axhline(RTOL * medians.max(), color="grey", ls=":", lw=0.8, label="10⁻² · largest")
         ax.set_title(name)
         ax.set_xlabel("layer k")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # layers are whole numbers: no 0.5, 1.5, …
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
     axes[0].set_ylabel("median singular value of the layer Jacobian")

@@ -300,3 +300,41 @@ def test_the_figures_guide_gives_each_functions_signature():
         params = list(inspect.signature(getattr(plotting, name)).parameters)
         expected = [p.split("=")[0].strip() for p in takes.split(",") if p.strip() not in ("…", "")]
         assert params[: len(expected)] == expected, name
+
+
+def test_convergence_panels_say_what_they_plot_against(ring3):
+    # emsa_sin's two panels (wall time, iteration) had the same title (a fresh user's report)
+    _, result = ring3
+    by_time = plotting.convergence([result], x="time")
+    by_iter = plotting.convergence([result], x="iter")
+    assert by_time.get_title() == "objective against wall time" and by_time.get_xlabel() == "wall time [s]"
+    assert by_iter.get_title() == "objective against iteration" and by_iter.get_xlabel() == "iteration"
+
+
+def test_trajectories_of_many_classes_name_the_classes_and_the_coordinates_shown():
+    # digits: 3 of 64 coordinates drawn, 10 class colours without a legend (a fresh user's report)
+    problem = cdl.load_problem("digits", n_steps=2, test_size=0.9)
+    fig = plt.figure()
+    ax = plotting.trajectories(problem, quick(problem), ax=fig.add_subplot(111, projection="3d"))
+    assert "$x_1$, $x_2$, $x_3$ of the 64 state coordinates" in ax.get_title()
+    legend = ax.get_legend()
+    texts = [t.get_text() for t in legend.get_texts()]
+    assert texts == ["x(0)", "x(T)"] + [f"class {k}" for k in range(10)]
+    colours = [matplotlib.colors.to_hex(h.get_color()) for h in legend.legend_handles[2:]]
+    assert len(set(colours)) == 10  # one colour per class: no two classes share one
+    points = scatters(ax)[0]
+    used = {matplotlib.colors.to_hex(c) for c in points.get_facecolors()}
+    assert used <= set(colours)
+    ring = cdl.load_problem("ring", n_samples=30, dim=3, n_steps=4)
+    title = plotting.trajectories(ring, quick(ring)).get_title()
+    assert "coordinates" not in title  # d = 3: every coordinate is drawn
+
+
+def test_3d_panels_keep_their_labels_inside_their_area(ring3):
+    # regularisation.png: the 3-D grid's x_3 label ran into the θ heat map's y label beside it
+    problem, result = ring3
+    fig = plt.figure(figsize=(16, 4), layout="constrained")
+    grid = plotting.grid_deformation(problem, result, ax=fig.add_subplot(1, 2, 1, projection="3d"))
+    heat = plotting.theta_heatmap(problem, result, ax=fig.add_subplot(1, 2, 2))
+    fig.canvas.draw()
+    assert grid.get_tightbbox().x1 <= heat.get_tightbbox().x0

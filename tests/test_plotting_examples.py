@@ -51,3 +51,28 @@ def test_demo_and_turnpike_claim_run_small(name, small_flag, tmp_path):
         assert set(rows) == {"kappa=1", "kappa=0"}
         assert all(row["status"] for row in rows.values())
         assert (tmp_path / "turnpike_kappa.png").is_file()
+
+
+def test_mlp_vs_resnet_singular_values_have_whole_layer_ticks(tmp_path, monkeypatch):
+    # the mlp-2d panel (2 hidden layers) had ticks at 0.5, 1.5, … (a fresh user's report)
+    import runpy
+    from types import SimpleNamespace
+
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    env = runpy.run_path(str(EXAMPLES / "mlp_vs_resnet.py"), run_name="mlp_vs_resnet")
+    rng = np.random.default_rng(0)
+    reports = {
+        name: (SimpleNamespace(jacobian_singular_values=[rng.uniform(0.1, 1, (5, 2)) for _ in range(n)]), n)
+        for name, n in (("mlp-2d", 2), ("resnet-3d", 7))
+    }
+    monkeypatch.setattr(plt, "close", lambda *args: None)
+    env["plot_singular_values"](reports, tmp_path / "singular_values.png")
+    fig = plt.gcf()
+    for ax in fig.axes:
+        lo, hi = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+        assert ticks and all(float(t).is_integer() for t in ticks), (ax.get_title(), ticks)
+    plt.close(fig)

@@ -49,7 +49,7 @@ def new_axes(ax: Any = None, projection: str | None = None) -> Any:
 
 
 def class_colors(labels: np.ndarray) -> list[str]:
-    """One colour per sample from a colour-blind-safe pair/cycle, by class label.
+    """One colour per sample, by class label: matplotlib's ten-colour cycle (distinct up to 10 classes).
 
     Parameters
     ----------
@@ -61,7 +61,18 @@ def class_colors(labels: np.ndarray) -> list[str]:
     list of str
         Hex colours.
     """
-    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
+    palette = [
+        "#1f77b4",
+        "#ff7f0e",
+        "#2ca02c",
+        "#d62728",
+        "#9467bd",
+        "#8c564b",
+        "#e377c2",
+        "#7f7f7f",
+        "#bcbd22",
+        "#17becf",
+    ]
     return [palette[int(k) % len(palette)] for k in np.asarray(labels).ravel()]
 
 

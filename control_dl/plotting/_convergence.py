@@ -26,7 +26,7 @@ def convergence(results: Sequence[Any], ax: Any = None, x: str = "iter", y: str 
     Returns
     -------
     matplotlib Axes
-        The axes with a legend.
+        The axes with a legend, titled by what is drawn (e.g. "objective against wall time").
 
     Raises
     ------
@@ -55,7 +55,7 @@ def convergence(results: Sequence[Any], ax: Any = None, x: str = "iter", y: str 
     ax.set_yscale("log")
     ax.set_xlabel("iteration" if x == "iter" else "wall time [s]")
     ax.set_ylabel(y)
-    ax.set_title(f"{y} during training")
+    ax.set_title(f"{y} against {'iteration' if x == 'iter' else 'wall time'}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     return ax

@@ -8,7 +8,7 @@ import numpy as np
 
 from .._errors import check_positive_int, spec_error
 from ..diagnostics._common import weights_of
-from ._common import class_colors, new_axes
+from ._common import class_colors, new_axes, set_state_labels
 
 
 def trajectories(problem: Any, result: Any, ax: Any = None, max_points: int = 200) -> Any:
@@ -28,7 +28,9 @@ def trajectories(problem: Any, result: Any, ax: Any = None, max_points: int = 20
     Returns
     -------
     matplotlib Axes
-        The axes; start points are circles, end points triangles.
+        The axes; start points are circles, end points triangles, colours the classes (named in the
+        legend). The title says which coordinates are
+        drawn when d > 3.
 
     Raises
     ------
@@ -51,14 +53,26 @@ def trajectories(problem: Any, result: Any, ax: Any = None, max_points: int = 20
     coords = [states[:, k, idx] for k in range(3 if three_d else 2)]
     for j, color in enumerate(colors):
         ax.plot(*[c[:, j] for c in coords], color=color, lw=0.6, alpha=0.5)
-    ax.scatter(*[c[0] for c in coords], c=colors, marker="o", s=8, label="x(0)")
-    ax.scatter(*[c[-1] for c in coords], c=colors, marker="^", s=14, label="x(T)")
-    ax.set_xlabel("$x_1$")
-    ax.set_ylabel("$x_2$")
-    if three_d:
-        ax.set_zlabel("$x_3$")
-    ax.set_title(f"{problem.data.name}: trajectories through {problem.n_steps} layers (d = {problem.dim})")
-    legend = ax.legend(loc="best", fontsize=8)
-    for handle in legend.legend_handles:  # marker shape only: colours stand for classes
-        handle.set_color("0.3")
+    ax.scatter(*[c[0] for c in coords], c=colors, marker="o", s=8)
+    ax.scatter(*[c[-1] for c in coords], c=colors, marker="^", s=14)
+    set_state_labels(ax, three_d)
+    n_shown = 3 if three_d else 2
+    coords_shown = ", ".join(f"$x_{k + 1}$" for k in range(n_shown))
+    shown = "" if problem.dim == n_shown else f"\nshown: {coords_shown} of the {problem.dim} state coordinates"
+    ax.set_title(
+        f"{problem.data.name}: trajectories through {problem.n_steps} layers (d = {problem.dim}){shown}", fontsize=10
+    )
+    from matplotlib.lines import Line2D
+
+    handles = [  # marker shape for start and end, colour for the class
+        Line2D([], [], ls="", marker="o", color="0.3", ms=4, label="x(0)"),
+        Line2D([], [], ls="", marker="^", color="0.3", ms=5, label="x(T)"),
+    ]
+    if problem.data.task != "regression":
+        names = getattr(problem.data, "class_names", None)
+        for k in np.unique(problem.data.y_train):
+            name = names[int(k)] if names is not None and int(k) < len(names) else str(int(k))
+            handles.append(Line2D([], [], ls="", marker="o", color=class_colors([k])[0], label=f"class {name}"))
+    many = len(handles) > 4
+    ax.legend(handles=handles, fontsize=7 if many else 8, ncol=2 if many else 1, loc="upper left" if many else "best")
     return ax
