@@ -18,6 +18,13 @@ from ._toml import tomllib
 #: the preset ``solve`` uses when neither --solver nor the problem's ``solver`` key names one
 DEFAULT_SOLVER = "lbfgsb"  # the fastest to a target on the catalog and on digits (docs/guide/choosing.md)
 TURNPIKE_SOLVER = "ipopt-lbfgs"  # turnpike's default: IPOPT's interior point on every horizon
+#: statuses of a solve that succeeded (exit code 0); "failed" and "diverged" make a command exit 1
+SUCCEEDED = ("converged", "max_iter")
+
+
+def exit_code(statuses: list[str]) -> int:
+    """0 when every solve of a command succeeded (:data:`SUCCEEDED`), else 1 (failed or diverged)."""
+    return 0 if all(status in SUCCEEDED for status in statuses) else 1
 
 
 def parse_assignment(text: str, flag: str = "--set") -> tuple[str, Any]:
@@ -283,6 +290,8 @@ def _solve_and_write(
     elif args.resume:
         print(f"no checkpoint at {checkpoint}: starting from the initial guess")
     result = solve(problem, solver, w0=w0, seed=args.seed, progress=not args.no_progress)
+    for stale in (out / "summary.json", *(out / f"{name}.png" for name in STANDARD_FIGURES)):
+        stale.unlink(missing_ok=True)  # a write interrupted below leaves this run's files alone, never a mix
     result.save(out / "result.npz")
     write_standard_figures(problem, result, out)
     summary = {
@@ -303,7 +312,7 @@ def _solve_and_write(
     summary["problem"] = args.problem  # the name or path it was loaded from (the full spec is in result.npz)
     atomic_write_bytes(out / "summary.json", json.dumps(summary, indent=2).encode())
     print(result.summary())
-    return 0 if result.status in ("converged", "max_iter") else 1
+    return exit_code([result.status])
 
 
 def engine_option(name: str | None, workers: int | None, scheduler: str | None, transport: str | None = None) -> Any:
@@ -381,7 +390,7 @@ def _cmd_turnpike(args: argparse.Namespace) -> int:
     )
     print(sweep.table())
     write_turnpike_outputs(sweep, out)
-    return 0 if all(s in ("converged", "max_iter") for s in sweep.statuses) else 1
+    return exit_code(sweep.statuses)
 
 
 def write_turnpike_outputs(sweep: Any, out: Path) -> list[Path]:
@@ -423,9 +432,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         scheduler = "local" if args.dask else client
         rows = run_sweep(args.spec, args.out, args.workers, scheduler, args.timeout, progress=not args.no_progress)
     print(runs_table(rows))
-    failed = sum(row["status"] == "failed" for row in rows)
-    print(f"{len(rows)} runs in {args.out}, {failed} failed")
-    return 1 if failed else 0
+    failed = sum(row["status"] not in SUCCEEDED for row in rows)
+    print(f"{len(rows)} runs in {args.out}, {failed} failed or diverged")
+    return exit_code([row["status"] for row in rows])
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
@@ -461,7 +470,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     _save(fig, out / "compare.png")
     print(table.to_markdown())
     print(f"wrote {out / 'compare.json'}, compare.csv, compare.png")
-    return 0
+    return exit_code([result.status for results in table.results.values() for result in results])
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -586,23 +595,32 @@ def main(argv: list[str] | None = None) -> int:
     Returns
     -------
     int
-        Exit code: 0 on success, 1 when a solve did not succeed, 2 on bad input (a ``--out``
-        folder the command created is then removed again if nothing was written there).
+        Exit code: 0 when every solve succeeded (converged or max_iter), 1 when one failed or
+        diverged, 2 on bad input (the ``--out`` folders the command created are then removed again
+        if nothing was written there), 130 when interrupted (Ctrl-C).
     """
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:  # no sub-command: the help, as `git` does
         parser.print_help()
         return 2
-    out = Path(args.out) if getattr(args, "out", None) else None
-    new_folder = out is not None and not out.exists()
+    created = []  # the folders the command will create for --out, innermost first
+    folder = Path(args.out) if getattr(args, "out", None) else None
+    while folder is not None and not folder.exists() and folder != folder.parent:
+        created.append(folder)
+        folder = folder.parent
     try:
         return args.func(args)
     except SpecError as exc:
-        if new_folder and out.is_dir() and not any(out.iterdir()):  # made for outputs the bad input never let come
-            out.rmdir()
+        for made in created:  # made for outputs the bad input never let come
+            if made.is_dir() and not any(made.iterdir()):
+                made.rmdir()
         print(f"control-dl: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        again = "; run the same command again to resume (finished runs are kept)" if args.command == "sweep" else ""
+        print(f"control-dl: interrupted{again}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -125,7 +125,58 @@ def test_bad_input_leaves_no_empty_output_folder(tmp_path, capsys):
     ):
         out = tmp_path / "runs" / "bb"
         assert main([*args, "--out", str(out)]) == 2 and "error" in capsys.readouterr().err
-        assert not out.exists(), args
+        assert not out.exists() and not out.parent.exists(), args  # every level it created (it left 'runs')
     kept = tmp_path / "kept"
     kept.mkdir()  # the user's own folder stays, empty or not
     assert main(["solve", "ring", "--option", "nosuch=1", "--out", str(kept)]) == 2 and kept.is_dir()
+
+
+def test_exit_codes_count_diverged_runs_and_an_interruption(tmp_path, capsys, monkeypatch):
+    """A user's report: compare exited 0 over a diverged run (sweep too, printing '0 failed'), and Ctrl-C
+    printed a KeyboardInterrupt traceback."""
+    import control_dl.cli as cli
+
+    wild = tmp_path / "wild-sgd.toml"
+    wild.write_text('solver = "torch"\noptimizer = "sgd"\nlr = 1e6\nepochs = 5\n')
+    argv = ["compare", "ring", "--set", "n_samples=20", "--set", "n_steps=3", "--solvers", f"lbfgsb,{wild}"]
+    assert main([*argv, "--out", str(tmp_path / "c"), "--no-progress"]) == 1
+    assert "diverged" in capsys.readouterr().out
+    assert cli.exit_code(["converged", "max_iter"]) == 0 and cli.exit_code(["converged", "diverged"]) == 1
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_cmd_sweep", interrupted)
+    assert main(["sweep", "spec.toml", "--out", str(tmp_path / "s")]) == 130
+    assert capsys.readouterr().err.strip() == (
+        "control-dl: interrupted; run the same command again to resume (finished runs are kept)"
+    )
+
+
+def test_bad_cli_inputs_that_raised_tracebacks(tmp_path, capsys):
+    """A solver TOML whose `solver` is a list (TypeError: unhashable), compare --target nan (accepted)."""
+    listed = tmp_path / "listed.toml"
+    listed.write_text('solver = ["direct"]\n')
+    assert main(["solve", "ring", "--solver", str(listed), "--out", str(tmp_path / "a")]) == 2
+    assert "solver=['direct']: must be one of" in capsys.readouterr().err
+    for target in ("nan", "inf"):
+        argv = ["compare", "ring", "--solvers", "lbfgsb", "--target", target, "--out", str(tmp_path / "b")]
+        assert main(argv) == 2 and "must be a finite number >= 0" in capsys.readouterr().err
+
+
+def test_solve_removes_the_previous_runs_summary_and_figures_before_writing(tmp_path, monkeypatch):
+    """A user's report: an interrupted solve left the new result.npz beside the previous run's summary
+    and figures, with nothing to tell them apart."""
+    import control_dl.cli as cli
+
+    argv = ["solve", "ring", "--set", "n_samples=20", "--set", "n_steps=3"]
+    assert main([*argv, "--option", "max_iter=2", "--out", str(tmp_path), "--no-progress"]) == 0
+    assert (tmp_path / "summary.json").is_file() and (tmp_path / "convergence.png").is_file()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "write_standard_figures", interrupted)  # killed after result.npz, before the figures
+    assert main([*argv, "--option", "max_iter=3", "--out", str(tmp_path), "--no-progress"]) == 130
+    assert not (tmp_path / "summary.json").exists() and not (tmp_path / "convergence.png").exists()
+    assert control_dl.Result.load(tmp_path / "result.npz").iterations == 3

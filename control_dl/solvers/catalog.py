@@ -54,7 +54,7 @@ def solver_from_options(kind: str, options: dict[str, Any]) -> Any:
     SpecError
         Unknown kind or option, or an invalid value.
     """
-    if kind not in SOLVER_KINDS:
+    if not isinstance(kind, str) or kind not in SOLVER_KINDS:  # a TOML list or table is no kind either
         raise spec_error("solver", kind, f"must be one of {sorted(SOLVER_KINDS)}")
     cls = SOLVER_KINDS[kind]
     valid = [f.name for f in dataclasses.fields(cls)]
