@@ -180,17 +180,27 @@ def check_destination(path: str | Path, field: str = "path") -> Path:
         folder = folder.parent
     if not folder.is_dir():
         raise spec_error(field, str(path), f"cannot be created: {folder} is a file, not a folder")
+    refusal = _refusal(folder)
+    if refusal is not None:
+        raise spec_error(field, str(path), f"cannot be written: {refusal}")
+    return path
+
+
+def _refusal(folder: Path) -> str | None:
+    """Why the existing ``folder`` cannot take new files, or None when it can.
+
+    The permission bits first, then a trial file created there and removed at once: root may write
+    anywhere by the bits, yet ``/proc`` or a read-only mount refuse files.
+    """
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise spec_error(field, str(path), f"cannot be written: no write permission in the folder {folder}")
-    try:  # a folder the permission bits call writable may still refuse files (/proc, a read-only mount)
-        handle, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=folder)
+        return f"no write permission in the folder {folder}"
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".control-dl.", suffix=".probe", dir=folder)
     except OSError as exc:
-        raise spec_error(
-            field, str(path), f"cannot be written: {folder} refuses new files ({exc.strerror or exc})"
-        ) from None
+        return f"{folder} refuses new files ({exc.strerror or exc})"
     os.close(handle)
     os.unlink(probe)
-    return path
+    return None
 
 
 def output_folder(path: str | Path, option: str) -> Path:
@@ -224,6 +234,7 @@ def output_folder(path: str | Path, option: str) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SpecError(f"{option} {str(path)!r}: cannot create the folder ({exc.strerror or exc})") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise SpecError(f"{option} {str(path)!r}: the folder is not writable")
+    refusal = _refusal(folder)
+    if refusal is not None:
+        raise SpecError(f"{option} {str(path)!r}: the folder is not writable ({refusal})")
     return folder

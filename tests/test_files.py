@@ -4,6 +4,7 @@ a file that is missing, of another kind, damaged or not one of ours into one Spe
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -177,6 +178,16 @@ def test_checking_a_destination_leaves_nothing_behind(tmp_path: Path) -> None:
     assert check_destination(tmp_path / "new" / "run.npz", "--out") == tmp_path / "new" / "run.npz"
     assert check_destination(tmp_path / "run.npz", "--out") == tmp_path / "run.npz"
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
+def test_an_output_folder_that_refuses_files_is_refused_before_the_work() -> None:
+    """A user's report: solve/compare/turnpike --out /proc ran the whole computation, then failed (root
+    may write /proc by its permission bits; a trial file tells)."""
+    from control_dl._files import output_folder
+
+    with pytest.raises(cdl.SpecError, match=r"--out '/proc': the folder is not writable"):
+        output_folder("/proc", "--out")
 
 
 def test_an_unwritable_output_path_is_refused_before_the_work(small_ring: cdl.TrainingProblem, tmp_path: Path) -> None:
