@@ -93,10 +93,12 @@ def test_sweep_rebuilds_the_horizon_from_spec_and_python():
         fixed_n = D.turnpike_sweep(problem, solver, [2.0], keep_step=False)
         assert len(fixed_n.reports[0].t) == 5
         assert sweep.collapse.shape == (1,)
-        json.dumps(sweep.to_dict())
+        assert json.loads(json.dumps(sweep.to_dict()))["collapse_pairs"] == [[1.0, 2.0]]  # what each entry compares
         assert len(sweep.table().splitlines()) == 3
     with pytest.raises(ValueError, match="horizons"):
         D.turnpike_sweep(spec_problem, solver, [])
+    with pytest.raises(cdl.SpecError, match=r"horizons=1\.0: is given twice"):  # was solved twice, collapse 0.000
+        D.turnpike_sweep(spec_problem, solver, [1.0, 2.0, 1.0])
 
 
 def test_turnpike_cli_writes_json_and_png(tmp_path, capsys):

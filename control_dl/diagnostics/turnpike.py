@@ -185,7 +185,8 @@ class TurnpikeSweep:
         Returns
         -------
         dict
-            Horizons, statuses, losses, rates, half ratios, collapse distances and the profiles.
+            Horizons, statuses, losses, rates, half ratios, collapse distances with the (T_i, T_{i+1})
+            pair each compares (``collapse_pairs``) and the profiles.
         """
         return {
             "horizons": list(self.horizons),
@@ -195,6 +196,7 @@ class TurnpikeSweep:
             "fit_r2": [r.fit_r2 for r in self.reports],
             "half_ratio": [r.half_ratio for r in self.reports],
             "collapse": self.collapse.tolist(),
+            "collapse_pairs": [[a, b] for a, b in zip(self.horizons[:-1], self.horizons[1:], strict=True)],
             "profiles": [
                 {"t": r.t.tolist(), "theta_norm": r.theta_norm.tolist(), "state_gap": r.state_gap.tolist()}
                 for r in self.reports
@@ -280,7 +282,10 @@ def turnpike_sweep(
     for horizon in values:  # all checked before the first solve
         if not is_number(horizon) or not 0 < horizon < float("inf"):
             raise spec_error("horizons", horizon, "every horizon must be a finite number T > 0")
-    values = sorted(float(h) for h in values)
+    values = sorted(float(h) for h in values)  # any order given; compared in increasing T
+    repeated = next((a for a, b in zip(values[:-1], values[1:], strict=True) if a == b), None)
+    if repeated is not None:  # the same solve twice, and a collapse distance of 0 that says nothing
+        raise spec_error("horizons", repeated, "is given twice; every horizon once")
     reports, statuses, losses = [], [], []
     for horizon in values:
         n_steps = max(1, round(horizon / problem.step_size)) if keep_step else problem.n_steps

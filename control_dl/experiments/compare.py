@@ -210,8 +210,8 @@ def compare(
     seeds = tuple(int(s) for s in seeds)
     if len(set(seeds)) < len(seeds):  # a repeated start would be averaged in as if it were another
         raise spec_error("seeds", seeds, "must not repeat a seed")
-    if target is not None and (not is_number(target) or target < 0):
-        raise spec_error("target", target, "must be a number >= 0")
+    if target is not None and (not is_number(target) or not math.isfinite(target) or target < 0):
+        raise spec_error("target", target, "must be a finite number >= 0")
     labelled = _resolve(solvers)
     results: dict[str, list[Result]] = {label: [] for label, _ in labelled}
     runs = []
