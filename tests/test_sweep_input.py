@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+from pathlib import Path
+
 import pytest
 
 import control_dl as cdl
-from control_dl.experiments import load_sweep
+from control_dl.experiments import RunStore, load_runs, load_sweep, run_sweep
 
 BASE = {"problem": {"name": "ring", "n_samples": 40}, "solver": {"preset": "lbfgsb", "max_iter": 5}}
 
@@ -32,3 +36,30 @@ def test_one_key_per_parameter_still_expands() -> None:
     runs = load_sweep({**BASE, "grid": {"n_steps": [3], "solver.max_iter": [4], "problem": {"seed": [1]}}}).runs()
     assert [run.point for run in runs] == [{"n_steps": 3, "solver.max_iter": 4, "problem.seed": 1, "seed": 0}]
     assert runs[0].params["problem"]["control"]["n_steps"] == 3 and runs[0].params["solver"]["max_iter"] == 4
+
+
+def test_a_sweep_refuses_another_programs_database_before_changing_it(tmp_path: Path) -> None:
+    """It used to add its runs table and switch the file to WAL mode, then run the sweep (exit 0)."""
+    index = tmp_path / "index.sqlite"
+    with contextlib.closing(sqlite3.connect(index)) as db:
+        db.execute("CREATE TABLE t (x INTEGER)")
+        db.execute("INSERT INTO t VALUES (1)")
+        db.commit()
+    before = index.read_bytes()
+    message = r"out='.*index\.sqlite': is an SQLite file without a sweep's runs table: another program's .*tables: t\)"
+    with pytest.raises(cdl.SpecError, match=message):
+        RunStore(tmp_path, writable=True)
+    with pytest.raises(cdl.SpecError, match=message):
+        run_sweep(BASE, tmp_path, progress=False)
+    assert index.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["index.sqlite"]
+    with contextlib.closing(sqlite3.connect(index)) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    with pytest.raises(cdl.SpecError, match="runs='.*index.sqlite': is an SQLite file without a sweep's runs table"):
+        load_runs(tmp_path)
+
+
+def test_an_empty_index_file_becomes_a_sweeps_index(tmp_path: Path) -> None:
+    (tmp_path / "index.sqlite").touch()  # an empty file is an empty SQLite database
+    with RunStore(tmp_path, writable=True) as store:
+        assert store.rows() == []
+    assert load_runs(tmp_path) == []

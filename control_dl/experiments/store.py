@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -33,6 +34,8 @@ CREATE TABLE IF NOT EXISTS runs (
     finished_at REAL NOT NULL
 )
 """
+#: the columns a sweep's runs table has at least (another program's ``runs`` table lacks them)
+_SWEEP_COLUMNS = frozenset({"run_id", "status", "params", "point", "result_path"})
 
 
 class RunStore:
@@ -56,27 +59,68 @@ class RunStore:
     def __init__(self, root: str | Path, writable: bool = False) -> None:
         self.root = Path(root)
         self.index = self.root / "index.sqlite"
+        self.db: sqlite3.Connection | None = None
         self._lock = None
+        self._absolute_root = Path(os.path.abspath(self.root))
+        field = "out" if writable else "runs"
         if writable:
+            if os.path.lexists(self.index):  # refuse another program's file before writing anything
+                self._open_index(field, write=False, empty_ok=True, probe=True)
+                self.close()
             (self.root / "runs").mkdir(parents=True, exist_ok=True)
             self._lock = _take_lock(self.root / ".lock")
         elif not self.index.is_file():
             raise spec_error("runs", str(self.root), "no index.sqlite here: not a sweep folder")
-        field = "out" if writable else "runs"
+        self._open_index(field, write=writable, empty_ok=writable)
+
+    def _open_index(self, field: str, write: bool, empty_ok: bool, probe: bool = False) -> None:
+        """Connect to the index and check that it is a sweep's; set up a new one if ``write``.
+
+        Parameters
+        ----------
+        field : str
+            ``out`` or ``runs``: what the SpecError names.
+        write : bool
+            Set up WAL mode and the runs table (after the checks).
+        empty_ok : bool
+            Accept a database with no tables at all (a new index).
+        probe : bool
+            Open the file read-only (SQLite's ``mode=ro``): a check that changes nothing in it.
+
+        Raises
+        ------
+        SpecError
+            The file is no SQLite database (or a directory), its ``runs`` table is not a sweep's, or
+            it has tables but no ``runs`` table (another program's database).
+        """
         try:  # a directory, a damaged file, or no SQLite file at all: sqlite3 says so at the first statement
-            self.db = sqlite3.connect(self.index, timeout=30.0)
+            if probe:
+                self.db = sqlite3.connect(f"{(self._absolute_root / self.index.name).as_uri()}?mode=ro", uri=True)
+            else:
+                self.db = sqlite3.connect(self.index, timeout=30.0)
             self.db.row_factory = sqlite3.Row
-            if writable:
+            tables = sorted(row["name"] for row in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'"))
+            columns = {row["name"] for row in self.db.execute("PRAGMA table_info(runs)")}
+            why = None
+            if "runs" in tables and not _SWEEP_COLUMNS <= columns:
+                why = "is an SQLite file without a sweep's runs table (its runs table lacks a sweep's columns)"
+            elif tables and "runs" not in tables:
+                why = (
+                    f"is an SQLite file without a sweep's runs table: another program's database? "
+                    f"(its tables: {', '.join(tables)}); give a new folder"
+                )
+            elif not tables and not empty_ok:
+                why = "is an SQLite file without a sweep's runs table (an empty database)"
+            if why is None and write:
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.execute(_SCHEMA)
                 self.db.commit()
-            columns = {row["name"] for row in self.db.execute("PRAGMA table_info(runs)")}
         except sqlite3.Error as exc:
             self.close()
             raise spec_error(field, str(self.index), f"is not a sweep's index ({exc})") from None
-        if not {"run_id", "status", "params", "point", "result_path"} <= columns:
+        if why is not None:
             self.close()
-            raise spec_error(field, str(self.index), "is an SQLite file without a sweep's runs table")
+            raise spec_error(field, str(self.index), why)
 
     def __enter__(self) -> RunStore:
         return self
@@ -88,6 +132,7 @@ class RunStore:
         """Close the database (if it was opened) and release the lock."""
         if getattr(self, "db", None) is not None:
             self.db.close()
+            self.db = None
         if self._lock is not None:
             self._lock.close()
             self._lock = None
