@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import sqlite3
 from pathlib import Path
 
@@ -63,3 +64,26 @@ def test_an_empty_index_file_becomes_a_sweeps_index(tmp_path: Path) -> None:
     with RunStore(tmp_path, writable=True) as store:
         assert store.rows() == []
     assert load_runs(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("make", "why"),
+    [
+        (lambda out: (out / "runs").touch(), r"\(.*runs: File exists\)"),
+        (lambda out: (out / ".lock").mkdir(), r"\(.*\.lock: Is a directory\)"),
+        (lambda out: out.rmdir() or out.touch(), r"\(.*runs: Not a directory\)"),  # --out is a file
+    ],
+)
+def test_a_folder_that_cannot_hold_a_sweep_is_one_spec_error(tmp_path: Path, make, why: str) -> None:  # noqa: ANN001
+    """FileExistsError, IsADirectoryError, ... came out raw from RunStore."""
+    out = tmp_path / "out"
+    out.mkdir()
+    make(out)
+    with pytest.raises(cdl.SpecError, match=rf"^out='{re.escape(str(out))}': cannot hold a sweep's results {why}"):
+        RunStore(out, writable=True)
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_a_folder_the_system_refuses_is_a_spec_error() -> None:
+    with pytest.raises(cdl.SpecError, match=r"^out='/proc': cannot hold a sweep's results \(/proc/runs: "):
+        RunStore("/proc", writable=True)

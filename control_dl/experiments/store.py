@@ -51,9 +51,10 @@ class RunStore:
     Raises
     ------
     SpecError
-        If ``writable`` and another process holds the lock, if not ``writable`` and there is no
-        index, or if ``index.sqlite`` is not a sweep's index (damaged, not SQLite, or another
-        program's database).
+        If ``writable`` and another process holds the lock or the folder cannot hold a sweep's
+        files (``runs`` or ``.lock`` of the wrong kind, a place the system refuses: named ``out``),
+        if not ``writable`` and there is no index, or if ``index.sqlite`` is not a sweep's index
+        (damaged, not SQLite, or another program's database: refused before anything is written).
     """
 
     def __init__(self, root: str | Path, writable: bool = False) -> None:
@@ -67,8 +68,13 @@ class RunStore:
             if os.path.lexists(self.index):  # refuse another program's file before writing anything
                 self._open_index(field, write=False, empty_ok=True, probe=True)
                 self.close()
-            (self.root / "runs").mkdir(parents=True, exist_ok=True)
-            self._lock = _take_lock(self.root / ".lock")
+            try:
+                (self.root / "runs").mkdir(parents=True, exist_ok=True)
+                self._lock = _take_lock(self.root / ".lock")
+            except OSError as exc:
+                raise spec_error(
+                    field, str(self.root), f"cannot hold a sweep's results ({exc.filename}: {exc.strerror or exc})"
+                ) from None
         elif not self.index.is_file():
             raise spec_error("runs", str(self.root), "no index.sqlite here: not a sweep folder")
         self._open_index(field, write=writable, empty_ok=writable)
