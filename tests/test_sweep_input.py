@@ -11,6 +11,7 @@ import pytest
 
 import control_dl as cdl
 from control_dl.experiments import RunStore, load_runs, load_sweep, run_sweep
+from control_dl.experiments.sweep import Run
 
 BASE = {"problem": {"name": "ring", "n_samples": 40}, "solver": {"preset": "lbfgsb", "max_iter": 5}}
 
@@ -87,3 +88,16 @@ def test_a_folder_that_cannot_hold_a_sweep_is_one_spec_error(tmp_path: Path, mak
 def test_a_folder_the_system_refuses_is_a_spec_error() -> None:
     with pytest.raises(cdl.SpecError, match=r"^out='/proc': cannot hold a sweep's results \(/proc/runs: "):
         RunStore("/proc", writable=True)
+
+
+def test_result_paths_are_absolute_with_a_relative_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rows' result_path, documented absolute, was relative to the working directory."""
+    monkeypatch.chdir(tmp_path)
+    run = Run("0123456789abcdef", {"problem": {}, "solver": {"solver": "lbfgsb"}, "seed": 0}, {"seed": 0})
+    with RunStore("out", writable=True) as store:
+        store.record(run, {"status": "converged", "result_path": store.result_file(run.run_id)})
+    expected = str(tmp_path / "out" / "runs" / "0123456789abcdef.npz")
+    assert [row["result_path"] for row in load_runs("out")] == [expected]
+    monkeypatch.chdir(tmp_path / "out")
+    with RunStore(".") as store:
+        assert [row["result_path"] for row in store.rows()] == [expected]

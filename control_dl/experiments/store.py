@@ -273,7 +273,7 @@ class RunStore:
             if (status is not None and row["status"] != status) or not _matches(keys, where or {}):
                 continue
             if row["result_path"]:
-                row["result_path"] = str(self.root / row["result_path"])
+                row["result_path"] = str(self._absolute_root / row["result_path"])
             out.append({**row, **{k: v for k, v in row["point"].items() if k not in row}})
         return out
 
