@@ -7,6 +7,7 @@ import re
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import control_dl as cdl
@@ -101,3 +102,32 @@ def test_result_paths_are_absolute_with_a_relative_folder(tmp_path: Path, monkey
     monkeypatch.chdir(tmp_path / "out")
     with RunStore(".") as store:
         assert [row["result_path"] for row in store.rows()] == [expected]
+
+
+@pytest.mark.parametrize(
+    ("seeds", "shown", "why"),
+    [
+        ([0, 0], "[0, 0]", "repeats 0: each seed runs once"),  # ran once without a word
+        ([1, 2, 1], "[1, 2, 1]", "repeats 1"),
+        ((3, 3), "[3, 3]", "repeats 3"),  # a dict spec is plain TOML data: a tuple is a list
+        (np.array([5, 5]), "[5, 5]", "repeats 5"),
+        ("0", "'0'", "must be a non-empty list of distinct integers"),  # was reported as seeds=['0']
+        ("01", "'01'", "must be a non-empty list"),  # was two seeds '0' and '1', then a type error
+        (3, "3", "must be a non-empty list"),  # a lone integer might mean three seeds
+        (np.zeros((1, 1), dtype=int), r"[[0]]", "must be a non-empty list"),
+        ([0, "1"], "[0, '1']", "must be a non-empty list"),
+        ([[0]], "[[0]]", "must be a non-empty list"),
+    ],
+)
+def test_seeds_must_be_a_list_of_distinct_integers(seeds: object, shown: str, why: str) -> None:
+    with pytest.raises(cdl.SpecError, match="^" + re.escape(f"seeds={shown}: {why}")):
+        load_sweep({**BASE, "seeds": seeds})
+    with pytest.raises(cdl.SpecError, match="^" + re.escape(f"seeds={shown}: {why}")):
+        load_sweep({**BASE, "grid": {"seeds": seeds}})  # the [grid] spelling of the same list
+
+
+def test_distinct_seeds_give_one_run_each() -> None:
+    for seeds in ([2, 0, 1], (2, 0, 1), np.array([2, 0, 1])):
+        runs = load_sweep({**BASE, "seeds": seeds}).runs()
+        assert [run.params["seed"] for run in runs] == [2, 0, 1]
+        assert all(type(run.params["seed"]) is int for run in runs)

@@ -3,7 +3,8 @@
 A sweep spec is a TOML document::
 
     name = "ring-depth"
-    seeds = [0, 1, 2]                 # solve(seed=...): the initial guess (and unset solver seeds)
+    seeds = [0, 1, 2]                 # solve(seed=...): the initial guess (and unset solver seeds);
+                                      # distinct integers >= 0, a list even for one seed
 
     [problem]
     name = "ring"                     # catalog name, or path = "my_problem.toml"
@@ -38,6 +39,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .._catalog import resolve
 from .._errors import SpecError, is_integer, spec_error
@@ -115,12 +118,24 @@ def run_id(params: dict[str, Any]) -> str:
 
 
 def _check_seeds(value: Any) -> tuple[int, ...]:
-    if not isinstance(value, list) or not value:
-        raise spec_error("seeds", value, "must be a non-empty list of integers >= 0")
-    for seed in value:
-        if not is_integer(seed) or not 0 <= seed < 2**32:
-            raise spec_error("seeds", value, "must be a non-empty list of integers in [0, 2**32)")
-    return tuple(value)
+    """``seeds`` as given (a list, tuple or 1-D array) → a tuple of distinct ints in [0, 2**32).
+
+    A lone integer is refused rather than taken as one seed: ``seeds = 3`` reads as well as "three
+    seeds". A repeated seed would run once while the spec asks for more runs, so it is refused too.
+    """
+    shown = value.tolist() if isinstance(value, np.ndarray) else value
+    why = "must be a non-empty list of distinct integers in [0, 2**32), e.g. seeds = [0, 1, 2]"
+    if isinstance(value, np.ndarray) and value.ndim != 1:
+        raise spec_error("seeds", shown, why)
+    if not isinstance(value, (list, tuple, np.ndarray)) or len(value) == 0:
+        raise spec_error("seeds", shown, why)
+    if not all(is_integer(seed) and 0 <= seed < 2**32 for seed in value):
+        raise spec_error("seeds", shown, why)
+    seeds = tuple(int(seed) for seed in value)
+    repeated = [seed for i, seed in enumerate(seeds) if seed in seeds[:i]]
+    if repeated:
+        raise spec_error("seeds", shown, f"repeats {repeated[0]}: each seed runs once, so give distinct seeds")
+    return seeds
 
 
 def _flatten_grid(grid: Any) -> dict[str, list[Any]]:
@@ -162,15 +177,17 @@ class SweepSpec:
         Key → list of values; the runs are the cartesian product. Keys are problem leaf keys,
         solver options, ``problem.<key>`` / ``solver.<key>`` to disambiguate, or ``problem`` /
         ``solver`` (lists of catalog names or paths).
-    seeds : tuple of int
-        Seeds of the initial guess; every grid point runs once per seed.
+    seeds : list or tuple of int
+        Seeds of the initial guess, distinct integers in [0, 2**32); every grid point runs once
+        per seed. A lone integer is refused (``seeds = 3`` might mean three seeds).
     name : str
         Label of the sweep.
 
     Raises
     ------
     SpecError
-        A field of the wrong type, or ``seeds`` not a non-empty list of integers in [0, 2**32).
+        A field of the wrong type, or ``seeds`` not a non-empty list of distinct integers in
+        [0, 2**32).
     """
 
     problem: str
@@ -186,7 +203,7 @@ class SweepSpec:
             if not isinstance(getattr(self, key), str):
                 raise spec_error(key, getattr(self, key), "must be a string")
         object.__setattr__(self, "grid", _flatten_grid(self.grid))
-        object.__setattr__(self, "seeds", _check_seeds(list(self.seeds)))
+        object.__setattr__(self, "seeds", _check_seeds(self.seeds))
 
     def runs(self) -> list[Run]:
         """Expand the grid: one :class:`Run` per grid point and seed, validated up front.
