@@ -131,3 +131,54 @@ def test_distinct_seeds_give_one_run_each() -> None:
         runs = load_sweep({**BASE, "seeds": seeds}).runs()
         assert [run.params["seed"] for run in runs] == [2, 0, 1]
         assert all(type(run.params["seed"]) is int for run in runs)
+
+
+CSV = "a,b,label\n" + "".join(f"{i / 10},{(-1) ** i / 3},{i % 2}\n" for i in range(12))
+PROBLEM = """
+name = "my-data"
+[data]
+dataset = "file"
+path = "data/m.csv"
+target = "label"
+[model]
+dim = 3
+[control]
+n_steps = 2
+"""
+
+
+@pytest.fixture
+def data_sweep(tmp_path: Path) -> Path:
+    """A sweep file in ``study/`` with its problem TOML and data files beside it."""
+    study = tmp_path / "study"
+    (study / "data").mkdir(parents=True)
+    (study / "data" / "m.csv").write_text(CSV)
+    (study / "data" / "m2.csv").write_text(CSV.replace("0.1,", "0.15,"))
+    (study / "problem.toml").write_text(PROBLEM)
+    return study
+
+
+@pytest.mark.parametrize(
+    "grid",
+    [
+        '"path" = ["data/m2.csv", "data/m.csv"]',
+        '"problem.path" = ["data/m2.csv", "data/m.csv"]',
+        'problem.path = ["data/m2.csv", "data/m.csv"]',  # a [grid.problem] table
+    ],
+)
+def test_grid_data_paths_are_relative_to_the_sweep_file(
+    data_sweep: Path, grid: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """They resolved against the working directory, unlike [problem] path and grid problem entries."""
+    spec = data_sweep / "sweep.toml"
+    spec.write_text(f'[problem]\npath = "problem.toml"\n[solver]\npreset = "lbfgsb"\n[grid]\n{grid}\n')
+    monkeypatch.chdir(data_sweep.parent)  # another folder than the sweep file's
+    runs = load_sweep(spec).runs()
+    assert [run.params["problem"]["data"]["path"] for run in runs] == [
+        str(data_sweep / "data" / "m2.csv"),
+        str(data_sweep / "data" / "m.csv"),
+    ]
+    (absolute,) = load_sweep(
+        {**BASE, "problem": {"path": str(data_sweep / "problem.toml")}, "grid": {"path": [str(data_sweep / "x.csv")]}}
+    ).runs()
+    assert absolute.params["problem"]["data"]["path"] == str(data_sweep / "x.csv")

@@ -312,7 +312,11 @@ def _route(key: str, values: list[Any], option_names: set[str]) -> str:
 
 
 def load_sweep(source: str | Path | dict[str, Any]) -> SweepSpec:
-    """Read a sweep spec from a TOML file (paths inside are relative to it) or a dict.
+    """Read a sweep spec from a TOML file or a dict.
+
+    The input files it names are relative to the TOML file (to the working directory for a dict):
+    ``[problem] path``, ``[solver] path``, grid ``problem`` / ``solver`` TOML paths and grid values
+    of the data ``path``.
 
     Parameters
     ----------
@@ -344,10 +348,7 @@ def load_sweep(source: str | Path | dict[str, Any]) -> SweepSpec:
     grid = doc.get("grid", {})
     if not isinstance(grid, dict):
         raise spec_error("grid", grid, "must be a table of key = [values]")
-    grid = {
-        k: [_relative(v, base) for v in vs] if k in ("problem", "solver") and isinstance(vs, list) else vs
-        for k, vs in grid.items()
-    }
+    grid = {key: _grid_paths(key, values, base) for key, values in grid.items()}
     seeds = doc.get("seeds", [0])
     if "seeds" in grid:
         if "seeds" in doc:
@@ -374,6 +375,40 @@ def _table(doc: dict[str, Any], section: str, source_keys: tuple[str, str]) -> d
         raise spec_error(section, table, f"needs exactly one of {list(source_keys)}")
     table["_source"] = table.pop(given[0])
     return table
+
+
+def _grid_paths(key: str, values: Any, base: Path) -> Any:
+    """Grid values that are paths, relative to the sweep file: problem and preset files, data files.
+
+    Parameters
+    ----------
+    key : str
+        The grid key: ``problem`` / ``solver`` (catalog names or TOML paths), the data ``path``
+        (bare, ``problem.path``, or in a ``[grid.problem]`` table).
+    values : object
+        Its values as written (not checked here).
+    base : Path
+        The sweep file's folder.
+
+    Returns
+    -------
+    object
+        The values, relative paths joined to ``base``.
+    """
+    if key in ("problem", "solver") and isinstance(values, list):
+        return [_relative(value, base) for value in values]
+    if key == "problem" and isinstance(values, dict):
+        return {sub: _grid_paths(f"problem.{sub}", sub_values, base) for sub, sub_values in values.items()}
+    if key in ("path", "problem.path") and isinstance(values, list):
+        return [_relative_file(value, base) for value in values]
+    return values
+
+
+def _relative_file(value: Any, base: Path) -> Any:
+    """A data file path relative to the sweep file (``~`` expanded); absolute paths and non-strings unchanged."""
+    if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+        return str(base / value)
+    return value
 
 
 def _relative(value: Any, base: Path) -> Any:
