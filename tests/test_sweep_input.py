@@ -12,7 +12,9 @@ import pytest
 
 import control_dl as cdl
 from control_dl.experiments import RunStore, load_runs, load_sweep, run_sweep
+from control_dl.experiments._task import execute_run
 from control_dl.experiments.sweep import Run
+from control_dl.problems.datafiles import file_sha256
 
 BASE = {"problem": {"name": "ring", "n_samples": 40}, "solver": {"preset": "lbfgsb", "max_iter": 5}}
 
@@ -178,7 +180,54 @@ def test_grid_data_paths_are_relative_to_the_sweep_file(
         str(data_sweep / "data" / "m2.csv"),
         str(data_sweep / "data" / "m.csv"),
     ]
-    (absolute,) = load_sweep(
-        {**BASE, "problem": {"path": str(data_sweep / "problem.toml")}, "grid": {"path": [str(data_sweep / "x.csv")]}}
+    absolute = str(data_sweep / "data" / "m.csv")
+    (run,) = load_sweep(
+        {**BASE, "problem": {"path": str(data_sweep / "problem.toml")}, "grid": {"path": [absolute]}}
     ).runs()
-    assert absolute.params["problem"]["data"]["path"] == str(data_sweep / "x.csv")
+    assert run.params["problem"]["data"]["path"] == absolute
+
+
+def test_an_edited_data_file_is_a_new_run(data_sweep: Path) -> None:
+    """Resume kept results computed on the old file (the file was not part of the run id) and
+    exporting such a run then failed: its data file had changed."""
+    spec = data_sweep / "sweep.toml"
+    spec.write_text('seeds = [0, 1]\n[problem]\npath = "problem.toml"\n[solver]\npreset = "lbfgsb"\nmax_iter = 3\n')
+    out = data_sweep / "out"
+    first = run_sweep(spec, out, progress=False)
+    csv = data_sweep / "data" / "m.csv"
+    assert [row["params"]["data_sha256"] for row in first] == [file_sha256(csv)] * 2
+    assert run_sweep(spec, out, progress=False) == first  # unchanged file: resumed, nothing re-run
+    csv.write_text(CSV.replace("0.2,", "0.25,"))
+    second = run_sweep(spec, out, progress=False)
+    assert {row["run_id"] for row in second}.isdisjoint(row["run_id"] for row in first)
+    assert [row["params"]["data_sha256"] for row in second] == [file_sha256(csv)] * 2
+    for row in second:  # results on the new data: they load with their problem rebuilt from the file
+        assert row["status"] != "failed", row["message"]
+        assert cdl.Result.load(row["result_path"]).problem.data.source["sha256"] == file_sha256(csv)
+    assert len(load_runs(out)) == 4  # the runs on the old file stay, recorded with its SHA-256
+
+
+def test_catalog_problems_have_no_data_hash() -> None:
+    """Ids of runs without a data file are unchanged by the hash."""
+    (run,) = load_sweep(BASE).runs()
+    assert sorted(run.params) == ["problem", "seed", "solver"]
+
+
+def test_a_data_file_that_cannot_be_read_is_named_before_any_run(data_sweep: Path) -> None:
+    doc = {**BASE, "problem": {"path": str(data_sweep / "problem.toml")}}
+    for bad, why in (("nope.csv", "No such file"), ("data", "Is a directory")):
+        with pytest.raises(
+            cdl.SpecError, match=rf"^path='{re.escape(str(data_sweep / bad))}': cannot read the data file \({why}"
+        ):
+            load_sweep({**doc, "grid": {"path": [str(data_sweep / bad)]}}).runs()
+
+
+def test_a_run_whose_data_file_changed_after_expansion_fails_and_says_so(data_sweep: Path) -> None:
+    """A file edited between the expansion and the worker's read must not give a result under the old hash."""
+    (run,) = load_sweep({**BASE, "problem": {"path": str(data_sweep / "problem.toml")}}).runs()
+    (data_sweep / "data" / "m.csv").write_text(CSV.replace("0.2,", "0.25,"))
+    target = data_sweep / "r.npz"
+    outcome = execute_run(run.params, str(target), "r.npz")
+    assert outcome["status"] == "failed" and not target.exists()
+    assert "the data file changed after the sweep was expanded" in outcome["message"]
+    assert "run the sweep again" in outcome["message"]

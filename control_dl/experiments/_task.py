@@ -77,7 +77,8 @@ def execute_run(params: dict[str, Any], result_path: str, relative_path: str) ->
     Parameters
     ----------
     params : dict
-        ``Run.params``: normalised problem spec, solver options and seed.
+        ``Run.params``: normalised problem spec, solver options and seed (and ``data_sha256``: a
+        data file that no longer has it fails the run rather than record a result on other data).
     result_path : str
         Where to save the Result (atomically).
     relative_path : str
@@ -89,12 +90,20 @@ def execute_run(params: dict[str, Any], result_path: str, relative_path: str) ->
         ``status``, metrics, ``message``, ``error`` (traceback text when the run raised) and
         ``result_path`` (None when no Result was written).
     """
+    from control_dl._errors import SpecError
     from control_dl.problems.spec import build_problem, normalise
     from control_dl.solvers.base import solve
     from control_dl.solvers.catalog import solver_from_options
 
     try:
         problem = build_problem(normalise(params["problem"]))
+        read = (problem.data.source or {}).get("sha256")
+        if "data_sha256" in params and read != params["data_sha256"]:
+            raise SpecError(
+                f"path={params['problem']['data']['path']!r}: the data file changed after the sweep was "
+                f"expanded (SHA-256 {params['data_sha256'][:12]}…, read {str(read)[:12]}…); run the sweep "
+                "again: the new file is a new run"
+            )
         options = dict(params["solver"])
         solver = solver_from_options(options.pop("solver"), options)
         result = solve(problem, solver, seed=params["seed"], progress=False)

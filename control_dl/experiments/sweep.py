@@ -26,7 +26,9 @@ loss metric), is a SpecError asking for its ``problem.`` / ``solver.`` prefix. S
 ``point`` says exactly what was varied, under the name the table shows and filters take; two grid
 keys for one parameter (``n_steps`` and ``problem.n_steps``) are a SpecError naming both.
 Each run's parameters are the *full* normalised problem spec, the full solver options and the
-seed; its id is a hash of them, so the same run always has the same id (resume, deduplication).
+seed, and for a problem read from a data file that file's SHA-256 (``data_sha256``); its id is a
+hash of them, so the same run always has the same id (resume, deduplication) and a run on an
+edited data file is a new run.
 """
 
 from __future__ import annotations
@@ -66,7 +68,8 @@ class Run:
         16 hex digits of the SHA-256 of ``params`` (canonical JSON).
     params : dict
         ``{"problem": normalised spec, "solver": {"solver": kind, **options}, "seed": int}``: all a
-        worker needs to rebuild and solve the run, with no file lookups.
+        worker needs to rebuild and solve the run, with no catalog lookups; a problem read from a
+        data file adds ``"data_sha256"``, the file's SHA-256, so a changed file is a new run.
     point : dict
         The grid values of this run under their grid keys (and ``seed``, the run seed), for
         tables and filters.
@@ -220,11 +223,15 @@ class SweepSpec:
         keys = list(self.grid)
         runs: dict[str, Run] = {}
         read = functools.cache(lambda kind, name: read_toml(resolve(kind, name)))
+        digest = functools.cache(_data_sha256)
         for values in itertools.product(*(self.grid[k] for k in keys)):
             point = dict(zip(keys, values, strict=True))
             problem_spec, solver = self._resolve(point, read)
+            data = problem_spec["data"]
+            file = {"data_sha256": digest(data["path"])} if data.get("dataset") == "file" and "path" in data else {}
             for seed in self.seeds:
-                params = json.loads(canonical_json({"problem": problem_spec, "solver": solver, "seed": seed}))
+                params = {"problem": problem_spec, "solver": solver, "seed": seed, **file}
+                params = json.loads(canonical_json(params))
                 rid = run_id(params)
                 runs.setdefault(rid, Run(rid, params, {**point, "seed": seed}))
         return list(runs.values())
@@ -255,6 +262,32 @@ class SweepSpec:
             (overrides if target == "problem" else options)[leaf] = value
         spec = normalise(problem_doc, overrides)
         return spec, solver_spec(solver_from_options(kind, options))
+
+
+def _data_sha256(path: str) -> str:
+    """SHA-256 of a run's data file (part of its parameters: a changed file is a new run).
+
+    Parameters
+    ----------
+    path : str
+        The absolute path of the problem's data file (as :func:`normalise` leaves it).
+
+    Returns
+    -------
+    str
+        64 hex digits.
+
+    Raises
+    ------
+    SpecError
+        Naming ``path`` when the file cannot be read (missing, a directory, no permission).
+    """
+    from ..problems.datafiles import file_sha256
+
+    try:
+        return file_sha256(path)
+    except OSError as exc:
+        raise spec_error("path", path, f"cannot read the data file ({exc.strerror or exc})") from None
 
 
 def _as_name(key: str, value: Any) -> str:
