@@ -231,3 +231,35 @@ def test_a_run_whose_data_file_changed_after_expansion_fails_and_says_so(data_sw
     assert outcome["status"] == "failed" and not target.exists()
     assert "the data file changed after the sweep was expanded" in outcome["message"]
     assert "run the sweep again" in outcome["message"]
+
+
+CHECKPOINTED = {**BASE, "solver": {**BASE["solver"], "checkpoint": "ck.npz", "checkpoint_every": 2}}
+
+
+@pytest.mark.parametrize(
+    ("doc", "points"),
+    [
+        ({**CHECKPOINTED, "seeds": [0, 1]}, "{'seed': 0} and {'seed': 1}"),
+        ({**CHECKPOINTED, "grid": {"n_steps": [2, 3]}}, "{'n_steps': 2, 'seed': 0} and {'n_steps': 3, 'seed': 0}"),
+        (  # one file spelled two ways
+            {**CHECKPOINTED, "grid": {"checkpoint": ["ck.npz", "./ck.npz"]}},
+            "{'checkpoint': 'ck.npz', 'seed': 0} and {'checkpoint': './ck.npz', 'seed': 0}",
+        ),
+    ],
+)
+def test_runs_sharing_a_checkpoint_file_are_refused(doc: dict, points: str) -> None:
+    """Two workers overwrote each other's checkpoint file."""
+    with pytest.raises(cdl.SpecError) as info:
+        load_sweep(doc).runs()
+    message = str(info.value)
+    assert (
+        message.startswith("checkpoint=")
+        and f"more than one run of this sweep would write this file (the runs at {points})" in message
+    )
+    assert "leave checkpoint out of a sweep" in message and "give each run its own file" in message
+
+
+def test_one_checkpoint_file_per_run_is_accepted() -> None:
+    runs = load_sweep({**CHECKPOINTED, "grid": {"checkpoint": ["a.npz", "b.npz"]}}).runs()
+    assert [run.params["solver"]["checkpoint"] for run in runs] == ["a.npz", "b.npz"]
+    assert len(load_sweep(CHECKPOINTED).runs()) == 1

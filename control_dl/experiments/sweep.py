@@ -38,6 +38,7 @@ import functools
 import hashlib
 import itertools
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -234,6 +235,7 @@ class SweepSpec:
                 params = json.loads(canonical_json(params))
                 rid = run_id(params)
                 runs.setdefault(rid, Run(rid, params, {**point, "seed": seed}))
+        _check_checkpoints(list(runs.values()))
         return list(runs.values())
 
     def _resolve(self, point: dict[str, Any], read: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -262,6 +264,38 @@ class SweepSpec:
             (overrides if target == "problem" else options)[leaf] = value
         spec = normalise(problem_doc, overrides)
         return spec, solver_spec(solver_from_options(kind, options))
+
+
+def _check_checkpoints(runs: list[Run]) -> None:
+    """Refuse a sweep in which two runs would write the same checkpoint file.
+
+    Parameters
+    ----------
+    runs : list of Run
+        The expanded runs.
+
+    Raises
+    ------
+    SpecError
+        Naming ``checkpoint``, the file and two of the runs (their grid points): runs in flight at
+        once would overwrite each other's checkpoint, and a resumed solve could start from another
+        run's w.
+    """
+    writers: dict[str, Run] = {}
+    for run in runs:
+        checkpoint = run.params["solver"].get("checkpoint")
+        if not isinstance(checkpoint, str) or not run.params["solver"].get("checkpoint_every"):
+            continue
+        first = writers.setdefault(os.path.abspath(os.path.expanduser(checkpoint)), run)
+        if first is not run:
+            raise spec_error(
+                "checkpoint",
+                checkpoint,
+                f"more than one run of this sweep would write this file (the runs at {first.point} and "
+                f"{run.point}), each overwriting the other's checkpoint; leave checkpoint out of a sweep "
+                "(every run's Result is saved in the sweep folder), or give each run its own file: a grid "
+                "over checkpoint with one file per grid point, and one seed",
+            )
 
 
 def _data_sha256(path: str) -> str:
