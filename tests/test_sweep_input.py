@@ -205,6 +205,7 @@ def test_an_edited_data_file_is_a_new_run(data_sweep: Path) -> None:
         assert row["status"] != "failed", row["message"]
         assert cdl.Result.load(row["result_path"]).problem.data.source["sha256"] == file_sha256(csv)
     assert len(load_runs(out)) == 4  # the runs on the old file stay, recorded with its SHA-256
+    assert load_runs(out, where={"data_sha256": file_sha256(csv)}) == second  # and a filter tells them apart
 
 
 def test_catalog_problems_have_no_data_hash() -> None:

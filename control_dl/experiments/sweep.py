@@ -487,7 +487,8 @@ def _relative(value: Any, base: Path) -> Any:
 
 def flat_params(params: dict[str, Any]) -> dict[str, Any]:
     """Flatten a run's parameters for filtering: ``seed``, ``solver`` (kind), problem leaf keys and
-    solver options by name, plus ``problem.<key>`` / ``solver.<key>`` for every key.
+    solver options by name, plus ``problem.<key>`` / ``solver.<key>`` for every key, and
+    ``data_sha256`` for a run on a data file.
 
     Parameters
     ----------
@@ -500,6 +501,8 @@ def flat_params(params: dict[str, Any]) -> dict[str, Any]:
         Flat key → value (the run seed wins over the data ``seed``, which stays ``problem.seed``).
     """
     flat: dict[str, Any] = {"seed": params.get("seed"), "solver": params["solver"].get("solver")}
+    if "data_sha256" in params:  # which version of its data file a run read
+        flat["data_sha256"] = params["data_sha256"]
     spec = params["problem"]
     flat["problem"] = spec.get("name")
     for section in SECTIONS:
