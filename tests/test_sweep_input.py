@@ -264,3 +264,12 @@ def test_one_checkpoint_file_per_run_is_accepted() -> None:
     runs = load_sweep({**CHECKPOINTED, "grid": {"checkpoint": ["a.npz", "b.npz"]}}).runs()
     assert [run.params["solver"]["checkpoint"] for run in runs] == ["a.npz", "b.npz"]
     assert len(load_sweep(CHECKPOINTED).runs()) == 1
+
+
+def test_the_runs_table_spells_booleans_as_where_takes_them() -> None:
+    """A user's report: the table printed standardize=False, which --where refused (it takes TOML's false)."""
+    from control_dl.experiments.store import runs_table
+
+    table = runs_table([{"run_id": "r1", "status": "converged", "point": {"standardize": False, "jit": True}}])
+    header, row = (line.split() for line in table.splitlines())
+    assert dict(zip(header, row, strict=False))["standardize"] == "false" and "true" in row

@@ -392,6 +392,8 @@ def runs_table(rows: list[dict[str, Any]], max_width: int = 40, grid_keys: list[
 def _cell(value: Any, max_width: int) -> str:
     if value is None:
         return "-"
+    if isinstance(value, bool):  # as --where takes it (TOML): standardize=false, not Python's False
+        return "true" if value else "false"
     if isinstance(value, float):
         return f"{value:.4g}"
     text = str(value).strip().splitlines()[-1] if isinstance(value, str) and value.strip() else str(value)
