@@ -523,3 +523,28 @@ def test_ipopt_gn_preset_is_damped_and_escapes_the_saddle_undamped_gn_stops_at()
     damped = cdl.solve(problem, preset, progress=False)
     assert undamped.status == "failed" and "saddle" in undamped.message
     assert damped.objective < 0.6 * undamped.objective and damped.accuracy > 0.8
+
+
+def test_ipopt_stops_failed_when_the_engine_fails_on_a_trial_point(small_ring, monkeypatch):
+    """A user's report: a Dask shard silent past its timeout during IPOPT's evaluation of a trial point
+    printed a traceback, IPOPT shortened the step and went on to max_iter; the guide says the solve
+    then ends 'failed' (as L-BFGS-B's does). One failure, of the objective callback only."""
+    import sys
+
+    from control_dl.engines._torch import TorchEngine
+
+    original, failed, flaky_calls = TorchEngine.evaluate, [], []
+
+    def flaky(self, w, gradient=True):
+        caller = sys._getframe(1)
+        from_callback = type(caller.f_locals.get("self")).__name__ == "_Cache"
+        if from_callback and not failed and len(flaky_calls) > 6:
+            failed.append(True)
+            raise RuntimeError("shard 1: no answer to evaluate in 3.0 s")
+        flaky_calls.append(from_callback)
+        return original(self, w, gradient)
+
+    monkeypatch.setattr(TorchEngine, "evaluate", flaky)
+    result = cdl.solve(small_ring, cdl.Direct(hessian="lbfgs", engine="torch", max_iter=40), progress=False)
+    assert failed, "the objective callback was never called"
+    assert result.status == "failed" and "no answer to evaluate" in result.message, result.message

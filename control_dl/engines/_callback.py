@@ -27,13 +27,18 @@ class _Cache:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.points: dict[bytes, tuple[float, np.ndarray]] = {}
+        self.errors: list[RuntimeError] = []
 
     def __call__(self, w: np.ndarray) -> tuple[float, np.ndarray]:
         key = w.tobytes()
         if key not in self.points:
             if len(self.points) >= CACHE_SIZE:
                 self.points.pop(next(iter(self.points)))
-            ev = self.engine.evaluate(w)
+            try:
+                ev = self.engine.evaluate(w)
+            except RuntimeError as exc:  # a Dask shard silent past its timeout: kept for the solver to stop on
+                self.errors.append(exc)
+                raise
             self.points[key] = (ev.objective, ev.gradient)
         return self.points[key]
 
@@ -88,6 +93,11 @@ class _Objective(ca.Callback):
     def eval(self, arg: list[ca.DM]) -> list[ca.DM]:
         j, _ = self.cache(np.asarray(arg[0], dtype=np.float64).ravel())
         return [ca.DM(j)]
+
+    @property
+    def errors(self) -> list[RuntimeError]:
+        """The engine's errors during the solve (IPOPT takes a failed f as a step to shorten, and goes on)."""
+        return self.cache.errors
 
     def has_jacobian(self) -> bool:
         return True

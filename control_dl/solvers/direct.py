@@ -603,6 +603,9 @@ class Direct:
         def on_iterate(z: np.ndarray, f: float) -> bool:
             # log J at w by simulation (IPOPT's f belongs to the NLP's own states); for collocation
             # IPOPT's f (the collocation objective) is kept beside it as nlp_objective
+            if callback is not None and callback.errors:  # the engine failed on a trial point: stop, as guided
+                engine_errors.extend(callback.errors)
+                return True
             try:
                 return log_iterate(z[: tr.n_w], **({"nlp_objective": f} if collocation else {}))
             except RuntimeError as exc:  # the engine failed (a Dask engine without workers): stop IPOPT
@@ -621,7 +624,7 @@ class Direct:
             hessian = transcriptions.gauss_newton_hessian(tr, self.casadi_model(problem), self.gauss_newton_damping)
             options["hess_lag"] = hessian if self.nlp == "ipopt" else transcriptions.symmetric_hessian(hessian)
         bounds = {"lbx": tr.lbz, "ubx": tr.ubz, "lbg": tr.lbg, "ubg": tr.ubg}
-        objective, _callback = self.objective_for_ipopt(problem, tr, engine)
+        objective, callback = self.objective_for_ipopt(problem, tr, engine)
         nlp = {"x": tr.z, "f": objective, "g": tr.g}
         label = "IPOPT" if self.nlp == "ipopt" else "sqpmethod"
         try:
