@@ -295,4 +295,11 @@ def worker_start_error(field: str, value: object, what: str, cause: BaseExceptio
     reason = _main_script_lacks_guard()
     if reason is not None:
         return _spawn_error(field, value, what, reason)
-    return spec_error(field, value, f"could not start {what}: {type(cause).__name__}: {cause}")
+    hint = ""
+    if "Nanny failed to start" in str(cause) or "bootstrapping phase" in str(cause):
+        # the children re-ran the script's top level: a guard exists, but the solve sits outside it
+        hint = (
+            '; the children re-import the main script: if it solves outside `if __name__ == "__main__":` '
+            "(the guard exists but does not hold the solve), move the solve into it"
+        )
+    return spec_error(field, value, f"could not start {what}: {type(cause).__name__}: {cause}{hint}")

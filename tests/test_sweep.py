@@ -485,6 +485,10 @@ def test_worker_start_error_names_the_main_script_only_when_it_is_the_cause(
     assert ("OSError: port in use" in message) == (expected is None)
     if expected is None:  # the check before starting anything lets it through
         _errors.require_rerunnable_main("workers", 2, "the pool")
+        # a guarded script that solves outside its guard: the children re-ran it (a user's ~550 lines
+        # of tracebacks ended in "Nanny failed to start" without a word about the guard)
+        nanny = str(_errors.worker_start_error("engine", "Dask", "the workers", RuntimeError("Nanny failed to start")))
+        assert "move the solve into it" in nanny and "port in use" not in nanny
     else:  # and refuses with the message the pool's failure would have given
         with pytest.raises(SpecError, match=re.escape(message)):
             _errors.require_rerunnable_main("workers", 2, "the pool")
