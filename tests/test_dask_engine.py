@@ -436,6 +436,23 @@ def test_a_closed_client_is_a_spec_error(ring):
             make_engine(Dask(closed, local=LOCAL), ring, ring.data.x_train, ring.targets)
 
 
+def test_a_client_closed_during_a_solve_is_named_not_a_lost_worker(ring):
+    """A user's report: closing one's own Client mid-solve failed with 'shard 0 could not be rebuilt
+    after its worker was lost: ... AttributeError('NoneType' object has no attribute 'run_function')'."""
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None, scheduler_kwargs=NO_HTTP_PORT
+    ) as cluster:
+        own = distributed.Client(cluster)
+        engine = make_engine(Dask(own, local=LOCAL), ring, ring.data.x_train, ring.targets)
+        engine.evaluate(ring.initial_guess())
+        own.close()
+        with pytest.raises(
+            DaskEngineError, match=r"^the Dask Client this engine uses was closed \(client status 'closed'\)"
+        ):
+            engine.evaluate(ring.initial_guess())
+        engine.close()
+
+
 def test_cli_solve_on_a_running_scheduler(client, tmp_path, capsys):
     """``control-dl solve --engine dask --scheduler ADDRESS --transport socket`` trains through the cluster."""
     from control_dl.cli import main

@@ -887,6 +887,11 @@ class DaskEngine(Engine):
         DaskEngineError
             The scheduler cannot be reached.
         """
+        if self.client.status in ("closing", "closed"):  # a Client passed in and closed by its owner mid-solve
+            raise DaskEngineError(
+                f"the Dask Client this engine uses was closed (client status {self.client.status!r}): keep it open "
+                "until the solve ends"
+            )
         try:
             return list(self.client.run_on_scheduler(lambda dask_scheduler: sorted(dask_scheduler.workers)))
         except Exception as exc:  # OSError, CommClosedError, TimeoutError: the scheduler is gone
@@ -1138,6 +1143,8 @@ class DaskEngine(Engine):
                         logger.warning("shard %d: its call to %s broke; %s", i, self._shards[i].worker, again)
                         self._shards[i].hang_up()  # over direct connections, _fire dials again
                     else:
+                        if self.client.status in ("closing", "closed"):  # not a lost worker: the Client went
+                            self._worker_addresses()  # raises the DaskEngineError that says so
                         try:
                             self._rebuild(i)
                         except Exception as exc:
