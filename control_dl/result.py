@@ -616,14 +616,14 @@ def _check_solved_on(result: Result, problem: TrainingProblem) -> None:
         check_same_network,
         describe_difference,
         fingerprint_difference,
-        problem_fingerprint,
+        network_fingerprint,
     )
 
     saved = (result.fingerprint or {}).get("network")
     if not isinstance(saved, dict):  # a file from before fingerprints: its spec's model
         check_same_network(problem, result.problem_spec, "problem")
         return
-    difference = fingerprint_difference(saved, problem_fingerprint(problem)["network"], "network")
+    difference = fingerprint_difference(saved, network_fingerprint(problem), "network")
     if difference is not None:
         where = describe_difference(difference, "in the result", "in this problem")
         raise spec_error(

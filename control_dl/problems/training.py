@@ -945,13 +945,37 @@ def problem_fingerprint(problem: TrainingProblem) -> dict[str, Any]:
         ``{"network": {...}, "cost": {...}, "data": {...}}`` of JSON types only;
         :func:`fingerprint_difference` compares two.
     """
+    data = problem.data
+    cost = {"cost": _described(problem.cost), "constraints": _described(problem.constraints)}
+    split = {name: _digest(getattr(data, name)) for name in ("x_train", "y_train", "x_test", "y_test")}
+    classes = list(data.class_names) if data.class_names is not None else None
+    return {
+        "network": network_fingerprint(problem),
+        "cost": cost,
+        "data": {"task": data.task, "class_names": classes, **split},
+    }
+
+
+def network_fingerprint(problem: TrainingProblem) -> dict[str, Any]:
+    """The ``network`` part of :func:`problem_fingerprint` alone (no digest of the data arrays).
+
+    Parameters
+    ----------
+    problem : TrainingProblem
+        The problem.
+
+    Returns
+    -------
+    dict
+        ``{"model", "grid", "inputs", "outputs", "n_params"}`` of JSON types only.
+    """
     dynamics, data = problem.dynamics, problem.data
     if type(dynamics) is Flow:
         model = {"field": _described(dynamics.field), "dim": problem.dim, "lift": problem.lift}
         grid = {"control": _described(dynamics.control), "horizon": dynamics.horizon, "integrator": dynamics.integrator}
     else:
         model, grid = {"dynamics": _described(dynamics), "lift": problem.lift}, {}
-    network = {
+    return {
         "model": model,
         "grid": grid,
         "inputs": {
@@ -962,10 +986,6 @@ def problem_fingerprint(problem: TrainingProblem) -> dict[str, Any]:
         "outputs": {"n_out": problem.layout.n_out, "readout": problem.dynamics.has_readout},
         "n_params": problem.n_params,
     }
-    cost = {"cost": _described(problem.cost), "constraints": _described(problem.constraints)}
-    split = {name: _digest(getattr(data, name)) for name in ("x_train", "y_train", "x_test", "y_test")}
-    classes = list(data.class_names) if data.class_names is not None else None
-    return {"network": network, "cost": cost, "data": {"task": data.task, "class_names": classes, **split}}
 
 
 def fingerprint_difference(saved: Any, current: Any, path: str = "") -> tuple[str, Any, Any] | None:
@@ -1120,7 +1140,7 @@ def check_same_network(
 
 def _network_identity(problem: TrainingProblem) -> dict[str, Any]:
     """What :func:`check_same_network` compares: the fingerprint's model, and the control less its grid."""
-    network = problem_fingerprint(problem)["network"]
-    control = dict(network.get("grid", {}).get("control") or {})
+    network = network_fingerprint(problem)
+    control = dict(network["grid"].get("control") or {})
     control.pop("n_steps", None)
     return {"model": network["model"], "control": control}
