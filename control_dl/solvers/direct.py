@@ -253,7 +253,7 @@ class Direct:
         object.__setattr__(self, "checkpoint", check_checkpoint(self.checkpoint, self.checkpoint_every))
         self._check_collocation()
         check_choice("parallelization", self.parallelization, ("serial", "thread"))
-        if self.parallelization != "serial" and self.nlp in ("lbfgsb", "trust-ncg") and self.jit:
+        if self._thread_map_unused(self.jit, self.parallelization):
             raise spec_error(
                 "parallelization",
                 self.parallelization,
@@ -345,12 +345,7 @@ class Direct:
                     "parallelization=...))",
                 )
         spec = self.engine
-        if (
-            self.nlp in ("lbfgsb", "trust-ncg")
-            and isinstance(spec, Casadi)
-            and spec.jit
-            and spec.parallelization != "serial"
-        ):
+        if isinstance(spec, Casadi) and self._thread_map_unused(spec.jit, spec.parallelization):
             raise spec_error(
                 "engine",
                 spec,
@@ -361,6 +356,11 @@ class Direct:
             raise spec_error(
                 "engine", self.engine, f"nlp={self.nlp!r} builds its NLP from CasADi Functions: use 'auto' or 'casadi'"
             )
+
+    def _thread_map_unused(self, jit: bool, parallelization: str) -> bool:
+        """Whether a threaded CasADi map would never run: the scipy NLPs evaluate only the compiled
+        J, ∇J (and G·v), and compiled code is serial."""
+        return self.nlp in ("lbfgsb", "trust-ncg") and jit and parallelization != "serial"
 
     @property
     def takes_any_engine(self) -> bool:
