@@ -254,6 +254,23 @@ def _whole_numbers_as_classes(y: np.ndarray) -> np.ndarray:
     The one rule of every data file (CSV cells, an .npy column): a label column written as floats
     holds classes when no value has a fraction, else regression targets.
     """
-    if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+    if y.dtype.kind == "f" and all_whole_numbers(y):
         return y.astype(np.int64)
     return y
+
+
+def all_whole_numbers(values: np.ndarray) -> bool:
+    """Whether ``values`` are all finite whole numbers (``1.0``, not ``1.5``): labels written as floats
+    that read as classes (in data files), or that look like classes (arrays: a warning).
+
+    Parameters
+    ----------
+    values : ndarray
+        Numbers, any shape.
+
+    Returns
+    -------
+    bool
+        True when no value is NaN, infinite or fractional.
+    """
+    return bool(np.all(np.isfinite(values)) and np.all(values == np.round(values)))

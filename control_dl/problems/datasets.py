@@ -21,6 +21,7 @@ import numpy as np
 
 from .._errors import SpecError, check_bool, check_positive_int, is_integer, is_number, spec_error
 from .._files import as_path
+from .datafiles import all_whole_numbers
 
 logger = logging.getLogger(__name__)
 
@@ -608,7 +609,7 @@ def encode_labels(
 
 def _warn_if_classes(values: np.ndarray) -> None:
     """Warn when float targets taken for regression look like class labels (few whole numbers)."""
-    if not np.all(np.isfinite(values)) or np.any(values != np.round(values)):
+    if not all_whole_numbers(values):
         return
     distinct = np.unique(values)
     if distinct.size <= min(FEW_CLASSES, values.size // 2):
